@@ -178,6 +178,7 @@ oxyroot can iterate over  branch which contains :
 // #![deny(unused_imports)]
 
 // Show which crate feature enables conditionally compiled APIs in documentation.
+#![allow(unexpected_cfgs, mismatched_lifetime_syntaxes)]
 #![cfg_attr(doc_cfg, feature(doc_cfg))]
 
 extern crate core;

@@ -1,13 +1,16 @@
-use flate2::read::ZlibDecoder;
 use lz4::block::decompress_to_buffer as LZ4_decompress_to_buffer;
 use std::io::Read;
-use xz2::read::XzDecoder;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Why a compressed ROOT record could not be decompressed.
 #[derive(Debug)]
 pub enum Error {
     Io(std::io::Error),
+    /// The record is damaged or does not follow ROOT's compression framing.
+    Corrupt(String),
+    /// The record uses an algorithm this crate does not read (ROOT's old "CS" format).
+    Unsupported(String),
 }
 
 impl From<std::io::Error> for Error {
@@ -15,6 +18,18 @@ impl From<std::io::Error> for Error {
         Error::Io(e)
     }
 }
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Corrupt(m) => write!(f, "corrupt compressed data: {m}"),
+            Error::Unsupported(m) => write!(f, "unsupported compression: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 // Note: this contains ZL[src][dst] where src and dst are 3 bytes each.
 const HEADER_SIZE: usize = 9;
@@ -54,61 +69,97 @@ fn kind_of(buf: &[u8]) -> Kind {
     }
 }
 
-pub fn decompress(dst: &mut [u8], mut src: &[u8]) -> Result<usize> {
-    let _beg = 0;
-    let mut end = 0;
-    let buflen = dst.len() as i64;
-    let mut hdr = [0_u8; HEADER_SIZE];
+/// Name of the algorithm of one compressed record ("zlib", "lzma", "lz4", "zstd"), from its
+/// first block header; `None` when `buf` does not start with a ROOT compression header.
+pub fn algorithm_name(buf: &[u8]) -> Option<&'static str> {
+    if buf.len() < HEADER_SIZE {
+        return None;
+    }
+    match kind_of(buf) {
+        Kind::Zlib => Some("zlib"),
+        Kind::Lzma => Some("lzma"),
+        Kind::LZ4 => Some("lz4"),
+        Kind::Zstd => Some("zstd"),
+        Kind::OldCompression => Some("old"),
+        _ => None,
+    }
+}
 
-    // let mut v =
+thread_local! {
+    static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
+        std::cell::RefCell::new(libdeflater::Decompressor::new());
+}
 
-    while end < buflen {
-        // let src = src.as_mut();
-        src.read_exact(&mut hdr)?;
-        // let _ = src.read_exact(dst)?;
-        // let _ = src.read_exact(dst)?;
-
-        let _srcsz = hdr[3] as i64 | (hdr[4] as i64) << 8 | (hdr[5] as i64) << 16;
-        let tgtsz = hdr[6] as i64 | (hdr[7] as i64) << 8 | (hdr[8] as i64) << 16;
-        // let tgtsz = hdr[6]) | int64(hdr[7])<<8 | int64(hdr[8])<<16
-        end += tgtsz;
-
-        match kind_of(hdr.as_ref()) {
-            Kind::Inherit => {
-                unimplemented!()
-            }
-            Kind::UseGlobal => {
-                unimplemented!()
-            }
-
-            Kind::Zlib => {
-                let mut d = ZlibDecoder::new(src);
-                d.read_exact(dst.as_mut())?;
-                return Ok(0);
-            }
+/// Decompresses one ROOT record into `dst`, which must have exactly the uncompressed size.
+///
+/// ROOT splits a record into blocks of at most 16 MiB, each with a 9-byte header (algorithm,
+/// method, 3-byte compressed size, 3-byte uncompressed size); all blocks are decoded in turn.
+/// Every failure is an error, never a panic: lengths are checked against both buffers.
+pub fn decompress(dst: &mut [u8], src: &[u8]) -> Result<usize> {
+    let mut done = 0usize;
+    let mut pos = 0usize;
+    while done < dst.len() {
+        let hdr = src.get(pos..pos + HEADER_SIZE).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "block header at byte {pos} lies past the end of the {}-byte record",
+                src.len()
+            ))
+        })?;
+        let csize = hdr[3] as usize | (hdr[4] as usize) << 8 | (hdr[5] as usize) << 16;
+        let usize_ = hdr[6] as usize | (hdr[7] as usize) << 8 | (hdr[8] as usize) << 16;
+        let block = src
+            .get(pos + HEADER_SIZE..pos + HEADER_SIZE + csize)
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "block at byte {pos} claims {csize} compressed bytes, record has {}",
+                    src.len()
+                ))
+            })?;
+        let remaining = dst.len() - done;
+        let out = dst.get_mut(done..done + usize_).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "block claims {usize_} uncompressed bytes, only {remaining} expected"
+            ))
+        })?;
+        let got = match kind_of(hdr) {
+            Kind::Zlib => INFLATER
+                .with(|d| d.borrow_mut().zlib_decompress(block, out))
+                .map_err(|e| Error::Corrupt(format!("zlib: {e}")))?,
             Kind::Lzma => {
-                let mut d = XzDecoder::new(src);
-                d.read_exact(dst.as_mut())?;
-            }
-            Kind::OldCompression => {
-                unimplemented!()
+                let mut d = xz2::read::XzDecoder::new(block);
+                d.read_exact(out)
+                    .map_err(|e| Error::Corrupt(format!("lzma: {e}")))?;
+                out.len()
             }
             Kind::LZ4 => {
-                LZ4_decompress_to_buffer(&src[8..], Some(dst.len() as i32), dst)?;
-                return Ok(0);
-                // let mut d = LZ4Decoder::new(src)?;
-                // d.read_exact(dst.as_mut())?;
+                // An 8-byte xxhash64 checksum precedes the LZ4 block.
+                let body = block
+                    .get(8..)
+                    .ok_or_else(|| Error::Corrupt("lz4 block shorter than its checksum".into()))?;
+                LZ4_decompress_to_buffer(body, Some(out.len() as i32), out)
+                    .map_err(|e| Error::Corrupt(format!("lz4: {e}")))?
             }
-            Kind::Zstd => {
-                unimplemented!()
+            Kind::Zstd => zstd::bulk::decompress_to_buffer(block, out)
+                .map_err(|e| Error::Corrupt(format!("zstd: {e}")))?,
+            Kind::OldCompression => {
+                return Err(Error::Unsupported("ROOT's old 'CS' algorithm".into()))
             }
-            Kind::UndefinedCompression => {
-                unimplemented!()
+            _ => {
+                return Err(Error::Corrupt(format!(
+                    "unknown compression magic {:?} at byte {pos}",
+                    String::from_utf8_lossy(&hdr[..2])
+                )))
             }
+        };
+        if got != usize_ {
+            return Err(Error::Corrupt(format!(
+                "block decoded to {got} bytes, header says {usize_}"
+            )));
         }
+        done += usize_;
+        pos += HEADER_SIZE + csize;
     }
-
-    Ok(0)
+    Ok(done)
 }
 
 fn root_compress_algo_level(algo: i32) -> (Kind, i32) {

@@ -188,3 +188,13 @@ pub const LEAF_C: i16 = 1;
 // NtupleD                  = 1  // ROOT version for TNtupleD
 /// ROOT version for TTree
 pub const TREE: i16 = 20;
+
+/// Highest class versions the *reader* accepts, where newer than what the writer emits. ROOT only
+/// appends members in these newer versions; `RBuffer::check_header` skips what is not read by
+/// the object's byte count, so the known members keep their layout.
+pub mod read {
+    /// ROOT 6.40 writes TStreamerInfo version 10.
+    pub const STREAMER_INFO: i16 = 10;
+    /// ROOT 6.40 writes TAttMarker version 3.
+    pub const ATT_MARKER: i16 = 3;
+}

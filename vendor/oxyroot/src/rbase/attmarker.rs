@@ -27,11 +27,11 @@ impl Unmarshaler for AttMarker {
     fn unmarshal(&mut self, r: &mut RBuffer) -> crate::rbytes::Result<()> {
         let hdr = r.read_header(self.class())?;
 
-        if hdr.vers > rvers::ATT_MARKER {
+        if hdr.vers > rvers::read::ATT_MARKER {
             return Err(crate::rbytes::Error::VersionTooHigh {
                 class: self.class().into(),
                 version_read: hdr.vers,
-                max_expected: rvers::ATT_MARKER,
+                max_expected: rvers::read::ATT_MARKER,
             });
         }
 

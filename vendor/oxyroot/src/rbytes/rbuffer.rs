@@ -26,30 +26,38 @@ impl<'a> Rbuff<'a> {
     //     Ok(buf)
     // }
 
-    fn extract_const_n<const N: usize>(&mut self) -> Result<&[u8]> {
-        let buf = &self.p[self.c..(self.c + N)];
-        self.c += N;
+    /// The next `n` bytes, or an error when fewer remain (damaged length or truncated buffer).
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.c.checked_add(n).filter(|&e| e <= self.p.len()).ok_or_else(|| {
+            crate::rbytes::Error::Misc(format!(
+                "read of {n} bytes at position {} runs past the end of a {}-byte buffer",
+                self.c,
+                self.p.len()
+            ))
+        })?;
+        let buf = &self.p[self.c..end];
+        self.c = end;
         Ok(buf)
+    }
+
+    fn extract_const_n<const N: usize>(&mut self) -> Result<&[u8]> {
+        self.take(N)
     }
 
     fn extract_as_array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let buf: [u8; N] = self.p[self.c..(self.c + N)].as_ref().try_into()?;
-        self.c += N;
-        Ok(buf)
+        Ok(self.take(N)?.try_into()?)
     }
 
     fn extract_n(&mut self, n: usize) -> Result<&[u8]> {
-        let buf = &self.p[self.c..(self.c + n)];
-        self.c += n;
-        Ok(buf)
+        self.take(n)
     }
 
     fn extract_until<F>(&mut self, n: usize, pred: F) -> Result<&'a [u8]>
     where
         F: FnMut(&u8) -> bool,
     {
-        let m = min(self.c + n, self.p.len());
-        let buf = &self.p[self.c..m];
+        let m = min(self.c.saturating_add(n), self.p.len());
+        let buf = self.p.get(self.c..m).unwrap_or(&[]);
         let mut iter = buf.split(pred);
         if let Some(buf) = iter.next() {
             self.c += buf.len() + 1;
@@ -68,10 +76,10 @@ impl<'a> Read for Rbuff<'a> {
         if self.c >= self.p.len() {
             return Ok(0);
         }
-
-        buf.copy_from_slice(&self.p[self.c..self.c + buf.len()]);
-        self.c += buf.len();
-        Ok(buf.len())
+        let n = buf.len().min(self.p.len() - self.c);
+        buf[..n].copy_from_slice(&self.p[self.c..self.c + n]);
+        self.c += n;
+        Ok(n)
 
         // fn copy_slice(dst: &mut [u8], src: &[u8]) -> usize {
         //     let mut c = 0;
@@ -134,9 +142,9 @@ impl<'a> RBuffer<'a> {
     }
 
     pub fn set_pos(&mut self, pos: i64) {
+        // A negative position (damaged offset) parks the cursor at the end: the next read fails.
         let pos = pos - self.offset as i64;
-        assert!(pos >= 0);
-        self.r.c = pos as usize;
+        self.r.c = if pos >= 0 { pos as usize } else { self.r.p.len() };
     }
 
     pub fn skip(&mut self, s: i64) -> Result<()> {
@@ -203,6 +211,32 @@ impl<'a> RBuffer<'a> {
         const SIZE: usize = size_of::<i32>();
         let buf = self.r.extract_as_array::<SIZE>()?;
         Ok(i32::from_be_bytes(buf))
+    }
+
+    /// Reads `n` big-endian values of `size` bytes after checking that `n` is a count the
+    /// remaining buffer can hold: a damaged count gives an error, never a huge allocation.
+    pub(crate) fn checked_count(&self, n: i64, size: usize, what: &str) -> Result<usize> {
+        if n < 0 || n.saturating_mul(size as i64) > self.len() {
+            return Err(Misc(format!(
+                "{what}: count {n} does not fit in the {} bytes left (damaged stream)",
+                self.len()
+            )));
+        }
+        Ok(n as usize)
+    }
+
+    pub(crate) fn read_vec_i32(&mut self, n: i32, what: &str) -> Result<Vec<i32>> {
+        let n = self.checked_count(n as i64, 4, what)?;
+        let mut v = vec![0; n];
+        self.read_array_i32(&mut v)?;
+        Ok(v)
+    }
+
+    pub(crate) fn read_vec_i64(&mut self, n: i32, what: &str) -> Result<Vec<i64>> {
+        let n = self.checked_count(n as i64, 8, what)?;
+        let mut v = vec![0; n];
+        self.read_array_i64(&mut v)?;
+        Ok(v)
     }
 
     pub fn read_array_i32(&mut self, arr: &mut [i32]) -> Result<()> {
@@ -371,9 +405,10 @@ impl<'a> RBuffer<'a> {
                     start + kMapOffset
                 );
                 self.refs.insert(start + kMapOffset, Func(*fct));
-                // todo!()
             } else {
-                todo!()
+                return Err(Misc(format!(
+                    "object of class '{cname}' without a byte count is not supported"
+                )));
             }
 
             let mut obj: Box<dyn rtypes::FactoryItemRead> = fct();
@@ -388,14 +423,6 @@ impl<'a> RBuffer<'a> {
             // obj.unmarshal(self);
             self.read_boxed_object(&mut obj)?;
 
-            if vers > 0 {
-
-                // self.refs.insert(beg + kMapOffset, Obj(&obj));
-                // todo!()
-            } else {
-                todo!()
-            }
-
             Ok(Some(obj))
         } else {
             // trace!(";rbuffer.ReadObjectAny.default.{}", tag64);
@@ -408,9 +435,9 @@ impl<'a> RBuffer<'a> {
 
             // trace!(";rbuffer.ReadObjectAny.default.{}.uref: {}", tag64, uref);
 
-            let fct = self.refs.get(&uref);
-            assert!(fct.is_some());
-            let fct = fct.unwrap();
+            let fct = self.refs.get(&uref).ok_or_else(|| {
+                Misc(format!("reference to unknown class tag {uref} (damaged stream)"))
+            })?;
 
             // let fct = if let Func(fct) = fct {
             //     fct
@@ -483,7 +510,29 @@ impl<'a> RBuffer<'a> {
         Ok(hdr)
     }
 
-    pub(crate) fn check_header(&self, _: &Header) -> Result<()> {
+    /// Moves to the end of the object that `hdr` opened, using its byte count. An object
+    /// written by a newer class version may carry trailing members this reader does not know;
+    /// they are skipped, as ROOT itself does. Reading past the object's end is an error.
+    pub(crate) fn check_header(&mut self, hdr: &Header) -> Result<()> {
+        if hdr.len == 0 {
+            return Ok(());
+        }
+        let end = hdr.pos + hdr.len as i64 + 4;
+        if self.pos() < end {
+            if end - self.pos() > self.len() {
+                return Err(crate::rbytes::Error::Misc(format!(
+                    "object '{}' claims {} bytes, past the end of its buffer",
+                    hdr._name, hdr.len
+                )));
+            }
+            self.set_pos(end);
+        } else if self.pos() > end {
+            return Err(crate::rbytes::Error::Misc(format!(
+                "read {} bytes past the end of object '{}' (damaged byte count or stream)",
+                self.pos() - end,
+                hdr._name
+            )));
+        }
         Ok(())
     }
 
@@ -501,7 +550,9 @@ impl<'a> RBuffer<'a> {
             return Ok(());
         }
 
-        unimplemented!("version <= 1 && !class.is_empty()");
+        Err(Misc(format!(
+            "class '{class}' with version {version} <= 1 is not supported"
+        )))
     }
     pub fn set_skip_header(&mut self, skip_header: Option<i32>) {
         self.skip_header = skip_header;

@@ -32,6 +32,12 @@ pub enum Error {
     RCompress(crate::rcompress::Error),
     RTypes(crate::rtypes::error::Error),
     Rdict(crate::rdict::Error),
+    /// A record's position or length points past the end of the file (truncated or damaged).
+    ReadPastEnd {
+        start: u64,
+        len: u64,
+        file_len: u64,
+    },
     FileIsOpenedWriteOnly,
     FileIsOpenedReadOnly,
     FileIsNotOpened,
@@ -46,7 +52,15 @@ pub enum Error {
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "IO/Root Error: {:?}", self)
+        match self {
+            Error::ReadPastEnd { start, len, file_len } => write!(
+                f,
+                "record of {len} bytes at offset {start} lies past the end of the {file_len}-byte file (truncated or damaged)"
+            ),
+            Error::RCompress(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "{e}"),
+            _ => write!(f, "IO/Root Error: {:?}", self),
+        }
     }
 }
 

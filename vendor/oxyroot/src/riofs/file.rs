@@ -61,12 +61,14 @@ impl RootFileHeader {
 pub(crate) struct RootFileReader {
     path: PathBuf,
     reader: Option<BufReader<File>>,
+    /// Size of the file when it was opened: no read may go past it, so a damaged length field
+    /// gives an error instead of a huge allocation.
+    len: u64,
 }
 
 impl Display for RootFileReader {
     fn fmt(&self, f: &mut Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.path.to_str().unwrap())?;
-        Ok(())
+        write!(f, "{}", self.path.display())
     }
 }
 
@@ -76,28 +78,44 @@ impl RootFileReader {
         P: AsRef<Path>,
     {
         let f = File::open(path.as_ref())?;
+        let len = f.metadata()?.len();
         let buf_reader = BufReader::new(f);
         let reader = Self {
             path: path.as_ref().to_path_buf(),
             reader: Some(buf_reader),
+            len,
         };
         Ok(reader)
     }
 
     pub(crate) fn read_at(&mut self, start: u64, len: u64) -> Result<Vec<u8>> {
-        self.reader
-            .as_mut()
-            .expect("ERROR")
-            .seek(SeekFrom::Start(start))?;
+        if start.checked_add(len).map_or(true, |end| end > self.len) {
+            return Err(Error::ReadPastEnd {
+                start,
+                len,
+                file_len: self.len,
+            });
+        }
+        let reader = self.reader.as_mut().ok_or(Error::FileIsOpenedWriteOnly)?;
+        reader.seek(SeekFrom::Start(start))?;
         let mut buf = vec![0; len as usize];
-        self.reader.as_mut().expect("ERROR").read_exact(&mut buf)?;
+        reader.read_exact(&mut buf)?;
         Ok(buf)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 }
 
 impl Clone for RootFileReader {
     fn clone(&self) -> Self {
-        RootFileReader::new(&self.path).unwrap()
+        // Reopening can only fail if the file vanished; the next read then reports it.
+        RootFileReader::new(&self.path).unwrap_or_else(|_| Self {
+            path: self.path.clone(),
+            reader: None,
+            len: 0,
+        })
     }
 }
 

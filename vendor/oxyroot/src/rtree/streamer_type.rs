@@ -11,23 +11,18 @@ lazy_static! {
 }
 
 pub fn parse_typename(typename: &str) -> i32 {
-    let tokens = RE.captures(typename).unwrap();
+    let Some(tokens) = RE.captures(typename) else {
+        return 0;
+    };
 
     trace!("tokens = {:?}", tokens);
 
-    if tokens.get(0).unwrap().as_str() == "vector" {
-        return 6;
+    match tokens.get(0).map(|t| t.as_str().replace(' ', "")).as_deref() {
+        // ROOT::VecOps::RVec<T> is streamed exactly like std::vector<T>.
+        Some("vector" | "set" | "ROOT::VecOps::RVec" | "ROOT::RVec" | "RVec") => 6,
+        Some("map") => 12,
+        _ => 0,
     }
-
-    if tokens.get(0).unwrap().as_str() == "set" {
-        return 6;
-    }
-
-    if tokens.get(0).unwrap().as_str() == "map" {
-        return 12;
-    }
-
-    0
 }
 
 pub(crate) fn header_bytes_from_type(
@@ -255,7 +250,12 @@ pub fn replace_string(s: &str, from: &str, to: &str) -> String {
 
 /// change c++ typename from "int" to int32_t and so on
 pub(crate) fn clean_type_name<T: AsRef<str>>(ty: T) -> String {
-    let ret = ty.as_ref().to_string().replace("unsigned int", "uint32_t");
+    // ROOT::VecOps::RVec<T> has std::vector<T>'s on-disk layout.
+    let ret = ty
+        .as_ref()
+        .replace("ROOT::VecOps::RVec<", "vector<")
+        .replace("ROOT::RVec<", "vector<");
+    let ret = ret.replace("unsigned int", "uint32_t");
     let ret = replace_string(&ret, "int", "int32_t");
     // undo change (uint32_t -> uint32_t32_t)
     let ret = ret.replace("uint32_t32_t", "uint32_t");

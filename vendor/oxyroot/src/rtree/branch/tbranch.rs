@@ -298,8 +298,8 @@ impl TBranch {
             let dim = if m.is_some() {
                 if let Some(m) = RE_ITEM_DIM_PATTERN.captures(leave.title()) {
                     trace!("m = {:?}", m);
-                    let dim: &str = m.get(1).unwrap().as_str();
-                    Some(dim.parse::<i32>().unwrap())
+                    // A damaged title may hold a number too large for i32: treat it as unknown.
+                    Some(m.get(1).and_then(|d| d.as_str().parse::<i32>().ok()).unwrap_or(0))
                 } else {
                     Some(0)
                 }
@@ -320,7 +320,7 @@ impl TBranch {
                         }
                     }
                 },
-                None => panic!("can not be here"),
+                None => return unknown.to_string(),
             };
         }
 
@@ -430,29 +430,23 @@ impl Unmarshaler for TBranch {
 
             {
                 let _ = r.read_i8()?;
-                let mut b = vec![0; self.max_baskets as usize];
-                r.read_array_i32(b.as_mut_slice())?;
-
+                let b = r.read_vec_i32(self.max_baskets, "TBranch fBasketBytes")?;
                 self.basket_bytes
-                    .extend_from_slice(&b.as_slice()[..self.write_basket as usize]);
+                    .extend_from_slice(prefix(&b, self.write_basket as i64)?);
             }
 
             {
                 let _ = r.read_i8()?;
-                let mut b = vec![0_i64; self.max_baskets as usize];
-                r.read_array_i64(b.as_mut_slice())?;
-
+                let b = r.read_vec_i64(self.max_baskets, "TBranch fBasketEntry")?;
                 self.basket_entry
-                    .extend_from_slice(&b.as_slice()[..(self.write_basket + 1) as usize]);
+                    .extend_from_slice(prefix(&b, self.write_basket as i64 + 1)?);
             }
 
             {
                 let _ = r.read_i8()?;
-                let mut b = vec![0_i64; self.max_baskets as usize];
-                r.read_array_i64(b.as_mut_slice())?;
-
+                let b = r.read_vec_i64(self.max_baskets, "TBranch fBasketSeek")?;
                 self.basket_seek
-                    .extend_from_slice(&b.as_slice()[..self.write_basket as usize]);
+                    .extend_from_slice(prefix(&b, self.write_basket as i64)?);
             }
 
             trace!(
@@ -559,9 +553,7 @@ impl Unmarshaler for TBranch {
             );
             {
                 let _ = r.read_i8()?;
-                let mut b = vec![0; self.max_baskets as usize];
-                r.read_array_i32(b.as_mut_slice())?;
-
+                let b = r.read_vec_i32(self.max_baskets, "TBranch fBasketBytes")?;
                 self.basket_bytes.extend_from_slice(b.as_slice());
 
                 trace!(
@@ -587,8 +579,7 @@ impl Unmarshaler for TBranch {
             );
             {
                 let _ = r.read_i8()?;
-                let mut b = vec![0_i32; self.max_baskets as usize];
-                r.read_array_i32(b.as_mut_slice())?;
+                let b = r.read_vec_i32(self.max_baskets, "TBranch fBasketEntry")?;
                 self.basket_entry.reserve(b.len());
 
                 for v in b {
@@ -606,15 +597,12 @@ impl Unmarshaler for TBranch {
             {
                 match r.read_i8()? {
                     2 => {
-                        let mut b = vec![0_i64; self.max_baskets as usize];
-                        r.read_array_i64(b.as_mut_slice())?;
-
+                        let b = r.read_vec_i64(self.max_baskets, "TBranch fBasketSeek")?;
                         self.basket_seek
-                            .extend_from_slice(&b.as_slice()[..self.write_basket as usize]);
+                            .extend_from_slice(prefix(&b, self.write_basket as i64)?);
                     }
                     _ => {
-                        let mut b = vec![0_i32; self.max_baskets as usize];
-                        r.read_array_i32(b.as_mut_slice())?;
+                        let b = r.read_vec_i32(self.max_baskets, "TBranch fBasketSeek")?;
                         self.basket_seek.reserve(b.len());
 
                         for v in b {
@@ -639,7 +627,10 @@ impl Unmarshaler for TBranch {
             // todo!();
             // r.read_object(&mut self.named)?;
         } else {
-            unimplemented!()
+            return Err(crate::rbytes::Error::Misc(format!(
+                "TBranch version {} (before ROOT 3) is not supported",
+                hdr.vers
+            )));
         }
 
         if self.split_level == 0 && !self.branches.is_empty() {
@@ -811,4 +802,17 @@ impl RVersioner for TBranch {
     fn rversion(&self) -> i16 {
         rvers::BRANCH
     }
+}
+
+/// The first `n` items of `b`, or an error when a damaged count asks for more than there are.
+fn prefix<T>(b: &[T], n: i64) -> crate::rbytes::Result<&[T]> {
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| b.get(..n))
+        .ok_or_else(|| {
+            crate::rbytes::Error::Misc(format!(
+                "TBranch: {n} baskets written but only {} slots (damaged stream)",
+                b.len()
+            ))
+        })
 }

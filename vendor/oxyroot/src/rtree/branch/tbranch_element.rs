@@ -87,7 +87,7 @@ impl TBranchElement {
     }
 
     pub(crate) fn streamer(&self) -> Option<&Streamer> {
-        let streamer = self.branch.sinfos.as_ref().unwrap().get(self.class_name());
+        let streamer = self.branch.sinfos.as_ref()?.get(self.class_name());
 
         let element = match streamer {
             None => None,
@@ -112,12 +112,12 @@ impl TBranchElement {
                 if !self.class_name.is_empty() {
                     return self.class_name.to_string();
                 } else {
-                    todo!()
+                    return "unknown".to_string()
                 }
             } else {
                 match self.streamer() {
                     None => {
-                        todo!()
+                        return "unknown".to_string()
                     }
                     Some(streamer) => {
                         return streamer.name().into();
@@ -140,8 +140,8 @@ impl TBranchElement {
             let dim = if m.is_some() {
                 if let Some(m) = RE_ITEM_DIM_PATTERN.captures(leave.title()) {
                     trace!("m = {:?}", m);
-                    let dim: &str = m.get(1).unwrap().as_str();
-                    Some(dim.parse::<i32>().unwrap())
+                    // A damaged title may hold a number too large for i32: treat it as unknown.
+                    Some(m.get(1).and_then(|d| d.as_str().parse::<i32>().ok()).unwrap_or(0))
                 } else {
                     Some(0)
                 }
@@ -153,7 +153,7 @@ impl TBranchElement {
                 Some(t) => t.into(),
                 None => match leave {
                     Leaf::Base(_) => {
-                        todo!()
+                        return "unknown".to_string()
                     }
                     Leaf::Element(leave) => {
                         let leaftype = leave.ltype;
@@ -187,10 +187,10 @@ impl TBranchElement {
                             }
                         }
 
-                        todo!()
+                        return "unknown".to_string()
                     }
                     _ => {
-                        panic!("Impossible to leaf like that");
+                        return "unknown".to_string();
                     }
                 },
             };
@@ -204,7 +204,9 @@ impl TBranchElement {
             static ref RE: Regex = Regex::new(r"(.*\.)*([^\.\[\]]*)(\[.*\])*").unwrap();
         }
 
-        RE.captures(self.name()).unwrap().get(2).unwrap().as_str()
+        RE.captures(self.name())
+            .and_then(|c| c.get(2))
+            .map_or(self.name(), |m| m.as_str())
     }
 
     pub(crate) fn get_baskets_buffer(&self) -> Box<dyn Iterator<Item = BranchChunks> + '_> {

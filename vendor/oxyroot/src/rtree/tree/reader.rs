@@ -213,13 +213,11 @@ impl Unmarshaler for ReaderTree {
         }
 
         if hdr.vers >= 19 {
-            self.tree.clusters.ranges = vec![0; nclus as usize];
-            self.tree.clusters.sizes = vec![0; nclus as usize];
             let _ = r.read_i8();
-            r.read_array_i64(&mut self.tree.clusters.ranges)?;
+            self.tree.clusters.ranges = r.read_vec_i64(nclus as i32, "TTree fClusterRangeEnd")?;
 
             let _ = r.read_i8();
-            r.read_array_i64(&mut self.tree.clusters.sizes)?;
+            self.tree.clusters.sizes = r.read_vec_i64(nclus as i32, "TTree fClusterSize")?;
         }
 
         if hdr.vers >= 20 {

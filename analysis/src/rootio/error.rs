@@ -1,0 +1,102 @@
+//! The one error type of ROOT reading: always names the file, and more where known.
+
+use std::path::PathBuf;
+
+/// Why an ntuple could not be read. Every variant names the file; the display form is the
+/// message a user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be opened or is not a readable ROOT file (truncated, damaged header).
+    #[error("{}: not a readable ROOT file: {reason}", file.display())]
+    Open { file: PathBuf, reason: String },
+    /// None of the trees asked for is in the file.
+    #[error("{}: no tree named {wanted} (keys in file: {found})", file.display())]
+    NoTree {
+        file: PathBuf,
+        wanted: String,
+        found: String,
+    },
+    /// The tree exists but its metadata could not be read.
+    #[error("{}: tree '{tree}': {reason}", file.display())]
+    Tree {
+        file: PathBuf,
+        tree: String,
+        reason: String,
+    },
+    /// A branch the reader needs is not in the tree.
+    #[error("{}: tree '{tree}' has no branch '{branch}'", file.display())]
+    MissingBranch {
+        file: PathBuf,
+        tree: String,
+        branch: String,
+    },
+    /// A branch holds another type than the reader expects.
+    #[error("{}: tree '{tree}', branch '{branch}': expected {expected}, file has {found}", file.display())]
+    WrongType {
+        file: PathBuf,
+        tree: String,
+        branch: String,
+        expected: String,
+        found: String,
+    },
+    /// A basket could not be read or decoded (damaged or truncated data).
+    #[error("{}: tree '{tree}', branch '{branch}': {reason}", file.display())]
+    Data {
+        file: PathBuf,
+        tree: String,
+        branch: String,
+        reason: String,
+    },
+    /// Two branches of one tree disagree (e.g. `photon_n` against the photon vectors).
+    #[error("{}: tree '{tree}': {reason}", file.display())]
+    Inconsistent {
+        file: PathBuf,
+        tree: String,
+        reason: String,
+    },
+}
+
+impl ReadError {
+    /// The file the error is about.
+    pub fn file(&self) -> &std::path::Path {
+        match self {
+            ReadError::Open { file, .. }
+            | ReadError::NoTree { file, .. }
+            | ReadError::Tree { file, .. }
+            | ReadError::MissingBranch { file, .. }
+            | ReadError::WrongType { file, .. }
+            | ReadError::Data { file, .. }
+            | ReadError::Inconsistent { file, .. } => file,
+        }
+    }
+}
+
+/// Runs `f`, turning a panic inside the ROOT parser into an error. Only the last line of
+/// defence: the read path returns errors itself, and a panic caught here is a bug to fix.
+pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    // Silence the default hook for this call so a caught panic prints no message.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_GUARD.with(|g| g.get()) {
+                default(info)
+            }
+        }));
+    });
+    IN_GUARD.with(|g| g.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_GUARD.with(|g| g.set(false));
+    r.unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(format!("internal parser failure on damaged input ({msg})"))
+    })
+}
+
+thread_local! {
+    static IN_GUARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}

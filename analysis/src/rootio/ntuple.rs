@@ -1,0 +1,369 @@
+//! [`Ntuple`]: one flat tree of one file, read column by column over entry ranges.
+
+use super::error::{guard, ReadError};
+use oxyroot::rtree::columnar::{
+    self, BasketLocation, BasketSource, ColumnType, Primitive, RawBasket,
+};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A variable-length column: entry `i` holds `values[offsets[i]..offsets[i + 1]]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Jagged<T> {
+    pub values: Vec<T>,
+    /// `n_entries + 1` offsets into `values`, starting at 0.
+    pub offsets: Vec<u32>,
+}
+
+impl<T> Jagged<T> {
+    pub fn n_entries(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+    /// The values of entry `i`.
+    pub fn entry(&self, i: usize) -> &[T] {
+        &self.values[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+}
+
+/// What the reader keeps of one branch after the file's metadata is parsed.
+#[derive(Clone, Debug)]
+pub(crate) struct BranchMeta {
+    pub type_name: String,
+    pub column: Option<ColumnType>,
+    pub baskets: Vec<BasketLocation>,
+    /// Why the baskets cannot be read, when they cannot (reported only if the branch is read).
+    pub baskets_error: Option<String>,
+    pub compression: i32,
+    pub zip_bytes: i64,
+    pub tot_bytes: i64,
+}
+
+/// One tree of one ROOT file, ready for columnar reads from any number of threads.
+#[derive(Debug)]
+pub struct Ntuple {
+    path: PathBuf,
+    tree: String,
+    entries: u64,
+    /// Branches in file order.
+    branches: Vec<(String, BranchMeta)>,
+    index: BTreeMap<String, usize>,
+    source: BasketSource,
+}
+
+impl Ntuple {
+    /// Opens the first tree of `trees` that the file has (e.g. `["mini", "analysis"]`).
+    pub fn open(path: impl AsRef<Path>, trees: &[&str]) -> Result<Self, ReadError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |reason: String| ReadError::Open {
+            file: path.clone(),
+            reason,
+        };
+        let (tree, entries, branches) = guard(|| {
+            let mut file = oxyroot::RootFile::open(&path).map_err(|e| e.to_string())?;
+            let keys: Vec<String> = file.keys_name().map(str::to_string).collect();
+            let Some(tree) = trees.iter().find(|t| keys.iter().any(|k| k == *t)) else {
+                return Ok(Err(ReadError::NoTree {
+                    file: path.clone(),
+                    wanted: trees
+                        .iter()
+                        .map(|t| format!("'{t}'"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    found: if keys.is_empty() {
+                        "none".into()
+                    } else {
+                        keys.join(", ")
+                    },
+                }));
+            };
+            let t = match file.get_tree(tree) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Ok(Err(ReadError::Tree {
+                        file: path.clone(),
+                        tree: tree.to_string(),
+                        reason: e.to_string(),
+                    }))
+                }
+            };
+            let branches = t
+                .branches()
+                .map(|b| (b.name().to_string(), meta(b)))
+                .collect();
+            Ok(Ok((tree.to_string(), t.entries(), branches)))
+        })
+        .map_err(open_err)??;
+        if entries < 0 {
+            return Err(ReadError::Tree {
+                file: path,
+                tree,
+                reason: format!("negative entry count {entries}"),
+            });
+        }
+        let source = BasketSource::open(&path).map_err(|e| ReadError::Open {
+            file: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let branches: Vec<(String, BranchMeta)> = branches;
+        let index = branches
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+        Ok(Self {
+            path,
+            tree,
+            entries: entries as u64,
+            branches,
+            index,
+            source,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn tree_name(&self) -> &str {
+        &self.tree
+    }
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+    pub fn has_branch(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+    /// Branch names in file order.
+    pub fn branch_names(&self) -> impl Iterator<Item = &str> {
+        self.branches.iter().map(|(n, _)| n.as_str())
+    }
+    pub(crate) fn branches(&self) -> &[(String, BranchMeta)] {
+        &self.branches
+    }
+
+    /// Stored C++ type of a branch (`float`, `vector<float>`, `ROOT::VecOps::RVec<bool>`).
+    pub fn type_name(&self, branch: &str) -> Option<&str> {
+        self.index
+            .get(branch)
+            .map(|&i| self.branches[i].1.type_name.as_str())
+    }
+
+    /// Entry ranges of about `target` entries whose edges are basket edges of every branch in
+    /// `branches`, so no basket is decompressed twice when the ranges are read one by one.
+    /// ROOT writes flat trees in clusters, so such common edges exist; without them, plain
+    /// ranges of `target` entries are returned.
+    pub fn chunks(&self, branches: &[&str], target: u64) -> Result<Vec<Range<u64>>, ReadError> {
+        let target = target.max(1);
+        let mut common: Option<Vec<u64>> = None;
+        for b in branches {
+            let meta = self.meta(b)?;
+            let edges: Vec<u64> = meta.baskets.iter().map(|l| l.entries.end).collect();
+            common = Some(match common {
+                None => edges,
+                Some(c) => c
+                    .into_iter()
+                    .filter(|e| edges.binary_search(e).is_ok())
+                    .collect(),
+            });
+        }
+        let mut edges = common.unwrap_or_default();
+        if edges.len() < 2 && self.entries > target {
+            edges = (1..=self.entries.div_ceil(target))
+                .map(|i| (i * target).min(self.entries))
+                .collect();
+        }
+        let mut out = Vec::new();
+        let mut start = 0;
+        for e in edges {
+            if e >= self.entries || e - start >= target {
+                let e = e.min(self.entries);
+                if e > start {
+                    out.push(start..e);
+                    start = e;
+                }
+            }
+        }
+        if start < self.entries {
+            out.push(start..self.entries);
+        }
+        Ok(out)
+    }
+
+    fn meta(&self, branch: &str) -> Result<&BranchMeta, ReadError> {
+        self.index
+            .get(branch)
+            .map(|&i| &self.branches[i].1)
+            .ok_or_else(|| ReadError::MissingBranch {
+                file: self.path.clone(),
+                tree: self.tree.clone(),
+                branch: branch.to_string(),
+            })
+    }
+
+    fn data_err(&self, branch: &str, reason: impl std::fmt::Display) -> ReadError {
+        ReadError::Data {
+            file: self.path.clone(),
+            tree: self.tree.clone(),
+            branch: branch.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Checks that `branch` holds `want` and returns its metadata.
+    fn typed(&self, branch: &str, want: ColumnType) -> Result<&BranchMeta, ReadError> {
+        let meta = self.meta(branch)?;
+        if meta.column != Some(want) {
+            let expected = match want {
+                ColumnType::Scalar(e) => format!("a scalar of {e:?}"),
+                ColumnType::Jagged(e) => format!("a vector of {e:?}"),
+            };
+            return Err(ReadError::WrongType {
+                file: self.path.clone(),
+                tree: self.tree.clone(),
+                branch: branch.to_string(),
+                expected,
+                found: meta.type_name.clone(),
+            });
+        }
+        if let Some(e) = &meta.baskets_error {
+            return Err(self.data_err(branch, e));
+        }
+        Ok(meta)
+    }
+
+    /// Reads the baskets of `branch` that overlap `range`, handing each to `decode` with the
+    /// part of `range` it holds.
+    fn for_baskets(
+        &self,
+        branch: &str,
+        meta: &BranchMeta,
+        range: &Range<u64>,
+        mut decode: impl FnMut(&RawBasket, Range<u64>) -> Result<(), String>,
+    ) -> Result<(), ReadError> {
+        if range.start > range.end || range.end > self.entries {
+            return Err(self.data_err(
+                branch,
+                format!("entries {range:?} outside 0..{}", self.entries),
+            ));
+        }
+        let mut scratch = Vec::new();
+        for loc in meta
+            .baskets
+            .iter()
+            .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
+        {
+            let basket = self
+                .source
+                .read_basket(loc, &mut scratch)
+                .map_err(|e| self.data_err(branch, e))?;
+            let part = loc.entries.start.max(range.start)..loc.entries.end.min(range.end);
+            decode(&basket, part).map_err(|e| {
+                self.data_err(
+                    branch,
+                    format!("basket {} (entries {:?}): {e}", loc.index, loc.entries),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads entries `range` of a scalar branch of type `T`.
+    pub fn read_scalar<T: Primitive>(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+    ) -> Result<Vec<T>, ReadError> {
+        let meta = self.typed(branch, ColumnType::Scalar(T::TYPE))?;
+        let mut out = Vec::with_capacity((range.end.saturating_sub(range.start)) as usize);
+        self.for_baskets(branch, meta, &range, |b, r| {
+            columnar::decode_scalar(b, r, &mut out)
+        })?;
+        Ok(out)
+    }
+
+    /// Reads entries `range` of a `vector<T>` / `RVec<T>` branch.
+    pub fn read_jagged<T: Primitive>(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+    ) -> Result<Jagged<T>, ReadError> {
+        let meta = self.typed(branch, ColumnType::Jagged(T::TYPE))?;
+        let mut out = Jagged {
+            values: Vec::new(),
+            offsets: Vec::with_capacity((range.end.saturating_sub(range.start)) as usize + 1),
+        };
+        out.offsets.push(0);
+        self.for_baskets(branch, meta, &range, |b, r| {
+            columnar::decode_jagged(b, r, &mut out.values, &mut out.offsets)
+        })?;
+        Ok(out)
+    }
+
+    /// Reads a scalar count branch whose stored integer type varies between releases
+    /// (`UInt_t` in 2020, `Int_t` in 2025) as `u32`.
+    pub fn read_count(&self, branch: &str, range: Range<u64>) -> Result<Vec<u32>, ReadError> {
+        use oxyroot::rtree::columnar::ElementType as E;
+        let found = self.meta(branch)?.column;
+        let to_u32 = |v: i64, i: usize| {
+            u32::try_from(v).map_err(|_| {
+                self.data_err(
+                    branch,
+                    format!(
+                        "entry {}: count {v} is negative or too large",
+                        range.start + i as u64
+                    ),
+                )
+            })
+        };
+        match found {
+            Some(ColumnType::Scalar(E::U32)) => self.read_scalar::<u32>(branch, range.clone()),
+            Some(ColumnType::Scalar(E::I32)) => self
+                .read_scalar::<i32>(branch, range.clone())?
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| to_u32(v as i64, i))
+                .collect(),
+            // Anything else: let the typed read report the mismatch.
+            _ => self.read_scalar::<u32>(branch, range),
+        }
+    }
+
+    /// Reads an event-number branch (`Int_t` in 2020, `ULong64_t` in 2025) as `u64`.
+    pub fn read_event_number(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+    ) -> Result<Vec<u64>, ReadError> {
+        use oxyroot::rtree::columnar::ElementType as E;
+        match self.meta(branch)?.column {
+            Some(ColumnType::Scalar(E::I32)) => Ok(self
+                .read_scalar::<i32>(branch, range)?
+                .into_iter()
+                .map(|v| v as u32 as u64)
+                .collect()),
+            Some(ColumnType::Scalar(E::U32)) => Ok(self
+                .read_scalar::<u32>(branch, range)?
+                .into_iter()
+                .map(u64::from)
+                .collect()),
+            _ => self.read_scalar::<u64>(branch, range),
+        }
+    }
+}
+
+fn meta(b: &oxyroot::Branch) -> BranchMeta {
+    let (zip_bytes, tot_bytes) = b.byte_sizes();
+    let (baskets, baskets_error) = match b.basket_locations() {
+        Ok(l) => (l, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    BranchMeta {
+        type_name: b.stored_type_name(),
+        column: b.column_type(),
+        baskets,
+        baskets_error,
+        compression: b.compression(),
+        zip_bytes,
+        tot_bytes,
+    }
+}

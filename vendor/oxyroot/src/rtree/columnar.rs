@@ -1,0 +1,607 @@
+//! Whole-basket columnar reads: a branch's entries as one flat array of values plus entry
+//! offsets, decoded basket by basket with no per-entry allocation.
+//!
+//! The per-entry API ([`crate::ReaderTree`] + `as_iter`) builds one `Vec` per event per branch;
+//! this path instead reads a basket's bytes with one positioned read, decompresses them into one
+//! buffer and byte-swaps the values in bulk, like uproot does with numpy. It handles the two
+//! layouts flat ntuples use:
+//!
+//! * scalars (`Float_t`, `Int_t`, `Bool_t`, ...) in a `TBranch` with one leaf;
+//! * `std::vector<T>` and `ROOT::VecOps::RVec<T>` of a primitive `T` in a split
+//!   `TBranchElement`, where each entry is `[byte count][version][n][n values]`.
+//!
+//! Everything read from the file is checked: damaged sizes or offsets give an [`Error`] naming
+//! the basket, never a panic or an allocation larger than the file.
+
+use crate::rcompress;
+use crate::Branch;
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// Why a basket could not be read or decoded.
+#[derive(Debug)]
+pub enum Error {
+    Io(std::io::Error),
+    /// The basket's bytes contradict its own header or the branch's tables.
+    Corrupt {
+        basket: usize,
+        seek: u64,
+        reason: String,
+    },
+    /// The branch's type or layout is not one this path decodes.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Corrupt {
+                basket,
+                seek,
+                reason,
+            } => write!(f, "basket {basket} (at byte {seek}): {reason}"),
+            Error::Unsupported(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A primitive value as ROOT stores it: big-endian, `SIZE` bytes.
+pub trait Primitive: Copy + Default + Send + Sync + 'static {
+    /// Bytes per value on disk.
+    const SIZE: usize;
+    /// The element type this Rust type reads.
+    const TYPE: ElementType;
+    /// Decodes one value from exactly `SIZE` big-endian bytes.
+    fn from_be(b: &[u8]) -> Self;
+}
+
+macro_rules! primitive {
+    ($($t:ty => $e:ident),*) => {$(
+        impl Primitive for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            const TYPE: ElementType = ElementType::$e;
+            #[inline(always)]
+            fn from_be(b: &[u8]) -> Self {
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(b);
+                <$t>::from_be_bytes(a)
+            }
+        }
+    )*};
+}
+primitive!(i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32, i64 => I64, u64 => U64, f32 => F32, f64 => F64);
+
+impl Primitive for bool {
+    const SIZE: usize = 1;
+    const TYPE: ElementType = ElementType::Bool;
+    #[inline(always)]
+    fn from_be(b: &[u8]) -> Self {
+        b[0] != 0
+    }
+}
+
+/// The primitive element type of a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementType {
+    Bool,
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+    U64,
+    F32,
+    F64,
+}
+
+impl ElementType {
+    /// Parses a C++ or ROOT type name (`float`, `Float_t`, `int32_t`, `unsigned int`, ...).
+    pub fn parse(name: &str) -> Option<Self> {
+        use ElementType::*;
+        Some(match name.trim() {
+            "bool" | "Bool_t" => Bool,
+            "char" | "int8_t" | "Char_t" => I8,
+            "unsigned char" | "uint8_t" | "UChar_t" => U8,
+            "short" | "int16_t" | "Short_t" => I16,
+            "unsigned short" | "uint16_t" | "UShort_t" => U16,
+            "int" | "int32_t" | "Int_t" => I32,
+            "unsigned int" | "unsigned" | "uint32_t" | "UInt_t" => U32,
+            "long" | "long long" | "int64_t" | "Long64_t" | "Long_t" => I64,
+            "unsigned long" | "unsigned long long" | "uint64_t" | "ULong64_t" | "ULong_t" => U64,
+            "float" | "Float_t" => F32,
+            "double" | "Double_t" => F64,
+            _ => return None,
+        })
+    }
+
+    /// Bytes per value on disk.
+    pub fn size(self) -> usize {
+        use ElementType::*;
+        match self {
+            Bool | I8 | U8 => 1,
+            I16 | U16 => 2,
+            I32 | U32 | F32 => 4,
+            I64 | U64 | F64 => 8,
+        }
+    }
+}
+
+/// How a branch lays out its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// One value per entry.
+    Scalar(ElementType),
+    /// A variable number of values per entry (`std::vector<T>` or `ROOT::VecOps::RVec<T>`).
+    Jagged(ElementType),
+}
+
+impl ColumnType {
+    /// Parses a stored type name such as `float`, `vector<bool>` or
+    /// `ROOT::VecOps::RVec<float>`; `None` for anything else (nested containers, classes).
+    pub fn parse(name: &str) -> Option<Self> {
+        let name = name.trim().trim_start_matches("std::");
+        for prefix in ["vector<", "ROOT::VecOps::RVec<", "ROOT::RVec<", "RVec<"] {
+            if let Some(inner) = name.strip_prefix(prefix) {
+                let inner = inner.strip_suffix('>')?.trim().trim_start_matches("std::");
+                return ElementType::parse(inner).map(ColumnType::Jagged);
+            }
+        }
+        ElementType::parse(name).map(ColumnType::Scalar)
+    }
+
+    pub fn element(self) -> ElementType {
+        match self {
+            ColumnType::Scalar(e) | ColumnType::Jagged(e) => e,
+        }
+    }
+}
+
+/// Where one basket of a branch lies in the file and which entries it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasketLocation {
+    /// Index of the basket in its branch.
+    pub index: usize,
+    /// Byte offset of the basket's key in the file.
+    pub seek: u64,
+    /// Bytes on disk (key header + compressed payload).
+    pub bytes: u32,
+    /// Entries `first_entry..end_entry` of the tree.
+    pub entries: Range<u64>,
+}
+
+impl Branch {
+    /// The C++ type of the branch as stored: the class name of an element branch
+    /// (`vector<float>`, `ROOT::VecOps::RVec<bool>`) or the leaf type of a plain branch.
+    pub fn stored_type_name(&self) -> String {
+        match self {
+            Branch::Element(e) if !e.class_name().is_empty() => e.class_name().to_string(),
+            _ => self.item_type_name(),
+        }
+    }
+
+    /// Columnar layout of the branch, if the columnar path can decode it.
+    pub fn column_type(&self) -> Option<ColumnType> {
+        if self.branches().next().is_some() {
+            return None; // a split object: read its leaf branches instead
+        }
+        ColumnType::parse(&self.stored_type_name())
+    }
+
+    /// ROOT compression setting of the branch (algorithm × 100 + level).
+    pub fn compression(&self) -> i32 {
+        self.tbranch().compress
+    }
+
+    /// Bytes of the branch's baskets on disk (compressed) and in memory (uncompressed).
+    pub fn byte_sizes(&self) -> (i64, i64) {
+        let b = self.tbranch();
+        (b.zip_bytes, b.tot_bytes)
+    }
+
+    /// The branch's baskets, checked against each other and the branch's entry count.
+    pub fn basket_locations(&self) -> Result<Vec<BasketLocation>> {
+        let b = self.tbranch();
+        if !b.baskets.is_empty() {
+            return Err(Error::Unsupported(
+                "baskets embedded in the TBranch (a file that was not closed properly)".into(),
+            ));
+        }
+        let n = b.basket_seek.len();
+        if b.basket_bytes.len() < n || b.basket_entry.len() < n + 1 {
+            return Err(Error::Unsupported(format!(
+                "inconsistent basket tables ({} seeks, {} sizes, {} entry marks)",
+                n,
+                b.basket_bytes.len(),
+                b.basket_entry.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let (first, end) = (b.basket_entry[i], b.basket_entry[i + 1]);
+            let (seek, bytes) = (b.basket_seek[i], b.basket_bytes[i]);
+            if first < 0 || end < first || end > b.entries || seek < 0 || bytes <= 0 {
+                return Err(Error::Corrupt {
+                    basket: i,
+                    seek: seek.max(0) as u64,
+                    reason: format!(
+                        "impossible basket table entry: entries {first}..{end} of {}, {bytes} bytes",
+                        b.entries
+                    ),
+                });
+            }
+            out.push(BasketLocation {
+                index: i,
+                seek: seek as u64,
+                bytes: bytes as u32,
+                entries: first as u64..end as u64,
+            });
+        }
+        let covered = out.last().map_or(0, |l| l.entries.end);
+        if covered != b.entries as u64 {
+            return Err(Error::Unsupported(format!(
+                "baskets hold entries 0..{covered} of {}",
+                b.entries
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads raw baskets with positioned reads; shareable between threads.
+#[derive(Debug)]
+pub struct BasketSource {
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+/// One basket, decompressed: its entries' bytes and where each entry starts.
+#[derive(Debug, Default)]
+pub struct RawBasket {
+    /// Entries of the tree this basket holds.
+    pub entries: Range<u64>,
+    /// The entries' bytes (ROOT's "border": everything before the offset table).
+    pub data: Vec<u8>,
+    /// For variable-size entries, `data` offsets of each entry plus the end (`n + 1` values).
+    pub entry_offsets: Option<Vec<u32>>,
+}
+
+impl BasketSource {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let file = File::open(path.as_ref()).map_err(Error::Io)?;
+        let len = file.metadata().map_err(Error::Io)?.len();
+        Ok(Self {
+            file,
+            len,
+            path: path.as_ref().to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+        }
+        #[cfg(windows)]
+        {
+            let mut done = 0;
+            while done < buf.len() {
+                let n = std::os::windows::fs::FileExt::seek_read(
+                    &self.file,
+                    &mut buf[done..],
+                    offset + done as u64,
+                )?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                done += n;
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads and decompresses one basket. `scratch` keeps the compressed bytes between calls.
+    pub fn read_basket(&self, loc: &BasketLocation, scratch: &mut Vec<u8>) -> Result<RawBasket> {
+        let corrupt = |reason: String| Error::Corrupt {
+            basket: loc.index,
+            seek: loc.seek,
+            reason,
+        };
+        let end = loc.seek.checked_add(loc.bytes as u64);
+        if end.map_or(true, |e| e > self.len) {
+            return Err(corrupt(format!(
+                "{} bytes at offset {} run past the end of the {}-byte file (truncated?)",
+                loc.bytes, loc.seek, self.len
+            )));
+        }
+        scratch.clear();
+        scratch.resize(loc.bytes as usize, 0);
+        self.read_at(scratch, loc.seek).map_err(Error::Io)?;
+        let key = BasketKey::parse(scratch).map_err(corrupt)?;
+        if key.n_bytes as u64 != loc.bytes as u64 {
+            return Err(corrupt(format!(
+                "key says {} bytes, branch table says {}",
+                key.n_bytes, loc.bytes
+            )));
+        }
+        let n_entries = loc.entries.end - loc.entries.start;
+        if key.nev_buf as u64 != n_entries {
+            return Err(corrupt(format!(
+                "basket holds {} entries, branch table says {n_entries}",
+                key.nev_buf
+            )));
+        }
+        let payload = &scratch[key.key_len as usize..];
+        let obj_len = key.obj_len as usize;
+        let mut data = if payload.len() == obj_len {
+            payload.to_vec()
+        } else {
+            if obj_len > (payload.len() + 64) * 1100 {
+                return Err(corrupt(format!(
+                    "{obj_len} uncompressed bytes claimed from {} compressed",
+                    payload.len()
+                )));
+            }
+            let mut out = vec![0u8; obj_len];
+            rcompress::decompress(&mut out, payload).map_err(|e| corrupt(e.to_string()))?;
+            out
+        };
+        let border = key.last - key.key_len as i32;
+        if border < 0 || border as usize > data.len() {
+            return Err(corrupt(format!(
+                "data end {border} outside the {}-byte basket",
+                data.len()
+            )));
+        }
+        let border = border as usize;
+        let entry_offsets = if key.nev_buf_size > 8 {
+            Some(entry_offsets(&data, border, key.nev_buf as usize, key.key_len).map_err(corrupt)?)
+        } else {
+            None
+        };
+        data.truncate(border);
+        Ok(RawBasket {
+            entries: loc.entries.clone(),
+            data,
+            entry_offsets,
+        })
+    }
+}
+
+/// The fields of a TBasket's key header that the columnar path needs.
+struct BasketKey {
+    n_bytes: i32,
+    obj_len: i32,
+    key_len: i16,
+    nev_buf_size: i32,
+    nev_buf: i32,
+    last: i32,
+}
+
+impl BasketKey {
+    fn parse(b: &[u8]) -> std::result::Result<Self, String> {
+        let mut c = Cursor { b, pos: 0 };
+        let n_bytes = c.i32()?;
+        let version = c.i16()?;
+        let obj_len = c.i32()?;
+        let _datime = c.i32()?;
+        let key_len = c.i16()?;
+        let _cycle = c.i16()?;
+        if version > 1000 {
+            c.skip(16)?; // 64-bit fSeekKey, fSeekPdir
+        } else {
+            c.skip(8)?;
+        }
+        for _ in 0..3 {
+            let n = c.u8()? as usize; // class name, name, title
+            let n = if n == 255 { c.i32()? as usize } else { n };
+            c.skip(n)?;
+        }
+        let _basket_version = c.i16()?;
+        let _buffer_size = c.i32()?;
+        let nev_buf_size = c.i32()?;
+        let nev_buf = c.i32()?;
+        let last = c.i32()?;
+        let _flag = c.u8()?;
+        if c.pos != key_len as usize {
+            return Err(format!(
+                "key header is {} bytes, its length field says {key_len} (not a TBasket?)",
+                c.pos
+            ));
+        }
+        if n_bytes < key_len as i32 || obj_len < 0 || nev_buf < 0 || n_bytes as usize > b.len() {
+            return Err(format!(
+                "impossible key sizes (bytes {n_bytes}, key {key_len}, object {obj_len}, entries {nev_buf})"
+            ));
+        }
+        Ok(Self {
+            n_bytes,
+            obj_len,
+            key_len,
+            nev_buf_size,
+            nev_buf,
+            last,
+        })
+    }
+}
+
+/// Reads ROOT's entry offset table that follows the entries' bytes: a count, then one
+/// offset per entry measured from the start of the key. Returns `n + 1` offsets into the data.
+fn entry_offsets(
+    data: &[u8],
+    border: usize,
+    n: usize,
+    key_len: i16,
+) -> std::result::Result<Vec<u32>, String> {
+    let mut c = Cursor {
+        b: &data[border..],
+        pos: 0,
+    };
+    let count = c.i32()?;
+    if count < n as i32 {
+        return Err(format!("offset table has {count} entries, basket holds {n}"));
+    }
+    let mut out = Vec::with_capacity(n + 1);
+    let mut prev = 0u32;
+    for i in 0..n {
+        let off = c.i32()? - key_len as i32;
+        if off < prev as i32 || off as usize > border {
+            return Err(format!("entry {i} starts at {off}, outside 0..{border} or before entry {}", i.saturating_sub(1)));
+        }
+        prev = off as u32;
+        out.push(prev);
+    }
+    out.push(border as u32);
+    Ok(out)
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
+        let s = self
+            .b
+            .get(self.pos..self.pos.saturating_add(n))
+            .ok_or_else(|| format!("header cut short at byte {}", self.pos))?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn skip(&mut self, n: usize) -> std::result::Result<(), String> {
+        self.take(n).map(|_| ())
+    }
+    fn u8(&mut self) -> std::result::Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn i16(&mut self) -> std::result::Result<i16, String> {
+        Ok(<i16 as Primitive>::from_be(self.take(2)?))
+    }
+    fn i32(&mut self) -> std::result::Result<i32, String> {
+        Ok(<i32 as Primitive>::from_be(self.take(4)?))
+    }
+}
+
+/// Appends entries `range` (tree entry numbers, within the basket) of a scalar branch.
+pub fn decode_scalar<T: Primitive>(
+    basket: &RawBasket,
+    range: Range<u64>,
+    out: &mut Vec<T>,
+) -> std::result::Result<(), String> {
+    let n = (basket.entries.end - basket.entries.start) as usize;
+    if basket.data.len() != n * T::SIZE {
+        return Err(format!(
+            "{} bytes for {n} entries of {} bytes each",
+            basket.data.len(),
+            T::SIZE
+        ));
+    }
+    let (a, b) = local(basket, &range)?;
+    out.extend(
+        basket.data[a * T::SIZE..b * T::SIZE]
+            .chunks_exact(T::SIZE)
+            .map(T::from_be),
+    );
+    Ok(())
+}
+
+/// Appends entries `range` of a `vector<T>` / `RVec<T>` branch: their values to `values` and,
+/// per entry, the running end offset into `values` to `offsets`.
+pub fn decode_jagged<T: Primitive>(
+    basket: &RawBasket,
+    range: Range<u64>,
+    values: &mut Vec<T>,
+    offsets: &mut Vec<u32>,
+) -> std::result::Result<(), String> {
+    let starts = basket
+        .entry_offsets
+        .as_ref()
+        .ok_or("variable-size branch without an entry offset table")?;
+    let (a, b) = local(basket, &range)?;
+    let data = &basket.data;
+    for i in a..b {
+        let (s, e) = (starts[i] as usize, starts[i + 1] as usize);
+        let entry = &data[s..e];
+        // [u32 byte count | 0x40000000][u16 version][i32 n][n values]
+        if entry.len() < 10 {
+            return Err(format!("entry {} has {} bytes, less than its header", basket.entries.start + i as u64, entry.len()));
+        }
+        let count = <u32 as Primitive>::from_be(&entry[0..4]) & !0x4000_0000;
+        let len = <i32 as Primitive>::from_be(&entry[6..10]);
+        let body = &entry[10..];
+        if len < 0 || body.len() != len as usize * T::SIZE || count as usize != entry.len() - 4 {
+            return Err(format!(
+                "entry {} claims {len} values in {} bytes",
+                basket.entries.start + i as u64,
+                body.len()
+            ));
+        }
+        values.extend(body.chunks_exact(T::SIZE).map(T::from_be));
+        let end = u32::try_from(values.len()).map_err(|_| "more than 2^32 values in one read")?;
+        offsets.push(end);
+    }
+    Ok(())
+}
+
+/// `range` (tree entries) as indices into the basket, checked.
+fn local(basket: &RawBasket, range: &Range<u64>) -> std::result::Result<(usize, usize), String> {
+    if range.start < basket.entries.start || range.end > basket.entries.end || range.start > range.end {
+        return Err(format!(
+            "entries {range:?} are not in basket entries {:?}",
+            basket.entries
+        ));
+    }
+    Ok((
+        (range.start - basket.entries.start) as usize,
+        (range.end - basket.entries.start) as usize,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_type_names_of_both_releases() {
+        use ElementType::*;
+        assert_eq!(ColumnType::parse("float"), Some(ColumnType::Scalar(F32)));
+        assert_eq!(ColumnType::parse("uint32_t"), Some(ColumnType::Scalar(U32)));
+        assert_eq!(ColumnType::parse("vector<bool>"), Some(ColumnType::Jagged(Bool)));
+        assert_eq!(ColumnType::parse("vector<int32_t>"), Some(ColumnType::Jagged(I32)));
+        assert_eq!(
+            ColumnType::parse("ROOT::VecOps::RVec<float>"),
+            Some(ColumnType::Jagged(F32))
+        );
+        assert_eq!(ColumnType::parse("vector<vector<float> >"), None);
+        assert_eq!(ColumnType::parse("TLorentzVector"), None);
+    }
+
+    #[test]
+    fn jagged_decoding_rejects_a_lying_header() {
+        let mut data = vec![0x40, 0, 0, 10, 0, 9, 0, 0, 0, 1];
+        data.extend(1.5f32.to_be_bytes());
+        let mut basket = RawBasket {
+            entries: 0..1,
+            entry_offsets: Some(vec![0, data.len() as u32]),
+            data,
+        };
+        let (mut v, mut o) = (vec![], vec![0]);
+        decode_jagged::<f32>(&basket, 0..1, &mut v, &mut o).unwrap();
+        assert_eq!((v.as_slice(), o.as_slice()), (&[1.5f32][..], &[0u32, 1][..]));
+        basket.data[9] = 7; // claims 7 values
+        assert!(decode_jagged::<f32>(&basket, 0..1, &mut v, &mut o).is_err());
+    }
+}
