@@ -64,12 +64,28 @@ fn check_damage(fixture: &'static str) {
     // Truncation: always detectable, always an error naming the file.
     let len = original.len();
     let mut cuts: Vec<usize> = (0..60).map(|i| i * len / 60).collect();
-    cuts.extend([1, 4, 63, 64, 100, 300, 1000, len - 1, len - 10, len - 100, len - 1000]);
+    cuts.extend([
+        1,
+        4,
+        63,
+        64,
+        100,
+        300,
+        1000,
+        len - 1,
+        len - 10,
+        len - 100,
+        len - 1000,
+    ]);
     for cut in cuts {
         std::fs::write(&path, &original[..cut]).unwrap();
-        let err = read_all(&path).expect_err(&format!("truncated at {cut} of {len} gives an error"));
+        let err =
+            read_all(&path).expect_err(&format!("truncated at {cut} of {len} gives an error"));
         assert!(err.contains(fixture), "error names the file: {err}");
-        assert!(!err.contains("internal parser failure"), "cut {cut}: a panic was caught: {err}");
+        assert!(
+            !err.contains("internal parser failure"),
+            "cut {cut}: a panic was caught: {err}"
+        );
     }
 
     // Flipped bytes: no panic; count how many were detected.
@@ -87,7 +103,10 @@ fn check_damage(fixture: &'static str) {
         if let Err(err) = read_all(&path) {
             detected += 1;
             assert!(err.contains(fixture), "error names the file: {err}");
-            assert!(!err.contains("internal parser failure"), "flip at {pos}: a panic was caught: {err}");
+            assert!(
+                !err.contains("internal parser failure"),
+                "flip at {pos}: a panic was caught: {err}"
+            );
         }
     }
     eprintln!("{fixture}: {detected} of {trials} single-byte flips detected");
@@ -100,5 +119,8 @@ fn damaged_files_give_errors_not_panics() {
         check_damage("data_2025_zstd.GamGam.root");
     });
     let largest = LARGEST.load(Ordering::Relaxed);
-    assert!(largest < 64 << 20, "largest single allocation {largest} bytes");
+    assert!(
+        largest < 64 << 20,
+        "largest single allocation {largest} bytes"
+    );
 }

@@ -39,7 +39,6 @@ const HEADER_SIZE: usize = 9;
 // - the size of the compressed data
 // where each size is saved on 3 bytes, the maximal size
 // of each block can not be bigger than 16Mb.
-#[allow(dead_code)]
 const K_MAX_COMPRESSED_BLOCK_SIZE: usize = 0xffffff;
 
 #[allow(dead_code)]
@@ -177,25 +176,39 @@ fn root_compress_algo_level(algo: i32) -> (Kind, i32) {
     (kind, level)
 }
 
+/// Compresses one record for writing, in ROOT's block framing. Only zlib is written
+/// (`compression` = 100 + level, as ROOT's `ROOT::RCompressionSetting`); settings below 100
+/// (this crate's historical default `1`) and records under 512 bytes stay uncompressed, and so
+/// does a record that would not shrink, as ROOT does.
 pub fn compress(src: Vec<u8>, compression: i32) -> Result<Vec<u8>> {
-    assert_eq!(compression, 1);
-
     let (kind, level) = root_compress_algo_level(compression);
-
-    if kind == Kind::UseGlobal || level == 0 || src.len() < 512 {
-        // no compression
-        // let mut dst = Vec::new();
-        //std::io::copy(src, &mut dst)?;
+    if compression < 100 || level == 0 || src.len() < 512 {
         return Ok(src);
     }
-
-    unimplemented!();
-
-    // let mut dst = Vec::new();
-    // {
-    //     let mut w = flate2::write::ZlibEncoder::new(&mut dst, flate2::Compression::default());
-    //     std::io::copy(&mut src, &mut w)?;
-    // }
-    //
-    // Ok(dst)
+    if kind != Kind::Zlib {
+        return Err(Error::Unsupported(format!(
+            "writing with compression setting {compression} (only zlib, 101-109, is written)"
+        )));
+    }
+    let mut out = Vec::with_capacity(src.len() / 2 + 64);
+    for block in src.chunks(K_MAX_COMPRESSED_BLOCK_SIZE) {
+        let mut enc = flate2::write::ZlibEncoder::new(
+            Vec::with_capacity(block.len() / 2 + 64),
+            flate2::Compression::new(level.clamp(1, 9) as u32),
+        );
+        std::io::Write::write_all(&mut enc, block)?;
+        let z = enc.finish()?;
+        if z.len() > K_MAX_COMPRESSED_BLOCK_SIZE || z.len() >= block.len() {
+            return Ok(src); // incompressible: store as is
+        }
+        let (c, u) = (z.len(), block.len());
+        out.extend_from_slice(&[b'Z', b'L', 8]);
+        out.extend_from_slice(&[c as u8, (c >> 8) as u8, (c >> 16) as u8]);
+        out.extend_from_slice(&[u as u8, (u >> 8) as u8, (u >> 16) as u8]);
+        out.extend_from_slice(&z);
+    }
+    if out.len() >= src.len() {
+        return Ok(src);
+    }
+    Ok(out)
 }

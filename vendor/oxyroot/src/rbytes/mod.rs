@@ -164,17 +164,20 @@ macro_rules! impl_marshalers_primitive {
                 Self: Sized,
             {
                 let tys = type_name::<Self>();
+                // The C++ names ROOT itself writes (e.g. `vector<int>`), which every reader
+                // (ROOT, uproot) knows; `int32_t` & co. are typedefs uproot cannot map.
                 let ret = match tys {
-                    "i32" => "int32_t",
-                    "u32" => "uint32_t",
-                    "i64" => "int64_t",
-                    "u64" => "uint64_t",
-                    "i16" => "int16_t",
-                    "u16" => "uint16_t",
-                    "i8" => "int8_t",
-                    "u8" => "uint8_t",
+                    "i32" => "int",
+                    "u32" => "unsigned int",
+                    "i64" => "Long64_t",
+                    "u64" => "ULong64_t",
+                    "i16" => "short",
+                    "u16" => "unsigned short",
+                    "i8" => "char",
+                    "u8" => "unsigned char",
                     "f32" => "float",
                     "f64" => "double",
+                    "bool" => "bool",
 
                     _ => unimplemented!("Marshaler.class_name for {}", type_name::<Self>()),
                 };
@@ -224,8 +227,9 @@ macro_rules! impl_marshalers_primitive {
                     return "D".to_string();
                 }
 
+                // ROOT's leaf code for Bool_t is 'O' ('B' is Char_t).
                 if ty == TypeId::of::<bool>() {
-                    return "B".to_string();
+                    return "O".to_string();
                 }
 
                 unimplemented!("Marshaler.root_code for {}", type_name::<Self>())

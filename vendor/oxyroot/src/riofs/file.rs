@@ -942,6 +942,12 @@ impl RootFile {
     pub fn compression(&self) -> i32 {
         self.header.compression()
     }
+
+    /// Sets the compression of records written from now on: `101`..`109` for zlib at that
+    /// level (ROOT's setting = algorithm × 100 + level); `1` (the default) writes uncompressed.
+    pub fn set_compression(&mut self, setting: i32) {
+        self.header.compression = setting;
+    }
 }
 
 #[derive(Default, Clone, Debug)]

@@ -6,9 +6,10 @@ pub fn decode_name_cycle(namecycle: &str) -> Result<(&str, u16), Error> {
 
     match toks.len() {
         1 => Ok((toks[0], 9999)),
-        2 => {
-            unimplemented!()
-        }
+        2 => toks[1]
+            .parse::<u16>()
+            .map(|c| (toks[0], c))
+            .map_err(|_| Error::CantDecodeNameCycle(namecycle.to_string())),
 
         _ => Err(Error::CantDecodeNameCycle(namecycle.to_string())),
     }

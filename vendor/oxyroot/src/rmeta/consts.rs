@@ -9,6 +9,7 @@ pub enum CantMakeError {
     IntegerFromEnumNamed(EnumNamed),
     ESTLTypeFromInteger(i32),
     EReadWriteFromInteger(i32),
+    EnumNamedFromString(String),
 }
 
 pub type Result<T> = std::result::Result<T, CantMakeError>;
@@ -142,8 +143,8 @@ impl EnumNamed {
             "Int_t" => Ok(EnumNamed::Int),
             "int32_t" => Ok(EnumNamed::Int),
             "uint32_t" => Ok(EnumNamed::UInt),
-            "int8_t" => Ok(EnumNamed::Char),
-            "uint8_t" => Ok(EnumNamed::UChar),
+            "int8_t" | "char" | "Char_t" => Ok(EnumNamed::Char),
+            "uint8_t" | "unsigned char" | "UChar_t" => Ok(EnumNamed::UChar),
             "unsigned int" => Ok(EnumNamed::UInt),
             "UInt_t" => Ok(EnumNamed::UInt),
             "short" => Ok(EnumNamed::Short),
@@ -152,11 +153,12 @@ impl EnumNamed {
             "unsigned short" => Ok(EnumNamed::UShort),
             "UShort_t" => Ok(EnumNamed::UShort),
             "uint16_t" => Ok(EnumNamed::UShort),
-            "int64_t" => Ok(EnumNamed::Long64),
-            "uint64_t" => Ok(EnumNamed::ULong64),
+            "int64_t" | "Long64_t" => Ok(EnumNamed::Long64),
+            "uint64_t" | "ULong64_t" => Ok(EnumNamed::ULong64),
             "float" => Ok(EnumNamed::Float),
             "double" => Ok(EnumNamed::Double),
-            _ => unimplemented!("{} not implemented", s),
+            "bool" | "Bool_t" => Ok(EnumNamed::Bool),
+            _ => Err(CantMakeError::EnumNamedFromString(s.to_string())),
         }
     }
 }

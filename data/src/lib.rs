@@ -1,0 +1,70 @@
+//! Datasets: the SYNTHETIC default dataset ([`synth`], generated on first use into
+//! `data/generated/`) and the manifest of the real ATLAS Open Data files ([`manifest`]).
+
+pub mod manifest;
+pub mod synth;
+
+use std::path::{Path, PathBuf};
+
+/// The default dataset: one data file and one signal MC file, both SYNTHETIC.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct DefaultDataset {
+    pub data: PathBuf,
+    pub mc: PathBuf,
+    /// Always true: these files are simulated, not real ATLAS data.
+    pub synthetic: bool,
+    pub seed: u64,
+    pub written: synth::Written,
+}
+
+/// `data/generated/` in this repository.
+pub fn generated_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("generated")
+}
+
+/// File names say SYNTHETIC, so the label survives copying.
+pub const DATA_FILE: &str = "SYNTHETIC_data_A.GamGam.root";
+pub const MC_FILE: &str = "SYNTHETIC_mc_343981.ggH125_gamgam.GamGam.root";
+const MANIFEST: &str = "manifest.json";
+
+/// Returns the default dataset in `dir`, generating it first if it is missing or was made with
+/// another configuration. `on_generate` is called before a (slow, seconds) generation.
+pub fn ensure_default(
+    dir: &Path,
+    cfg: &synth::Config,
+    on_generate: impl FnOnce(),
+) -> Result<DefaultDataset, synth::WriteError> {
+    let manifest = dir.join(MANIFEST);
+    let want = |written: synth::Written| DefaultDataset {
+        data: dir.join(DATA_FILE),
+        mc: dir.join(MC_FILE),
+        synthetic: true,
+        seed: cfg.seed,
+        written,
+    };
+    if let Ok(text) = std::fs::read_to_string(&manifest) {
+        if let Ok(ds) = serde_json::from_str::<DefaultDataset>(&text) {
+            let same = ds.seed == cfg.seed
+                && ds.written.data_events == cfg.data_events
+                && ds.written.mc_events == cfg.mc_events;
+            if same && ds.data.exists() && ds.mc.exists() {
+                return Ok(ds);
+            }
+        }
+    }
+    on_generate();
+    let err = |e: std::io::Error| synth::WriteError {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    // Write under temporary names and rename, so an interrupted run leaves no half file.
+    let (tmp_data, tmp_mc) = (dir.join(".data.tmp"), dir.join(".mc.tmp"));
+    let written = synth::write_dataset(cfg, &tmp_data, &tmp_mc)?;
+    let ds = want(written);
+    std::fs::rename(&tmp_data, &ds.data).map_err(err)?;
+    std::fs::rename(&tmp_mc, &ds.mc).map_err(err)?;
+    let text = serde_json::to_string_pretty(&ds).expect("plain data serialises");
+    std::fs::write(&manifest, text).map_err(err)?;
+    Ok(ds)
+}
