@@ -58,12 +58,15 @@ pub fn ensure_default(
         reason: e.to_string(),
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    // Write under temporary names and rename, so an interrupted run leaves no half file.
-    let (tmp_data, tmp_mc) = (dir.join(".data.tmp"), dir.join(".mc.tmp"));
-    let written = synth::write_dataset(cfg, &tmp_data, &tmp_mc)?;
-    let ds = want(written);
-    std::fs::rename(&tmp_data, &ds.data).map_err(err)?;
-    std::fs::rename(&tmp_mc, &ds.mc).map_err(err)?;
+    // The manifest is the commit marker: it is removed first and written last, so a run that
+    // is interrupted leaves no manifest and the next one regenerates. (Files are written under
+    // their final names because ROOT records a file's own name inside it.)
+    std::fs::remove_file(&manifest).ok();
+    let ds = want(synth::write_dataset(
+        cfg,
+        &dir.join(DATA_FILE),
+        &dir.join(MC_FILE),
+    )?);
     let text = serde_json::to_string_pretty(&ds).expect("plain data serialises");
     std::fs::write(&manifest, text).map_err(err)?;
     Ok(ds)

@@ -328,7 +328,7 @@ fn skimmed(rng: &mut Rng, n: usize, signal: bool, mc: bool) -> (Vec<Event>, usiz
     (out, generated, sumw)
 }
 
-/// Writes the data file and the signal MC file. Same config, same bytes.
+/// Writes the data file and the signal MC file. Same config and paths, same bytes.
 pub fn write_dataset(
     cfg: &Config,
     data_path: &Path,

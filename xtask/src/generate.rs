@@ -14,7 +14,7 @@ pub struct Args {
     /// Events in the signal MC file.
     #[arg(long, default_value_t = Config::default().mc_events)]
     mc_events: usize,
-    /// Random seed: the same seed writes the same bytes.
+    /// Random seed: the same seed writes the same events (and bytes, at the same path).
     #[arg(long, default_value_t = Config::default().seed)]
     seed: u64,
 }
