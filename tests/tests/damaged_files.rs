@@ -109,7 +109,29 @@ fn check_damage(fixture: &'static str) {
             );
         }
     }
+    // Every byte of the file header (magic, version, pointers to keys and streamers).
+    for pos in 0..100 {
+        let mut damaged = original.clone();
+        damaged[pos] ^= 0x5A;
+        std::fs::write(&path, &damaged).unwrap();
+        trials += 1;
+        if let Err(err) = read_all(&path) {
+            detected += 1;
+            assert!(!err.contains("internal parser failure"), "header flip at {pos}: {err}");
+        }
+    }
     eprintln!("{fixture}: {detected} of {trials} single-byte flips detected");
+}
+
+#[test]
+fn files_that_are_not_root_files_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [("empty.root", vec![]), ("text.root", b"hello, not ROOT".repeat(50))] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let err = read_all(&p).unwrap_err();
+        assert!(err.contains(name) && err.contains("not a ROOT file"), "{err}");
+    }
 }
 
 #[test]

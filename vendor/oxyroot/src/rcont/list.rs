@@ -96,7 +96,9 @@ impl Unmarshaler for ReaderList {
         let size = r.read_i32()?;
 
         for _ in 0..size {
-            let obj = r.read_object_any_into()?.expect("something is wrong");
+            let obj = r
+                .read_object_any_into()?
+                .ok_or_else(|| crate::rbytes::Error::Misc("null object in a TList".into()))?;
             self.objs.push(obj);
 
             let n = r.read_u8()?;

@@ -299,9 +299,13 @@ impl Unmarshaler for StreamerInfo {
         self.chksum = r.read_u32()?;
         self.clsver = r.read_i32()?;
 
-        let objs: Box<dyn FactoryItemRead> = r.read_object_any_into()?.expect("something is wrong");
+        let objs: Box<dyn FactoryItemRead> = r.read_object_any_into()?.ok_or_else(|| {
+            crate::rbytes::Error::Misc("TStreamerInfo without its element list".into())
+        })?;
 
-        let objarr = *objs.downcast::<rcont::objarray::ReaderObjArray>().unwrap();
+        let objarr = *objs
+            .downcast::<rcont::objarray::ReaderObjArray>()
+            .map_err(|_| crate::rbytes::Error::Misc("TStreamerInfo elements are not a TObjArray".into()))?;
         //
         // let objarr = r.read_object_into::<rcont::objarray::ObjArray>()?;
 

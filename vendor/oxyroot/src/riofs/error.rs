@@ -32,6 +32,8 @@ pub enum Error {
     RCompress(crate::rcompress::Error),
     RTypes(crate::rtypes::error::Error),
     Rdict(crate::rdict::Error),
+    /// The file does not start with ROOT's magic bytes `root`.
+    NotARootFile,
     /// A record's position or length points past the end of the file (truncated or damaged).
     ReadPastEnd {
         start: u64,
@@ -57,6 +59,7 @@ impl std::fmt::Display for Error {
                 f,
                 "record of {len} bytes at offset {start} lies past the end of the {file_len}-byte file (truncated or damaged)"
             ),
+            Error::NotARootFile => write!(f, "not a ROOT file (does not start with 'root')"),
             Error::RCompress(e) => write!(f, "{e}"),
             Error::Io(e) => write!(f, "{e}"),
             _ => write!(f, "IO/Root Error: {:?}", self),

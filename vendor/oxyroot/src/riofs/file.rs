@@ -407,14 +407,13 @@ impl RootFile {
 
     fn read_header(&mut self) -> Result<()> {
         trace!("start to read header");
+        let magic = self.read_at(0, 4).map_err(|_| Error::NotARootFile)?;
+        if magic != ROOT_MAGIC.as_bytes() {
+            return Err(Error::NotARootFile);
+        }
         let buf = self.read_at(0, HEADER_LEN + HEADER_EXTRA_LEN)?;
         let mut r = RBuffer::new(&buf, 0);
-        // let mut magic: [u8; 4] = [0; 4];
-        let magic = r.read_array_u8(4)?;
-
-        trace!("magic = {:?}", magic);
-
-        assert_eq!(magic, ROOT_MAGIC.as_bytes());
+        r.read_array_u8(4)?;
 
         let version = r.read_i32()?;
         trace!("version = {}", version);
@@ -911,7 +910,14 @@ impl RootFile {
 
     pub fn get_tree(&mut self, name: &str) -> Result<ReaderTree> {
         let objet = self.get_object(name)?;
-        let mut objet: ReaderTree = *objet.downcast::<ReaderTree>().expect("");
+        let class = objet.class().to_string();
+        let mut objet: ReaderTree = *objet.downcast::<ReaderTree>().map_err(|_| {
+            Error::KeyClassMismatch {
+                key: name.to_string(),
+                key_class: class,
+                obj_class: "TTree".to_string(),
+            }
+        })?;
 
         objet.set_reader(Some(self.reader()?.clone()));
         objet.set_streamer_info(self.sinfos.clone());

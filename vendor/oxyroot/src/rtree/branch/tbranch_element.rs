@@ -487,10 +487,9 @@ impl Unmarshaler for TBranchElement {
         if hdr.vers > 1 {
             self.max = r.read_i32()?;
 
+            // Count branches of variable-size arrays; not used by this reader.
             let _bcount1 = r.read_object_any_into()?;
-            assert!(_bcount1.is_none());
             let _bcount2 = r.read_object_any_into()?;
-            assert!(_bcount2.is_none());
 
             // bcount1 := r.ReadObjectAny()
             // if bcount1 != nil {
