@@ -1,7 +1,11 @@
-//! The H→γγ analysis: ROOT file → events → stage → histogram → fit → result.
+//! The H→γγ analysis: ROOT file → events → selection → histogram → fit → result.
 //!
 //! * [`rootio`]: ROOT ntuples → typed columns (the only module that reads ROOT files);
-//! * [`events`]: columns → the photon event model, in GeV, for both Open Data releases.
+//! * [`events`]: columns → the photon event model, in GeV, for both Open Data releases;
+//! * [`select`]: events → selected diphotons (m_γγ, weight) and the cut flow;
+//! * [`histogram`]: diphotons → a weighted m_γγ histogram.
 
 pub mod events;
+pub mod histogram;
 pub mod rootio;
+pub mod select;

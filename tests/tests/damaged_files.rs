@@ -117,7 +117,10 @@ fn check_damage(fixture: &'static str) {
         trials += 1;
         if let Err(err) = read_all(&path) {
             detected += 1;
-            assert!(!err.contains("internal parser failure"), "header flip at {pos}: {err}");
+            assert!(
+                !err.contains("internal parser failure"),
+                "header flip at {pos}: {err}"
+            );
         }
     }
     eprintln!("{fixture}: {detected} of {trials} single-byte flips detected");
@@ -126,11 +129,17 @@ fn check_damage(fixture: &'static str) {
 #[test]
 fn files_that_are_not_root_files_are_named_as_such() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in [("empty.root", vec![]), ("text.root", b"hello, not ROOT".repeat(50))] {
+    for (name, bytes) in [
+        ("empty.root", vec![]),
+        ("text.root", b"hello, not ROOT".repeat(50)),
+    ] {
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();
         let err = read_all(&p).unwrap_err();
-        assert!(err.contains(name) && err.contains("not a ROOT file"), "{err}");
+        assert!(
+            err.contains(name) && err.contains("not a ROOT file"),
+            "{err}"
+        );
     }
 }
 
