@@ -9,6 +9,7 @@
 //! file holds exactly `round(σ×B × L)` generated H→γγ events, so a correct analysis measures
 //! μ ≈ 1 within its statistical error.
 
+use analysis::rng::Rng;
 use oxyroot::{RootFile, WriterTree};
 use std::path::Path;
 
@@ -63,61 +64,6 @@ pub struct Written {
 pub struct WriteError {
     pub path: String,
     pub reason: String,
-}
-
-/// A small, fast, seedable generator (xoshiro256**), so files are reproducible across
-/// platforms and crate versions.
-pub struct Rng([u64; 4]);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        let mut z = seed;
-        let mut next = || {
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut x = z;
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            x ^ (x >> 31)
-        };
-        Rng([next(), next(), next(), next()])
-    }
-    fn next_u64(&mut self) -> u64 {
-        let s = &mut self.0;
-        let r = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        r
-    }
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    pub fn range(&mut self, a: f64, b: f64) -> f64 {
-        a + (b - a) * self.uniform()
-    }
-    pub fn gaus(&mut self, mean: f64, sigma: f64) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        mean + sigma * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-    pub fn exp(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.uniform()).ln()
-    }
-    pub fn poisson(&mut self, mean: f64) -> u32 {
-        let (l, mut k, mut p) = ((-mean).exp(), 0, 1.0);
-        loop {
-            p *= self.uniform();
-            if p <= l {
-                return k;
-            }
-            k += 1;
-        }
-    }
 }
 
 /// One event's photons, in MeV, leading first.

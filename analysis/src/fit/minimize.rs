@@ -1,0 +1,325 @@
+//! Bounded minimisation: Nelder–Mead (argmin) in Minuit's internal coordinates, then Newton
+//! steps with a numeric Hessian to converge tightly, then the covariance from that Hessian.
+
+use argmin::core::{CostFunction, Executor, State};
+use argmin::solver::neldermead::NelderMead;
+
+/// A bounded parameter as the minimiser sees it.
+#[derive(Clone, Debug)]
+pub struct Bound {
+    pub lo: f64,
+    pub hi: f64,
+    pub fixed: bool,
+}
+
+/// What the minimiser found.
+#[derive(Clone, Debug)]
+pub struct Minimum {
+    pub x: Vec<f64>,
+    pub f: f64,
+    /// Estimated distance to the minimum, gᵀ H⁻¹ g / 2.
+    pub edm: f64,
+    /// Covariance of the free parameters (zero rows/columns for fixed ones).
+    pub cov: Vec<Vec<f64>>,
+    /// Whether the Hessian at the minimum is positive definite.
+    pub hessian_ok: bool,
+    /// Parameters that ended within 1e-6 of the range of a bound.
+    pub at_bound: Vec<usize>,
+}
+
+/// Minuit's transform of a bounded parameter to an unbounded internal one.
+fn to_internal(x: f64, b: &Bound) -> f64 {
+    (2.0 * (x - b.lo) / (b.hi - b.lo) - 1.0)
+        .clamp(-1.0, 1.0)
+        .asin()
+}
+fn to_external(u: f64, b: &Bound) -> f64 {
+    b.lo + (b.hi - b.lo) * (u.sin() + 1.0) / 2.0
+}
+
+struct Internal<'a, F: Fn(&[f64]) -> f64> {
+    f: &'a F,
+    x0: &'a [f64],
+    bounds: &'a [Bound],
+    free: &'a [usize],
+}
+
+impl<F: Fn(&[f64]) -> f64> Internal<'_, F> {
+    fn external(&self, u: &[f64]) -> Vec<f64> {
+        let mut x = self.x0.to_vec();
+        for (k, &i) in self.free.iter().enumerate() {
+            x[i] = to_external(u[k], &self.bounds[i]);
+        }
+        x
+    }
+}
+
+impl<F: Fn(&[f64]) -> f64> CostFunction for Internal<'_, F> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, u: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        Ok((self.f)(&self.external(u)))
+    }
+}
+
+/// Minimises `f` from `x0` within `bounds`. `f` must return a finite (large) value outside
+/// its domain, never NaN or infinity.
+pub fn minimize(
+    f: &impl Fn(&[f64]) -> f64,
+    x0: &[f64],
+    bounds: &[Bound],
+) -> Result<Minimum, String> {
+    let free: Vec<usize> = (0..x0.len()).filter(|&i| !bounds[i].fixed).collect();
+    let problem = Internal {
+        f,
+        x0,
+        bounds,
+        free: &free,
+    };
+    // Nelder–Mead simplex: the start and one step of 0.1 rad along each internal axis.
+    let u0: Vec<f64> = free
+        .iter()
+        .map(|&i| to_internal(x0[i], &bounds[i]))
+        .collect();
+    let mut simplex = vec![u0.clone()];
+    for k in 0..free.len() {
+        let mut u = u0.clone();
+        u[k] += if u[k] > 1.0 { -0.1 } else { 0.1 };
+        simplex.push(u);
+    }
+    let mut x = x0.to_vec();
+    if !free.is_empty() {
+        let solver = NelderMead::new(simplex)
+            .with_sd_tolerance(1e-9)
+            .map_err(|e| e.to_string())?;
+        let res = Executor::new(problem, solver)
+            .configure(|s| s.max_iters(20_000))
+            .run()
+            .map_err(|e| format!("minimiser failed: {e}"))?;
+        let best = res
+            .state()
+            .get_best_param()
+            .cloned()
+            .ok_or("minimiser returned no point")?;
+        x = Internal {
+            f,
+            x0,
+            bounds,
+            free: &free,
+        }
+        .external(&best);
+    }
+    newton_polish(f, x, bounds, &free)
+}
+
+/// Newton steps with a numeric gradient and Hessian until the EDM is negligible.
+fn newton_polish(
+    f: &impl Fn(&[f64]) -> f64,
+    mut x: Vec<f64>,
+    bounds: &[Bound],
+    free: &[usize],
+) -> Result<Minimum, String> {
+    let n = free.len();
+    // Step sizes: start from the bounds' scale, then 1 % of the parameter errors.
+    let mut h: Vec<f64> = free
+        .iter()
+        .map(|&i| 1e-5 * (bounds[i].hi - bounds[i].lo))
+        .collect();
+    let mut fx = f(&x);
+    let mut edm = f64::INFINITY;
+    for _ in 0..30 {
+        let (g, hess) = derivatives(f, &x, free, &h);
+        let Some(cov) = invert_spd(&hess) else {
+            break;
+        };
+        for k in 0..n {
+            h[k] = (0.01 * cov[k][k].sqrt()).max(1e-9);
+        }
+        let step: Vec<f64> = (0..n)
+            .map(|a| -(0..n).map(|b| cov[a][b] * g[b]).sum::<f64>())
+            .collect();
+        edm = (-0.5 * (0..n).map(|a| g[a] * step[a]).sum::<f64>()).max(0.0);
+        if edm < 1e-10 {
+            break;
+        }
+        // Backtracking: take the largest fraction of the step that lowers f inside the bounds.
+        let mut t = 1.0;
+        let mut moved = false;
+        for _ in 0..30 {
+            let mut y = x.clone();
+            for (k, &i) in free.iter().enumerate() {
+                y[i] = (x[i] + t * step[k]).clamp(bounds[i].lo, bounds[i].hi);
+            }
+            let fy = f(&y);
+            if fy < fx {
+                x = y;
+                fx = fy;
+                moved = true;
+                break;
+            }
+            t *= 0.5;
+        }
+        if !moved {
+            break;
+        }
+    }
+    // The covariance from a Hessian taken with steps of 1 % of the final errors.
+    let (_, hess) = derivatives(f, &x, free, &h);
+    let inv = invert_spd(&hess);
+    let mut cov = vec![vec![0.0; x.len()]; x.len()];
+    if let Some(inv) = &inv {
+        for (a, &i) in free.iter().enumerate() {
+            for (b, &j) in free.iter().enumerate() {
+                cov[i][j] = inv[a][b];
+            }
+        }
+    }
+    let at_bound = free
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let r = 1e-6 * (bounds[i].hi - bounds[i].lo);
+            x[i] - bounds[i].lo < r || bounds[i].hi - x[i] < r
+        })
+        .collect();
+    Ok(Minimum {
+        x,
+        f: fx,
+        edm,
+        cov,
+        hessian_ok: inv.is_some(),
+        at_bound,
+    })
+}
+
+/// Central-difference gradient and Hessian of `f` over the free parameters.
+fn derivatives(
+    f: &impl Fn(&[f64]) -> f64,
+    x: &[f64],
+    free: &[usize],
+    h: &[f64],
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let n = free.len();
+    let at = |d: &[(usize, f64)]| {
+        let mut y = x.to_vec();
+        for &(k, s) in d {
+            y[free[k]] += s;
+        }
+        f(&y)
+    };
+    let f0 = f(x);
+    let mut g = vec![0.0; n];
+    let mut hess = vec![vec![0.0; n]; n];
+    for a in 0..n {
+        let (fp, fm) = (at(&[(a, h[a])]), at(&[(a, -h[a])]));
+        g[a] = (fp - fm) / (2.0 * h[a]);
+        hess[a][a] = (fp - 2.0 * f0 + fm) / (h[a] * h[a]);
+        for b in 0..a {
+            let v = (at(&[(a, h[a]), (b, h[b])])
+                - at(&[(a, h[a]), (b, -h[b])])
+                - at(&[(a, -h[a]), (b, h[b])])
+                + at(&[(a, -h[a]), (b, -h[b])]))
+                / (4.0 * h[a] * h[b]);
+            hess[a][b] = v;
+            hess[b][a] = v;
+        }
+    }
+    (g, hess)
+}
+
+/// Inverse of a symmetric positive-definite matrix by Cholesky; `None` if it is not one.
+pub fn invert_spd(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
+    let n = m.len();
+    let mut l = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = m[i][j] - (0..j).map(|k| l[i][k] * l[j][k]).sum::<f64>();
+            if i == j {
+                if !(s > 0.0) || !s.is_finite() {
+                    return None;
+                }
+                l[i][i] = s.sqrt();
+            } else {
+                l[i][j] = s / l[j][j];
+            }
+        }
+    }
+    // Invert L, then M⁻¹ = L⁻ᵀ L⁻¹.
+    let mut li = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        li[i][i] = 1.0 / l[i][i];
+        for j in 0..i {
+            li[i][j] = -(j..i).map(|k| l[i][k] * li[k][j]).sum::<f64>() / l[i][i];
+        }
+    }
+    Some(
+        (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| (i.max(j)..n).map(|k| li[k][i] * li[k][j]).sum())
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_bounded_quadratic_minimum_and_its_covariance() {
+        // f = (x-1)²/(2·0.5²) + (y+2)²/(2·3²) + 0.3 (x-1)(y+2)/... keep it diagonal-dominant
+        let f = |p: &[f64]| 0.5 * ((p[0] - 1.0) / 0.5).powi(2) + 0.5 * ((p[1] + 2.0) / 3.0).powi(2);
+        let b = [
+            Bound {
+                lo: -10.0,
+                hi: 10.0,
+                fixed: false,
+            },
+            Bound {
+                lo: -20.0,
+                hi: 20.0,
+                fixed: false,
+            },
+        ];
+        let m = minimize(&f, &[0.0, 0.0], &b).unwrap();
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] + 2.0).abs() < 1e-6,
+            "{:?}",
+            m.x
+        );
+        assert!((m.cov[0][0].sqrt() - 0.5).abs() < 1e-5 && (m.cov[1][1].sqrt() - 3.0).abs() < 1e-4);
+        assert!(m.hessian_ok && m.edm < 1e-9 && m.at_bound.is_empty());
+    }
+
+    #[test]
+    fn fixed_parameters_stay_put() {
+        let f = |p: &[f64]| (p[0] - p[1]).powi(2) + p[1].powi(2);
+        let b = [
+            Bound {
+                lo: -5.0,
+                hi: 5.0,
+                fixed: false,
+            },
+            Bound {
+                lo: -5.0,
+                hi: 5.0,
+                fixed: true,
+            },
+        ];
+        let m = minimize(&f, &[0.0, 2.0], &b).unwrap();
+        assert_eq!(m.x[1], 2.0);
+        assert!((m.x[0] - 2.0).abs() < 1e-6);
+        assert_eq!(m.cov[1][1], 0.0);
+    }
+
+    #[test]
+    fn inverts_spd_and_rejects_indefinite() {
+        let m = vec![vec![4.0, 1.0], vec![1.0, 3.0]];
+        let inv = invert_spd(&m).unwrap();
+        let det = 11.0;
+        assert!((inv[0][0] - 3.0 / det).abs() < 1e-12 && (inv[0][1] + 1.0 / det).abs() < 1e-12);
+        assert!(invert_spd(&[vec![1.0, 2.0], vec![2.0, 1.0]]).is_none());
+    }
+}

@@ -1,0 +1,176 @@
+//! Histogram → fit: an extended binned maximum-likelihood fit of signal + background to the
+//! m_γγ histogram, with Hessian errors and the discovery significance from q0.
+//!
+//! The likelihood is RooFit's for a `RooDataHist` (what `reference.py` fits): the normalised
+//! densities are evaluated at bin centres,
+//!
+//! ```text
+//! −ln L = (nsig + nbkg) − Σ_bins n_i · ln( nsig · s(x_i) + nbkg · b(x_i) )   (+ const)
+//! ```
+//!
+//! `fit` never reads files: it takes a model ([`FitModel`]) and a [`Histogram`].
+
+mod minimize;
+mod model;
+pub mod toys;
+
+pub use minimize::invert_spd;
+pub use model::{Background, Densities, FitModel, ParamSpec, Signal, MEAN, NBKG, NSIG, SIGMA};
+
+use crate::histogram::Histogram;
+use minimize::{minimize, Bound};
+use serde::{Deserialize, Serialize};
+
+/// A fitted parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitParam {
+    pub name: String,
+    pub value: f64,
+    /// Symmetric error from the Hessian (HESSE).
+    pub error: f64,
+}
+
+/// Whether the fit can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitStatus {
+    /// Converged, Hessian positive definite, no parameter at a bound.
+    Ok,
+    /// Converged with a parameter at one of its bounds: its error is not meaningful.
+    AtBound,
+    /// The Hessian is not positive definite or the minimum was not reached.
+    Failed,
+}
+
+/// Everything a fit produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitResult {
+    pub model: FitModel,
+    pub params: Vec<FitParam>,
+    /// Covariance matrix of the parameters, in the order of `params`.
+    pub covariance: Vec<Vec<f64>>,
+    /// −ln L at the minimum (up to a constant).
+    pub nll: f64,
+    /// Estimated distance to the minimum.
+    pub edm: f64,
+    pub status: FitStatus,
+    /// q0 = 2 (−ln L(nsig = 0, signal shape fixed) − −ln L(best)), 0 when nsig < 0.
+    pub q0: f64,
+    /// Discovery significance √q0.
+    pub z: f64,
+}
+
+impl FitResult {
+    /// The parameter called `name`.
+    pub fn param(&self, name: &str) -> Option<&FitParam> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    /// Parameter values in model order.
+    pub fn values(&self) -> Vec<f64> {
+        self.params.iter().map(|p| p.value).collect()
+    }
+}
+
+/// Why a fit could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error("invalid fit model: {0}")]
+    Model(String),
+    #[error("the histogram is empty: nothing to fit")]
+    Empty,
+    #[error("{0}")]
+    Minimizer(String),
+}
+
+/// −ln L of the model with parameters `p` for bin contents `n` (see the module docs).
+pub fn nll(model: &FitModel, hist: &Histogram, p: &[f64]) -> f64 {
+    let b = &hist.binning;
+    let d = Densities::new(model, p, b.lo, b.hi);
+    let mut s = p[NSIG] + p[NBKG];
+    for (i, &n) in hist.sumw.iter().enumerate() {
+        if n == 0.0 {
+            continue;
+        }
+        let x = b.center(i);
+        let nu = p[NSIG] * d.signal(x) + p[NBKG] * d.background(x);
+        if !(nu > 0.0) || !nu.is_finite() {
+            return 1e30; // outside the physical region: a large finite penalty
+        }
+        s -= n * nu.ln();
+    }
+    s
+}
+
+/// Fits `model` to `hist`.
+pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
+    let b = &hist.binning;
+    b.validate().map_err(FitError::Model)?;
+    model.validate(b.lo, b.hi).map_err(FitError::Model)?;
+    let total = hist.integral();
+    if total <= 0.0 {
+        return Err(FitError::Empty);
+    }
+    let specs = model.params(total);
+    let x0: Vec<f64> = specs.iter().map(|s| s.init).collect();
+    let free = |fixed: &[usize]| -> Vec<Bound> {
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Bound {
+                lo: s.lo,
+                hi: s.hi,
+                fixed: fixed.contains(&i),
+            })
+            .collect()
+    };
+    let f = |p: &[f64]| nll(model, hist, p);
+    let best = minimize(&f, &x0, &free(&[])).map_err(FitError::Minimizer)?;
+
+    // Background-only: nsig = 0 with the signal shape fixed at its best fit.
+    let mut x_b = best.x.clone();
+    x_b[NSIG] = 0.0;
+    let fixed: Vec<usize> = std::iter::once(NSIG)
+        .chain(2..2 + model.n_signal_shape())
+        .collect();
+    let bonly = minimize(&f, &x_b, &free(&fixed)).map_err(FitError::Minimizer)?;
+    let q0 = if best.x[NSIG] > 0.0 {
+        (2.0 * (bonly.f - best.f)).max(0.0)
+    } else {
+        0.0
+    };
+
+    let status = if !best.hessian_ok || best.edm > 1e-3 {
+        FitStatus::Failed
+    } else if !best.at_bound.is_empty() {
+        FitStatus::AtBound
+    } else {
+        FitStatus::Ok
+    };
+    Ok(FitResult {
+        model: *model,
+        params: specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| FitParam {
+                name: s.name.clone(),
+                value: best.x[i],
+                error: best.cov[i][i].max(0.0).sqrt(),
+            })
+            .collect(),
+        covariance: best.cov,
+        nll: best.f,
+        edm: best.edm,
+        status,
+        q0,
+        z: q0.sqrt(),
+    })
+}
+
+/// Expected events per bin at `x` for parameters `p`: (signal + background, background only).
+pub fn expected_per_bin(model: &FitModel, hist: &Histogram, p: &[f64], x: f64) -> (f64, f64) {
+    let b = &hist.binning;
+    let d = Densities::new(model, p, b.lo, b.hi);
+    let w = b.width();
+    let bkg = p[NBKG] * d.background(x) * w;
+    (p[NSIG] * d.signal(x) * w + bkg, bkg)
+}

@@ -1,0 +1,85 @@
+//! Toy studies: generate histograms from a fitted model, fit each, and check that the pulls
+//! (θ̂ − θ_true) / σ̂ are unbiased with unit width. Toy `i` uses seed `seed + i`, so the result
+//! does not depend on the number of threads.
+
+use super::{expected_per_bin, fit, FitModel, FitStatus};
+use crate::histogram::Histogram;
+use crate::rng::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Pull statistics of one parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pull {
+    pub param: String,
+    pub truth: f64,
+    /// Mean pull and its statistical error.
+    pub mean: f64,
+    pub mean_error: f64,
+    /// Standard deviation of the pulls and its statistical error.
+    pub width: f64,
+    pub width_error: f64,
+}
+
+/// What a toy study found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToyReport {
+    pub toys: usize,
+    /// Toys whose fit failed (excluded from the pulls).
+    pub failed: usize,
+    pub pulls: Vec<Pull>,
+}
+
+/// Runs `n` toys generated from `truth` (parameter values of `model`) with the binning of
+/// `template`, and summarises the pulls of every parameter.
+pub fn run(
+    model: &FitModel,
+    template: &Histogram,
+    truth: &[f64],
+    n: usize,
+    seed: u64,
+) -> ToyReport {
+    let b = template.binning;
+    let expected: Vec<f64> = (0..b.bins)
+        .map(|i| expected_per_bin(model, template, truth, b.center(i)).0)
+        .collect();
+    let fits: Vec<Option<Vec<(f64, f64)>>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = Rng::new(seed.wrapping_add(i as u64));
+            let mut h = Histogram::new(b);
+            for (k, &mu) in expected.iter().enumerate() {
+                let c = rng.poisson(mu) as f64;
+                h.sumw[k] = c;
+                h.sumw2[k] = c;
+            }
+            let r = fit(model, &h).ok().filter(|r| r.status == FitStatus::Ok)?;
+            Some(r.params.iter().map(|p| (p.value, p.error)).collect())
+        })
+        .collect();
+    let ok: Vec<&Vec<(f64, f64)>> = fits.iter().flatten().collect();
+    let names = model.params(1.0);
+    let pulls = names
+        .iter()
+        .enumerate()
+        .map(|(k, spec)| {
+            let v: Vec<f64> = ok.iter().map(|f| (f[k].0 - truth[k]) / f[k].1).collect();
+            let m = v.len().max(1) as f64;
+            let mean = v.iter().sum::<f64>() / m;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0);
+            Pull {
+                param: spec.name.clone(),
+                truth: truth[k],
+                mean,
+                mean_error: (var / m).sqrt(),
+                width: var.sqrt(),
+                width_error: (var / (2.0 * (m - 1.0).max(1.0))).sqrt(),
+            }
+        })
+        .collect();
+    ToyReport {
+        toys: n,
+        failed: n - ok.len(),
+        pulls,
+    }
+}
