@@ -124,7 +124,7 @@ static BRANCHES_2025: Branches = Branches {
 
 /// Photons of a batch of events, flat: photon `j` of event `i` is at index `offsets[i] + j`.
 /// Energies and momenta in GeV, in file order (leading photon first).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Photons {
     /// `n_events + 1` offsets, starting at 0.
     pub offsets: Vec<u32>,
@@ -147,7 +147,7 @@ impl Photons {
 }
 
 /// MC bookkeeping per event; present when the file has the branches.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct McInfo {
     /// Product of `mcWeight` and the scale factors, in double precision.
     pub weight: Vec<f64>,
@@ -158,7 +158,7 @@ pub struct McInfo {
 }
 
 /// A batch of events: entries `entries` of one file, columnar.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhotonEvents {
     pub release: Release,
     /// Tree entries this batch holds.

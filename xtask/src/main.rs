@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's commands. One module per command; this file is the
 //! list and the dispatch. `main` decides exit codes: any error prints `error: ...` and exits 1.
 
+mod analyze;
 mod bench;
 mod fetch;
 mod generate;
@@ -20,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole H→γγ analysis (default: on the SYNTHETIC default dataset) into results/.
+    Analyze(analyze::Args),
     /// Show the trees, entries, branches (types, compression, sizes) of ROOT files.
     Inspect(inspect::Args),
     /// Write the SYNTHETIC default dataset (2020 layout) into data/generated/.
@@ -33,6 +36,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Analyze(a) => analyze::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Generate(a) => generate::run(a),
         Command::FetchData(a) => fetch::run(a),

@@ -1,0 +1,285 @@
+//! Result → pictures: the m_γγ spectrum with the fit and its residuals, and the cut flow, as
+//! PNG and SVG. Uses a bundled DejaVu Sans font (`assets/`), so no system library is needed.
+
+use crate::fit::{expected_per_bin, FitResult};
+use crate::histogram::Histogram;
+use crate::select::CutFlow;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in and known to be valid.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+type PlotResult = Result<(), String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Draws the m_γγ plot into `<stem>.png` and `<stem>.svg`. `label` names the data
+/// (e.g. "SYNTHETIC data").
+pub fn mass_plot(h: &Histogram, fit: &FitResult, label: &str, stem: &Path) -> PlotResult {
+    register_font();
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    draw_mass(
+        BitMapBackend::new(&png, (1000, 800)).into_drawing_area(),
+        h,
+        fit,
+        label,
+    )?;
+    draw_mass(
+        SVGBackend::new(&svg, (1000, 800)).into_drawing_area(),
+        h,
+        fit,
+        label,
+    )
+}
+
+fn draw_mass<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    h: &Histogram,
+    fit: &FitResult,
+    label: &str,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let (upper, lower) = root.split_vertically(560);
+    let b = h.binning;
+    let p = fit.values();
+    let model = &fit.model;
+    let grid: Vec<f64> = (0..=400)
+        .map(|i| b.lo + (b.hi - b.lo) * i as f64 / 400.0)
+        .collect();
+    let curve: Vec<(f64, f64, f64)> = grid
+        .iter()
+        .map(|&x| {
+            let (sb, bkg) = expected_per_bin(model, h, &p, x);
+            (x, sb, bkg)
+        })
+        .collect();
+    let err_of = |i: usize| h.sumw2[i].sqrt();
+    let ymax = (0..b.bins)
+        .map(|i| h.sumw[i] + err_of(i))
+        .chain(curve.iter().map(|c| c.1))
+        .fold(0.0, f64::max)
+        * 1.25;
+
+    let mut chart = ChartBuilder::on(&upper)
+        .margin(15)
+        .x_label_area_size(10)
+        .y_label_area_size(70)
+        .caption(format!("m_γγ, {label}"), ("sans-serif", 26))
+        .build_cartesian_2d(b.lo..b.hi, 0.0..ymax.max(1.0))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .y_desc(format!("Events / {:.3} GeV", b.width()))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_labels(12)
+        .x_label_formatter(&|_| String::new())
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            curve.iter().map(|c| (c.0, c.2)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("background only")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            curve.iter().map(|c| (c.0, c.1)),
+            RED.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("signal + background fit")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .draw_series((0..b.bins).map(|i| {
+            let (x, y, e) = (b.center(i), h.sumw[i], err_of(i));
+            ErrorBar::new_vertical(x, y - e, y, y + e, BLACK.filled(), 4)
+        }))
+        .map_err(err)?
+        .label(label.to_string())
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, BLACK.filled()));
+    chart
+        .draw_series((0..b.bins).map(|i| Circle::new((b.center(i), h.sumw[i]), 3, BLACK.filled())))
+        .map_err(err)?;
+    // Fit results as legend entries.
+    let text = |name: &str, unit: &str| {
+        fit.param(name)
+            .map(|q| format!("{name} = {:.3} ± {:.3} {unit}", q.value, q.error))
+            .unwrap_or_default()
+    };
+    for line in [
+        text("mean", "GeV"),
+        text("sigma", "GeV"),
+        text("nsig", ""),
+        format!("Z = {:.2} σ   (fit status: {:?})", fit.z, fit.status),
+    ] {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(err)?
+            .label(line)
+            .legend(|(x, y)| Circle::new((x, y), 0, WHITE));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+
+    // Residuals: data − background, with the fitted signal.
+    let resid: Vec<(f64, f64, f64)> = (0..b.bins)
+        .map(|i| {
+            let x = b.center(i);
+            (
+                x,
+                h.sumw[i] - expected_per_bin(model, h, &p, x).1,
+                err_of(i),
+            )
+        })
+        .collect();
+    let r = resid.iter().map(|r| r.1.abs() + r.2).fold(1.0, f64::max) * 1.2;
+    let mut chart = ChartBuilder::on(&lower)
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(b.lo..b.hi, -r..r)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("m_γγ [GeV]")
+        .y_desc("data − bkg")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_labels(12)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            vec![(b.lo, 0.0), (b.hi, 0.0)],
+            BLUE.stroke_width(1),
+        ))
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            curve.iter().map(|c| (c.0, c.1 - c.2)),
+            RED.stroke_width(2),
+        ))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            resid
+                .iter()
+                .map(|&(x, y, e)| ErrorBar::new_vertical(x, y - e, y, y + e, BLACK.filled(), 4)),
+        )
+        .map_err(err)?;
+    chart
+        .draw_series(
+            resid
+                .iter()
+                .map(|&(x, y, _)| Circle::new((x, y), 3, BLACK.filled())),
+        )
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Draws the cut flow (events passing each cut) into `<stem>.png` and `<stem>.svg`.
+pub fn cut_flow_plot(flow: &CutFlow, label: &str, stem: &Path) -> PlotResult {
+    register_font();
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    draw_cut_flow(
+        BitMapBackend::new(&png, (1000, 520)).into_drawing_area(),
+        flow,
+        label,
+    )?;
+    draw_cut_flow(
+        SVGBackend::new(&svg, (1000, 520)).into_drawing_area(),
+        flow,
+        label,
+    )
+}
+
+fn draw_cut_flow<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    flow: &CutFlow,
+    label: &str,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let total = flow.0.first().map_or(0, |c| c.all);
+    let mut rows: Vec<(String, u64)> = vec![("all events".to_string(), total)];
+    rows.extend(flow.0.iter().map(|c| (c.cut.clone(), c.pass)));
+    let n = rows.len();
+    let xmax = (total.max(1) as f64) * 1.3;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .caption(format!("Cut flow, {label}"), ("sans-serif", 24))
+        .x_label_area_size(40)
+        .y_label_area_size(330)
+        .build_cartesian_2d(0.0..xmax, 0.0..n as f64)
+        .map_err(err)?;
+    let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|y| {
+            // Label the centre of each bar, top row first.
+            let k = (n as f64 - y - 0.5).round();
+            if (n as f64 - y - 0.5 - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < n {
+                names[k as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("events")
+        .x_labels(6)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(k, (_, v))| {
+            let y0 = (n - 1 - k) as f64 + 0.15;
+            Rectangle::new([(0.0, y0), (*v as f64, y0 + 0.7)], BLUE.mix(0.6).filled())
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(k, (_, v))| {
+            let y = (n - 1 - k) as f64 + 0.62;
+            let frac = if total > 0 {
+                100.0 * *v as f64 / total as f64
+            } else {
+                0.0
+            };
+            Text::new(
+                format!("{v} ({frac:.1} %)"),
+                (*v as f64 + xmax * 0.01, y),
+                ("sans-serif", 15),
+            )
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)
+}
