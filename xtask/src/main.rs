@@ -3,7 +3,9 @@
 
 mod analyze;
 mod bench;
+mod convert;
 mod fetch;
+mod fit_toys;
 mod generate;
 mod inspect;
 
@@ -25,6 +27,10 @@ enum Command {
     Analyze(analyze::Args),
     /// Show the trees, entries, branches (types, compression, sizes) of ROOT files.
     Inspect(inspect::Args),
+    /// Write an ntuple's branches as .npy files plus a manifest.
+    Convert(convert::Args),
+    /// Validate the fit with toys: pulls of every parameter.
+    FitToys(fit_toys::Args),
     /// Write the SYNTHETIC default dataset (2020 layout) into data/generated/.
     Generate(generate::Args),
     /// Download the real 2020 ATLAS Open Data GamGam files, with resume and checks.
@@ -38,6 +44,8 @@ fn main() {
     let result = match cli.command {
         Command::Analyze(a) => analyze::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::FitToys(a) => fit_toys::run(a),
         Command::Generate(a) => generate::run(a),
         Command::FetchData(a) => fetch::run(a),
         Command::BenchRead(a) => bench::run(a),

@@ -69,9 +69,97 @@ fn inspect_of_a_truncated_file_fails_cleanly() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["inspect", "generate", "fetch-data", "bench-read"] {
+    for cmd in [
+        "analyze",
+        "inspect",
+        "convert",
+        "fit-toys",
+        "generate",
+        "fetch-data",
+        "bench-read",
+    ] {
         let o = xtask(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
         assert!(text(&o).0.contains("Usage"), "{cmd}");
     }
+}
+
+#[test]
+fn analyze_on_fixtures_writes_results_plots_and_matches_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture("data_2020_zlib.GamGam.root");
+    let mc = fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root");
+    let o = xtask(&[
+        "analyze",
+        "--data",
+        data.to_str().unwrap(),
+        "--mc",
+        mc.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("μ    ="), "{out}");
+    for f in [
+        "results.json",
+        "m_yy.png",
+        "m_yy.svg",
+        "cut_flow.png",
+        "cut_flow.svg",
+    ] {
+        assert!(
+            dir.path().join(f).metadata().unwrap().len() > 1000,
+            "{f} written"
+        );
+    }
+    assert!(!dir.path().join("results.json.tmp").exists());
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("reference.json")).unwrap()).unwrap();
+    let want = &reference["data_2020_zlib.GamGam.root"];
+    assert_eq!(r["cut_flow"], want["cut_flow"]);
+    assert_eq!(r["fit"]["status"], "ok");
+    let z = r["fit"]["z"].as_f64().unwrap();
+    assert!((z / want["roofit"]["Z"].as_f64().unwrap() - 1.0).abs() < 0.01);
+    let inputs = r["provenance"]["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2);
+    assert_eq!(inputs[0]["blake3"].as_str().unwrap().len(), 64);
+    assert!(r["measurement"]["mu"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn analyze_rejects_bad_configuration_and_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let data = fixture("data_2020_zlib.GamGam.root");
+    for (args, needle) in [
+        (vec!["--background", "bernstein:0"], "Bernstein order"),
+        (vec!["--signal", "lorentz"], "unknown signal shape"),
+        (vec!["--data", "/nonexistent/x.root"], "/nonexistent/x.root"),
+        (vec!["--data", "/nonexistent/*.root"], "no file matches"),
+        (
+            vec!["--data", data.to_str().unwrap(), "--bins", "0"],
+            "bins > 0",
+        ),
+        (
+            vec!["--data", data.to_str().unwrap(), "--lumi=-1"],
+            "--lumi must be positive",
+        ),
+    ] {
+        let mut a = vec!["analyze", "--out", out];
+        a.extend(args.iter().copied());
+        let o = xtask(&a);
+        let (_, err) = text(&o);
+        assert!(!o.status.success(), "{args:?} fails");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(
+        !dir.path().join("results.json").exists(),
+        "nothing half-written"
+    );
 }

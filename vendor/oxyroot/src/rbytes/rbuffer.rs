@@ -28,13 +28,17 @@ impl<'a> Rbuff<'a> {
 
     /// The next `n` bytes, or an error when fewer remain (damaged length or truncated buffer).
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.c.checked_add(n).filter(|&e| e <= self.p.len()).ok_or_else(|| {
-            crate::rbytes::Error::Misc(format!(
-                "read of {n} bytes at position {} runs past the end of a {}-byte buffer",
-                self.c,
-                self.p.len()
-            ))
-        })?;
+        let end = self
+            .c
+            .checked_add(n)
+            .filter(|&e| e <= self.p.len())
+            .ok_or_else(|| {
+                crate::rbytes::Error::Misc(format!(
+                    "read of {n} bytes at position {} runs past the end of a {}-byte buffer",
+                    self.c,
+                    self.p.len()
+                ))
+            })?;
         let buf = &self.p[self.c..end];
         self.c = end;
         Ok(buf)
@@ -144,7 +148,11 @@ impl<'a> RBuffer<'a> {
     pub fn set_pos(&mut self, pos: i64) {
         // A negative position (damaged offset) parks the cursor at the end: the next read fails.
         let pos = pos - self.offset as i64;
-        self.r.c = if pos >= 0 { pos as usize } else { self.r.p.len() };
+        self.r.c = if pos >= 0 {
+            pos as usize
+        } else {
+            self.r.p.len()
+        };
     }
 
     pub fn skip(&mut self, s: i64) -> Result<()> {
@@ -436,7 +444,9 @@ impl<'a> RBuffer<'a> {
             // trace!(";rbuffer.ReadObjectAny.default.{}.uref: {}", tag64, uref);
 
             let fct = self.refs.get(&uref).ok_or_else(|| {
-                Misc(format!("reference to unknown class tag {uref} (damaged stream)"))
+                Misc(format!(
+                    "reference to unknown class tag {uref} (damaged stream)"
+                ))
             })?;
 
             // let fct = if let Func(fct) = fct {

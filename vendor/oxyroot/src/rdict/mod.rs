@@ -305,7 +305,9 @@ impl Unmarshaler for StreamerInfo {
 
         let objarr = *objs
             .downcast::<rcont::objarray::ReaderObjArray>()
-            .map_err(|_| crate::rbytes::Error::Misc("TStreamerInfo elements are not a TObjArray".into()))?;
+            .map_err(|_| {
+                crate::rbytes::Error::Misc("TStreamerInfo elements are not a TObjArray".into())
+            })?;
         //
         // let objarr = r.read_object_into::<rcont::objarray::ObjArray>()?;
 

@@ -911,13 +911,14 @@ impl RootFile {
     pub fn get_tree(&mut self, name: &str) -> Result<ReaderTree> {
         let objet = self.get_object(name)?;
         let class = objet.class().to_string();
-        let mut objet: ReaderTree = *objet.downcast::<ReaderTree>().map_err(|_| {
-            Error::KeyClassMismatch {
-                key: name.to_string(),
-                key_class: class,
-                obj_class: "TTree".to_string(),
-            }
-        })?;
+        let mut objet: ReaderTree =
+            *objet
+                .downcast::<ReaderTree>()
+                .map_err(|_| Error::KeyClassMismatch {
+                    key: name.to_string(),
+                    key_class: class,
+                    obj_class: "TTree".to_string(),
+                })?;
 
         objet.set_reader(Some(self.reader()?.clone()));
         objet.set_streamer_info(self.sinfos.clone());

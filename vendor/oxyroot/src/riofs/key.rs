@@ -398,7 +398,8 @@ impl Key {
     }
 
     fn load(&self, file: &mut RootFileReader) -> Result<Vec<u8>> {
-        if self.seek_key < 0 || self.key_len < 0 || self.n_bytes < self.key_len || self.obj_len < 0 {
+        if self.seek_key < 0 || self.key_len < 0 || self.n_bytes < self.key_len || self.obj_len < 0
+        {
             return Err(riofs::Error::CantLoadKeyPayload(format!(
                 "key '{}' has impossible sizes (seek {}, key length {}, bytes {}, object length {})",
                 self.name, self.seek_key, self.key_len, self.n_bytes, self.obj_len
@@ -411,7 +412,9 @@ impl Key {
             if self.obj_len as u64 > (sr.len() as u64 + 64) * 1100 {
                 return Err(riofs::Error::CantLoadKeyPayload(format!(
                     "key '{}' claims {} uncompressed bytes from {} compressed",
-                    self.name, self.obj_len, sr.len()
+                    self.name,
+                    self.obj_len,
+                    sr.len()
                 )));
             }
             let mut buf = vec![0; self.obj_len as usize];

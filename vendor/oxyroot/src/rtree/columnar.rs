@@ -451,14 +451,19 @@ fn entry_offsets(
     };
     let count = c.i32()?;
     if count < n as i32 {
-        return Err(format!("offset table has {count} entries, basket holds {n}"));
+        return Err(format!(
+            "offset table has {count} entries, basket holds {n}"
+        ));
     }
     let mut out = Vec::with_capacity(n + 1);
     let mut prev = 0u32;
     for i in 0..n {
         let off = c.i32()? - key_len as i32;
         if off < prev as i32 || off as usize > border {
-            return Err(format!("entry {i} starts at {off}, outside 0..{border} or before entry {}", i.saturating_sub(1)));
+            return Err(format!(
+                "entry {i} starts at {off}, outside 0..{border} or before entry {}",
+                i.saturating_sub(1)
+            ));
         }
         prev = off as u32;
         out.push(prev);
@@ -537,7 +542,11 @@ pub fn decode_jagged<T: Primitive>(
         let entry = &data[s..e];
         // [u32 byte count | 0x40000000][u16 version][i32 n][n values]
         if entry.len() < 10 {
-            return Err(format!("entry {} has {} bytes, less than its header", basket.entries.start + i as u64, entry.len()));
+            return Err(format!(
+                "entry {} has {} bytes, less than its header",
+                basket.entries.start + i as u64,
+                entry.len()
+            ));
         }
         let count = <u32 as Primitive>::from_be(&entry[0..4]) & !0x4000_0000;
         let len = <i32 as Primitive>::from_be(&entry[6..10]);
@@ -558,7 +567,10 @@ pub fn decode_jagged<T: Primitive>(
 
 /// `range` (tree entries) as indices into the basket, checked.
 fn local(basket: &RawBasket, range: &Range<u64>) -> std::result::Result<(usize, usize), String> {
-    if range.start < basket.entries.start || range.end > basket.entries.end || range.start > range.end {
+    if range.start < basket.entries.start
+        || range.end > basket.entries.end
+        || range.start > range.end
+    {
         return Err(format!(
             "entries {range:?} are not in basket entries {:?}",
             basket.entries
@@ -579,8 +591,14 @@ mod tests {
         use ElementType::*;
         assert_eq!(ColumnType::parse("float"), Some(ColumnType::Scalar(F32)));
         assert_eq!(ColumnType::parse("uint32_t"), Some(ColumnType::Scalar(U32)));
-        assert_eq!(ColumnType::parse("vector<bool>"), Some(ColumnType::Jagged(Bool)));
-        assert_eq!(ColumnType::parse("vector<int32_t>"), Some(ColumnType::Jagged(I32)));
+        assert_eq!(
+            ColumnType::parse("vector<bool>"),
+            Some(ColumnType::Jagged(Bool))
+        );
+        assert_eq!(
+            ColumnType::parse("vector<int32_t>"),
+            Some(ColumnType::Jagged(I32))
+        );
         assert_eq!(
             ColumnType::parse("ROOT::VecOps::RVec<float>"),
             Some(ColumnType::Jagged(F32))
@@ -600,7 +618,10 @@ mod tests {
         };
         let (mut v, mut o) = (vec![], vec![0]);
         decode_jagged::<f32>(&basket, 0..1, &mut v, &mut o).unwrap();
-        assert_eq!((v.as_slice(), o.as_slice()), (&[1.5f32][..], &[0u32, 1][..]));
+        assert_eq!(
+            (v.as_slice(), o.as_slice()),
+            (&[1.5f32][..], &[0u32, 1][..])
+        );
         basket.data[9] = 7; // claims 7 values
         assert!(decode_jagged::<f32>(&basket, 0..1, &mut v, &mut o).is_err());
     }

@@ -17,7 +17,11 @@ pub fn parse_typename(typename: &str) -> i32 {
 
     trace!("tokens = {:?}", tokens);
 
-    match tokens.get(0).map(|t| t.as_str().replace(' ', "")).as_deref() {
+    match tokens
+        .get(0)
+        .map(|t| t.as_str().replace(' ', ""))
+        .as_deref()
+    {
         // ROOT::VecOps::RVec<T> is streamed exactly like std::vector<T>.
         Some("vector" | "set" | "ROOT::VecOps::RVec" | "ROOT::RVec" | "RVec") => 6,
         Some("map") => 12,

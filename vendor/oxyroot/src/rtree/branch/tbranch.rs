@@ -299,7 +299,11 @@ impl TBranch {
                 if let Some(m) = RE_ITEM_DIM_PATTERN.captures(leave.title()) {
                     trace!("m = {:?}", m);
                     // A damaged title may hold a number too large for i32: treat it as unknown.
-                    Some(m.get(1).and_then(|d| d.as_str().parse::<i32>().ok()).unwrap_or(0))
+                    Some(
+                        m.get(1)
+                            .and_then(|d| d.as_str().parse::<i32>().ok())
+                            .unwrap_or(0),
+                    )
                 } else {
                     Some(0)
                 }

@@ -112,13 +112,11 @@ impl TBranchElement {
                 if !self.class_name.is_empty() {
                     return self.class_name.to_string();
                 } else {
-                    return "unknown".to_string()
+                    return "unknown".to_string();
                 }
             } else {
                 match self.streamer() {
-                    None => {
-                        return "unknown".to_string()
-                    }
+                    None => return "unknown".to_string(),
                     Some(streamer) => {
                         return streamer.name().into();
                         // trace!("current streamer = {:?}", streamer);
@@ -141,7 +139,11 @@ impl TBranchElement {
                 if let Some(m) = RE_ITEM_DIM_PATTERN.captures(leave.title()) {
                     trace!("m = {:?}", m);
                     // A damaged title may hold a number too large for i32: treat it as unknown.
-                    Some(m.get(1).and_then(|d| d.as_str().parse::<i32>().ok()).unwrap_or(0))
+                    Some(
+                        m.get(1)
+                            .and_then(|d| d.as_str().parse::<i32>().ok())
+                            .unwrap_or(0),
+                    )
                 } else {
                     Some(0)
                 }
@@ -152,9 +154,7 @@ impl TBranchElement {
             return match leave.type_name() {
                 Some(t) => t.into(),
                 None => match leave {
-                    Leaf::Base(_) => {
-                        return "unknown".to_string()
-                    }
+                    Leaf::Base(_) => return "unknown".to_string(),
                     Leaf::Element(leave) => {
                         let leaftype = leave.ltype;
                         if let Some(s) = _from_leaftype_to_str(leaftype) {
@@ -187,7 +187,7 @@ impl TBranchElement {
                             }
                         }
 
-                        return "unknown".to_string()
+                        return "unknown".to_string();
                     }
                     _ => {
                         return "unknown".to_string();

@@ -71,7 +71,8 @@ impl WriterTree {
 
     /// Sets the tree's title (shown by ROOT's `TTree::Print` and by inspection tools).
     pub fn set_title<S: AsRef<str>>(&mut self, title: S) {
-        self.tree.named = std::mem::take(&mut self.tree.named).with_title(title.as_ref().to_string());
+        self.tree.named =
+            std::mem::take(&mut self.tree.named).with_title(title.as_ref().to_string());
     }
 
     pub(crate) fn iobits(&self) -> TioFeatures {
