@@ -108,6 +108,8 @@ pub enum WorkflowError {
     },
     #[error("no data files given")]
     NoData,
+    #[error("{file}: tree '{tree}' has no entries")]
+    EmptyTree { file: String, tree: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -212,6 +214,12 @@ pub fn run(
             .collect::<Result<Vec<_>, _>>()
     };
     let (data, mc) = (open(&inputs.data)?, open(&inputs.mc)?);
+    if let Some(f) = data.iter().chain(&mc).find(|f| f.entries() == 0) {
+        return Err(WorkflowError::EmptyTree {
+            file: f.ntuple().path().display().to_string(),
+            tree: f.ntuple().tree_name().to_string(),
+        });
+    }
     let data_out = select_files(&data, cfg, stages, progress)?;
     let mc_out = select_files(&mc, cfg, stages, progress)?;
 
@@ -233,28 +241,42 @@ pub fn run(
     let histogram = stages
         .histogram(&data_all.diphotons, &cfg.binning)
         .map_err(summary("histogram"))?;
-    let fit = stages.fit(&cfg.model, &histogram).map_err(summary("fit"))?;
-
-    let (mc_cut_flow, mc_histogram, measurement) = if mc.is_empty() {
-        (None, None, None)
-    } else {
-        let mc_all = merge(&mc_out);
-        let h = stages
-            .histogram(&mc_all.diphotons, &cfg.binning)
-            .map_err(summary("histogram"))?;
-        let xsection = mc_xsection(&mc)?;
-        let input = MeasureInput {
-            fit: fit.clone(),
-            signal_mc: SignalMc {
-                weighted_yield: h.integral(),
-                sumw2: h.sumw2.iter().sum(),
-                xsection_pb: xsection,
-            },
-            lumi_pb: cfg.cuts.lumi_pb,
-        };
-        let m = stages.measure(&input).map_err(summary("measure"))?;
-        (Some(mc_all.cut_flow), Some(h), Some(m))
+    let mc_all = (!mc.is_empty()).then(|| merge(&mc_out));
+    let mc_histogram = match &mc_all {
+        Some(m) => Some(
+            stages
+                .histogram(&m.diphotons, &cfg.binning)
+                .map_err(summary("histogram"))?,
+        ),
+        None => None,
     };
+    // A DSCB's tails are taken from the signal MC when there is one, then held in the data fit.
+    let mut model = cfg.model;
+    if let Some(h) = &mc_histogram {
+        model.dscb_tails =
+            crate::fit::fit_signal_tails(&model, h).map_err(|e| WorkflowError::Summary {
+                stage: "fit",
+                message: e.to_string(),
+            })?;
+    }
+    let fit = stages.fit(&model, &histogram).map_err(summary("fit"))?;
+
+    let measurement = match &mc_histogram {
+        None => None,
+        Some(h) => {
+            let input = MeasureInput {
+                fit: fit.clone(),
+                signal_mc: SignalMc {
+                    weighted_yield: h.integral(),
+                    sumw2: h.sumw2.iter().sum(),
+                    xsection_pb: mc_xsection(&mc)?,
+                },
+                lumi_pb: cfg.cuts.lumi_pb,
+            };
+            Some(stages.measure(&input).map_err(summary("measure"))?)
+        }
+    };
+    let mc_cut_flow = mc_all.map(|m| m.cut_flow);
 
     let mut files = Vec::new();
     for (role, opened, outs) in [("data", &data, &data_out), ("mc", &mc, &mc_out)] {

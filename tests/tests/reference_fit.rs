@@ -81,3 +81,45 @@ fn gaussian_plus_exponential_matches_roofit() {
         "all seven data fixtures have a RooFit reference"
     );
 }
+
+#[test]
+fn dscb_and_bernstein_models_converge_and_agree_on_the_peak() {
+    use analysis::fit::{fit_signal_tails, Background, Signal};
+    let r = &reference()["data_2020_zlib.GamGam.root"]["roofit"];
+    let (mean, mean_err) = (
+        r["mean"]["value"].as_f64().unwrap(),
+        r["mean"]["error"].as_f64().unwrap(),
+    );
+    let nsig = r["nsig"]["value"].as_f64().unwrap();
+    let data = histogram("data_2020_zlib.GamGam.root");
+    let mc = histogram("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root");
+    for (signal, background) in [
+        (Signal::Gaussian, Background::Bernstein(3)),
+        (Signal::Dscb, Background::Exp),
+        (Signal::Dscb, Background::Bernstein(2)),
+    ] {
+        let mut model = FitModel {
+            signal,
+            background,
+            ..FitModel::default()
+        };
+        model.dscb_tails = fit_signal_tails(&model, &mc).unwrap();
+        let res = fit(&model, &data).unwrap();
+        let m = res.param("mean").unwrap().value;
+        let n = res.param("nsig").unwrap().value;
+        eprintln!(
+            "{signal} + {background}: {:?}, mean {m:.3}, nsig {n:.1}, Z {:.2}",
+            res.status, res.z
+        );
+        assert_eq!(res.status, FitStatus::Ok, "{signal} + {background}");
+        assert!(
+            (m - mean).abs() < mean_err,
+            "{signal} + {background}: mean {m}"
+        );
+        assert!(
+            (n / nsig - 1.0).abs() < 0.3,
+            "{signal} + {background}: nsig {n}"
+        );
+        assert!(res.z > 8.0, "{signal} + {background}: Z {}", res.z);
+    }
+}

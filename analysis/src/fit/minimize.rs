@@ -127,20 +127,41 @@ fn newton_polish(
         .collect();
     let mut fx = f(&x);
     let mut edm = f64::INFINITY;
-    for _ in 0..30 {
+    for _ in 0..60 {
         let (g, hess) = derivatives(f, &x, free, &h);
-        let Some(cov) = invert_spd(&hess) else {
+        // Where the Hessian is not positive definite (far from the minimum, or a non-convex
+        // stretch), damp it Levenberg–Marquardt style until it is.
+        let mut lambda = 0.0;
+        let cov = loop {
+            let mut damped = hess.clone();
+            for k in 0..n {
+                damped[k][k] += lambda * hess[k][k].abs().max(1e-12);
+            }
+            if let Some(c) = invert_spd(&damped) {
+                break Some(c);
+            }
+            lambda = if lambda == 0.0 { 1e-3 } else { lambda * 10.0 };
+            if lambda > 1e9 {
+                break None;
+            }
+        };
+        let Some(cov) = cov else {
             break;
         };
-        for k in 0..n {
-            h[k] = (0.01 * cov[k][k].sqrt()).max(1e-9);
+        if lambda == 0.0 {
+            for k in 0..n {
+                h[k] = (0.01 * cov[k][k].sqrt()).max(1e-9);
+            }
         }
         let step: Vec<f64> = (0..n)
             .map(|a| -(0..n).map(|b| cov[a][b] * g[b]).sum::<f64>())
             .collect();
         edm = (-0.5 * (0..n).map(|a| g[a] * step[a]).sum::<f64>()).max(0.0);
-        if edm < 1e-10 {
+        if lambda == 0.0 && edm < 1e-10 {
             break;
+        }
+        if lambda > 0.0 {
+            edm = f64::INFINITY; // a damped step gives no distance estimate
         }
         // Backtracking: take the largest fraction of the step that lowers f inside the bounds.
         let mut t = 1.0;

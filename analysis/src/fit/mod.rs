@@ -15,7 +15,9 @@ mod model;
 pub mod toys;
 
 pub use minimize::invert_spd;
-pub use model::{Background, Densities, FitModel, ParamSpec, Signal, MEAN, NBKG, NSIG, SIGMA};
+pub use model::{
+    Background, Densities, DscbTails, FitModel, ParamSpec, Signal, MEAN, NBKG, NSIG, SIGMA,
+};
 
 use crate::histogram::Histogram;
 use minimize::{minimize, Bound};
@@ -101,8 +103,8 @@ pub fn nll(model: &FitModel, hist: &Histogram, p: &[f64]) -> f64 {
     s
 }
 
-/// Fits `model` to `hist`.
-pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
+/// Checks the inputs and returns the parameter specifications.
+fn prepare(model: &FitModel, hist: &Histogram) -> Result<Vec<ParamSpec>, FitError> {
     let b = &hist.binning;
     b.validate().map_err(FitError::Model)?;
     model.validate(b.lo, b.hi).map_err(FitError::Model)?;
@@ -110,21 +112,35 @@ pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
     if total <= 0.0 {
         return Err(FitError::Empty);
     }
-    let specs = model.params(total);
+    Ok(model.params(total))
+}
+
+/// Minimises −ln L from `x0` with the parameters `fixed` held.
+fn minimize_nll(
+    model: &FitModel,
+    hist: &Histogram,
+    specs: &[ParamSpec],
+    x0: &[f64],
+    fixed: &[usize],
+) -> Result<minimize::Minimum, FitError> {
+    let bounds: Vec<Bound> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Bound {
+            lo: s.lo,
+            hi: s.hi,
+            fixed: fixed.contains(&i),
+        })
+        .collect();
+    minimize(&|p: &[f64]| nll(model, hist, p), x0, &bounds).map_err(FitError::Minimizer)
+}
+
+/// Fits `model` to `hist`. The DSCB tails (if any) are held at `model.dscb_tails`.
+pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
+    let specs = prepare(model, hist)?;
     let x0: Vec<f64> = specs.iter().map(|s| s.init).collect();
-    let free = |fixed: &[usize]| -> Vec<Bound> {
-        specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Bound {
-                lo: s.lo,
-                hi: s.hi,
-                fixed: fixed.contains(&i),
-            })
-            .collect()
-    };
-    let f = |p: &[f64]| nll(model, hist, p);
-    let best = minimize(&f, &x0, &free(&[])).map_err(FitError::Minimizer)?;
+    let tails: Vec<usize> = model.tail_params().collect();
+    let best = minimize_nll(model, hist, &specs, &x0, &tails)?;
 
     // Background-only: nsig = 0 with the signal shape fixed at its best fit.
     let mut x_b = best.x.clone();
@@ -132,7 +148,7 @@ pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
     let fixed: Vec<usize> = std::iter::once(NSIG)
         .chain(2..2 + model.n_signal_shape())
         .collect();
-    let bonly = minimize(&f, &x_b, &free(&fixed)).map_err(FitError::Minimizer)?;
+    let bonly = minimize_nll(model, hist, &specs, &x_b, &fixed)?;
     let q0 = if best.x[NSIG] > 0.0 {
         (2.0 * (bonly.f - best.f)).max(0.0)
     } else {
@@ -163,6 +179,31 @@ pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
         status,
         q0,
         z: q0.sqrt(),
+    })
+}
+
+/// Fits the DSCB tails (and mean, width) to a signal-only histogram, the signal MC: no
+/// background, all signal shape parameters free. Returns the tails to hold in the data fit.
+pub fn fit_signal_tails(model: &FitModel, signal_mc: &Histogram) -> Result<DscbTails, FitError> {
+    if model.signal != Signal::Dscb {
+        return Ok(model.dscb_tails);
+    }
+    let specs = prepare(model, signal_mc)?;
+    let mut x0: Vec<f64> = specs.iter().map(|s| s.init).collect();
+    x0[NSIG] = signal_mc.integral();
+    x0[NBKG] = 0.0;
+    let fixed: Vec<usize> = std::iter::once(NBKG)
+        .chain(2 + model.n_signal_shape()..specs.len())
+        .collect();
+    // A signal without tails (e.g. a pure Gaussian) leaves the tail parameters unconstrained:
+    // any point on the flat direction fits equally well, so the minimum is used as found even
+    // when the Hessian is singular there.
+    let m = minimize_nll(model, signal_mc, &specs, &x0, &fixed)?;
+    Ok(DscbTails {
+        alpha_lo: m.x[4],
+        n_lo: m.x[5],
+        alpha_hi: m.x[6],
+        n_hi: m.x[7],
     })
 }
 

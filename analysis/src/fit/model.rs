@@ -24,6 +24,29 @@ pub enum Background {
     Bernstein(usize),
 }
 
+/// Tail parameters of the double-sided Crystal Ball (in units of sigma, and power-law
+/// exponents). They are not fitted to data: a weak signal cannot constrain them. They come from
+/// a fit to the signal MC ([`super::fit_signal_tails`]) or keep these defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DscbTails {
+    pub alpha_lo: f64,
+    pub n_lo: f64,
+    pub alpha_hi: f64,
+    pub n_hi: f64,
+}
+
+impl Default for DscbTails {
+    fn default() -> Self {
+        Self {
+            alpha_lo: 1.5,
+            n_lo: 10.0,
+            alpha_hi: 1.5,
+            n_hi: 10.0,
+        }
+    }
+}
+
 /// What is fitted: a signal + background model on the histogram's range. Validated on use.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +55,8 @@ pub struct FitModel {
     pub background: Background,
     /// Allowed range of the signal mean (GeV).
     pub mean_range: (f64, f64),
+    /// Fixed tails of the DSCB signal (unused for a Gaussian).
+    pub dscb_tails: DscbTails,
 }
 
 impl Default for FitModel {
@@ -41,6 +66,7 @@ impl Default for FitModel {
             signal: Signal::Gaussian,
             background: Background::Exp,
             mean_range: (120.0, 130.0),
+            dscb_tails: DscbTails::default(),
         }
     }
 }
@@ -133,10 +159,11 @@ impl FitModel {
             p("sigma", 2.0, 0.5, 5.0),
         ];
         if self.signal == Signal::Dscb {
-            v.push(p("alpha_lo", 1.5, 0.2, 5.0));
-            v.push(p("n_lo", 5.0, 1.05, 50.0));
-            v.push(p("alpha_hi", 1.5, 0.2, 5.0));
-            v.push(p("n_hi", 5.0, 1.05, 50.0));
+            let t = &self.dscb_tails;
+            v.push(p("alpha_lo", t.alpha_lo, 0.2, 5.0));
+            v.push(p("n_lo", t.n_lo, 1.05, 50.0));
+            v.push(p("alpha_hi", t.alpha_hi, 0.2, 5.0));
+            v.push(p("n_hi", t.n_hi, 1.05, 50.0));
         }
         match self.background {
             Background::Exp => v.push(p("slope", -0.03, -1.0, 0.0)),
@@ -158,6 +185,14 @@ impl FitModel {
             ));
         }
         Ok(())
+    }
+
+    /// Indices of the DSCB tail parameters (empty for a Gaussian): fixed in data fits.
+    pub fn tail_params(&self) -> std::ops::Range<usize> {
+        match self.signal {
+            Signal::Gaussian => 0..0,
+            Signal::Dscb => 4..8,
+        }
     }
 
     /// Number of signal shape parameters (after the yields).
@@ -195,7 +230,7 @@ impl<'a> Densities<'a> {
                 let z = |x: f64| libm::erf((x - m) / (s * std::f64::consts::SQRT_2));
                 0.5 * (z(hi) - z(lo)) * s * (2.0 * std::f64::consts::PI).sqrt()
             }
-            Signal::Dscb => simpson(|x| d.signal_raw(x), lo, hi, 2200),
+            Signal::Dscb => dscb_integral(p, lo, hi),
         };
         d.bkg_norm = match model.background {
             Background::Exp => {
@@ -263,11 +298,42 @@ impl<'a> Densities<'a> {
     }
 }
 
+/// ∫ of the unnormalised DSCB over `[lo, hi]`, analytically (a numeric rule would make −ln L
+/// non-smooth as the tail joints move across its grid, and spoil the numeric Hessian).
+fn dscb_integral(p: &[f64], lo: f64, hi: f64) -> f64 {
+    let (m, s) = (p[MEAN], p[SIGMA]);
+    let (al, nl, ah, nh) = (p[4], p[5], p[6], p[7]);
+    let (tl, th) = ((lo - m) / s, (hi - m) / s);
+    let mut sum = 0.0;
+    // Gaussian core on [-al, ah].
+    let (a, b) = (tl.max(-al), th.min(ah));
+    if a < b {
+        let e = |t: f64| libm::erf(t / std::f64::consts::SQRT_2);
+        sum += (std::f64::consts::PI / 2.0).sqrt() * (e(b) - e(a));
+    }
+    // Left power law A (B − t)^−n on [tl, −al].
+    if tl < -al {
+        let (a, b) = (tl, th.min(-al));
+        let amp = (nl / al).powf(nl) * (-0.5 * al * al).exp();
+        let bb = nl / al - al;
+        sum += amp / (nl - 1.0) * ((bb - b).powf(1.0 - nl) - (bb - a).powf(1.0 - nl));
+    }
+    // Right power law A (B + t)^−n on [ah, th].
+    if th > ah {
+        let (a, b) = (tl.max(ah), th);
+        let amp = (nh / ah).powf(nh) * (-0.5 * ah * ah).exp();
+        let bb = nh / ah - ah;
+        sum += amp / (nh - 1.0) * ((bb + a).powf(1.0 - nh) - (bb + b).powf(1.0 - nh));
+    }
+    sum * s
+}
+
 fn binomial(n: usize, k: usize) -> f64 {
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 
-/// Composite Simpson rule with `n` (even) intervals.
+/// Composite Simpson rule with `n` (even) intervals (tests cross-check normalisations with it).
+#[cfg(test)]
 fn simpson(f: impl Fn(f64) -> f64, a: f64, b: f64, n: usize) -> f64 {
     let h = (b - a) / n as f64;
     let mut s = f(a) + f(b);
