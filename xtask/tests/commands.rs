@@ -163,3 +163,23 @@ fn analyze_rejects_bad_configuration_and_input_clearly() {
         "nothing half-written"
     );
 }
+
+#[test]
+fn analyze_gives_the_same_result_for_any_thread_count() {
+    let files = [fixture("data_2020_zlib_smallbaskets.GamGam.root"), fixture("data_2025_zstd.GamGam.root")];
+    let run = |threads: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["analyze", "--out", dir.path().to_str().unwrap(), "--threads", threads, "--data"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        let o = xtask(&args);
+        assert!(o.status.success(), "{}", text(&o).1);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+        v["provenance"]["threads"] = serde_json::Value::Null;
+        v
+    };
+    let one = run("1");
+    assert_eq!(one["provenance"]["inputs"].as_array().unwrap().len(), 2, "both releases in one run");
+    assert_eq!(one, run("2"));
+    assert_eq!(one, run("3"));
+}
