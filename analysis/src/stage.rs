@@ -128,6 +128,79 @@ pub trait Measure {
     fn measure(&self, input: &MeasureInput) -> Result<Measurement, StageError>;
 }
 
+/// Input of [`Select`] as one document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectInput {
+    pub events: PhotonEvents,
+    pub cuts: Cuts,
+}
+
+/// Input of [`MakeHistogram`] as one document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistogramInput {
+    pub diphotons: Diphotons,
+    pub binning: Binning,
+}
+
+/// Input of [`Fit`] as one document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitInput {
+    pub model: FitModel,
+    pub histogram: Histogram,
+}
+
+/// The stages by name, as `run_json` and the command line know them.
+pub const STAGES: [&str; 6] = [
+    "inspect",
+    "convert",
+    "select",
+    "histogram",
+    "fit",
+    "measure",
+];
+
+/// Runs one stage on a JSON input document and returns its JSON output: what a stage process
+/// does (`cargo xtask stage NAME`). Inputs: `inspect` takes `{"file": PATH}`; `convert` a
+/// [`ConvertInput`]; `select` a [`SelectInput`]; `histogram` a [`HistogramInput`]; `fit` a
+/// [`FitInput`]; `measure` a [`MeasureInput`]. Unknown fields are errors.
+pub fn run_json<S>(stages: &S, stage: &str, input: &str) -> Result<String, StageError>
+where
+    S: Inspect + Convert + Select + MakeHistogram + Fit + Measure,
+{
+    fn parse<'a, T: Deserialize<'a>>(stage: &str, input: &'a str) -> Result<T, StageError> {
+        serde_json::from_str(input).map_err(|e| format!("{stage} input: {e}").into())
+    }
+    fn out<T: Serialize>(v: T) -> Result<String, StageError> {
+        Ok(serde_json::to_string_pretty(&v).expect("stage outputs are plain data"))
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct InspectInput {
+        file: PathBuf,
+    }
+    match stage {
+        "inspect" => out(stages.inspect(&parse::<InspectInput>(stage, input)?.file)?),
+        "convert" => out(stages.convert(&parse(stage, input)?)?),
+        "select" => {
+            let i: SelectInput = parse(stage, input)?;
+            out(stages.select(&i.events, &i.cuts)?)
+        }
+        "histogram" => {
+            let i: HistogramInput = parse(stage, input)?;
+            out(stages.histogram(&i.diphotons, &i.binning)?)
+        }
+        "fit" => {
+            let i: FitInput = parse(stage, input)?;
+            out(stages.fit(&i.model, &i.histogram)?)
+        }
+        "measure" => out(stages.measure(&parse(stage, input)?)?),
+        _ => Err(format!("unknown stage '{stage}': one of {}", STAGES.join(", ")).into()),
+    }
+}
+
 /// The reference implementation of every stage, which agent-written stages are validated
 /// against, and which itself agrees with ROOT on the fixtures.
 #[derive(Clone, Copy, Debug, Default)]

@@ -20,6 +20,15 @@ const BRANCHES: [&str; 9] = [
     "photon_etcone20",
 ];
 
+/// The float vector branches besides `photon_pt` (which is summed as a cross-check).
+const OTHER_FLOATS: [&str; 5] = [
+    "photon_eta",
+    "photon_phi",
+    "photon_E",
+    "photon_ptcone30",
+    "photon_etcone20",
+];
+
 #[derive(clap::Args)]
 pub struct Args {
     /// 2020-layout file (tree `mini`). Default: a 430k-event SYNTHETIC zlib file made with the
@@ -114,13 +123,7 @@ fn columnar(file: &Path) -> anyhow::Result<f64> {
         std::hint::black_box(nt.read_scalar::<bool>("trigP", r.clone())?);
         let pt = nt.read_jagged::<f32>("photon_pt", r.clone())?;
         sum += pt.values.iter().map(|&v| v as f64).sum::<f64>();
-        for b in [
-            "photon_eta",
-            "photon_phi",
-            "photon_E",
-            "photon_ptcone30",
-            "photon_etcone20",
-        ] {
+        for b in OTHER_FLOATS {
             std::hint::black_box(nt.read_jagged::<f32>(b, r.clone())?);
         }
         std::hint::black_box(nt.read_jagged::<bool>("photon_isTightID", r)?);
@@ -168,13 +171,7 @@ fn per_entry(file: &Path) -> anyhow::Result<f64> {
     {
         sum += v.iter().map(|&x| x as f64).sum::<f64>();
     }
-    for b in [
-        "photon_eta",
-        "photon_phi",
-        "photon_E",
-        "photon_ptcone30",
-        "photon_etcone20",
-    ] {
+    for b in OTHER_FLOATS {
         std::hint::black_box(
             br(b)?
                 .as_iter::<Vec<f32>>()

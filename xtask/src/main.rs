@@ -8,6 +8,7 @@ mod fetch;
 mod fit_toys;
 mod generate;
 mod inspect;
+mod stage;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ enum Command {
     Generate(generate::Args),
     /// Download the real 2020 ATLAS Open Data GamGam files, with resume and checks.
     FetchData(fetch::Args),
+    /// Run one reference stage as its own process: JSON in, JSON out.
+    Stage(stage::Args),
     /// Benchmark: events/s reading the photon branches, next to uproot+awkward.
     BenchRead(bench::Args),
 }
@@ -48,6 +51,7 @@ fn main() {
         Command::FitToys(a) => fit_toys::run(a),
         Command::Generate(a) => generate::run(a),
         Command::FetchData(a) => fetch::run(a),
+        Command::Stage(a) => stage::run(a),
         Command::BenchRead(a) => bench::run(a),
     };
     if let Err(e) = result {

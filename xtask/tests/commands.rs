@@ -166,20 +166,58 @@ fn analyze_rejects_bad_configuration_and_input_clearly() {
 
 #[test]
 fn analyze_gives_the_same_result_for_any_thread_count() {
-    let files = [fixture("data_2020_zlib_smallbaskets.GamGam.root"), fixture("data_2025_zstd.GamGam.root")];
+    let files = [
+        fixture("data_2020_zlib_smallbaskets.GamGam.root"),
+        fixture("data_2025_zstd.GamGam.root"),
+    ];
     let run = |threads: &str| {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["analyze", "--out", dir.path().to_str().unwrap(), "--threads", threads, "--data"];
+        let mut args = vec![
+            "analyze",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--threads",
+            threads,
+            "--data",
+        ];
         args.extend(files.iter().map(|f| f.to_str().unwrap()));
         let o = xtask(&args);
         assert!(o.status.success(), "{}", text(&o).1);
         let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap())
+                .unwrap();
         v["provenance"]["threads"] = serde_json::Value::Null;
         v
     };
     let one = run("1");
-    assert_eq!(one["provenance"]["inputs"].as_array().unwrap().len(), 2, "both releases in one run");
+    assert_eq!(
+        one["provenance"]["inputs"].as_array().unwrap().len(),
+        2,
+        "both releases in one run"
+    );
     assert_eq!(one, run("2"));
     assert_eq!(one, run("3"));
+}
+
+#[test]
+fn a_stage_runs_as_its_own_process() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["stage", "histogram"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"diphotons": {"m_yy": [125.5, 170.0], "weight": [2.0, 1.0]}, "binning": {"bins": 55, "lo": 105, "hi": 160}}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(h["sumw"][20], 2.0);
+    assert_eq!(h["overflow"], 1.0);
 }
