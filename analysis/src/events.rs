@@ -173,6 +173,50 @@ impl PhotonEvents {
     pub fn len(&self) -> usize {
         self.trigger.len()
     }
+
+    /// Checks the batch is consistent (every per-event column has one value per event, the
+    /// photon offsets start at 0, never decrease and end at the photon columns' length), as
+    /// a batch from a JSON document may not be.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.len();
+        let p = &self.photons;
+        let mut per_event = vec![("event_number", self.event_number.len())];
+        if let Some(mc) = &self.mc {
+            per_event.extend([
+                ("mc.weight", mc.weight.len()),
+                ("mc.xsection_pb", mc.xsection_pb.len()),
+                ("mc.sum_weights", mc.sum_weights.len()),
+            ]);
+        }
+        if let Some((name, len)) = per_event.iter().find(|(_, len)| *len != n) {
+            return Err(format!("{name} has {len} values for {n} events"));
+        }
+        if p.offsets.len() != n + 1
+            || p.offsets.first() != Some(&0)
+            || p.offsets.windows(2).any(|w| w[1] < w[0])
+        {
+            return Err(format!(
+                "photon offsets must be {} non-decreasing values starting at 0",
+                n + 1
+            ));
+        }
+        let np = p.offsets[n] as usize;
+        let columns = [
+            ("pt", p.pt.len()),
+            ("eta", p.eta.len()),
+            ("phi", p.phi.len()),
+            ("e", p.e.len()),
+            ("tight_id", p.tight_id.len()),
+            ("track_iso", p.track_iso.len()),
+            ("calo_iso", p.calo_iso.len()),
+        ];
+        if let Some((name, len)) = columns.iter().find(|(_, len)| *len != np) {
+            return Err(format!(
+                "photons.{name} has {len} values, the offsets say {np} photons"
+            ));
+        }
+        Ok(())
+    }
     pub fn is_empty(&self) -> bool {
         self.trigger.is_empty()
     }
@@ -218,7 +262,7 @@ impl EventFile {
         let nt = &self.ntuple;
         let b = self.release.branches();
         let trigger = nt.read_scalar::<bool>(b.trigger, range.clone())?;
-        let event_number = nt.read_event_number(b.event_number, range.clone())?;
+        let event_number = nt.read_id(b.event_number, range.clone())?;
         let photon_n = nt.read_count(b.photon_n, range.clone())?;
         let scale = self.release.units_per_gev();
         let read_f32 = |name: &str, gev: bool| -> Result<Jagged<f32>, ReadError> {

@@ -25,9 +25,14 @@ impl Default for Binning {
 impl Binning {
     /// Checks the binning makes sense.
     pub fn validate(&self) -> Result<(), String> {
-        if self.bins == 0 || !(self.lo < self.hi) || !self.lo.is_finite() || !self.hi.is_finite() {
+        if self.bins == 0
+            || self.bins > 10_000_000
+            || !(self.lo < self.hi)
+            || !self.lo.is_finite()
+            || !self.hi.is_finite()
+        {
             return Err(format!(
-                "binning needs bins > 0 and lo < hi, got {} bins on [{}, {})",
+                "binning needs 0 < bins ≤ 10^7 and lo < hi, got {} bins on [{}, {})",
                 self.bins, self.lo, self.hi
             ));
         }
@@ -62,7 +67,7 @@ pub struct Histogram {
     pub sumw: Vec<f64>,
     /// Σw² per bin (the squared statistical error).
     pub sumw2: Vec<f64>,
-    /// Σw below `lo` (including NaN) and at or above `hi`.
+    /// Σw below `lo`, and at or above `hi` (including NaN, as ROOT does).
     pub underflow: f64,
     pub overflow: f64,
     /// Number of fills.
@@ -88,7 +93,8 @@ impl Histogram {
                 self.sumw[i] += w;
                 self.sumw2[i] += w * w;
             }
-            None if x >= self.binning.hi => self.overflow += w,
+            // NaN goes to the overflow, as in ROOT.
+            None if !(x < self.binning.lo) => self.overflow += w,
             None => self.underflow += w,
         }
     }
@@ -129,7 +135,7 @@ mod tests {
             h.fill(x, w);
         }
         assert_eq!((h.sumw[0], h.sumw[54], h.sumw[20]), (1.0, 2.0, 0.5));
-        assert_eq!((h.overflow, h.underflow, h.entries), (3.0, 9.0, 6));
+        assert_eq!((h.overflow, h.underflow, h.entries), (8.0, 4.0, 6));
         assert_eq!(h.sumw2[54], 4.0);
         assert!(Binning {
             bins: 0,

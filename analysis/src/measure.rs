@@ -5,7 +5,7 @@
 //! generated. σ×B = n_sig / (ε×A × L); μ = σ×B / σ×B(theory), with σ×B(theory) the MC's
 //! cross-section. Errors: statistical (from the fitted n_sig) and MC statistics (from Σw²).
 
-use crate::fit::{FitResult, NSIG};
+use crate::fit::FitResult;
 use serde::{Deserialize, Serialize};
 
 /// What the signal MC contributes: its selected weighted yield and its cross-section.
@@ -59,7 +59,10 @@ pub fn measure(input: &MeasureInput) -> Result<Measurement, String> {
             mc.xsection_pb, mc.weighted_yield
         ));
     }
-    let nsig = &input.fit.params[NSIG];
+    let nsig = input
+        .fit
+        .param("nsig")
+        .ok_or("the fit result has no 'nsig' parameter")?;
     let eff = mc.weighted_yield / (mc.xsection_pb * l);
     let eff_rel = mc.sumw2.sqrt() / mc.weighted_yield;
     let xs = nsig.value / (eff * l);

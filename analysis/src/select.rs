@@ -183,7 +183,8 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
     (out, flow)
 }
 
-/// Invariant mass of photons `a` and `b` (massless, from pT, η, φ, E), rounded to `float`.
+/// Invariant mass of photons `a` and `b` (from pT, η, φ, E), rounded to `float` as ROOT's
+/// `mYY` does.
 fn diphoton_mass(p: &crate::events::Photons, a: usize, b: usize) -> f64 {
     let four = |j: usize| {
         let (pt, eta, phi) = (p.pt[j] as f64, p.eta[j] as f64, p.phi[j] as f64);
@@ -197,5 +198,7 @@ fn diphoton_mass(p: &crate::events::Photons, a: usize, b: usize) -> f64 {
     let (x, y) = (four(a), four(b));
     let (px, py, pz, e) = (x[0] + y[0], x[1] + y[1], x[2] + y[2], x[3] + y[3]);
     let m2 = e * e - px * px - py * py - pz * pz;
-    (m2.max(0.0).sqrt() as f32) as f64
+    // ROOT's LorentzVector::M() returns −√(−m²) for a spacelike sum (E slightly below |p|).
+    let m = if m2 >= 0.0 { m2.sqrt() } else { -(-m2).sqrt() };
+    (m as f32) as f64
 }

@@ -223,6 +223,7 @@ impl Convert for Reference {
 
 impl Select for Reference {
     fn select(&self, events: &PhotonEvents, cuts: &Cuts) -> Result<SelectOutput, StageError> {
+        events.validate()?;
         let (diphotons, cut_flow) = crate::select::select(events, cuts);
         Ok(SelectOutput {
             diphotons,

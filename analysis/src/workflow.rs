@@ -72,7 +72,6 @@ pub struct Provenance {
     /// The code that ran (crate version and git commit, as given by the caller).
     pub code_version: String,
     pub stage_api_version: u32,
-    pub threads: usize,
 }
 
 /// What `cargo xtask analyze` writes to `results.json`.
@@ -307,40 +306,39 @@ pub fn run(
             config: cfg.clone(),
             code_version: code_version.to_string(),
             stage_api_version: STAGE_API_VERSION,
-            threads: rayon::current_num_threads(),
         },
     })
 }
 
-/// The signal cross-section of the MC files: their `XSection` branch, which must agree.
+/// The theory σ×B of the signal MC: each file's `XSection`, summed over distinct processes
+/// (`channelNumber`), so ggH + VBF files give the total signal cross-section.
 fn mc_xsection(mc: &[EventFile]) -> Result<f64, WorkflowError> {
-    let mut xs: Option<f64> = None;
+    let mut by_channel: Vec<(u64, f64)> = Vec::new();
     for f in mc {
-        let ev = f.read(0..f.entries().min(1))?;
-        let Some(v) = ev
-            .mc
-            .as_ref()
-            .and_then(|m| m.xsection_pb.first())
-            .map(|&v| v as f64)
-        else {
-            return Err(WorkflowError::Stage {
-                file: f.ntuple().path().display().to_string(),
-                stage: "measure",
-                message: "signal MC file has no XSection/SumWeights branches (or no entries)"
-                    .into(),
-            });
+        let nt = f.ntuple();
+        let stage_err = |message: String| WorkflowError::Stage {
+            file: nt.path().display().to_string(),
+            stage: "measure",
+            message,
         };
-        if let Some(prev) = xs {
-            if (prev - v).abs() > 1e-9 * prev.abs() {
-                return Err(WorkflowError::Summary {
-                    stage: "measure",
-                    message: format!(
-                        "signal MC files disagree on XSection ({prev} vs {v} pb): give one process"
-                    ),
-                });
+        let Some(xs_branch) = f.release().branches().xsection.filter(|b| nt.has_branch(b)) else {
+            return Err(stage_err("signal MC file has no XSection branch".into()));
+        };
+        let xs = nt.read_scalar::<f32>(xs_branch, 0..1)?[0] as f64;
+        let channel = if nt.has_branch("channelNumber") {
+            nt.read_id("channelNumber", 0..1)?[0]
+        } else {
+            0
+        };
+        match by_channel.iter().find(|(c, _)| *c == channel) {
+            Some((_, prev)) if (prev - xs).abs() > 1e-9 * prev.abs() => {
+                return Err(stage_err(format!(
+                    "channel {channel} has XSection {xs} pb here and {prev} pb in another file"
+                )))
             }
+            Some(_) => {}
+            None => by_channel.push((channel, xs)),
         }
-        xs = Some(v);
     }
-    Ok(xs.unwrap_or(0.0))
+    Ok(by_channel.iter().map(|(_, xs)| xs).sum())
 }

@@ -64,7 +64,7 @@ fn bad_stage_inputs_are_errors_that_say_why() {
         r#"{"diphotons": {"m_yy": [], "weight": []}, "binning": {"bins": 0, "lo": 1, "hi": 2}}"#,
     )
     .unwrap_err();
-    assert!(e.message.contains("bins > 0"), "{e}");
+    assert!(e.message.contains("0 < bins"), "{e}");
     let e = run_json(
         &Reference,
         "histogram",

@@ -90,7 +90,21 @@ fn fetch_one(
         req = req.set("Range", &format!("bytes={have}-"));
     }
     let (resp, resumed) = match req.call() {
-        Ok(r) if r.status() == 206 => (Some(r), true),
+        Ok(r) if r.status() == 206 => {
+            // The server must resume exactly where the part file ends.
+            let start = r
+                .header("Content-Range")
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if start != Some(have) {
+                bail!(
+                    "{url}: asked to resume at byte {have}, server sent {:?}",
+                    r.header("Content-Range")
+                );
+            }
+            (Some(r), true)
+        }
         Ok(r) => (Some(r), false),
         // The part file already holds everything: the server has nothing past its end.
         Err(ureq::Error::Status(416, _)) if have > 0 => (None, true),

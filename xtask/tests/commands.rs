@@ -143,7 +143,7 @@ fn analyze_rejects_bad_configuration_and_input_clearly() {
         (vec!["--data", "/nonexistent/*.root"], "no file matches"),
         (
             vec!["--data", data.to_str().unwrap(), "--bins", "0"],
-            "bins > 0",
+            "0 < bins",
         ),
         (
             vec!["--data", data.to_str().unwrap(), "--lumi=-1"],
@@ -183,20 +183,19 @@ fn analyze_gives_the_same_result_for_any_thread_count() {
         args.extend(files.iter().map(|f| f.to_str().unwrap()));
         let o = xtask(&args);
         assert!(o.status.success(), "{}", text(&o).1);
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap())
-                .unwrap();
-        v["provenance"]["threads"] = serde_json::Value::Null;
-        v
+        std::fs::read(dir.path().join("results.json")).unwrap()
     };
     let one = run("1");
+    let v: serde_json::Value = serde_json::from_slice(&one).unwrap();
     assert_eq!(
-        one["provenance"]["inputs"].as_array().unwrap().len(),
+        v["provenance"]["inputs"].as_array().unwrap().len(),
         2,
         "both releases in one run"
     );
-    assert_eq!(one, run("2"));
-    assert_eq!(one, run("3"));
+    assert!(
+        one == run("2") && one == run("3"),
+        "results.json is byte-identical"
+    );
 }
 
 #[test]

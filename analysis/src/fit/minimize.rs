@@ -119,12 +119,37 @@ fn newton_polish(
     bounds: &[Bound],
     free: &[usize],
 ) -> Result<Minimum, String> {
+    // A parameter the minimum presses against a bound stays there (an active constraint): it
+    // is left out of the Newton steps and the covariance, and reported as at a bound. One near
+    // a bound but not pressing on it is moved inside, so central differences stay in range.
+    let step0 = |i: usize| 1e-5 * (bounds[i].hi - bounds[i].lo);
+    let mut active = Vec::new();
+    for &i in free {
+        let (lo, hi, h) = (bounds[i].lo, bounds[i].hi, step0(i));
+        for (edge, inside) in [(lo, lo + h), (hi, hi - h)] {
+            if (x[i] - edge).abs() < h {
+                let mut y = x.clone();
+                y[i] = edge;
+                let f_edge = f(&y);
+                y[i] = inside;
+                if f_edge <= f(&y) {
+                    x[i] = edge;
+                    active.push(i);
+                } else {
+                    x[i] = inside;
+                }
+            }
+        }
+    }
+    let free: Vec<usize> = free
+        .iter()
+        .copied()
+        .filter(|i| !active.contains(i))
+        .collect();
+    let free = free.as_slice();
     let n = free.len();
     // Step sizes: start from the bounds' scale, then 1 % of the parameter errors.
-    let mut h: Vec<f64> = free
-        .iter()
-        .map(|&i| 1e-5 * (bounds[i].hi - bounds[i].lo))
-        .collect();
+    let mut h: Vec<f64> = free.iter().map(|&i| step0(i)).collect();
     let mut fx = f(&x);
     let mut edm = f64::INFINITY;
     for _ in 0..60 {
@@ -195,8 +220,9 @@ fn newton_polish(
             }
         }
     }
-    let at_bound = free
+    let at_bound = active
         .iter()
+        .chain(free)
         .copied()
         .filter(|&i| {
             let r = 1e-6 * (bounds[i].hi - bounds[i].lo);

@@ -25,7 +25,8 @@ pub struct Pull {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToyReport {
     pub toys: usize,
-    /// Toys whose fit failed (excluded from the pulls).
+    /// Toys whose fit failed or ended at a parameter bound (excluded from the pulls, which
+    /// slightly biases them when a bound is often reached, e.g. for a weak signal).
     pub failed: usize,
     pub pulls: Vec<Pull>,
 }
@@ -59,9 +60,11 @@ pub fn run(
         .collect();
     let ok: Vec<&Vec<(f64, f64)>> = fits.iter().flatten().collect();
     let names = model.params(1.0);
+    // Fixed parameters (the DSCB tails) have no error and no pull.
     let pulls = names
         .iter()
         .enumerate()
+        .filter(|(k, _)| !ok.is_empty() && ok.iter().all(|f| f[*k].1 > 0.0))
         .map(|(k, spec)| {
             let v: Vec<f64> = ok.iter().map(|f| (f[k].0 - truth[k]) / f[k].1).collect();
             let m = v.len().max(1) as f64;

@@ -87,9 +87,10 @@ impl Ntuple {
                     }))
                 }
             };
+            let entries = t.entries();
             let branches = t
                 .branches()
-                .map(|b| (b.name().to_string(), meta(b)))
+                .map(|b| (b.name().to_string(), meta(b, entries)))
                 .collect();
             Ok(Ok((tree.to_string(), t.entries(), branches)))
         })
@@ -157,6 +158,9 @@ impl Ntuple {
         let mut common: Option<Vec<u64>> = None;
         for b in branches {
             let meta = self.meta(b)?;
+            if let Some(e) = &meta.baskets_error {
+                return Err(self.data_err(b, e));
+            }
             let edges: Vec<u64> = meta.baskets.iter().map(|l| l.entries.end).collect();
             common = Some(match common {
                 None => edges,
@@ -168,6 +172,13 @@ impl Ntuple {
         }
         let mut edges = common.unwrap_or_default();
         if edges.len() < 2 && self.entries > target {
+            if self.entries / target > 10_000_000 {
+                return Err(ReadError::Tree {
+                    file: self.path.clone(),
+                    tree: self.tree.clone(),
+                    reason: format!("implausible entry count {}", self.entries),
+                });
+            }
             edges = (1..=self.entries.div_ceil(target))
                 .map(|i| (i * target).min(self.entries))
                 .collect();
@@ -240,12 +251,7 @@ impl Ntuple {
         range: &Range<u64>,
         mut decode: impl FnMut(&RawBasket, Range<u64>) -> Result<(), String>,
     ) -> Result<(), ReadError> {
-        if range.start > range.end || range.end > self.entries {
-            return Err(self.data_err(
-                branch,
-                format!("entries {range:?} outside 0..{}", self.entries),
-            ));
-        }
+        self.check_range(branch, range)?;
         let mut scratch = Vec::new();
         for loc in meta
             .baskets
@@ -267,6 +273,28 @@ impl Ntuple {
         Ok(())
     }
 
+    /// Checks `range` lies in the tree, before anything is allocated for it.
+    fn check_range(&self, branch: &str, range: &Range<u64>) -> Result<usize, ReadError> {
+        if range.start > range.end || range.end > self.entries {
+            return Err(self.data_err(
+                branch,
+                format!("entries {range:?} outside 0..{}", self.entries),
+            ));
+        }
+        Ok((range.end - range.start) as usize)
+    }
+
+    /// Checks a read produced one value per entry (the baskets may cover less than they claim).
+    fn check_len(&self, branch: &str, got: usize, want: usize) -> Result<(), ReadError> {
+        if got != want {
+            return Err(self.data_err(
+                branch,
+                format!("baskets held {got} entries where {want} were expected"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads entries `range` of a scalar branch of type `T`.
     pub fn read_scalar<T: Primitive>(
         &self,
@@ -274,10 +302,12 @@ impl Ntuple {
         range: Range<u64>,
     ) -> Result<Vec<T>, ReadError> {
         let meta = self.typed(branch, ColumnType::Scalar(T::TYPE))?;
-        let mut out = Vec::with_capacity((range.end.saturating_sub(range.start)) as usize);
+        let n = self.check_range(branch, &range)?;
+        let mut out = Vec::with_capacity(n);
         self.for_baskets(branch, meta, &range, |b, r| {
             columnar::decode_scalar(b, r, &mut out)
         })?;
+        self.check_len(branch, out.len(), n)?;
         Ok(out)
     }
 
@@ -288,14 +318,16 @@ impl Ntuple {
         range: Range<u64>,
     ) -> Result<Jagged<T>, ReadError> {
         let meta = self.typed(branch, ColumnType::Jagged(T::TYPE))?;
+        let n = self.check_range(branch, &range)?;
         let mut out = Jagged {
             values: Vec::new(),
-            offsets: Vec::with_capacity((range.end.saturating_sub(range.start)) as usize + 1),
+            offsets: Vec::with_capacity(n + 1),
         };
         out.offsets.push(0);
         self.for_baskets(branch, meta, &range, |b, r| {
             columnar::decode_jagged(b, r, &mut out.values, &mut out.offsets)
         })?;
+        self.check_len(branch, out.n_entries(), n)?;
         Ok(out)
     }
 
@@ -328,12 +360,9 @@ impl Ntuple {
         }
     }
 
-    /// Reads an event-number branch (`Int_t` in 2020, `ULong64_t` in 2025) as `u64`.
-    pub fn read_event_number(
-        &self,
-        branch: &str,
-        range: Range<u64>,
-    ) -> Result<Vec<u64>, ReadError> {
+    /// Reads an identifier branch (event or channel number: `Int_t`, `UInt_t` or `ULong64_t`
+    /// depending on the release) as `u64`.
+    pub fn read_id(&self, branch: &str, range: Range<u64>) -> Result<Vec<u64>, ReadError> {
         use oxyroot::rtree::columnar::ElementType as E;
         match self.meta(branch)?.column {
             Some(ColumnType::Scalar(E::I32)) => Ok(self
@@ -351,9 +380,16 @@ impl Ntuple {
     }
 }
 
-fn meta(b: &oxyroot::Branch) -> BranchMeta {
+fn meta(b: &oxyroot::Branch, tree_entries: i64) -> BranchMeta {
     let (zip_bytes, tot_bytes) = b.byte_sizes();
     let (baskets, baskets_error) = match b.basket_locations() {
+        Ok(_) if b.entries() != tree_entries => (
+            Vec::new(),
+            Some(format!(
+                "branch has {} entries, its tree {tree_entries}",
+                b.entries()
+            )),
+        ),
         Ok(l) => (l, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };

@@ -84,6 +84,25 @@ pub fn algorithm_name(buf: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The uncompressed size a compressed record declares: the sum over its blocks' headers.
+/// Callers compare it with the size the record's key claims before allocating, so a damaged
+/// size field is caught before it turns into a huge allocation.
+pub fn declared_size(src: &[u8]) -> Result<usize> {
+    let (mut pos, mut total) = (0usize, 0usize);
+    while pos < src.len() {
+        let hdr = src.get(pos..pos + HEADER_SIZE).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "truncated block header at byte {pos} of {}",
+                src.len()
+            ))
+        })?;
+        let csize = hdr[3] as usize | (hdr[4] as usize) << 8 | (hdr[5] as usize) << 16;
+        total += hdr[6] as usize | (hdr[7] as usize) << 8 | (hdr[8] as usize) << 16;
+        pos += HEADER_SIZE + csize;
+    }
+    Ok(total)
+}
+
 thread_local! {
     static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
         std::cell::RefCell::new(libdeflater::Decompressor::new());
@@ -125,7 +144,11 @@ pub fn decompress(dst: &mut [u8], src: &[u8]) -> Result<usize> {
                 .with(|d| d.borrow_mut().zlib_decompress(block, out))
                 .map_err(|e| Error::Corrupt(format!("zlib: {e}")))?,
             Kind::Lzma => {
-                let mut d = xz2::read::XzDecoder::new(block);
+                // Cap the decoder's memory: a damaged header could ask for a 1.5 GiB dictionary.
+                // ROOT's strongest LZMA preset needs about 65 MiB.
+                let stream = xz2::stream::Stream::new_stream_decoder(256 << 20, 0)
+                    .map_err(|e| Error::Corrupt(format!("lzma: {e}")))?;
+                let mut d = xz2::read::XzDecoder::new_stream(block, stream);
                 d.read_exact(out)
                     .map_err(|e| Error::Corrupt(format!("lzma: {e}")))?;
                 out.len()

@@ -408,13 +408,11 @@ impl Key {
         if self.is_compressed() {
             let start = self.seek_key as u64 + self.key_len as u64;
             let sr = file.read_at(start, (self.n_bytes as u64) - (self.key_len as u64))?;
-            // No codec ROOT uses expands more than ~1100x; a larger claim is damage, not data.
-            if self.obj_len as u64 > (sr.len() as u64 + 64) * 1100 {
+            let declared = rcompress::declared_size(&sr)?;
+            if declared != self.obj_len as usize {
                 return Err(riofs::Error::CantLoadKeyPayload(format!(
-                    "key '{}' claims {} uncompressed bytes from {} compressed",
-                    self.name,
-                    self.obj_len,
-                    sr.len()
+                    "key '{}' claims {} uncompressed bytes, its compression blocks {}",
+                    self.name, self.obj_len, declared
                 )));
             }
             let mut buf = vec![0; self.obj_len as usize];

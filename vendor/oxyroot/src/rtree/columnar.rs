@@ -11,7 +11,8 @@
 //!   `TBranchElement`, where each entry is `[byte count][version][n][n values]`.
 //!
 //! Everything read from the file is checked: damaged sizes or offsets give an [`Error`] naming
-//! the basket, never a panic or an allocation larger than the file.
+//! the basket, never a panic; a basket's uncompressed size must agree between its key and its
+//! compression blocks before anything is allocated.
 
 use crate::rcompress;
 use crate::Branch;
@@ -348,17 +349,17 @@ impl BasketSource {
         let mut data = if payload.len() == obj_len {
             payload.to_vec()
         } else {
-            if obj_len > (payload.len() + 64) * 1100 {
+            let declared = rcompress::declared_size(payload).map_err(|e| corrupt(e.to_string()))?;
+            if declared != obj_len {
                 return Err(corrupt(format!(
-                    "{obj_len} uncompressed bytes claimed from {} compressed",
-                    payload.len()
+                    "key says {obj_len} uncompressed bytes, compression blocks say {declared}"
                 )));
             }
             let mut out = vec![0u8; obj_len];
             rcompress::decompress(&mut out, payload).map_err(|e| corrupt(e.to_string()))?;
             out
         };
-        let border = key.last - key.key_len as i32;
+        let border = key.last as i64 - key.key_len as i64;
         if border < 0 || border as usize > data.len() {
             return Err(corrupt(format!(
                 "data end {border} outside the {}-byte basket",
@@ -458,8 +459,8 @@ fn entry_offsets(
     let mut out = Vec::with_capacity(n + 1);
     let mut prev = 0u32;
     for i in 0..n {
-        let off = c.i32()? - key_len as i32;
-        if off < prev as i32 || off as usize > border {
+        let off = c.i32()? as i64 - key_len as i64;
+        if off < prev as i64 || off as usize > border {
             return Err(format!(
                 "entry {i} starts at {off}, outside 0..{border} or before entry {}",
                 i.saturating_sub(1)
