@@ -252,15 +252,14 @@ impl Ntuple {
         mut decode: impl FnMut(&RawBasket, Range<u64>) -> Result<(), String>,
     ) -> Result<(), ReadError> {
         self.check_range(branch, range)?;
-        let mut scratch = Vec::new();
+        let (mut scratch, mut basket) = (Vec::new(), RawBasket::default());
         for loc in meta
             .baskets
             .iter()
             .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
         {
-            let basket = self
-                .source
-                .read_basket(loc, &mut scratch)
+            self.source
+                .read_basket(loc, &mut scratch, &mut basket)
                 .map_err(|e| self.data_err(branch, e))?;
             let part = loc.entries.start.max(range.start)..loc.entries.end.min(range.end);
             decode(&basket, part).map_err(|e| {
@@ -319,8 +318,11 @@ impl Ntuple {
     ) -> Result<Jagged<T>, ReadError> {
         let meta = self.typed(branch, ColumnType::Jagged(T::TYPE))?;
         let n = self.check_range(branch, &range)?;
+        // Reserve the values from the branch's uncompressed size (capped: it comes from the file).
+        let per_entry = meta.tot_bytes.max(0) as f64 / self.entries.max(1) as f64;
+        let guess = ((per_entry * n as f64) / T::SIZE as f64) as usize;
         let mut out = Jagged {
-            values: Vec::new(),
+            values: Vec::with_capacity(guess.min(n.saturating_mul(64))),
             offsets: Vec::with_capacity(n + 1),
         };
         out.offsets.push(0);

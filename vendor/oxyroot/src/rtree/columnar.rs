@@ -313,8 +313,14 @@ impl BasketSource {
         }
     }
 
-    /// Reads and decompresses one basket. `scratch` keeps the compressed bytes between calls.
-    pub fn read_basket(&self, loc: &BasketLocation, scratch: &mut Vec<u8>) -> Result<RawBasket> {
+    /// Reads and decompresses one basket into `out`, reusing its buffers (and `scratch`, for
+    /// the compressed bytes), so a loop over baskets allocates nothing once warmed up.
+    pub fn read_basket(
+        &self,
+        loc: &BasketLocation,
+        scratch: &mut Vec<u8>,
+        out: &mut RawBasket,
+    ) -> Result<()> {
         let corrupt = |reason: String| Error::Corrupt {
             basket: loc.index,
             seek: loc.seek,
@@ -346,8 +352,10 @@ impl BasketSource {
         }
         let payload = &scratch[key.key_len as usize..];
         let obj_len = key.obj_len as usize;
-        let mut data = if payload.len() == obj_len {
-            payload.to_vec()
+        let data = &mut out.data;
+        data.clear();
+        if payload.len() == obj_len {
+            data.extend_from_slice(payload);
         } else {
             let declared = rcompress::declared_size(payload).map_err(|e| corrupt(e.to_string()))?;
             if declared != obj_len {
@@ -355,10 +363,9 @@ impl BasketSource {
                     "key says {obj_len} uncompressed bytes, compression blocks say {declared}"
                 )));
             }
-            let mut out = vec![0u8; obj_len];
-            rcompress::decompress(&mut out, payload).map_err(|e| corrupt(e.to_string()))?;
-            out
-        };
+            data.resize(obj_len, 0);
+            rcompress::decompress(data, payload).map_err(|e| corrupt(e.to_string()))?;
+        }
         let border = key.last as i64 - key.key_len as i64;
         if border < 0 || border as usize > data.len() {
             return Err(corrupt(format!(
@@ -367,17 +374,21 @@ impl BasketSource {
             )));
         }
         let border = border as usize;
-        let entry_offsets = if key.nev_buf_size > 8 {
-            Some(entry_offsets(&data, border, key.nev_buf as usize, key.key_len).map_err(corrupt)?)
-        } else {
-            None
-        };
+        out.entries = loc.entries.clone();
+        let mut offsets = out.entry_offsets.take().unwrap_or_default();
+        if key.nev_buf_size > 8 {
+            entry_offsets(
+                data,
+                border,
+                key.nev_buf as usize,
+                key.key_len,
+                &mut offsets,
+            )
+            .map_err(corrupt)?;
+            out.entry_offsets = Some(offsets);
+        }
         data.truncate(border);
-        Ok(RawBasket {
-            entries: loc.entries.clone(),
-            data,
-            entry_offsets,
-        })
+        Ok(())
     }
 }
 
@@ -439,13 +450,14 @@ impl BasketKey {
 }
 
 /// Reads ROOT's entry offset table that follows the entries' bytes: a count, then one
-/// offset per entry measured from the start of the key. Returns `n + 1` offsets into the data.
+/// offset per entry measured from the start of the key. Fills `out` with `n + 1` offsets.
 fn entry_offsets(
     data: &[u8],
     border: usize,
     n: usize,
     key_len: i16,
-) -> std::result::Result<Vec<u32>, String> {
+    out: &mut Vec<u32>,
+) -> std::result::Result<(), String> {
     let mut c = Cursor {
         b: &data[border..],
         pos: 0,
@@ -456,7 +468,8 @@ fn entry_offsets(
             "offset table has {count} entries, basket holds {n}"
         ));
     }
-    let mut out = Vec::with_capacity(n + 1);
+    out.clear();
+    out.reserve(n + 1);
     let mut prev = 0u32;
     for i in 0..n {
         let off = c.i32()? as i64 - key_len as i64;
@@ -470,7 +483,7 @@ fn entry_offsets(
         out.push(prev);
     }
     out.push(border as u32);
-    Ok(out)
+    Ok(())
 }
 
 struct Cursor<'a> {
