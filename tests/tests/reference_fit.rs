@@ -82,6 +82,45 @@ fn gaussian_plus_exponential_matches_roofit() {
     );
 }
 
+/// Against RooFit minimised to convergence (`roofit_tight.json`, EDM < 1e-11, written by ROOT
+/// with `roofit_tight.py`): values within 1e-3 relative, errors within 1 %, Z within 1 %.
+#[test]
+fn gaussian_plus_exponential_matches_converged_roofit_to_1e3() {
+    let text = std::fs::read_to_string(tests::fixtures_dir().join("roofit_tight.json")).unwrap();
+    let tight: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(tight.len(), 7);
+    for (name, rf) in &tight {
+        assert!(
+            rf["edm"].as_f64().unwrap() < 1e-8,
+            "{name}: the reference is converged"
+        );
+        let res = fit(&FitModel::default(), &histogram(name)).unwrap();
+        let mut worst: (f64, f64) = (0.0, 0.0);
+        for p in ["mean", "sigma", "slope", "nsig", "nbkg"] {
+            let (want, want_err) = (
+                rf[p]["value"].as_f64().unwrap(),
+                rf[p]["error"].as_f64().unwrap(),
+            );
+            let got = res.param(p).unwrap();
+            let rel = ((got.value - want) / want).abs();
+            let rel_err = (got.error / want_err - 1.0).abs();
+            worst = (worst.0.max(rel), worst.1.max(rel_err));
+            assert!(rel < 1e-3, "{name} {p}: {} vs {want}", got.value);
+            assert!(
+                rel_err < 0.01,
+                "{name} {p}: error {} vs {want_err}",
+                got.error
+            );
+        }
+        let z = rf["Z"].as_f64().unwrap();
+        assert!((res.z / z - 1.0).abs() < 0.01, "{name}: Z {} vs {z}", res.z);
+        eprintln!(
+            "{name}: worst value deviation {:.1e} relative, worst error deviation {:.1e}, Z {:.6} vs {z:.6}",
+            worst.0, worst.1, res.z
+        );
+    }
+}
+
 #[test]
 fn dscb_and_bernstein_models_converge_and_agree_on_the_peak() {
     use analysis::fit::{fit_signal_tails, Background, Signal};
