@@ -56,21 +56,6 @@ pub enum ReadError {
     },
 }
 
-impl ReadError {
-    /// The file the error is about.
-    pub fn file(&self) -> &std::path::Path {
-        match self {
-            ReadError::Open { file, .. }
-            | ReadError::NoTree { file, .. }
-            | ReadError::Tree { file, .. }
-            | ReadError::MissingBranch { file, .. }
-            | ReadError::WrongType { file, .. }
-            | ReadError::Data { file, .. }
-            | ReadError::Inconsistent { file, .. } => file,
-        }
-    }
-}
-
 /// Runs `f`, turning a panic inside the ROOT parser into an error. Only the last line of
 /// defence: the read path returns errors itself, and a panic caught here is a bug to fix.
 pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {

@@ -20,10 +20,6 @@ impl<T> Jagged<T> {
     pub fn n_entries(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
-    /// The values of entry `i`.
-    pub fn entry(&self, i: usize) -> &[T] {
-        &self.values[self.offsets[i] as usize..self.offsets[i + 1] as usize]
-    }
 }
 
 /// What the reader keeps of one branch after the file's metadata is parsed.

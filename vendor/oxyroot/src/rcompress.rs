@@ -68,22 +68,6 @@ fn kind_of(buf: &[u8]) -> Kind {
     }
 }
 
-/// Name of the algorithm of one compressed record ("zlib", "lzma", "lz4", "zstd"), from its
-/// first block header; `None` when `buf` does not start with a ROOT compression header.
-pub fn algorithm_name(buf: &[u8]) -> Option<&'static str> {
-    if buf.len() < HEADER_SIZE {
-        return None;
-    }
-    match kind_of(buf) {
-        Kind::Zlib => Some("zlib"),
-        Kind::Lzma => Some("lzma"),
-        Kind::LZ4 => Some("lz4"),
-        Kind::Zstd => Some("zstd"),
-        Kind::OldCompression => Some("old"),
-        _ => None,
-    }
-}
-
 /// The uncompressed size a compressed record declares: the sum over its blocks' headers.
 /// Callers compare it with the size the record's key claims before allocating, so a damaged
 /// size field is caught before it turns into a huge allocation.
