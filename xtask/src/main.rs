@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "ATLAS Open Data H→γγ analysis: project commands"
 )]
 struct Cli {
