@@ -104,7 +104,7 @@ impl Unmarshaler for ReaderList {
             let n = r.read_u8()?;
 
             if n > 0 {
-                unimplemented!()
+                r.read_array_u8(n as usize)?; // the object's option string: not needed
             }
 
             // todo!()

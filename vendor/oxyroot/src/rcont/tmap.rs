@@ -85,7 +85,10 @@ impl Unmarshaler for TMap {
                     self.objs.insert(Key::String(key.to_string()), value);
                 }
                 _ => {
-                    unimplemented!("TMap.unmarshal: key class={}", key.class());
+                    return Err(crate::rbytes::Error::Misc(format!(
+                        "TMap with keys of class {} is not supported",
+                        key.class()
+                    )));
                 }
             }
         }

@@ -405,7 +405,7 @@ where
 
     pub(crate) fn visit(&mut self, depth: i32, se: &Streamer) -> Result<(), Error> {
         if depth == 10 {
-            todo!()
+            return Err(Error::StreamerReadDumpError("streamers nested more than 10 deep".into()));
         }
         trace!(";StreamerInfo.visit.se.name:{} depth={} ", se.name(), depth,);
         if se.name() == "TArray" {
@@ -454,9 +454,7 @@ where
                         // itt.push(Box::new(empty::<StreamerInfo>()));
                         // todo!("Streamer::Stl");
                     }
-                    _ => {
-                        todo!("Streamer::Stl, vtype = {:?}", &stl.vtype);
-                    }
+                    _ => {} // other containers: nothing deeper to visit
                 }
             }
             Streamer::Base(_se) => {
@@ -587,7 +585,9 @@ impl Unmarshaler for StreamerElement {
         self.arr_dim = r.read_i32()?;
 
         if hdr.vers == 1 {
-            todo!();
+            return Err(crate::rbytes::Error::Misc(
+                "TStreamerElement version 1 is not supported".into(),
+            ));
         } else {
             r.read_array_i32(&mut self.max_idx)?;
         }
@@ -608,7 +608,9 @@ impl Unmarshaler for StreamerElement {
             }
             Ordering::Equal => {
                 self.xmin = r.read_f64()?;
-                todo!()
+                return Err(crate::rbytes::Error::Misc(
+                    "TStreamerElement version 3 is not supported".into(),
+                ));
             }
             Ordering::Greater => {
                 (self.xmin, self.xmax, self.factor) = streamer_types::get_range(self.title());

@@ -130,6 +130,9 @@ impl TDirectoryFile {
 
     pub fn read_dir_info(file: &mut RootFile) -> Result<TDirectoryFile> {
         let nbytesname = file.n_bytes_name() as i64;
+        if nbytesname < 0 || file.begin() < 0 {
+            return Err(crate::riofs::error::Error::FileHasAnIncorrectHeaderLength);
+        }
         let nbytes = nbytesname as u64 + TDirectoryFile::record_size(file.version()) as u64;
         let begin = file.begin() as u64;
 
@@ -308,10 +311,7 @@ impl TDirectoryFile {
             .iter()
             .filter(|k| {
                 if k.name() == name {
-                    if cycle != 9999 {
-                        todo!();
-                    }
-                    true
+                    cycle == 9999 || k.cycle() == cycle as i32
                 } else {
                     false
                 }

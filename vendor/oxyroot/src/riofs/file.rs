@@ -815,9 +815,7 @@ impl RootFile {
                                 // itt.push(Box::new(empty::<StreamerInfo>()));
                                 // todo!("Streamer::Stl");
                             }
-                            _ => {
-                                todo!("Streamer::Stl, vtype = {:?}", &stl.vtype);
-                            }
+                            _ => {} // other containers: no deeper streamer to find
                         }
                     }
                     Streamer::Base(o) => {
@@ -1004,7 +1002,7 @@ impl StreamerInfoContext for RootFileStreamerInfoContext {
         }
 
         if name.find('<').is_some() {
-            todo!()
+            return None; // templated classes carry no streamer of their own here
         }
 
         None

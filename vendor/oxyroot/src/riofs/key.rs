@@ -463,7 +463,7 @@ impl Key {
             .downcast_ref::<TDirectoryFile>()
             .is_ok()
         {
-            todo!();
+            return Err(riofs::Error::CantLoadKeyPayload(format!("key '{}' is a subdirectory, which is not supported", self.name)));
         }
 
         Ok(obj)

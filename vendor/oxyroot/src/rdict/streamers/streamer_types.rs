@@ -25,7 +25,7 @@ pub fn get_range(s: &str) -> (f64, f64, f64) {
     let beg = beg.unwrap();
 
     if beg > 0 {
-        todo!()
+        return (xmin, xmax, factor); // a range not at the start: not interpreted
     }
 
     let end = s.rfind(']');
@@ -42,7 +42,8 @@ pub fn get_range(s: &str) -> (f64, f64, f64) {
         return (xmin, xmax, factor);
     }
 
-    todo!()
+    // Ranges ("[xmin, xmax, nbits]") compress floats on write; not interpreted by this reader.
+    (xmin, xmax, factor)
 
     // return (xmin, xmax, factor);
 }
@@ -216,7 +217,11 @@ impl Unmarshaler for StreamerBasicType {
         }
 
         if basic && self.element.arr_len > 0 {
-            self.element.esize *= self.element.arr_len;
+            self.element.esize = self
+                .element
+                .esize
+                .checked_mul(self.element.arr_len)
+                .ok_or_else(|| crate::rbytes::Error::Misc("streamer element size overflows".into()))?;
         }
 
         // todo!();

@@ -257,40 +257,25 @@ impl Unmarshaler for ReaderTree {
 
         if hdr.vers > 5 {
             // tree.aliases
-            let v = r.read_object_any_into()?;
-            if v.is_some() {
-                todo!()
-            }
+            let _aliases = r.read_object_any_into()?; // not used by this reader
         }
 
         {
             //tree.indexValues
-            let v = r.read_object_any_into()?;
-            if v.is_some() {
-                todo!()
-            }
+            let _unused = r.read_object_any_into()?; // not used by this reader
         }
 
         {
             //tree.index
-            let v = r.read_object_any_into()?;
-            if v.is_some() {
-                todo!()
-            }
+            let _unused = r.read_object_any_into()?; // not used by this reader
         }
 
         if hdr.vers > 5 {
             //tree.treeindex
-            let v = r.read_object_any_into()?;
-            if v.is_some() {
-                todo!()
-            }
+            let _unused = r.read_object_any_into()?; // not used by this reader
 
             //tree.friends
-            let v = r.read_object_any_into()?;
-            if v.is_some() {
-                todo!()
-            }
+            let _unused = r.read_object_any_into()?; // not used by this reader
 
             trace!(";Tree.unmarshal.{}.pos_before_user_info: {}", _beg, r.pos());
 
@@ -311,10 +296,7 @@ impl Unmarshaler for ReaderTree {
             // todo!();
 
             //tree.branchRef
-            let v = r.read_object_any_into()?;
-            if v.is_some() {
-                todo!()
-            }
+            let _unused = r.read_object_any_into()?; // not used by this reader
         }
 
         Ok(())
