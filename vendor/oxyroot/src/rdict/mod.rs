@@ -405,7 +405,9 @@ where
 
     pub(crate) fn visit(&mut self, depth: i32, se: &Streamer) -> Result<(), Error> {
         if depth == 10 {
-            return Err(Error::StreamerReadDumpError("streamers nested more than 10 deep".into()));
+            return Err(Error::StreamerReadDumpError(
+                "streamers nested more than 10 deep".into(),
+            ));
         }
         trace!(";StreamerInfo.visit.se.name:{} depth={} ", se.name(), depth,);
         if se.name() == "TArray" {

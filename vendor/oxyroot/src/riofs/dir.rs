@@ -103,6 +103,13 @@ impl TDirectoryFile {
 
         trace!("read_keys: hdr = {:?}", hdr);
 
+        if hdr.key_len() < 0 || hdr.obj_len() < 0 || self.n_bytes_keys < 0 {
+            return Err(Error::CantLoadKeyPayload(format!(
+                "list of keys has impossible sizes (key {}, object {})",
+                hdr.key_len(),
+                hdr.obj_len()
+            )));
+        }
         let data = file.read_at(
             self.seek_keys as u64 + hdr.key_len() as u64,
             hdr.obj_len() as u64,

@@ -463,7 +463,10 @@ impl Key {
             .downcast_ref::<TDirectoryFile>()
             .is_ok()
         {
-            return Err(riofs::Error::CantLoadKeyPayload(format!("key '{}' is a subdirectory, which is not supported", self.name)));
+            return Err(riofs::Error::CantLoadKeyPayload(format!(
+                "key '{}' is a subdirectory, which is not supported",
+                self.name
+            )));
         }
 
         Ok(obj)

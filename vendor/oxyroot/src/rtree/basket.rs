@@ -41,12 +41,12 @@ impl Named for Basket {
     }
 }
 
-impl From<Box<dyn FactoryItemRead>> for Basket {
-    fn from(f: Box<dyn FactoryItemRead>) -> Self {
-        if let Ok(b) = f.downcast::<Basket>() {
-            return *b;
-        }
-        panic!("expecting Basket")
+impl TryFrom<Box<dyn FactoryItemRead>> for Basket {
+    type Error = crate::rbytes::Error;
+    fn try_from(f: Box<dyn FactoryItemRead>) -> Result<Self, Self::Error> {
+        f.downcast::<Basket>().map(|b| *b).map_err(|_| {
+            Error::Misc("an object where a TBasket was expected (damaged stream)".into())
+        })
     }
 }
 

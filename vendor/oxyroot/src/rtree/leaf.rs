@@ -236,9 +236,10 @@ impl From<Leaf> for TLeaf {
     }
 }
 
-impl From<Box<dyn FactoryItemRead>> for Leaf {
-    fn from(obj: Box<dyn FactoryItemRead>) -> Self {
-        match obj.class() {
+impl TryFrom<Box<dyn FactoryItemRead>> for Leaf {
+    type Error = crate::rbytes::Error;
+    fn try_from(obj: Box<dyn FactoryItemRead>) -> Result<Self, Self::Error> {
+        Ok(match obj.class() {
             "TLeaf" => Leaf::Base(*obj.downcast::<TLeaf>().unwrap()),
             "TLeafI" => Leaf::I(*obj.downcast::<LeafI>().unwrap()),
             "TLeafS" => Leaf::S(*obj.downcast::<LeafS>().unwrap()),
@@ -249,8 +250,12 @@ impl From<Box<dyn FactoryItemRead>> for Leaf {
             "TLeafO" => Leaf::O(*obj.downcast::<LeafO>().unwrap()),
             "TLeafC" => Leaf::C(*obj.downcast::<LeafC>().unwrap()),
             "TLeafElement" => Leaf::Element(*obj.downcast::<LeafElement>().unwrap()),
-            &_ => todo!("Implement {}", obj.class()),
-        }
+            other => {
+                return Err(crate::rbytes::Error::Misc(format!(
+                    "a {other} where a TLeaf was expected (damaged stream)"
+                )))
+            }
+        })
     }
 }
 #[derive(Debug)]

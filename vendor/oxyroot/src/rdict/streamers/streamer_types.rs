@@ -221,7 +221,9 @@ impl Unmarshaler for StreamerBasicType {
                 .element
                 .esize
                 .checked_mul(self.element.arr_len)
-                .ok_or_else(|| crate::rbytes::Error::Misc("streamer element size overflows".into()))?;
+                .ok_or_else(|| {
+                    crate::rbytes::Error::Misc("streamer element size overflows".into())
+                })?;
         }
 
         // todo!();
@@ -538,7 +540,7 @@ impl Unmarshaler for StreamerSTL {
 
         r.read_object(&mut self.element)?;
 
-        self.vtype = rmeta::ESTLType::from_i32(r.read_i32()?).unwrap();
+        self.vtype = rmeta::ESTLType::from_i32(r.read_i32()?)?;
         self.ctype = Enum::from_i32(r.read_i32()?);
 
         match self.vtype {

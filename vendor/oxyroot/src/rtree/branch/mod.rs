@@ -34,13 +34,18 @@ pub enum Branch {
     Element(TBranchElement),
 }
 
-impl From<Box<dyn FactoryItemRead>> for Branch {
-    fn from(obj: Box<dyn FactoryItemRead>) -> Self {
-        match obj.class() {
+impl TryFrom<Box<dyn FactoryItemRead>> for Branch {
+    type Error = crate::rbytes::Error;
+    fn try_from(obj: Box<dyn FactoryItemRead>) -> Result<Self, Self::Error> {
+        Ok(match obj.class() {
             "TBranch" => Branch::Base(*obj.downcast::<TBranch>().unwrap()),
             "TBranchElement" => Branch::Element(*obj.downcast::<TBranchElement>().unwrap()),
-            &_ => todo!(),
-        }
+            other => {
+                return Err(crate::rbytes::Error::Misc(format!(
+                    "a {other} where a TBranch was expected (damaged stream)"
+                )))
+            }
+        })
     }
 }
 

@@ -402,8 +402,8 @@ impl Unmarshaler for TBranch {
                 self.branches = branches
                     .take_objs()
                     .into_iter()
-                    .map(|obj| obj.into())
-                    .collect();
+                    .map(|obj| obj.try_into())
+                    .collect::<Result<_, _>>()?;
             }
 
             {
@@ -412,8 +412,8 @@ impl Unmarshaler for TBranch {
                     self.leaves = leaves
                         .take_objs()
                         .into_iter()
-                        .map(|obj| obj.into())
-                        .collect();
+                        .map(|obj| obj.try_into())
+                        .collect::<Result<_, _>>()?;
                 }
 
                 for leaf in self.leaves.iter() {
@@ -427,8 +427,8 @@ impl Unmarshaler for TBranch {
                     self.baskets = baskets
                         .take_objs()
                         .into_iter()
-                        .map(|obj| obj.into())
-                        .collect();
+                        .map(|obj| obj.try_into())
+                        .collect::<Result<_, _>>()?;
                 }
             }
 
@@ -500,8 +500,8 @@ impl Unmarshaler for TBranch {
                 self.branches = branches
                     .take_objs()
                     .into_iter()
-                    .map(|obj| obj.into())
-                    .collect();
+                    .map(|obj| obj.try_into())
+                    .collect::<Result<_, _>>()?;
             }
 
             trace!(
@@ -516,8 +516,8 @@ impl Unmarshaler for TBranch {
                     self.leaves = leaves
                         .take_objs()
                         .into_iter()
-                        .map(|obj| obj.into())
-                        .collect();
+                        .map(|obj| obj.try_into())
+                        .collect::<Result<_, _>>()?;
                 }
             }
 
@@ -533,8 +533,8 @@ impl Unmarshaler for TBranch {
                     self.baskets = baskets
                         .take_objs()
                         .into_iter()
-                        .map(|obj| obj.into())
-                        .collect();
+                        .map(|obj| obj.try_into())
+                        .collect::<Result<_, _>>()?;
                 }
             }
 

@@ -232,8 +232,8 @@ impl Unmarshaler for ReaderTree {
             self.tree.branches = branches
                 .take_objs()
                 .into_iter()
-                .map(|obj| obj.into())
-                .collect();
+                .map(|obj| obj.try_into())
+                .collect::<Result<_, _>>()?;
 
             self.tree.branches.iter_mut().for_each(|b| {
                 b.set_top_level(Some(true));
