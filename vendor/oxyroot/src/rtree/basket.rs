@@ -187,7 +187,10 @@ impl Unmarshaler for Basket {
         self.nev_size = r.read_i32()?;
 
         if self.nev_size < 0 {
-            unimplemented!();
+            return Err(Error::Misc(format!(
+                "TBasket with negative entry size {}",
+                self.nev_size
+            )));
         }
 
         self.nev_buf = r.read_i32()?;
@@ -229,21 +232,22 @@ impl Unmarshaler for Basket {
         if !must_gen_offsets && flag != 0 && (flag % 10 != 2) {
             if self.nev_buf > 0 {
                 let n = r.read_i32()?;
-                self.offsets.reserve(n as usize);
-                for _ in 0..n {
-                    self.offsets.push(r.read_i32()?);
-                }
+                self.offsets = r.read_vec_i32(n, "TBasket entry offsets")?;
                 if 20 < flag && flag < 40 {
-                    unimplemented!();
+                    return Err(Error::Misc(format!(
+                        "TBasket flag {flag} (displacements) is not supported"
+                    )));
                 }
             }
             if flag > 40 {
-                unimplemented!();
+                return Err(Error::Misc(format!("TBasket flag {flag} is not supported")));
             }
         } else if must_gen_offsets {
             self.offsets.clear();
             if flag <= 40 {
-                panic!(";Basket.unmarshal.{}.flag: {} <= 40", _beg, flag);
+                return Err(Error::Misc(format!(
+                    "TBasket flag {flag} with generated offsets is not supported"
+                )));
             }
         }
 
