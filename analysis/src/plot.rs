@@ -20,6 +20,22 @@ fn register_font() {
 
 type PlotResult = Result<(), String>;
 
+/// Draws the same picture into `<stem>.png` and `<stem>.svg` (a macro: the two backends are
+/// different types, and the drawing functions are generic over them).
+macro_rules! png_and_svg {
+    ($stem:expr, $size:expr, |$root:ident| $draw:expr) => {{
+        register_font();
+        let png = $stem.with_extension("png");
+        let svg = $stem.with_extension("svg");
+        {
+            let $root = BitMapBackend::new(&png, $size).into_drawing_area();
+            $draw?;
+        }
+        let $root = SVGBackend::new(&svg, $size).into_drawing_area();
+        $draw
+    }};
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -27,21 +43,7 @@ fn err(e: impl std::fmt::Display) -> String {
 /// Draws the m_γγ plot into `<stem>.png` and `<stem>.svg`. `label` names the data
 /// (e.g. "SYNTHETIC data").
 pub fn mass_plot(h: &Histogram, fit: &FitResult, label: &str, stem: &Path) -> PlotResult {
-    register_font();
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    draw_mass(
-        BitMapBackend::new(&png, (1000, 800)).into_drawing_area(),
-        h,
-        fit,
-        label,
-    )?;
-    draw_mass(
-        SVGBackend::new(&svg, (1000, 800)).into_drawing_area(),
-        h,
-        fit,
-        label,
-    )
+    png_and_svg!(stem, (1000, 800), |root| draw_mass(root, h, fit, label))
 }
 
 fn draw_mass<DB: DrawingBackend>(
@@ -204,19 +206,7 @@ where
 
 /// Draws the cut flow (events passing each cut) into `<stem>.png` and `<stem>.svg`.
 pub fn cut_flow_plot(flow: &CutFlow, label: &str, stem: &Path) -> PlotResult {
-    register_font();
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    draw_cut_flow(
-        BitMapBackend::new(&png, (1000, 520)).into_drawing_area(),
-        flow,
-        label,
-    )?;
-    draw_cut_flow(
-        SVGBackend::new(&svg, (1000, 520)).into_drawing_area(),
-        flow,
-        label,
-    )
+    png_and_svg!(stem, (1000, 520), |root| draw_cut_flow(root, flow, label))
 }
 
 fn draw_cut_flow<DB: DrawingBackend>(
