@@ -18,6 +18,7 @@ pub mod events;
 pub mod fit;
 pub mod histogram;
 pub mod measure;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod rng;
 pub mod rootio;

@@ -170,34 +170,68 @@ pub fn run_json<S>(stages: &S, stage: &str, input: &str) -> Result<String, Stage
 where
     S: Inspect + Convert + Select + MakeHistogram + Fit + Measure,
 {
+    match stage {
+        "inspect" => json::inspect(stages, input),
+        "convert" => json::convert(stages, input),
+        "select" => json::select(stages, input),
+        "histogram" => json::histogram(stages, input),
+        "fit" => json::fit(stages, input),
+        "measure" => json::measure(stages, input),
+        _ => Err(format!("unknown stage '{stage}': one of {}", STAGES.join(", ")).into()),
+    }
+}
+
+/// One stage from one JSON document, for a type that implements only that stage: what the
+/// runner of an agent-written stage calls (`templates/stage/src/main.rs`). Each function
+/// parses its input document (unknown fields are errors), runs the stage and returns the
+/// output document.
+pub mod json {
+    use super::*;
+
     fn parse<'a, T: Deserialize<'a>>(stage: &str, input: &'a str) -> Result<T, StageError> {
         serde_json::from_str(input).map_err(|e| format!("{stage} input: {e}").into())
     }
+
     fn out<T: Serialize>(v: T) -> Result<String, StageError> {
         Ok(serde_json::to_string_pretty(&v).expect("stage outputs are plain data"))
     }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct InspectInput {
-        file: PathBuf,
+
+    /// `{"file": PATH}` → [`FileSummary`].
+    pub fn inspect(s: &impl Inspect, input: &str) -> Result<String, StageError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct InspectInput {
+            file: PathBuf,
+        }
+        out(s.inspect(&parse::<InspectInput>("inspect", input)?.file)?)
     }
-    match stage {
-        "inspect" => out(stages.inspect(&parse::<InspectInput>(stage, input)?.file)?),
-        "convert" => out(stages.convert(&parse(stage, input)?)?),
-        "select" => {
-            let i: SelectInput = parse(stage, input)?;
-            out(stages.select(&i.events, &i.cuts)?)
-        }
-        "histogram" => {
-            let i: HistogramInput = parse(stage, input)?;
-            out(stages.histogram(&i.diphotons, &i.binning)?)
-        }
-        "fit" => {
-            let i: FitInput = parse(stage, input)?;
-            out(stages.fit(&i.model, &i.histogram)?)
-        }
-        "measure" => out(stages.measure(&parse(stage, input)?)?),
-        _ => Err(format!("unknown stage '{stage}': one of {}", STAGES.join(", ")).into()),
+
+    /// [`ConvertInput`] → [`NpyManifest`].
+    pub fn convert(s: &impl Convert, input: &str) -> Result<String, StageError> {
+        out(s.convert(&parse("convert", input)?)?)
+    }
+
+    /// [`SelectInput`] → [`SelectOutput`].
+    pub fn select(s: &impl Select, input: &str) -> Result<String, StageError> {
+        let i: SelectInput = parse("select", input)?;
+        out(s.select(&i.events, &i.cuts)?)
+    }
+
+    /// [`HistogramInput`] → [`Histogram`].
+    pub fn histogram(s: &impl MakeHistogram, input: &str) -> Result<String, StageError> {
+        let i: HistogramInput = parse("histogram", input)?;
+        out(s.histogram(&i.diphotons, &i.binning)?)
+    }
+
+    /// [`FitInput`] → [`FitResult`].
+    pub fn fit(s: &impl Fit, input: &str) -> Result<String, StageError> {
+        let i: FitInput = parse("fit", input)?;
+        out(s.fit(&i.model, &i.histogram)?)
+    }
+
+    /// [`MeasureInput`] → [`Measurement`].
+    pub fn measure(s: &impl Measure, input: &str) -> Result<String, StageError> {
+        out(s.measure(&parse("measure", input)?)?)
     }
 }
 

@@ -1,0 +1,25 @@
+//! The LLM agent that writes analysis stages: prompt → code → `cargo build` → sandboxed run →
+//! validation against the reference stage, with the compiler's diagnostics and the
+//! supervisor's reviews as the correction signal.
+//!
+//! Read [`run::run_task`] first: the whole loop in one function. Its pieces, each usable alone:
+//! * [`llm`]: the chat client, record and replay;
+//! * [`task`]: tasks as data (`templates/tasks/*.toml`), their inputs and references;
+//! * [`prompts`]: the prompt templates (`templates/prompts/*.md`);
+//! * [`policy`]: a fast static screen of generated code;
+//! * [`stage_crate`]: the generated stage as a crate, compiled against `analysis`;
+//! * [`sandbox`]: running the compiled stage with limits and without network or secrets;
+//! * [`validate`]: the stage's output against the reference's, with tolerances;
+//! * [`trajectory`]: every call and attempt as JSONL;
+//! * [`mock`]: a scripted OpenAI-compatible server for tests.
+
+pub mod llm;
+pub mod mock;
+pub mod policy;
+pub mod prompts;
+pub mod run;
+pub mod sandbox;
+pub mod stage_crate;
+pub mod task;
+pub mod trajectory;
+pub mod validate;

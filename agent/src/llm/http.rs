@@ -1,0 +1,238 @@
+//! The OpenAI-compatible HTTP client: async-openai's request/response types on the wire,
+//! ureq (rustls) as the blocking transport, and our own retry loop, because async-openai's
+//! client hides the `Retry-After` header and the loop is sequential anyway.
+
+use super::{Llm, LlmConfig, LlmError, Message, Reply, Role, Usage};
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
+    CreateChatCompletionRequest, CreateChatCompletionResponse,
+};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// Largest response body read (bytes); a longer one is a malformed response.
+const MAX_BODY: u64 = 32 << 20;
+
+/// A chat client for one endpoint and model.
+pub struct HttpLlm {
+    config: LlmConfig,
+    api_key: Option<String>,
+    agent: ureq::Agent,
+    jitter: analysis::rng::Rng,
+}
+
+impl HttpLlm {
+    /// Reads the API key from the environment variable the config names (if any).
+    pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
+        let api_key = match &config.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| LlmError::MissingKey(var.clone()))?),
+            None => None,
+        };
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs_f64(config.timeout_s))
+            .build();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Ok(Self { config, api_key, agent, jitter: analysis::rng::Rng::new(seed) })
+    }
+
+    /// The key's value, for redaction by recorders.
+    pub fn secrets(&self) -> Vec<String> {
+        self.api_key.iter().cloned().collect()
+    }
+
+    fn request_body(&self, messages: &[Message]) -> String {
+        let messages = messages
+            .iter()
+            .map(|m| match m.role {
+                Role::System => ChatCompletionRequestMessage::System(
+                    ChatCompletionRequestSystemMessage::from(m.content.as_str()),
+                ),
+                Role::User => ChatCompletionRequestMessage::User(
+                    ChatCompletionRequestUserMessage::from(m.content.as_str()),
+                ),
+                Role::Assistant => ChatCompletionRequestMessage::Assistant(
+                    ChatCompletionRequestAssistantMessage::from(m.content.as_str()),
+                ),
+            })
+            .collect();
+        let c = &self.config;
+        // `seed` is deprecated by OpenAI but still honoured by vLLM, Ollama and llama.cpp.
+        #[allow(deprecated)]
+        let req = CreateChatCompletionRequest {
+            model: c.model.clone(),
+            messages,
+            temperature: c.temperature,
+            top_p: c.top_p,
+            seed: c.seed,
+            max_completion_tokens: c.max_tokens,
+            ..Default::default()
+        };
+        serde_json::to_string(&req).expect("a chat request serialises")
+    }
+
+    /// One HTTP request. `Err((error, retry, retry_after))`.
+    fn attempt(&self, body: &str) -> Result<Reply, (LlmError, bool, Option<Duration>)> {
+        let endpoint = self.config.public_url();
+        let url = format!("{}/chat/completions", self.config.base_url);
+        let mut req = self.agent.post(&url).set("Content-Type", "application/json");
+        if let Some(key) = &self.api_key {
+            req = req.set("Authorization", &format!("Bearer {key}"));
+        }
+        let malformed = |message: String| {
+            (LlmError::Malformed { endpoint: endpoint.clone(), message, requests: 0 }, true, None)
+        };
+        match req.send_string(body) {
+            Ok(resp) => {
+                let mut text = String::new();
+                resp.into_reader()
+                    .take(MAX_BODY)
+                    .read_to_string(&mut text)
+                    .map_err(|e| malformed(format!("reading the body: {e}")))?;
+                let parsed: CreateChatCompletionResponse = serde_json::from_str(&text)
+                    .map_err(|e| malformed(format!("{e}; body starts {:?}", snippet(&text))))?;
+                let content = parsed
+                    .choices
+                    .into_iter()
+                    .next()
+                    .and_then(|c| c.message.content)
+                    .ok_or_else(|| malformed("no choices[0].message.content".into()))?;
+                let usage = parsed.usage.map(|u| Usage {
+                    prompt_tokens: u.prompt_tokens as u64,
+                    completion_tokens: u.completion_tokens as u64,
+                });
+                Ok(Reply { content, usage, latency_s: 0.0, requests: 0, cost_usd: None })
+            }
+            Err(ureq::Error::Status(status, resp)) => {
+                let retry_after = resp.header("retry-after").and_then(parse_retry_after);
+                let text = resp.into_string().unwrap_or_default();
+                let retry = status == 408 || status == 429 || status >= 500;
+                let e = LlmError::Status { endpoint, status, requests: 0, body: snippet(&text) };
+                Err((e, retry, retry_after))
+            }
+            Err(ureq::Error::Transport(t)) => {
+                let e = LlmError::Transport { endpoint, message: t.to_string(), requests: 0 };
+                Err((e, true, None))
+            }
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half the delay fixed, half random.
+    fn backoff(&mut self, retry: u32) -> Duration {
+        let c = &self.config;
+        let d = (c.backoff_s * 2f64.powi(retry as i32)).min(c.max_backoff_s);
+        Duration::from_secs_f64(d * (0.5 + 0.5 * self.jitter.uniform()))
+    }
+}
+
+impl Llm for HttpLlm {
+    fn chat(&mut self, messages: &[Message], _trial: u32) -> Result<Reply, LlmError> {
+        let body = self.request_body(messages);
+        let start = Instant::now();
+        let mut requests = 0;
+        loop {
+            requests += 1;
+            match self.attempt(&body) {
+                Ok(mut reply) => {
+                    reply.latency_s = start.elapsed().as_secs_f64();
+                    reply.requests = requests;
+                    reply.cost_usd = reply.usage.as_ref().and_then(|u| self.config.cost(u));
+                    return Ok(reply);
+                }
+                Err((e, retry, retry_after)) => {
+                    if !retry || requests > self.config.max_retries {
+                        return Err(with_requests(e, requests));
+                    }
+                    let max = Duration::from_secs_f64(self.config.max_backoff_s);
+                    let wait = match retry_after {
+                        Some(d) => d.min(max),
+                        None => self.backoff(requests - 1),
+                    };
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+}
+
+fn with_requests(e: LlmError, n: u32) -> LlmError {
+    match e {
+        LlmError::Status { endpoint, status, body, .. } => {
+            LlmError::Status { endpoint, status, body, requests: n }
+        }
+        LlmError::Transport { endpoint, message, .. } => {
+            LlmError::Transport { endpoint, message, requests: n }
+        }
+        LlmError::Malformed { endpoint, message, .. } => {
+            LlmError::Malformed { endpoint, message, requests: n }
+        }
+        other => other,
+    }
+}
+
+/// `Retry-After` as seconds (`"3"`, `"1.5"`) or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s));
+    }
+    let when = httpdate(v)?;
+    let now = std::time::SystemTime::now();
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires senders to use.
+fn httpdate(v: &str) -> Option<std::time::SystemTime> {
+    let p: Vec<&str> = v.split([' ', ':']).collect();
+    if p.len() != 8 || p[7] != "GMT" {
+        return None;
+    }
+    let day: i64 = p[1].parse().ok()?;
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| *m == p[2])? as i64
+        + 1;
+    let year: i64 = p[3].parse().ok()?;
+    let (h, m, s): (i64, i64, i64) = (p[4].parse().ok()?, p[5].parse().ok()?, p[6].parse().ok()?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + h * 3600 + m * 60 + s;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// The first 300 characters of a body, for error messages.
+fn snippet(text: &str) -> String {
+    let mut s: String = text.chars().take(300).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 784111777);
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! Talking to a language model: one [`Llm`] trait, three implementations.
+//!
+//! * [`http::HttpLlm`]: any OpenAI-compatible `/chat/completions` endpoint (OpenAI, the Gemini
+//!   and Anthropic compatibility endpoints, vLLM, Ollama, llama.cpp's server), with retries;
+//! * [`cassette::Recorder`]: wraps another `Llm` and appends every call to a JSONL cassette;
+//! * [`cassette::Replayer`]: answers from a cassette, never touching the network.
+//!
+//! The loop only sees `Llm`, so a run can be recorded once and replayed exactly.
+
+pub mod cassette;
+pub mod http;
+
+use serde::{Deserialize, Serialize};
+
+/// Who said a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self { role: Role::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self { role: Role::User, content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// Where and how to ask. The API key itself is never stored here: only the name of the
+/// environment variable that holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`,
+    /// `http://127.0.0.1:8000/v1` (vLLM), `http://localhost:11434/v1` (Ollama).
+    pub base_url: String,
+    /// Model name as the endpoint knows it.
+    pub model: String,
+    /// Environment variable holding the API key (`None`: send no key, as local servers want).
+    pub api_key_env: Option<String>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<i64>,
+    /// Sent as `max_completion_tokens`.
+    pub max_tokens: Option<u32>,
+    /// Per-request timeout (connect + response), seconds.
+    pub timeout_s: f64,
+    /// Retries after the first request (429, 5xx, timeouts, connection errors, bad bodies).
+    pub max_retries: u32,
+    /// First backoff delay, seconds; doubles per retry, with jitter, capped at `max_backoff_s`.
+    pub backoff_s: f64,
+    pub max_backoff_s: f64,
+    /// USD per million prompt and completion tokens, for the cost column (`None`: unknown).
+    pub price_per_mtok: Option<(f64, f64)>,
+}
+
+impl LlmConfig {
+    /// Defaults for `model` at `base_url`: temperature 0 (as the paper), 120 s timeout,
+    /// 5 retries from 1 s.
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            model: model.into(),
+            api_key_env: None,
+            temperature: Some(0.0),
+            top_p: None,
+            seed: None,
+            max_tokens: None,
+            timeout_s: 120.0,
+            max_retries: 5,
+            backoff_s: 1.0,
+            max_backoff_s: 60.0,
+            price_per_mtok: None,
+        }
+    }
+
+    /// The base URL with any query string (some endpoints take `?key=`) cut off: what
+    /// cassettes and trajectories record.
+    pub fn public_url(&self) -> String {
+        self.base_url.split(['?', '#']).next().unwrap_or("").to_string()
+    }
+
+    /// Cost of a call in USD, when prices are known.
+    pub fn cost(&self, usage: &Usage) -> Option<f64> {
+        self.price_per_mtok.map(|(p, c)| {
+            (usage.prompt_tokens as f64 * p + usage.completion_tokens as f64 * c) / 1e6
+        })
+    }
+}
+
+/// Tokens the endpoint says a call used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Usage) {
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+    }
+}
+
+/// The model's answer to one call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub content: String,
+    /// `None` when the endpoint did not report usage.
+    pub usage: Option<Usage>,
+    /// Seconds from the first request to the answer, retries and waits included.
+    pub latency_s: f64,
+    /// HTTP requests made (1 + retries).
+    pub requests: u32,
+    pub cost_usd: Option<f64>,
+}
+
+/// Why a call failed after any retries.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("{endpoint}: HTTP {status} after {requests} request(s): {body}")]
+    Status { endpoint: String, status: u16, requests: u32, body: String },
+    #[error("{endpoint}: {message} after {requests} request(s)")]
+    Transport { endpoint: String, message: String, requests: u32 },
+    #[error("{endpoint}: malformed response after {requests} request(s): {message}")]
+    Malformed { endpoint: String, message: String, requests: u32 },
+    #[error("environment variable {0} (named by api_key_env) is not set")]
+    MissingKey(String),
+    #[error(
+        "cassette {path}: no recorded answer for this call (model {model}, trial {trial}, \
+         {messages} messages, key {key}); record it first with --record"
+    )]
+    CassetteMiss { path: String, model: String, trial: u32, messages: usize, key: String },
+    #[error("cassette {path}: {message}")]
+    Cassette { path: String, message: String },
+}
+
+/// A chat model. `trial` tells apart repeated runs of the same task, so that a cassette can
+/// hold one answer per trial of an otherwise identical call.
+pub trait Llm {
+    fn chat(&mut self, messages: &[Message], trial: u32) -> Result<Reply, LlmError>;
+    fn config(&self) -> &LlmConfig;
+}
+
+/// Replaces every occurrence of each secret in `text` by `[REDACTED]`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s.as_str(), "[REDACTED]");
+    }
+    out
+}

@@ -1,0 +1,139 @@
+//! A scripted OpenAI-compatible server on 127.0.0.1, for tests: each request to
+//! `/v1/chat/completions` takes the next [`MockReply`] of the script (answers, error statuses
+//! with or without `Retry-After`, malformed bodies, delays) and is kept for inspection.
+
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the server does with one request.
+#[derive(Clone, Debug)]
+pub enum MockReply {
+    /// A normal completion with this content and usage (prompt, completion tokens).
+    Answer { content: String, usage: Option<(u64, u64)> },
+    /// An OpenAI-style error object with this status, and optionally a `Retry-After` value.
+    Error { status: u16, retry_after: Option<String> },
+    /// Any status and body, e.g. a malformed one.
+    Raw { status: u16, body: String },
+    /// Waits, then does the inner reply.
+    Delay { secs: f64, then: Box<MockReply> },
+}
+
+impl MockReply {
+    /// An answer with 100 prompt and 50 completion tokens.
+    pub fn answer(content: impl Into<String>) -> Self {
+        MockReply::Answer { content: content.into(), usage: Some((100, 50)) }
+    }
+}
+
+/// A request the server received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub body: Value,
+    pub authorization: Option<String>,
+    pub at: Instant,
+}
+
+/// The running server; stops when dropped.
+pub struct MockServer {
+    server: Arc<tiny_http::Server>,
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Starts on a free port of 127.0.0.1. Requests past the end of the script get a 500.
+    pub fn start(script: Vec<MockReply>) -> std::io::Result<Self> {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(std::io::Error::other)?);
+        let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (s, r) = (server.clone(), received.clone());
+        let thread = std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for mut req in s.incoming_requests() {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let authorization = req
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .map(|h| h.value.to_string());
+                r.lock().unwrap().push(Received {
+                    body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+                    authorization,
+                    at: Instant::now(),
+                });
+                let reply = script.next().unwrap_or(MockReply::Raw {
+                    status: 500,
+                    body: "mock script exhausted".into(),
+                });
+                std::thread::spawn(move || respond(req, reply));
+            }
+        });
+        Ok(Self { server, port, received, thread: Some(thread) })
+    }
+
+    /// The base URL to configure a client with (`http://127.0.0.1:PORT/v1`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn respond(req: tiny_http::Request, reply: MockReply) {
+    let (status, body, retry_after) = match reply {
+        MockReply::Delay { secs, then } => {
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            return respond(req, *then);
+        }
+        MockReply::Answer { content, usage } => {
+            let mut doc = json!({
+                "id": "chatcmpl-mock",
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": "mock",
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                    "logprobs": null
+                }]
+            });
+            if let Some((p, c)) = usage {
+                doc["usage"] =
+                    json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
+            }
+            (200, doc.to_string(), None)
+        }
+        MockReply::Error { status, retry_after } => {
+            let doc = json!({"error": {"message": format!("mock error {status}"),
+                                       "type": "mock", "param": null, "code": null}});
+            (status, doc.to_string(), retry_after)
+        }
+        MockReply::Raw { status, body } => (status, body, None),
+    };
+    let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", "application/json") {
+        resp.add_header(h);
+    }
+    if let Some(v) = retry_after {
+        if let Ok(h) = tiny_http::Header::from_bytes("Retry-After", v.as_bytes()) {
+            resp.add_header(h);
+        }
+    }
+    let _ = req.respond(resp);
+}

@@ -1,0 +1,138 @@
+//! The trajectory: one JSONL record per LLM call and attempt, secrets redacted, flushed per
+//! line. Everything in it is determined by the model's answers and the compiler, so replaying
+//! a cassette reproduces it byte for byte; wall-clock build and run times are kept apart (see
+//! [`crate::run::Outcome::timings`]).
+
+use crate::llm::{redact, Reply, Usage};
+use crate::policy::Violation;
+use crate::sandbox::{Exit, RunClass};
+use crate::validate::Validation;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// One LLM call: the newest prompt message, the answer and what it cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    pub prompt: String,
+    pub answer: String,
+    pub usage: Option<Usage>,
+    pub latency_s: f64,
+    pub requests: u32,
+    pub cost_usd: Option<f64>,
+}
+
+impl Call {
+    pub fn new(prompt: &str, reply: &Reply) -> Self {
+        Self {
+            prompt: prompt.to_string(),
+            answer: reply.content.clone(),
+            usage: reply.usage,
+            latency_s: reply.latency_s,
+            requests: reply.requests,
+            cost_usd: reply.cost_usd,
+        }
+    }
+}
+
+/// The build of one attempt, as the model saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub ok: bool,
+    /// Error codes (E0308, ...) in order.
+    pub error_codes: Vec<String>,
+    pub errors: usize,
+    pub warnings: usize,
+    /// The condensed diagnostics given to the model.
+    pub diagnostics: String,
+}
+
+/// The sandboxed run of one attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub class: RunClass,
+    pub exit: Option<Exit>,
+    pub stderr_tail: String,
+}
+
+/// How a task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Compiled, ran, and passed validation against the reference.
+    Accepted,
+    /// Compiled, ran and passed the sanity checks; no reference covers the instruction.
+    NotValidated,
+    /// The supervisor gave up.
+    GaveUp,
+    /// The iteration cap was reached.
+    IterationCap,
+    /// The model could not be reached (after retries).
+    LlmError,
+}
+
+/// One line of the trajectory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Start {
+        task: String,
+        stage: String,
+        model: String,
+        endpoint: String,
+        trial: u32,
+        max_iterations: u32,
+        /// Whether a reference output exists for what was asked.
+        validated: bool,
+        instruction: String,
+    },
+    /// The supervisor turns the instruction into the coder's task.
+    Plan { call: Call },
+    /// One coder answer and what became of it.
+    Attempt {
+        iteration: u32,
+        call: Call,
+        code: Option<String>,
+        policy: Vec<Violation>,
+        build: Option<BuildRecord>,
+        run: Option<RunRecord>,
+        validation: Option<Validation>,
+    },
+    /// The supervisor reads a failed run or validation.
+    Review { iteration: u32, call: Call, give_up: bool },
+    Outcome {
+        status: Status,
+        iterations: u32,
+        api_calls: u32,
+        http_requests: u32,
+        usage: Usage,
+        cost_usd: Option<f64>,
+        llm_latency_s: f64,
+        error: Option<String>,
+    },
+}
+
+/// A trajectory file being written.
+pub struct Trajectory {
+    file: Option<std::fs::File>,
+    secrets: Vec<String>,
+    pub records: Vec<Record>,
+}
+
+impl Trajectory {
+    /// Writes to `path` (truncated), or only keeps the records in memory when `None`.
+    pub fn create(path: Option<&Path>, secrets: Vec<String>) -> std::io::Result<Self> {
+        let file = path.map(std::fs::File::create).transpose()?;
+        Ok(Self { file, secrets, records: Vec::new() })
+    }
+
+    pub fn push(&mut self, r: Record) -> std::io::Result<()> {
+        if let Some(f) = &mut self.file {
+            let line = redact(&serde_json::to_string(&r).expect("records serialise"), &self.secrets);
+            writeln!(f, "{line}")?;
+            f.flush()?;
+        }
+        self.records.push(r);
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! The stage's output against the reference stage's output on the same input.
+//!
+//! Every check has two texts: `detail`, for the user, which may quote reference numbers, and
+//! `hint`, for the model, which quotes only the stage's own numbers — reference outputs are
+//! never shown to the LLM. Without a reference (a user's own instruction) only sanity checks
+//! run and the result says it is not validated.
+
+use crate::stage_crate::StageKind;
+use crate::task::Tolerances;
+use analysis::stage::{FitResult, Histogram, SelectOutput};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    /// For the user (may quote the reference).
+    pub detail: String,
+    /// For the model (never quotes the reference).
+    pub hint: String,
+}
+
+/// All checks of one output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// Whether a reference was compared (false: sanity checks only).
+    pub validated: bool,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Validation {
+    /// The failed checks' hints, one per line: what the model is told.
+    pub fn hints(&self) -> String {
+        let lines: Vec<String> =
+            self.checks.iter().filter(|c| !c.passed).map(|c| format!("- {}", c.hint)).collect();
+        lines.join("\n")
+    }
+    /// Failed checks' details, for the user.
+    pub fn details(&self) -> String {
+        let lines: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        lines.join("; ")
+    }
+}
+
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, name: &str, passed: bool, detail: String, hint: String) {
+        self.0.push(Check { name: name.into(), passed, detail, hint });
+    }
+    fn finish(self, validated: bool) -> Validation {
+        let passed = self.0.iter().all(|c| c.passed);
+        Validation { validated, passed, checks: self.0 }
+    }
+}
+
+/// Compares `output` (the stage's JSON) with `reference` (when there is one).
+pub fn validate(kind: StageKind, output: &str, reference: Option<&Value>, tol: &Tolerances) -> Validation {
+    let mut c = Checks::default();
+    let parsed = match kind {
+        StageKind::Select => serde_json::from_str::<SelectOutput>(output).map(|_| ()),
+        StageKind::Histogram => serde_json::from_str::<Histogram>(output).map(|_| ()),
+        StageKind::Fit => serde_json::from_str::<FitResult>(output).map(|_| ()),
+    };
+    if let Err(e) = parsed {
+        let msg = format!("the output is not a valid {} document: {e}", kind.name());
+        c.add("output parses", false, msg.clone(), msg);
+        return c.finish(reference.is_some());
+    }
+    match kind {
+        StageKind::Select => {
+            let out: SelectOutput = serde_json::from_str(output).expect("parsed above");
+            sanity_select(&mut c, &out);
+            if let Some(r) = reference {
+                let r: SelectOutput = serde_json::from_value(r.clone()).expect("reference output");
+                compare_select(&mut c, &out, &r, tol);
+            }
+        }
+        StageKind::Histogram => {
+            let out: Histogram = serde_json::from_str(output).expect("parsed above");
+            sanity_histogram(&mut c, &out);
+            if let Some(r) = reference {
+                let r: Histogram = serde_json::from_value(r.clone()).expect("reference output");
+                compare_histogram(&mut c, &out, &r, tol);
+            }
+        }
+        StageKind::Fit => {
+            let out: FitResult = serde_json::from_str(output).expect("parsed above");
+            sanity_fit(&mut c, &out);
+            if let Some(r) = reference {
+                let r: FitResult = serde_json::from_value(r.clone()).expect("reference output");
+                compare_fit(&mut c, &out, &r, tol);
+            }
+        }
+    }
+    c.finish(reference.is_some())
+}
+
+fn rel_diff(a: f64, b: f64) -> f64 {
+    if a == b {
+        0.0
+    } else {
+        (a - b).abs() / a.abs().max(b.abs()).max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Largest relative difference of two equally long series and where it is.
+fn worst(a: &[f64], b: &[f64]) -> (f64, usize) {
+    a.iter().zip(b).enumerate().fold((0.0, 0), |(w, wi), (i, (&x, &y))| {
+        let d = rel_diff(x, y);
+        if d > w || d.is_nan() {
+            (d, i)
+        } else {
+            (w, wi)
+        }
+    })
+}
+
+fn sanity_select(c: &mut Checks, out: &SelectOutput) {
+    let flow = &out.cut_flow.0;
+    let consistent = flow.iter().all(|l| l.pass <= l.all)
+        && flow.windows(2).all(|w| w[1].all == w[0].pass);
+    let msg = "the cut flow is inconsistent: every cut must see exactly the events that passed the one before, and pass no more than it sees".to_string();
+    c.add("cut flow consistent", consistent, msg.clone(), msg);
+    let n = out.diphotons.m_yy.len();
+    let selected = flow.last().map_or(0, |l| l.pass) as usize;
+    let ok = n == out.diphotons.weight.len() && n == selected;
+    let msg = format!(
+        "{n} masses and {} weights for {selected} events passing the last cut",
+        out.diphotons.weight.len()
+    );
+    c.add("one diphoton per selected event", ok, msg.clone(), msg);
+    let finite = out.diphotons.m_yy.iter().chain(&out.diphotons.weight).all(|x| x.is_finite());
+    let msg = "masses and weights must be finite".to_string();
+    c.add("finite values", finite, msg.clone(), msg);
+}
+
+fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &Tolerances) {
+    let names = |f: &analysis::stage::CutFlow| f.0.iter().map(|l| l.cut.clone()).collect::<Vec<_>>();
+    let same_names = names(&out.cut_flow) == names(&r.cut_flow);
+    c.add(
+        "cut names",
+        same_names,
+        format!("stage {:?}, reference {:?}", names(&out.cut_flow), names(&r.cut_flow)),
+        "the cut flow must have the seven cuts of CutFlow::default(), in that order".into(),
+    );
+    if same_names {
+        let first_bad = out.cut_flow.0.iter().zip(&r.cut_flow.0).position(|(a, b)| a != b);
+        let (detail, hint) = match first_bad {
+            Some(k) => {
+                let (a, b) = (&out.cut_flow.0[k], &r.cut_flow.0[k]);
+                (
+                    format!("cut '{}': stage {}/{}, reference {}/{}", a.cut, a.pass, a.all, b.pass, b.all),
+                    format!(
+                        "the cut flow differs from the reference first at cut {} '{}' (your stage: {} of {} pass)",
+                        k + 1, a.cut, a.pass, a.all
+                    ),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        c.add("cut flow", first_bad.is_none(), detail, hint);
+    }
+    let (n, rn) = (out.diphotons.len(), r.diphotons.len());
+    c.add(
+        "selected events",
+        n == rn,
+        format!("stage {n}, reference {rn}"),
+        format!("the number of selected events differs from the reference (your stage: {n})"),
+    );
+    if n == rn && n > 0 {
+        let (w, i) = worst(&out.diphotons.m_yy, &r.diphotons.m_yy);
+        c.add(
+            "m_yy",
+            w <= tol.rel,
+            format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
+            format!("m_yy differs from the reference beyond {:.0e} relative (first large difference at selected event {i}, your value {})", tol.rel, out.diphotons.m_yy[i]),
+        );
+        let (w, i) = worst(&out.diphotons.weight, &r.diphotons.weight);
+        c.add(
+            "weights",
+            w <= tol.rel,
+            format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
+            format!("event weights differ from the reference beyond {:.0e} relative (selected event {i}, your weight {})", tol.rel, out.diphotons.weight[i]),
+        );
+    }
+}
+
+fn sanity_histogram(c: &mut Checks, h: &Histogram) {
+    let n = h.binning.bins;
+    let ok = h.sumw.len() == n && h.sumw2.len() == n;
+    let msg = format!("{} sumw and {} sumw2 values for {n} bins", h.sumw.len(), h.sumw2.len());
+    c.add("one value per bin", ok, msg.clone(), msg);
+    let finite = h.sumw.iter().chain(&h.sumw2).chain([&h.underflow, &h.overflow]).all(|x| x.is_finite());
+    let msg = "bin contents must be finite".to_string();
+    c.add("finite values", finite, msg.clone(), msg);
+}
+
+fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Tolerances) {
+    let same_binning = h.binning == r.binning && h.sumw.len() == r.sumw.len() && h.sumw2.len() == r.sumw2.len();
+    c.add(
+        "binning",
+        same_binning,
+        format!("stage {:?}, reference {:?}", h.binning, r.binning),
+        "the histogram must keep the input binning".into(),
+    );
+    if !same_binning {
+        return;
+    }
+    for (name, a, b) in [("sumw", &h.sumw, &r.sumw), ("sumw2", &h.sumw2, &r.sumw2)] {
+        let (w, i) = worst(a, b);
+        c.add(
+            name,
+            w <= tol.rel,
+            format!("largest relative difference {w:.2e} in bin {i}, tolerance {:.0e}", tol.rel),
+            format!("{name} differs from the reference (first large difference in bin {i}, your value {})", a[i]),
+        );
+    }
+    let flows = rel_diff(h.underflow, r.underflow) <= tol.rel && rel_diff(h.overflow, r.overflow) <= tol.rel;
+    c.add(
+        "under/overflow",
+        flows,
+        format!("stage {}/{}, reference {}/{}", h.underflow, h.overflow, r.underflow, r.overflow),
+        format!("underflow/overflow differ from the reference (yours: {}/{})", h.underflow, h.overflow),
+    );
+    c.add(
+        "entries",
+        h.entries == r.entries,
+        format!("stage {}, reference {}", h.entries, r.entries),
+        format!("entries differs from the reference (yours: {})", h.entries),
+    );
+}
+
+fn sanity_fit(c: &mut Checks, f: &FitResult) {
+    let finite = f.params.iter().all(|p| p.value.is_finite() && p.error.is_finite())
+        && f.nll.is_finite()
+        && f.z.is_finite();
+    let msg = "parameter values, errors, nll and z must be finite".to_string();
+    c.add("finite values", finite, msg.clone(), msg);
+    let n = f.params.len();
+    let square = f.covariance.len() == n && f.covariance.iter().all(|r| r.len() == n);
+    let msg = format!("the covariance must be {n}×{n}");
+    c.add("covariance shape", square, msg.clone(), msg);
+}
+
+fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
+    let names = |x: &FitResult| x.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let same = names(f) == names(r);
+    c.add(
+        "parameters",
+        same,
+        format!("stage {:?}, reference {:?}", names(f), names(r)),
+        format!("the parameters must be, in order, {:?}", names(r)),
+    );
+    if !same {
+        return;
+    }
+    for (p, q) in f.params.iter().zip(&r.params) {
+        let pull = (p.value - q.value).abs() / q.error.max(f64::MIN_POSITIVE);
+        c.add(
+            &format!("{} value", p.name),
+            pull <= tol.value_sigma,
+            format!("stage {} reference {} ({pull:.3}σ, tolerance {}σ)", p.value, q.value, tol.value_sigma),
+            format!("the fitted {} is not at the likelihood minimum the reference finds (yours: {})", p.name, p.value),
+        );
+        let d = rel_diff(p.error, q.error);
+        c.add(
+            &format!("{} error", p.name),
+            d <= tol.error_rel,
+            format!("stage {} reference {} (relative {d:.2e}, tolerance {})", p.error, q.error, tol.error_rel),
+            format!("the error of {} differs from the reference's Hessian error (yours: {})", p.name, p.error),
+        );
+    }
+    let dz = (f.z - r.z).abs();
+    c.add(
+        "significance",
+        dz <= 0.01,
+        format!("stage z {} reference {}", f.z, r.z),
+        format!("z differs from the reference (yours: {})", f.z),
+    );
+}

@@ -1,0 +1,135 @@
+//! Generated code that misbehaves is stopped or blocked by the sandbox, and classified.
+//! Each stage here is compiled through the real stage crate (the static code policy is not
+//! involved: these are what gets past it).
+
+mod support;
+
+use agent::sandbox::{self, Isolation, Limits, RunClass, RunDir, RunReport};
+use agent::stage_crate::StageKind;
+use std::time::Duration;
+use support::{build, histogram_input, histogram_stage};
+
+fn run(body: &str, limits: &Limits) -> (RunReport, RunDir) {
+    let (_krate, bin) = build(StageKind::Histogram, &histogram_stage(body));
+    let dir = RunDir::new(&bin, &[("input.json", histogram_input().as_bytes())]).unwrap();
+    let out = dir.out().join("output.json");
+    let report = sandbox::run(&dir, &[dir.input("input.json"), out], limits);
+    (report, dir)
+}
+
+fn quick() -> Limits {
+    Limits { wall_s: 10.0, ..Limits::default() }
+}
+
+#[test]
+fn this_machine_isolates() {
+    // The guarantees below need these; say plainly if the machine lacks them.
+    let iso = Isolation::probe();
+    assert!(iso.namespaces, "no PID/network namespaces here: {iso:?}");
+    assert!(iso.landlock_abi.is_some(), "no Landlock here: {iso:?}");
+}
+
+#[test]
+fn a_well_behaved_stage_runs() {
+    let (r, dir) = run("let mut h = Histogram::new(*b); h.entries = 2; Ok(h)", &quick());
+    assert_eq!(r.class, RunClass::Ok, "{r:?}");
+    let out = std::fs::read_to_string(dir.out().join("output.json")).unwrap();
+    assert!(out.contains("\"entries\": 2"), "{out}");
+}
+
+#[test]
+fn an_endless_loop_is_killed_at_the_wall_clock_limit() {
+    let limits = Limits { wall_s: 1.5, ..Limits::default() };
+    let (r, _d) = run("let mut x = 0u64; loop { x = x.wrapping_add(1); std::hint::black_box(x); }", &limits);
+    assert_eq!(r.class, RunClass::Timeout, "{r:?}");
+    assert!(r.wall_s < 5.0, "took {} s", r.wall_s);
+}
+
+#[test]
+fn unbounded_allocation_stops_at_the_memory_limit() {
+    let limits = Limits { memory_bytes: 512 << 20, ..quick() };
+    let (r, _d) = run(
+        "let mut v: Vec<Vec<u8>> = Vec::new(); loop { v.push(vec![1u8; 16 << 20]); std::hint::black_box(&v); }",
+        &limits,
+    );
+    assert_eq!(r.class, RunClass::MemoryLimit, "{r:?}");
+}
+
+#[test]
+fn a_panic_is_classified() {
+    let (r, _d) = run("let v: Vec<u8> = Vec::new(); let _ = v[3]; Ok(Histogram::new(*b))", &quick());
+    assert_eq!(r.class, RunClass::Panic, "{r:?}");
+    assert!(r.stderr_tail.contains("index out of bounds"), "{}", r.stderr_tail);
+}
+
+#[test]
+fn a_returned_error_is_a_stage_error() {
+    let (r, _d) = run("Err(\"no photons today\".into())", &quick());
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    assert!(r.stderr_tail.contains("no photons today"));
+}
+
+#[test]
+fn a_fork_bomb_hits_the_process_limit_and_leaves_nothing_behind() {
+    let limits = Limits { max_processes: 16, ..quick() };
+    // Every copy starts more copies of itself (same binary, same arguments).
+    let body = "let me = std::env::current_exe().unwrap();\n\
+                let args: Vec<String> = std::env::args().skip(1).collect();\n\
+                let mut kids = Vec::new();\n\
+                loop { kids.push(std::process::Command::new(&me).args(&args).spawn().unwrap()); }";
+    let (r, _d) = run(body, &limits);
+    assert_eq!(r.class, RunClass::ProcessLimit, "{r:?}");
+    // Give the kernel a moment, then no process of that binary may be left.
+    std::thread::sleep(Duration::from_millis(300));
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
+        .filter(|exe| exe.to_string_lossy().contains("hep-stage-run-"))
+        .count();
+    assert_eq!(left, 0, "stage processes survived the run");
+}
+
+#[test]
+fn network_sockets_are_blocked() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = format!(
+        "let s = std::net::TcpStream::connect(\"127.0.0.1:{port}\"); s.unwrap(); Ok(Histogram::new(*b))"
+    );
+    let (r, _d) = run(&body, &quick());
+    assert_eq!(r.class, RunClass::NetworkBlocked, "{r:?}");
+    assert!(listener.accept().is_err(), "the stage reached the host's listener");
+    let udp = "let s = std::net::UdpSocket::bind(\"0.0.0.0:0\").unwrap(); s.send_to(b\"x\", \"1.1.1.1:53\").unwrap(); Ok(Histogram::new(*b))";
+    let (r, _d) = run(udp, &quick());
+    assert_eq!(r.class, RunClass::NetworkBlocked, "{r:?}");
+}
+
+#[test]
+fn writes_outside_the_output_directory_are_blocked() {
+    let target = std::env::temp_dir().join(format!("hep-escape-{}", std::process::id()));
+    let body = format!(
+        "std::fs::write(\"out-ok.txt\", \"fine\").unwrap();\n\
+         std::fs::write({:?}, \"escaped\").unwrap(); Ok(Histogram::new(*b))",
+        target
+    );
+    let (r, dir) = run(&body, &quick());
+    assert_eq!(r.class, RunClass::FilesystemBlocked, "{r:?}");
+    assert!(!target.exists(), "the stage wrote {}", target.display());
+    assert!(dir.out().join("out-ok.txt").is_file(), "its own directory must stay writable");
+    // Its inputs are read-only too.
+    let body = "std::fs::write(\"../in/input.json\", \"{}\").unwrap(); Ok(Histogram::new(*b))";
+    let (r, dir) = run(body, &quick());
+    assert_eq!(r.class, RunClass::FilesystemBlocked, "{r:?}");
+    assert!(std::fs::read_to_string(dir.input("input.json")).unwrap().contains("m_yy"));
+}
+
+#[test]
+fn reading_the_home_directory_is_blocked() {
+    // Files outside the system directories and the run directory are not readable at all.
+    let secret = std::env::current_dir().unwrap().join("Cargo.toml");
+    let body = format!("let s = std::fs::read_to_string({secret:?}).unwrap(); Err(s.into())");
+    let (r, _d) = run(&body, &quick());
+    assert_eq!(r.class, RunClass::FilesystemBlocked, "{r:?}");
+}
