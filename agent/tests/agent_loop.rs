@@ -1,0 +1,152 @@
+//! The supervisor–coder loop end to end against a scripted local server: the compiler's
+//! diagnostics and the validation go back to the model, the trajectory holds every attempt,
+//! and a recorded run replays identically with no server.
+
+mod support;
+
+use agent::llm::cassette::{Recorder, Replayer};
+use agent::llm::http::HttpLlm;
+use agent::llm::{Llm, LlmConfig};
+use agent::mock::{MockReply, MockServer};
+use agent::run::{run_task, Options};
+use agent::sandbox::RunClass;
+use agent::task::Task;
+use agent::trajectory::{Record, Status, Trajectory};
+
+const TYPE_ERROR: &str = include_str!("answers/select_type_error.rs");
+const WRONG_CUT: &str = include_str!("answers/select_wrong_cut.rs");
+const OK: &str = include_str!("answers/select_ok.rs");
+
+fn fenced(code: &str) -> String {
+    format!("Here is the stage.\n\n```rust\n{code}```\n")
+}
+
+/// Plan, a type error, a wrong cut, the supervisor's review, the right code.
+fn script() -> Vec<MockReply> {
+    vec![
+        MockReply::answer("Implement Select: apply the seven cuts from `Cuts`, in order, ..."),
+        MockReply::answer(fenced(TYPE_ERROR)),
+        MockReply::answer(fenced(WRONG_CUT)),
+        MockReply::answer(
+            "DECISION: retry\nThe cut flow goes wrong at the photon cut: take the pT threshold \
+             from cuts.pt_min instead of a constant.",
+        ),
+        MockReply::answer(fenced(OK)),
+    ]
+}
+
+fn config(url: &str) -> LlmConfig {
+    let mut c = LlmConfig::new(url, "mock-coder");
+    c.backoff_s = 0.01;
+    c.price_per_mtok = Some((1.0, 4.0));
+    c
+}
+
+fn run(llm: &mut dyn Llm, path: &std::path::Path) -> agent::run::Outcome {
+    let task = Task::load("select").unwrap();
+    let mut traj = Trajectory::create(Some(path), vec![]).unwrap();
+    run_task(&task, llm, support::toolchain(), &Options::default(), &mut traj, &mut |l| eprintln!("{l}")).unwrap()
+}
+
+fn records(path: &std::path::Path) -> Vec<Record> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_type_error_then_a_wrong_cut_then_a_pass() {
+    let server = MockServer::start(script()).unwrap();
+    let mut llm = HttpLlm::new(config(&server.url())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trajectory.jsonl");
+    let out = run(&mut llm, &path);
+
+    assert_eq!(out.status, Status::Accepted);
+    assert_eq!((out.iterations, out.api_calls), (3, 5));
+    assert_eq!(out.usage.prompt_tokens, 500);
+    assert!((out.cost_usd.unwrap() - (500.0 * 1.0 + 250.0 * 4.0) / 1e6).abs() < 1e-12);
+
+    let recs = records(&path);
+    let attempts: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Attempt { iteration, code, build, run, validation, .. } => {
+                Some((iteration, code, build, run, validation))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts.len(), 3);
+
+    // 1: the real compiler's type error.
+    let (_, code, build, run, _) = &attempts[0];
+    assert_eq!(code.as_deref(), Some(TYPE_ERROR));
+    let b = build.as_ref().unwrap();
+    assert!(!b.ok && run.is_none());
+    assert!(b.error_codes.contains(&"E0308".to_string()), "{b:?}");
+    assert!(b.diagnostics.contains("mismatched types"), "{}", b.diagnostics);
+    assert!(b.diagnostics.contains("src/stage.rs"), "{}", b.diagnostics);
+    assert!(b.diagnostics.contains("out.m_yy.push(m as f32)"), "the offending line: {}", b.diagnostics);
+
+    // 2: compiles, runs, fails validation at the photon cut.
+    let (_, _, build, run, validation) = &attempts[1];
+    assert!(build.as_ref().unwrap().ok);
+    assert_eq!(run.as_ref().unwrap().class, RunClass::Ok);
+    let v = validation.as_ref().unwrap();
+    assert!(v.validated && !v.passed);
+    let failed: Vec<&str> = v.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+    assert!(failed.contains(&"cut flow"), "{failed:?}");
+    assert!(v.hints().contains("exactly two tight photons"), "{}", v.hints());
+
+    // 3: passes.
+    let (_, code, _, run, validation) = &attempts[2];
+    assert_eq!(code.as_deref(), Some(OK));
+    assert_eq!(run.as_ref().unwrap().class, RunClass::Ok);
+    assert!(validation.as_ref().unwrap().passed);
+
+    // What the model saw: the diagnostics went back verbatim; the review saw the failure;
+    // no reference number ever left the process.
+    let got = server.received();
+    assert_eq!(got.len(), 5);
+    let last_user = |i: usize| got[i].body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(last_user(2).contains(&b.diagnostics), "{}", last_user(2));
+    assert!(last_user(3).contains("failed validation"), "{}", last_user(3));
+    assert!(last_user(4).contains("cuts.pt_min"), "the guidance reaches the coder");
+    for c in v.checks.iter().filter(|c| !c.passed) {
+        for r in &got {
+            assert!(!r.body.to_string().contains(&c.detail), "reference detail sent: {}", c.detail);
+        }
+    }
+    assert!(got.iter().all(|r| r.body["model"] == "mock-coder" && r.body["temperature"] == 0.0));
+    assert!(got.iter().all(|r| !r.body.to_string().contains("{{")), "unfilled prompt placeholder");
+    assert!(matches!(recs.last(), Some(Record::Outcome { status: Status::Accepted, api_calls: 5, .. })));
+}
+
+#[test]
+fn a_recorded_run_replays_identically_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cassette = dir.path().join("cassette.jsonl");
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let url = {
+        let server = MockServer::start(script()).unwrap();
+        let mut llm = Recorder::new(HttpLlm::new(config(&server.url())).unwrap(), &cassette, vec![]).unwrap();
+        assert_eq!(run(&mut llm, &a).status, Status::Accepted);
+        server.url()
+    }; // the server is stopped; the replayer has no HTTP client at all
+
+    let mut replay = Replayer::open(&cassette, config(&url)).unwrap();
+    assert_eq!(replay.len(), 5);
+    assert_eq!(run(&mut replay, &b).status, Status::Accepted);
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
+
+    // Another trial is not in the cassette: a clear miss, reported as the outcome.
+    let task = Task::load("select").unwrap();
+    let mut traj = Trajectory::create(None, vec![]).unwrap();
+    let opts = Options { trial: 1, ..Options::default() };
+    let out = run_task(&task, &mut replay, support::toolchain(), &opts, &mut traj, &mut |_| {}).unwrap();
+    assert_eq!(out.status, Status::LlmError);
+    assert!(out.error.unwrap().contains("no recorded answer"));
+}
