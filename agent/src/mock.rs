@@ -10,9 +10,15 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub enum MockReply {
     /// A normal completion with this content and usage (prompt, completion tokens).
-    Answer { content: String, usage: Option<(u64, u64)> },
+    Answer {
+        content: String,
+        usage: Option<(u64, u64)>,
+    },
     /// An OpenAI-style error object with this status, and optionally a `Retry-After` value.
-    Error { status: u16, retry_after: Option<String> },
+    Error {
+        status: u16,
+        retry_after: Option<String>,
+    },
     /// Any status and body, e.g. a malformed one.
     Raw { status: u16, body: String },
     /// Waits, then does the inner reply.
@@ -22,7 +28,10 @@ pub enum MockReply {
 impl MockReply {
     /// An answer with 100 prompt and 50 completion tokens.
     pub fn answer(content: impl Into<String>) -> Self {
-        MockReply::Answer { content: content.into(), usage: Some((100, 50)) }
+        MockReply::Answer {
+            content: content.into(),
+            usage: Some((100, 50)),
+        }
     }
 }
 
@@ -45,7 +54,8 @@ pub struct MockServer {
 impl MockServer {
     /// Starts on a free port of 127.0.0.1. Requests past the end of the script get a 500.
     pub fn start(script: Vec<MockReply>) -> std::io::Result<Self> {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(std::io::Error::other)?);
+        let server =
+            Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(std::io::Error::other)?);
         let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
         let received = Arc::new(Mutex::new(Vec::new()));
         let (s, r) = (server.clone(), received.clone());
@@ -71,7 +81,12 @@ impl MockServer {
                 std::thread::spawn(move || respond(req, reply));
             }
         });
-        Ok(Self { server, port, received, thread: Some(thread) })
+        Ok(Self {
+            server,
+            port,
+            received,
+            thread: Some(thread),
+        })
     }
 
     /// The base URL to configure a client with (`http://127.0.0.1:PORT/v1`).
@@ -119,7 +134,10 @@ fn respond(req: tiny_http::Request, reply: MockReply) {
             }
             (200, doc.to_string(), None)
         }
-        MockReply::Error { status, retry_after } => {
+        MockReply::Error {
+            status,
+            retry_after,
+        } => {
             let doc = json!({"error": {"message": format!("mock error {status}"),
                                        "type": "mock", "param": null, "code": null}});
             (status, doc.to_string(), retry_after)

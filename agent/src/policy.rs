@@ -22,8 +22,15 @@ impl std::fmt::Display for Violation {
 }
 
 /// Macros that read the host at compile time or escape the language.
-const MACROS: [&str; 7] =
-    ["include_str", "include_bytes", "include", "env", "option_env", "asm", "global_asm"];
+const MACROS: [&str; 7] = [
+    "include_str",
+    "include_bytes",
+    "include",
+    "env",
+    "option_env",
+    "asm",
+    "global_asm",
+];
 /// Standard-library modules a stage has no use for.
 const MODULES: [&str; 5] = ["env", "net", "process", "fs", "os"];
 const KEYWORDS: [&str; 2] = ["unsafe", "extern"];
@@ -50,19 +57,34 @@ pub fn check(code: &str, forbidden: &[String]) -> Vec<Violation> {
             _ => {}
         }
         if MACROS.contains(&t.text) && next == Some("!") {
-            push(format!("`{}!` reads the host at compile time or escapes the language", t.text), t.line);
+            push(
+                format!(
+                    "`{}!` reads the host at compile time or escapes the language",
+                    t.text
+                ),
+                t.line,
+            );
         }
         if KEYWORDS.contains(&t.text) {
-            push(format!("`{}` code is not allowed in a stage", t.text), t.line);
+            push(
+                format!("`{}` code is not allowed in a stage", t.text),
+                t.line,
+            );
         }
         if ATTRIBUTES.contains(&t.text) && (prev == Some("[") || prev == Some("(")) {
-            push(format!("the `#[{}]` attribute is not allowed in a stage", t.text), t.line);
+            push(
+                format!("the `#[{}]` attribute is not allowed in a stage", t.text),
+                t.line,
+            );
         }
         if MODULES.contains(&t.text) && (in_use || next == Some("::") || prev == Some("::")) {
             push(format!("`std::{}` is not available to a stage (no files, processes, network or environment)", t.text), t.line);
         }
         if t.text == "mod" && toks.get(i + 2).map(|t| t.text) == Some(";") {
-            push("a stage is one file: `mod name;` is not allowed".into(), t.line);
+            push(
+                "a stage is one file: `mod name;` is not allowed".into(),
+                t.line,
+            );
         }
     }
     for f in forbidden {
@@ -74,7 +96,10 @@ pub fn check(code: &str, forbidden: &[String]) -> Vec<Violation> {
                     && (k + 1 == parts.len() || toks.get(j + 1).map(|t| t.text) == Some("::"))
             });
             if matches {
-                push(format!("`{f}` is not allowed in this task (write the stage yourself)"), t.line);
+                push(
+                    format!("`{f}` is not allowed in this task (write the stage yourself)"),
+                    t.line,
+                );
                 break;
             }
         }
@@ -103,12 +128,18 @@ fn tokens(s: &str) -> Vec<Token<'_>> {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
                 i += 1;
             }
-            out.push(Token { text: &s[start..i], line });
+            out.push(Token {
+                text: &s[start..i],
+                line,
+            });
         } else if c == b':' && b.get(i + 1) == Some(&b':') {
             out.push(Token { text: "::", line });
             i += 2;
         } else {
-            out.push(Token { text: &s[i..i + 1], line });
+            out.push(Token {
+                text: &s[i..i + 1],
+                line,
+            });
             i += 1;
         }
     }
@@ -147,7 +178,8 @@ fn blank_literals(code: &str) -> String {
                     i += 1;
                 }
             }
-        } else if c[i] == 'r' && (next == Some('"') || next == Some('#'))
+        } else if c[i] == 'r'
+            && (next == Some('"') || next == Some('#'))
             && (i == 0 || !(c[i - 1].is_alphanumeric() || c[i - 1] == '_'))
         {
             // Raw string r#"..."#.

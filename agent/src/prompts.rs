@@ -57,7 +57,10 @@ mod tests {
         for kind in ["select", "histogram", "fit"] {
             let c = super::render(&format!("contract/{kind}"), &[]);
             let v = format!("Stage API version {}", analysis::stage::STAGE_API_VERSION);
-            assert!(c.starts_with(&v), "contract/{kind}.md is written for another API version");
+            assert!(
+                c.starts_with(&v),
+                "contract/{kind}.md is written for another API version"
+            );
         }
     }
 }

@@ -114,10 +114,18 @@ pub fn run_task(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, AgentError> {
     let kind = task.stage;
-    let task_err = |message: String| AgentError::Task { task: task.name.clone(), message };
-    let prepared = task.prepare(&toolchain.repo, opts.instruction.is_none()).map_err(task_err)?;
+    let task_err = |message: String| AgentError::Task {
+        task: task.name.clone(),
+        message,
+    };
+    let prepared = task
+        .prepare(&toolchain.repo, opts.instruction.is_none())
+        .map_err(task_err)?;
     let contract = contract(kind);
-    let instruction = opts.instruction.clone().unwrap_or_else(|| task.instruction.trim().to_string());
+    let instruction = opts
+        .instruction
+        .clone()
+        .unwrap_or_else(|| task.instruction.trim().to_string());
     traj.push(Record::Start {
         task: task.name.clone(),
         stage: kind.name().into(),
@@ -130,7 +138,9 @@ pub fn run_task(
     })?;
     progress("preparing the stage toolchain");
     toolchain.warm_up().map_err(task_err)?;
-    let krate = toolchain.new_crate(kind).map_err(|e| task_err(format!("stage crate: {e}")))?;
+    let krate = toolchain
+        .new_crate(kind)
+        .map_err(|e| task_err(format!("stage crate: {e}")))?;
 
     let mut tally = Tally::default();
     let mut out = Outcome {
@@ -159,16 +169,23 @@ pub fn run_task(
             error: out.error.clone(),
         })
     };
-    let call = |llm: &mut dyn Llm, msgs: &[Message], tally: &mut Tally| -> Result<Reply, LlmError> {
-        let r = llm.chat(msgs, opts.trial)?;
-        tally.add(&r);
-        Ok(r)
-    };
+    let call =
+        |llm: &mut dyn Llm, msgs: &[Message], tally: &mut Tally| -> Result<Reply, LlmError> {
+            let r = llm.chat(msgs, opts.trial)?;
+            tally.add(&r);
+            Ok(r)
+        };
 
     // The supervisor plans.
     progress("supervisor: planning the task");
-    let plan_prompt = render("supervisor_plan", &[("instruction", &instruction), ("contract", &contract)]);
-    let mut supervisor = vec![Message::system(render("supervisor_system", &[])), Message::user(&plan_prompt)];
+    let plan_prompt = render(
+        "supervisor_plan",
+        &[("instruction", &instruction), ("contract", &contract)],
+    );
+    let mut supervisor = vec![
+        Message::system(render("supervisor_system", &[])),
+        Message::user(&plan_prompt),
+    ];
     let plan = match call(llm, &supervisor, &mut tally) {
         Ok(r) => r,
         Err(e) => {
@@ -178,16 +195,30 @@ pub fn run_task(
             return Ok(out);
         }
     };
-    traj.push(Record::Plan { call: Call::new(&plan_prompt, &plan) })?;
+    traj.push(Record::Plan {
+        call: Call::new(&plan_prompt, &plan),
+    })?;
     supervisor.push(Message::assistant(&plan.content));
 
-    let first = render("coder_task", &[("task", plan.content.trim()), ("contract", &contract)]);
-    let mut coder = vec![Message::system(render("coder_system", &[])), Message::user(first)];
+    let first = render(
+        "coder_task",
+        &[("task", plan.content.trim()), ("contract", &contract)],
+    );
+    let mut coder = vec![
+        Message::system(render("coder_system", &[])),
+        Message::user(first),
+    ];
 
     for iteration in 1..=opts.max_iterations {
         out.iterations = iteration;
-        let mut timing = Timing { iteration, ..Timing::default() };
-        progress(&format!("coder: attempt {iteration}/{}", opts.max_iterations));
+        let mut timing = Timing {
+            iteration,
+            ..Timing::default()
+        };
+        progress(&format!(
+            "coder: attempt {iteration}/{}",
+            opts.max_iterations
+        ));
         let prompt = coder.last().expect("a prompt").content.clone();
         let reply = match call(llm, &coder, &mut tally) {
             Ok(r) => r,
@@ -212,7 +243,10 @@ pub fn run_task(
             if opts.policy {
                 rec.policy = crate::policy::check(&code, &task.forbidden);
                 if !rec.policy.is_empty() {
-                    progress(&format!("  rejected by the code policy: {}", rec.policy[0].rule));
+                    progress(&format!(
+                        "  rejected by the code policy: {}",
+                        rec.policy[0].rule
+                    ));
                     let list: Vec<String> = rec.policy.iter().map(|v| format!("- {v}")).collect();
                     break 'attempt render("coder_policy", &[("violations", &list.join("\n"))]);
                 }
@@ -228,22 +262,41 @@ pub fn run_task(
                 ok: build.ok,
                 error_codes: errors.iter().filter_map(|d| d.code.clone()).collect(),
                 errors: errors.len(),
-                warnings: build.diagnostics.iter().filter(|d| d.level == "warning").count(),
-                diagnostics: if build.ok { String::new() } else { diagnostics.clone() },
+                warnings: build
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.level == "warning")
+                    .count(),
+                diagnostics: if build.ok {
+                    String::new()
+                } else {
+                    diagnostics.clone()
+                },
             });
             let binary = match (&build.binary, build.ok) {
                 (Some(b), true) => b.clone(),
                 _ => {
-                    progress(&format!("  build failed ({} errors, {:.2} s)", errors.len(), build.wall_s));
+                    progress(&format!(
+                        "  build failed ({} errors, {:.2} s)",
+                        errors.len(),
+                        build.wall_s
+                    ));
                     break 'attempt render("coder_compile_error", &[("diagnostics", &diagnostics)]);
                 }
             };
-            progress(&format!("  built in {:.2} s; running in the sandbox", build.wall_s));
+            progress(&format!(
+                "  built in {:.2} s; running in the sandbox",
+                build.wall_s
+            ));
 
             let dir = RunDir::new(&binary, &[("input.json", prepared.input.as_bytes())])
                 .map_err(|e| task_err(format!("run directory: {e}")))?;
             let output = dir.out().join("output.json");
-            let report = sandbox::run(&dir, &[dir.input("input.json"), output.clone()], &opts.limits);
+            let report = sandbox::run(
+                &dir,
+                &[dir.input("input.json"), output.clone()],
+                &opts.limits,
+            );
             timing.run_s = Some(report.wall_s);
             rec.run = Some(RunRecord {
                 class: report.class,
@@ -251,10 +304,17 @@ pub fn run_task(
                 stderr_tail: report.stderr_tail.clone(),
             });
             let (failure, report_text) = if report.class != RunClass::Ok {
-                progress(&format!("  run: {:?} ({:.2} s)", report.class, report.wall_s));
+                progress(&format!(
+                    "  run: {:?} ({:.2} s)",
+                    report.class, report.wall_s
+                ));
                 (
                     format!("its run ended with {:?}", report.class),
-                    format!("Exit: {:?}\nstderr (end):\n{}", report.exit, report.stderr_tail.trim_end()),
+                    format!(
+                        "Exit: {:?}\nstderr (end):\n{}",
+                        report.exit,
+                        report.stderr_tail.trim_end()
+                    ),
                 )
             } else {
                 let text = std::fs::read_to_string(&output).unwrap_or_default();
@@ -262,16 +322,28 @@ pub fn run_task(
                 rec.validation = Some(v.clone());
                 out.validation = Some(v.clone());
                 if v.passed {
-                    out.status = if v.validated { Status::Accepted } else { Status::NotValidated };
+                    out.status = if v.validated {
+                        Status::Accepted
+                    } else {
+                        Status::NotValidated
+                    };
                     progress(&format!(
                         "  run ok ({:.2} s); {}",
                         report.wall_s,
-                        if v.validated { "validation passed" } else { "sane, but NOT VALIDATED (no reference for this instruction)" }
+                        if v.validated {
+                            "validation passed"
+                        } else {
+                            "sane, but NOT VALIDATED (no reference for this instruction)"
+                        }
                     ));
                     break 'attempt String::new();
                 }
                 progress(&format!("  validation failed: {}", v.details()));
-                let what = if v.validated { "failed validation" } else { "failed the sanity checks" };
+                let what = if v.validated {
+                    "failed validation"
+                } else {
+                    "failed the sanity checks"
+                };
                 (format!("its output {what}"), v.hints())
             };
 
@@ -301,15 +373,35 @@ pub fn run_task(
                 .content
                 .lines()
                 .find(|l| !l.trim().is_empty())
-                .is_some_and(|l| l.to_ascii_lowercase().replace(' ', "").contains("decision:give_up"));
+                .is_some_and(|l| {
+                    l.to_ascii_lowercase()
+                        .replace(' ', "")
+                        .contains("decision:give_up")
+                });
             traj.push(rec.take())?;
-            traj.push(Record::Review { iteration, call: Call::new(&review_prompt, &review), give_up })?;
+            traj.push(Record::Review {
+                iteration,
+                call: Call::new(&review_prompt, &review),
+                give_up,
+            })?;
             if give_up {
                 out.status = Status::GaveUp;
                 break 'attempt String::new();
             }
-            let guidance = review.content.lines().filter(|l| !l.trim_start().starts_with("DECISION")).collect::<Vec<_>>().join("\n");
-            render("coder_guidance", &[("failure", &failure), ("report", &report_text), ("guidance", guidance.trim())])
+            let guidance = review
+                .content
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("DECISION"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            render(
+                "coder_guidance",
+                &[
+                    ("failure", &failure),
+                    ("report", &report_text),
+                    ("guidance", guidance.trim()),
+                ],
+            )
         };
         if let Some(r) = rec.take_if_pending() {
             traj.push(r)?;
@@ -337,7 +429,15 @@ struct AttemptRec {
 
 impl AttemptRec {
     fn new(iteration: u32, call: Call) -> Self {
-        Self { iteration, call: Some(call), code: None, policy: vec![], build: None, run: None, validation: None }
+        Self {
+            iteration,
+            call: Some(call),
+            code: None,
+            policy: vec![],
+            build: None,
+            run: None,
+            validation: None,
+        }
     }
     fn take(&mut self) -> Record {
         Record::Attempt {
@@ -374,7 +474,9 @@ pub fn extract_code(answer: &str) -> Option<String> {
         }
     }
     let rust = blocks.iter().rev().find(|(l, _)| l == "rust" || l == "rs");
-    rust.or(blocks.last()).map(|(_, b)| b.clone()).filter(|b| !b.trim().is_empty())
+    rust.or(blocks.last())
+        .map(|(_, b)| b.clone())
+        .filter(|b| !b.trim().is_empty())
 }
 
 #[cfg(test)]

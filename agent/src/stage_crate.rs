@@ -76,11 +76,17 @@ impl Default for Toolchain {
     /// The workspace this crate was built in; `$CARGO_TARGET_DIR/agent-stages` or
     /// `target/agent-stages`.
     fn default() -> Self {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo.join("target"));
-        Self { repo, target_dir: target.join("agent-stages") }
+        Self {
+            repo,
+            target_dir: target.join("agent-stages"),
+        }
     }
 }
 
@@ -127,12 +133,23 @@ pub struct StageCrate {
 impl Toolchain {
     /// Writes a new stage crate (Cargo.toml, Cargo.lock, the runner) for `kind`.
     pub fn new_crate(&self, kind: StageKind) -> std::io::Result<StageCrate> {
-        let dir = tempfile::Builder::new().prefix("hep-stage-crate-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("hep-stage-crate-")
+            .tempdir()?;
         let fill = |t: &str| {
-            t.replace("{{analysis}}", &self.repo.join("analysis").display().to_string())
-                .replace("{{oxyroot}}", &self.repo.join("vendor/oxyroot").display().to_string())
-                .replace("{{stage}}", kind.name())
-                .replace("{{api_version}}", &analysis::stage::STAGE_API_VERSION.to_string())
+            t.replace(
+                "{{analysis}}",
+                &self.repo.join("analysis").display().to_string(),
+            )
+            .replace(
+                "{{oxyroot}}",
+                &self.repo.join("vendor/oxyroot").display().to_string(),
+            )
+            .replace("{{stage}}", kind.name())
+            .replace(
+                "{{api_version}}",
+                &analysis::stage::STAGE_API_VERSION.to_string(),
+            )
         };
         std::fs::create_dir(dir.path().join("src"))?;
         std::fs::write(dir.path().join("Cargo.toml"), fill(CARGO_TOML))?;
@@ -141,7 +158,11 @@ impl Toolchain {
         if lock.is_file() {
             std::fs::copy(lock, dir.path().join("Cargo.lock"))?;
         }
-        Ok(StageCrate { dir, toolchain: self.clone(), kind })
+        Ok(StageCrate {
+            dir,
+            toolchain: self.clone(),
+            kind,
+        })
     }
 
     /// Builds a placeholder stage of every kind once, so that later builds compile only the
@@ -149,7 +170,8 @@ impl Toolchain {
     pub fn warm_up(&self) -> Result<(), String> {
         for kind in [StageKind::Select, StageKind::Histogram, StageKind::Fit] {
             let c = self.new_crate(kind).map_err(|e| e.to_string())?;
-            c.write_code(&kind.placeholder()).map_err(|e| e.to_string())?;
+            c.write_code(&kind.placeholder())
+                .map_err(|e| e.to_string())?;
             let b = c.build();
             if !b.ok {
                 return Err(format!(
@@ -190,7 +212,10 @@ impl StageCrate {
         // before another crate's build finished would look fresh. Touch the sources now,
         // under the lock, so the stage always recompiles (and only it).
         for f in ["src/main.rs", "src/stage.rs"] {
-            if let Ok(file) = std::fs::File::options().write(true).open(self.path().join(f)) {
+            if let Ok(file) = std::fs::File::options()
+                .write(true)
+                .open(self.path().join(f))
+            {
                 let _ = file.set_modified(std::time::SystemTime::now());
             }
         }
@@ -203,7 +228,13 @@ impl StageCrate {
             .env("CARGO_TARGET_DIR", &self.toolchain.target_dir)
             .env("CARGO_TERM_COLOR", "never");
         // Only what cargo and rustup need to find the toolchain; never API keys.
-        for var in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
+        for var in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+        ] {
             if let Some(v) = std::env::var_os(var) {
                 cmd.env(var, v);
             }
@@ -246,7 +277,8 @@ impl StageCrate {
 
 /// An exclusive `flock` on `TARGET/stage.lock`, across processes: stage crates share one
 /// output path. (Cargo would serialise the builds anyway, on the target directory.)
-struct BuildLock(Option<std::fs::File>);
+/// (The file is held only to keep the lock: closing it releases.)
+struct BuildLock(#[allow(dead_code)] Option<std::fs::File>);
 
 impl BuildLock {
     fn acquire(target_dir: &Path) -> Self {
@@ -277,14 +309,19 @@ fn parse_messages(stdout: &str, crate_dir: &Path) -> Build {
     };
     let prefix = crate_dir.display().to_string();
     for line in stdout.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let ours = v["target"]["src_path"].as_str().is_some_and(|p| p.starts_with(&prefix));
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let ours = v["target"]["src_path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&prefix));
         match v["reason"].as_str() {
             Some("compiler-message") if ours => {
                 let m = &v["message"];
                 let message = m["message"].as_str().unwrap_or("").to_string();
                 // The summary lines ("aborting due to 2 previous errors") repeat the count.
-                if message.starts_with("aborting due to") || message.contains("warning emitted")
+                if message.starts_with("aborting due to")
+                    || message.contains("warning emitted")
                     || message.contains("warnings emitted")
                 {
                     continue;
@@ -342,6 +379,8 @@ pub fn condense(build: &Build, crate_dir: &Path, budget: usize) -> String {
 
 fn tail(s: &str, max: usize) -> String {
     let start = s.len().saturating_sub(max);
-    let start = (start..=s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+    let start = (start..=s.len())
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(s.len());
     s[start..].to_string()
 }

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 /// The built-in tasks, by name.
 pub const BUILT_IN: [(&str, &str); 3] = [
     ("select", include_str!("../../templates/tasks/select.toml")),
-    ("histogram", include_str!("../../templates/tasks/histogram.toml")),
+    (
+        "histogram",
+        include_str!("../../templates/tasks/histogram.toml"),
+    ),
     ("fit", include_str!("../../templates/tasks/fit.toml")),
 ];
 
@@ -82,7 +85,10 @@ impl Task {
             Some((_, t)) => t.to_string(),
             None => std::fs::read_to_string(name_or_path).map_err(|e| {
                 let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
-                format!("task '{name_or_path}': not one of {} and not a readable file: {e}", names.join(", "))
+                format!(
+                    "task '{name_or_path}': not one of {} and not a readable file: {e}",
+                    names.join(", ")
+                )
             })?,
         };
         toml::from_str(&text).map_err(|e| format!("task '{name_or_path}': {e}"))
@@ -104,23 +110,39 @@ impl Task {
         let (input, reference) = match self.stage {
             StageKind::Select => {
                 let i = SelectInput { events, cuts };
-                (to_json(&i), serde_json::to_value(&selected).expect("plain data"))
+                (
+                    to_json(&i),
+                    serde_json::to_value(&selected).expect("plain data"),
+                )
             }
             StageKind::Histogram => {
-                let h = Reference.histogram(&selected.diphotons, &binning).map_err(|e| e.message)?;
-                let i = HistogramInput { diphotons: selected.diphotons, binning };
+                let h = Reference
+                    .histogram(&selected.diphotons, &binning)
+                    .map_err(|e| e.message)?;
+                let i = HistogramInput {
+                    diphotons: selected.diphotons,
+                    binning,
+                };
                 (to_json(&i), serde_json::to_value(&h).expect("plain data"))
             }
             StageKind::Fit => {
                 use analysis::stage::Fit;
-                let h = Reference.histogram(&selected.diphotons, &binning).map_err(|e| e.message)?;
+                let h = Reference
+                    .histogram(&selected.diphotons, &binning)
+                    .map_err(|e| e.message)?;
                 let model = FitModel::default();
                 let f = Reference.fit(&model, &h).map_err(|e| e.message)?;
-                let i = analysis::stage::FitInput { model, histogram: h };
+                let i = analysis::stage::FitInput {
+                    model,
+                    histogram: h,
+                };
                 (to_json(&i), serde_json::to_value(&f).expect("plain data"))
             }
         };
-        Ok(Prepared { input, reference: with_reference.then_some(reference) })
+        Ok(Prepared {
+            input,
+            reference: with_reference.then_some(reference),
+        })
     }
 }
 

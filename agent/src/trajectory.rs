@@ -99,7 +99,11 @@ pub enum Record {
         validation: Option<Validation>,
     },
     /// The supervisor reads a failed run or validation.
-    Review { iteration: u32, call: Call, give_up: bool },
+    Review {
+        iteration: u32,
+        call: Call,
+        give_up: bool,
+    },
     Outcome {
         status: Status,
         iterations: u32,
@@ -123,12 +127,19 @@ impl Trajectory {
     /// Writes to `path` (truncated), or only keeps the records in memory when `None`.
     pub fn create(path: Option<&Path>, secrets: Vec<String>) -> std::io::Result<Self> {
         let file = path.map(std::fs::File::create).transpose()?;
-        Ok(Self { file, secrets, records: Vec::new() })
+        Ok(Self {
+            file,
+            secrets,
+            records: Vec::new(),
+        })
     }
 
     pub fn push(&mut self, r: Record) -> std::io::Result<()> {
         if let Some(f) = &mut self.file {
-            let line = redact(&serde_json::to_string(&r).expect("records serialise"), &self.secrets);
+            let line = redact(
+                &serde_json::to_string(&r).expect("records serialise"),
+                &self.secrets,
+            );
             writeln!(f, "{line}")?;
             f.flush()?;
         }

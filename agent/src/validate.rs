@@ -34,8 +34,12 @@ pub struct Validation {
 impl Validation {
     /// The failed checks' hints, one per line: what the model is told.
     pub fn hints(&self) -> String {
-        let lines: Vec<String> =
-            self.checks.iter().filter(|c| !c.passed).map(|c| format!("- {}", c.hint)).collect();
+        let lines: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("- {}", c.hint))
+            .collect();
         lines.join("\n")
     }
     /// Failed checks' details, for the user.
@@ -55,16 +59,30 @@ struct Checks(Vec<Check>);
 
 impl Checks {
     fn add(&mut self, name: &str, passed: bool, detail: String, hint: String) {
-        self.0.push(Check { name: name.into(), passed, detail, hint });
+        self.0.push(Check {
+            name: name.into(),
+            passed,
+            detail,
+            hint,
+        });
     }
     fn finish(self, validated: bool) -> Validation {
         let passed = self.0.iter().all(|c| c.passed);
-        Validation { validated, passed, checks: self.0 }
+        Validation {
+            validated,
+            passed,
+            checks: self.0,
+        }
     }
 }
 
 /// Compares `output` (the stage's JSON) with `reference` (when there is one).
-pub fn validate(kind: StageKind, output: &str, reference: Option<&Value>, tol: &Tolerances) -> Validation {
+pub fn validate(
+    kind: StageKind,
+    output: &str,
+    reference: Option<&Value>,
+    tol: &Tolerances,
+) -> Validation {
     let mut c = Checks::default();
     let parsed = match kind {
         StageKind::Select => serde_json::from_str::<SelectOutput>(output).map(|_| ()),
@@ -115,20 +133,23 @@ fn rel_diff(a: f64, b: f64) -> f64 {
 
 /// Largest relative difference of two equally long series and where it is.
 fn worst(a: &[f64], b: &[f64]) -> (f64, usize) {
-    a.iter().zip(b).enumerate().fold((0.0, 0), |(w, wi), (i, (&x, &y))| {
-        let d = rel_diff(x, y);
-        if d > w || d.is_nan() {
-            (d, i)
-        } else {
-            (w, wi)
-        }
-    })
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .fold((0.0, 0), |(w, wi), (i, (&x, &y))| {
+            let d = rel_diff(x, y);
+            if d > w || d.is_nan() {
+                (d, i)
+            } else {
+                (w, wi)
+            }
+        })
 }
 
 fn sanity_select(c: &mut Checks, out: &SelectOutput) {
     let flow = &out.cut_flow.0;
-    let consistent = flow.iter().all(|l| l.pass <= l.all)
-        && flow.windows(2).all(|w| w[1].all == w[0].pass);
+    let consistent =
+        flow.iter().all(|l| l.pass <= l.all) && flow.windows(2).all(|w| w[1].all == w[0].pass);
     let msg = "the cut flow is inconsistent: every cut must see exactly the events that passed the one before, and pass no more than it sees".to_string();
     c.add("cut flow consistent", consistent, msg.clone(), msg);
     let n = out.diphotons.m_yy.len();
@@ -139,22 +160,37 @@ fn sanity_select(c: &mut Checks, out: &SelectOutput) {
         out.diphotons.weight.len()
     );
     c.add("one diphoton per selected event", ok, msg.clone(), msg);
-    let finite = out.diphotons.m_yy.iter().chain(&out.diphotons.weight).all(|x| x.is_finite());
+    let finite = out
+        .diphotons
+        .m_yy
+        .iter()
+        .chain(&out.diphotons.weight)
+        .all(|x| x.is_finite());
     let msg = "masses and weights must be finite".to_string();
     c.add("finite values", finite, msg.clone(), msg);
 }
 
 fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &Tolerances) {
-    let names = |f: &analysis::stage::CutFlow| f.0.iter().map(|l| l.cut.clone()).collect::<Vec<_>>();
+    let names =
+        |f: &analysis::stage::CutFlow| f.0.iter().map(|l| l.cut.clone()).collect::<Vec<_>>();
     let same_names = names(&out.cut_flow) == names(&r.cut_flow);
     c.add(
         "cut names",
         same_names,
-        format!("stage {:?}, reference {:?}", names(&out.cut_flow), names(&r.cut_flow)),
+        format!(
+            "stage {:?}, reference {:?}",
+            names(&out.cut_flow),
+            names(&r.cut_flow)
+        ),
         "the cut flow must have the seven cuts of CutFlow::default(), in that order".into(),
     );
     if same_names {
-        let first_bad = out.cut_flow.0.iter().zip(&r.cut_flow.0).position(|(a, b)| a != b);
+        let first_bad = out
+            .cut_flow
+            .0
+            .iter()
+            .zip(&r.cut_flow.0)
+            .position(|(a, b)| a != b);
         let (detail, hint) = match first_bad {
             Some(k) => {
                 let (a, b) = (&out.cut_flow.0[k], &r.cut_flow.0[k]);
@@ -198,15 +234,25 @@ fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &To
 fn sanity_histogram(c: &mut Checks, h: &Histogram) {
     let n = h.binning.bins;
     let ok = h.sumw.len() == n && h.sumw2.len() == n;
-    let msg = format!("{} sumw and {} sumw2 values for {n} bins", h.sumw.len(), h.sumw2.len());
+    let msg = format!(
+        "{} sumw and {} sumw2 values for {n} bins",
+        h.sumw.len(),
+        h.sumw2.len()
+    );
     c.add("one value per bin", ok, msg.clone(), msg);
-    let finite = h.sumw.iter().chain(&h.sumw2).chain([&h.underflow, &h.overflow]).all(|x| x.is_finite());
+    let finite = h
+        .sumw
+        .iter()
+        .chain(&h.sumw2)
+        .chain([&h.underflow, &h.overflow])
+        .all(|x| x.is_finite());
     let msg = "bin contents must be finite".to_string();
     c.add("finite values", finite, msg.clone(), msg);
 }
 
 fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Tolerances) {
-    let same_binning = h.binning == r.binning && h.sumw.len() == r.sumw.len() && h.sumw2.len() == r.sumw2.len();
+    let same_binning =
+        h.binning == r.binning && h.sumw.len() == r.sumw.len() && h.sumw2.len() == r.sumw2.len();
     c.add(
         "binning",
         same_binning,
@@ -225,12 +271,19 @@ fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Toleran
             format!("{name} differs from the reference (first large difference in bin {i}, your value {})", a[i]),
         );
     }
-    let flows = rel_diff(h.underflow, r.underflow) <= tol.rel && rel_diff(h.overflow, r.overflow) <= tol.rel;
+    let flows = rel_diff(h.underflow, r.underflow) <= tol.rel
+        && rel_diff(h.overflow, r.overflow) <= tol.rel;
     c.add(
         "under/overflow",
         flows,
-        format!("stage {}/{}, reference {}/{}", h.underflow, h.overflow, r.underflow, r.overflow),
-        format!("underflow/overflow differ from the reference (yours: {}/{})", h.underflow, h.overflow),
+        format!(
+            "stage {}/{}, reference {}/{}",
+            h.underflow, h.overflow, r.underflow, r.overflow
+        ),
+        format!(
+            "underflow/overflow differ from the reference (yours: {}/{})",
+            h.underflow, h.overflow
+        ),
     );
     c.add(
         "entries",
@@ -241,7 +294,10 @@ fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Toleran
 }
 
 fn sanity_fit(c: &mut Checks, f: &FitResult) {
-    let finite = f.params.iter().all(|p| p.value.is_finite() && p.error.is_finite())
+    let finite = f
+        .params
+        .iter()
+        .all(|p| p.value.is_finite() && p.error.is_finite())
         && f.nll.is_finite()
         && f.z.is_finite();
     let msg = "parameter values, errors, nll and z must be finite".to_string();
@@ -269,15 +325,27 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
         c.add(
             &format!("{} value", p.name),
             pull <= tol.value_sigma,
-            format!("stage {} reference {} ({pull:.3}σ, tolerance {}σ)", p.value, q.value, tol.value_sigma),
-            format!("the fitted {} is not at the likelihood minimum the reference finds (yours: {})", p.name, p.value),
+            format!(
+                "stage {} reference {} ({pull:.3}σ, tolerance {}σ)",
+                p.value, q.value, tol.value_sigma
+            ),
+            format!(
+                "the fitted {} is not at the likelihood minimum the reference finds (yours: {})",
+                p.name, p.value
+            ),
         );
         let d = rel_diff(p.error, q.error);
         c.add(
             &format!("{} error", p.name),
             d <= tol.error_rel,
-            format!("stage {} reference {} (relative {d:.2e}, tolerance {})", p.error, q.error, tol.error_rel),
-            format!("the error of {} differs from the reference's Hessian error (yours: {})", p.name, p.error),
+            format!(
+                "stage {} reference {} (relative {d:.2e}, tolerance {})",
+                p.error, q.error, tol.error_rel
+            ),
+            format!(
+                "the error of {} differs from the reference's Hessian error (yours: {})",
+                p.name, p.error
+            ),
         );
     }
     let dz = (f.z - r.z).abs();

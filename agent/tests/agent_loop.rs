@@ -45,7 +45,15 @@ fn config(url: &str) -> LlmConfig {
 fn run(llm: &mut dyn Llm, path: &std::path::Path) -> agent::run::Outcome {
     let task = Task::load("select").unwrap();
     let mut traj = Trajectory::create(Some(path), vec![]).unwrap();
-    run_task(&task, llm, support::toolchain(), &Options::default(), &mut traj, &mut |l| eprintln!("{l}")).unwrap()
+    run_task(
+        &task,
+        llm,
+        support::toolchain(),
+        &Options::default(),
+        &mut traj,
+        &mut |l| eprintln!("{l}"),
+    )
+    .unwrap()
 }
 
 fn records(path: &std::path::Path) -> Vec<Record> {
@@ -73,9 +81,14 @@ fn a_type_error_then_a_wrong_cut_then_a_pass() {
     let attempts: Vec<_> = recs
         .iter()
         .filter_map(|r| match r {
-            Record::Attempt { iteration, code, build, run, validation, .. } => {
-                Some((iteration, code, build, run, validation))
-            }
+            Record::Attempt {
+                iteration,
+                code,
+                build,
+                run,
+                validation,
+                ..
+            } => Some((iteration, code, build, run, validation)),
             _ => None,
         })
         .collect();
@@ -87,9 +100,17 @@ fn a_type_error_then_a_wrong_cut_then_a_pass() {
     let b = build.as_ref().unwrap();
     assert!(!b.ok && run.is_none());
     assert!(b.error_codes.contains(&"E0308".to_string()), "{b:?}");
-    assert!(b.diagnostics.contains("mismatched types"), "{}", b.diagnostics);
+    assert!(
+        b.diagnostics.contains("mismatched types"),
+        "{}",
+        b.diagnostics
+    );
     assert!(b.diagnostics.contains("src/stage.rs"), "{}", b.diagnostics);
-    assert!(b.diagnostics.contains("out.m_yy.push(m as f32)"), "the offending line: {}", b.diagnostics);
+    assert!(
+        b.diagnostics.contains("out.m_yy.push(m as f32)"),
+        "the offending line: {}",
+        b.diagnostics
+    );
 
     // 2: compiles, runs, fails validation at the photon cut.
     let (_, _, build, run, validation) = &attempts[1];
@@ -97,9 +118,18 @@ fn a_type_error_then_a_wrong_cut_then_a_pass() {
     assert_eq!(run.as_ref().unwrap().class, RunClass::Ok);
     let v = validation.as_ref().unwrap();
     assert!(v.validated && !v.passed);
-    let failed: Vec<&str> = v.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+    let failed: Vec<&str> = v
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
     assert!(failed.contains(&"cut flow"), "{failed:?}");
-    assert!(v.hints().contains("exactly two tight photons"), "{}", v.hints());
+    assert!(
+        v.hints().contains("exactly two tight photons"),
+        "{}",
+        v.hints()
+    );
 
     // 3: passes.
     let (_, code, _, run, validation) = &attempts[2];
@@ -111,18 +141,46 @@ fn a_type_error_then_a_wrong_cut_then_a_pass() {
     // no reference number ever left the process.
     let got = server.received();
     assert_eq!(got.len(), 5);
-    let last_user = |i: usize| got[i].body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    let last_user = |i: usize| {
+        got[i].body["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert!(last_user(2).contains(&b.diagnostics), "{}", last_user(2));
-    assert!(last_user(3).contains("failed validation"), "{}", last_user(3));
-    assert!(last_user(4).contains("cuts.pt_min"), "the guidance reaches the coder");
+    assert!(
+        last_user(3).contains("failed validation"),
+        "{}",
+        last_user(3)
+    );
+    assert!(
+        last_user(4).contains("cuts.pt_min"),
+        "the guidance reaches the coder"
+    );
     for c in v.checks.iter().filter(|c| !c.passed) {
         for r in &got {
-            assert!(!r.body.to_string().contains(&c.detail), "reference detail sent: {}", c.detail);
+            assert!(
+                !r.body.to_string().contains(&c.detail),
+                "reference detail sent: {}",
+                c.detail
+            );
         }
     }
-    assert!(got.iter().all(|r| r.body["model"] == "mock-coder" && r.body["temperature"] == 0.0));
-    assert!(got.iter().all(|r| !r.body.to_string().contains("{{")), "unfilled prompt placeholder");
-    assert!(matches!(recs.last(), Some(Record::Outcome { status: Status::Accepted, api_calls: 5, .. })));
+    assert!(got
+        .iter()
+        .all(|r| r.body["model"] == "mock-coder" && r.body["temperature"] == 0.0));
+    assert!(
+        got.iter().all(|r| !r.body.to_string().contains("{{")),
+        "unfilled prompt placeholder"
+    );
+    assert!(matches!(
+        recs.last(),
+        Some(Record::Outcome {
+            status: Status::Accepted,
+            api_calls: 5,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -132,7 +190,12 @@ fn a_recorded_run_replays_identically_without_a_server() {
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     let url = {
         let server = MockServer::start(script()).unwrap();
-        let mut llm = Recorder::new(HttpLlm::new(config(&server.url())).unwrap(), &cassette, vec![]).unwrap();
+        let mut llm = Recorder::new(
+            HttpLlm::new(config(&server.url())).unwrap(),
+            &cassette,
+            vec![],
+        )
+        .unwrap();
         assert_eq!(run(&mut llm, &a).status, Status::Accepted);
         server.url()
     }; // the server is stopped; the replayer has no HTTP client at all
@@ -140,13 +203,27 @@ fn a_recorded_run_replays_identically_without_a_server() {
     let mut replay = Replayer::open(&cassette, config(&url)).unwrap();
     assert_eq!(replay.len(), 5);
     assert_eq!(run(&mut replay, &b).status, Status::Accepted);
-    assert_eq!(std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&a).unwrap(),
+        std::fs::read_to_string(&b).unwrap()
+    );
 
     // Another trial is not in the cassette: a clear miss, reported as the outcome.
     let task = Task::load("select").unwrap();
     let mut traj = Trajectory::create(None, vec![]).unwrap();
-    let opts = Options { trial: 1, ..Options::default() };
-    let out = run_task(&task, &mut replay, support::toolchain(), &opts, &mut traj, &mut |_| {}).unwrap();
+    let opts = Options {
+        trial: 1,
+        ..Options::default()
+    };
+    let out = run_task(
+        &task,
+        &mut replay,
+        support::toolchain(),
+        &opts,
+        &mut traj,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(out.status, Status::LlmError);
     assert!(out.error.unwrap().contains("no recorded answer"));
 }

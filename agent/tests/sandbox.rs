@@ -18,7 +18,10 @@ fn run(body: &str, limits: &Limits) -> (RunReport, RunDir) {
 }
 
 fn quick() -> Limits {
-    Limits { wall_s: 10.0, ..Limits::default() }
+    Limits {
+        wall_s: 10.0,
+        ..Limits::default()
+    }
 }
 
 #[test]
@@ -31,7 +34,10 @@ fn this_machine_isolates() {
 
 #[test]
 fn a_well_behaved_stage_runs() {
-    let (r, dir) = run("let mut h = Histogram::new(*b); h.entries = 2; Ok(h)", &quick());
+    let (r, dir) = run(
+        "let mut h = Histogram::new(*b); h.entries = 2; Ok(h)",
+        &quick(),
+    );
     assert_eq!(r.class, RunClass::Ok, "{r:?}");
     let out = std::fs::read_to_string(dir.out().join("output.json")).unwrap();
     assert!(out.contains("\"entries\": 2"), "{out}");
@@ -39,15 +45,24 @@ fn a_well_behaved_stage_runs() {
 
 #[test]
 fn an_endless_loop_is_killed_at_the_wall_clock_limit() {
-    let limits = Limits { wall_s: 1.5, ..Limits::default() };
-    let (r, _d) = run("let mut x = 0u64; loop { x = x.wrapping_add(1); std::hint::black_box(x); }", &limits);
+    let limits = Limits {
+        wall_s: 1.5,
+        ..Limits::default()
+    };
+    let (r, _d) = run(
+        "let mut x = 0u64; loop { x = x.wrapping_add(1); std::hint::black_box(x); }",
+        &limits,
+    );
     assert_eq!(r.class, RunClass::Timeout, "{r:?}");
     assert!(r.wall_s < 5.0, "took {} s", r.wall_s);
 }
 
 #[test]
 fn unbounded_allocation_stops_at_the_memory_limit() {
-    let limits = Limits { memory_bytes: 512 << 20, ..quick() };
+    let limits = Limits {
+        memory_bytes: 512 << 20,
+        ..quick()
+    };
     let (r, _d) = run(
         "let mut v: Vec<Vec<u8>> = Vec::new(); loop { v.push(vec![1u8; 16 << 20]); std::hint::black_box(&v); }",
         &limits,
@@ -57,9 +72,16 @@ fn unbounded_allocation_stops_at_the_memory_limit() {
 
 #[test]
 fn a_panic_is_classified() {
-    let (r, _d) = run("let v: Vec<u8> = Vec::new(); let _ = v[3]; Ok(Histogram::new(*b))", &quick());
+    let (r, _d) = run(
+        "let v: Vec<u8> = Vec::new(); let _ = v[3]; Ok(Histogram::new(*b))",
+        &quick(),
+    );
     assert_eq!(r.class, RunClass::Panic, "{r:?}");
-    assert!(r.stderr_tail.contains("index out of bounds"), "{}", r.stderr_tail);
+    assert!(
+        r.stderr_tail.contains("index out of bounds"),
+        "{}",
+        r.stderr_tail
+    );
 }
 
 #[test]
@@ -71,7 +93,10 @@ fn a_returned_error_is_a_stage_error() {
 
 #[test]
 fn a_fork_bomb_hits_the_process_limit_and_leaves_nothing_behind() {
-    let limits = Limits { max_processes: 16, ..quick() };
+    let limits = Limits {
+        max_processes: 16,
+        ..quick()
+    };
     // Every copy starts more copies of itself (same binary, same arguments).
     let body = "let me = std::env::current_exe().unwrap();\n\
                 let args: Vec<String> = std::env::args().skip(1).collect();\n\
@@ -100,7 +125,10 @@ fn network_sockets_are_blocked() {
     );
     let (r, _d) = run(&body, &quick());
     assert_eq!(r.class, RunClass::NetworkBlocked, "{r:?}");
-    assert!(listener.accept().is_err(), "the stage reached the host's listener");
+    assert!(
+        listener.accept().is_err(),
+        "the stage reached the host's listener"
+    );
     let udp = "let s = std::net::UdpSocket::bind(\"0.0.0.0:0\").unwrap(); s.send_to(b\"x\", \"1.1.1.1:53\").unwrap(); Ok(Histogram::new(*b))";
     let (r, _d) = run(udp, &quick());
     assert_eq!(r.class, RunClass::NetworkBlocked, "{r:?}");
@@ -117,12 +145,17 @@ fn writes_outside_the_output_directory_are_blocked() {
     let (r, dir) = run(&body, &quick());
     assert_eq!(r.class, RunClass::FilesystemBlocked, "{r:?}");
     assert!(!target.exists(), "the stage wrote {}", target.display());
-    assert!(dir.out().join("out-ok.txt").is_file(), "its own directory must stay writable");
+    assert!(
+        dir.out().join("out-ok.txt").is_file(),
+        "its own directory must stay writable"
+    );
     // Its inputs are read-only too.
     let body = "std::fs::write(\"../in/input.json\", \"{}\").unwrap(); Ok(Histogram::new(*b))";
     let (r, dir) = run(body, &quick());
     assert_eq!(r.class, RunClass::FilesystemBlocked, "{r:?}");
-    assert!(std::fs::read_to_string(dir.input("input.json")).unwrap().contains("m_yy"));
+    assert!(std::fs::read_to_string(dir.input("input.json"))
+        .unwrap()
+        .contains("m_yy"));
 }
 
 #[test]

@@ -31,7 +31,10 @@ fn the_api_key_is_not_reachable_from_a_stage() {
     );
     let (_krate, bin) = build(StageKind::Histogram, &histogram_stage(&body));
     let bytes = std::fs::read(&bin).unwrap();
-    assert!(!bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()), "key compiled in");
+    assert!(
+        !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+        "key compiled in"
+    );
 
     let dir = RunDir::new(&bin, &[("input.json", histogram_input().as_bytes())]).unwrap();
     let out = dir.out().join("output.json");
@@ -42,10 +45,24 @@ fn the_api_key_is_not_reachable_from_a_stage() {
     assert!(!found.contains(CANARY), "the stage found the key: {found}");
     assert!(!r.stderr_tail.contains(CANARY));
     assert!(found.contains("|compile=None"), "{found}");
-    assert!(found.contains("|environ:"), "reading the agent's environ must fail: {found}");
+    assert!(
+        found.contains("|environ:"),
+        "reading the agent's environ must fail: {found}"
+    );
     // Only the sandbox's own variables are set.
-    for var in ["PATH", "HOME", "TMPDIR", "LANG", "RAYON_NUM_THREADS", "MALLOC_ARENA_MAX"] {
+    for var in [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LANG",
+        "RAYON_NUM_THREADS",
+        "MALLOC_ARENA_MAX",
+    ] {
         assert!(found.contains(&format!("\"{var}\"")), "{found}");
     }
-    assert_eq!(found.matches("\", \"").count() + 1, 6, "unexpected variables: {found}");
+    assert_eq!(
+        found.matches("\", \"").count() + 1,
+        6,
+        "unexpected variables: {found}"
+    );
 }

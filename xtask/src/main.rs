@@ -1,8 +1,10 @@
 //! `cargo xtask <command>`: the project's commands. One module per command; this file is the
 //! list and the dispatch. `main` decides exit codes: any error prints `error: ...` and exits 1.
 
+mod agent;
 mod analyze;
 mod bench;
+mod bench_compile;
 mod convert;
 mod fetch;
 mod fit_toys;
@@ -41,6 +43,10 @@ enum Command {
     Stage(stage::Args),
     /// Benchmark: events/s reading the photon branches, next to uproot+awkward.
     BenchRead(bench::Args),
+    /// Let an LLM write one analysis stage: compiled, sandboxed, validated against the reference.
+    Agent(agent::Args),
+    /// Benchmark: warm latency of the agent's compile loop (cargo check / build of a stage).
+    BenchCompile(bench_compile::Args),
 }
 
 fn main() {
@@ -54,6 +60,8 @@ fn main() {
         Command::FetchData(a) => fetch::run(a),
         Command::Stage(a) => stage::run(a),
         Command::BenchRead(a) => bench::run(a),
+        Command::Agent(a) => agent::run(a),
+        Command::BenchCompile(a) => bench_compile::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -51,8 +51,16 @@ impl<L: Llm> Recorder<L> {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| LlmError::Cassette { path: path.display().to_string(), message: e.to_string() })?;
-        Ok(Self { inner, file, path: path.to_path_buf(), secrets })
+            .map_err(|e| LlmError::Cassette {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            inner,
+            file,
+            path: path.to_path_buf(),
+            secrets,
+        })
     }
 }
 
@@ -68,10 +76,16 @@ impl<L: Llm> Llm for Recorder<L> {
             messages: messages.to_vec(),
             reply: reply.clone(),
         };
-        let line = redact(&serde_json::to_string(&entry).expect("entries serialise"), &self.secrets);
+        let line = redact(
+            &serde_json::to_string(&entry).expect("entries serialise"),
+            &self.secrets,
+        );
         writeln!(self.file, "{line}")
             .and_then(|_| self.file.flush())
-            .map_err(|e| LlmError::Cassette { path: self.path.display().to_string(), message: e.to_string() })?;
+            .map_err(|e| LlmError::Cassette {
+                path: self.path.display().to_string(),
+                message: e.to_string(),
+            })?;
         Ok(reply)
     }
 
@@ -91,15 +105,26 @@ impl Replayer {
     /// Loads `path`. `config` must match the recording (endpoint, model, sampling parameters),
     /// or every call misses.
     pub fn open(path: &Path, config: LlmConfig) -> Result<Self, LlmError> {
-        let err = |message: String| LlmError::Cassette { path: path.display().to_string(), message };
+        let err = |message: String| LlmError::Cassette {
+            path: path.display().to_string(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mut entries = HashMap::new();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let e: Entry =
                 serde_json::from_str(line).map_err(|e| err(format!("line {}: {e}", i + 1)))?;
             entries.entry(e.key).or_insert(e.reply);
         }
-        Ok(Self { config, entries, path: path.to_path_buf() })
+        Ok(Self {
+            config,
+            entries,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -114,13 +139,16 @@ impl Replayer {
 impl Llm for Replayer {
     fn chat(&mut self, messages: &[Message], trial: u32) -> Result<Reply, LlmError> {
         let k = key(&self.config, messages, trial);
-        self.entries.get(&k).cloned().ok_or_else(|| LlmError::CassetteMiss {
-            path: self.path.display().to_string(),
-            model: self.config.model.clone(),
-            trial,
-            messages: messages.len(),
-            key: k,
-        })
+        self.entries
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| LlmError::CassetteMiss {
+                path: self.path.display().to_string(),
+                model: self.config.model.clone(),
+                trial,
+                messages: messages.len(),
+                key: k,
+            })
     }
 
     fn config(&self) -> &LlmConfig {

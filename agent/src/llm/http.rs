@@ -35,7 +35,12 @@ impl HttpLlm {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
-        Ok(Self { config, api_key, agent, jitter: analysis::rng::Rng::new(seed) })
+        Ok(Self {
+            config,
+            api_key,
+            agent,
+            jitter: analysis::rng::Rng::new(seed),
+        })
     }
 
     /// The key's value, for redaction by recorders.
@@ -77,12 +82,23 @@ impl HttpLlm {
     fn attempt(&self, body: &str) -> Result<Reply, (LlmError, bool, Option<Duration>)> {
         let endpoint = self.config.public_url();
         let url = format!("{}/chat/completions", self.config.base_url);
-        let mut req = self.agent.post(&url).set("Content-Type", "application/json");
+        let mut req = self
+            .agent
+            .post(&url)
+            .set("Content-Type", "application/json");
         if let Some(key) = &self.api_key {
             req = req.set("Authorization", &format!("Bearer {key}"));
         }
         let malformed = |message: String| {
-            (LlmError::Malformed { endpoint: endpoint.clone(), message, requests: 0 }, true, None)
+            (
+                LlmError::Malformed {
+                    endpoint: endpoint.clone(),
+                    message,
+                    requests: 0,
+                },
+                true,
+                None,
+            )
         };
         match req.send_string(body) {
             Ok(resp) => {
@@ -103,17 +119,32 @@ impl HttpLlm {
                     prompt_tokens: u.prompt_tokens as u64,
                     completion_tokens: u.completion_tokens as u64,
                 });
-                Ok(Reply { content, usage, latency_s: 0.0, requests: 0, cost_usd: None })
+                Ok(Reply {
+                    content,
+                    usage,
+                    latency_s: 0.0,
+                    requests: 0,
+                    cost_usd: None,
+                })
             }
             Err(ureq::Error::Status(status, resp)) => {
                 let retry_after = resp.header("retry-after").and_then(parse_retry_after);
                 let text = resp.into_string().unwrap_or_default();
                 let retry = status == 408 || status == 429 || status >= 500;
-                let e = LlmError::Status { endpoint, status, requests: 0, body: snippet(&text) };
+                let e = LlmError::Status {
+                    endpoint,
+                    status,
+                    requests: 0,
+                    body: snippet(&text),
+                };
                 Err((e, retry, retry_after))
             }
             Err(ureq::Error::Transport(t)) => {
-                let e = LlmError::Transport { endpoint, message: t.to_string(), requests: 0 };
+                let e = LlmError::Transport {
+                    endpoint,
+                    message: t.to_string(),
+                    requests: 0,
+                };
                 Err((e, true, None))
             }
         }
@@ -163,15 +194,31 @@ impl Llm for HttpLlm {
 
 fn with_requests(e: LlmError, n: u32) -> LlmError {
     match e {
-        LlmError::Status { endpoint, status, body, .. } => {
-            LlmError::Status { endpoint, status, body, requests: n }
-        }
-        LlmError::Transport { endpoint, message, .. } => {
-            LlmError::Transport { endpoint, message, requests: n }
-        }
-        LlmError::Malformed { endpoint, message, .. } => {
-            LlmError::Malformed { endpoint, message, requests: n }
-        }
+        LlmError::Status {
+            endpoint,
+            status,
+            body,
+            ..
+        } => LlmError::Status {
+            endpoint,
+            status,
+            body,
+            requests: n,
+        },
+        LlmError::Transport {
+            endpoint, message, ..
+        } => LlmError::Transport {
+            endpoint,
+            message,
+            requests: n,
+        },
+        LlmError::Malformed {
+            endpoint, message, ..
+        } => LlmError::Malformed {
+            endpoint,
+            message,
+            requests: n,
+        },
         other => other,
     }
 }
@@ -194,9 +241,11 @@ fn httpdate(v: &str) -> Option<std::time::SystemTime> {
         return None;
     }
     let day: i64 = p[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == p[2])? as i64
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == p[2])? as i64
         + 1;
     let year: i64 = p[3].parse().ok()?;
     let (h, m, s): (i64, i64, i64) = (p[4].parse().ok()?, p[5].parse().ok()?, p[6].parse().ok()?);
@@ -230,9 +279,15 @@ mod tests {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
         let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 784111777);
+        assert_eq!(
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            784111777
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

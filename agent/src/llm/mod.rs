@@ -30,13 +30,22 @@ pub struct Message {
 
 impl Message {
     pub fn system(content: impl Into<String>) -> Self {
-        Self { role: Role::System, content: content.into() }
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: Role::User, content: content.into() }
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, content: content.into() }
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
     }
 }
 
@@ -91,7 +100,11 @@ impl LlmConfig {
     /// The base URL with any query string (some endpoints take `?key=`) cut off: what
     /// cassettes and trajectories record.
     pub fn public_url(&self) -> String {
-        self.base_url.split(['?', '#']).next().unwrap_or("").to_string()
+        self.base_url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Cost of a call in USD, when prices are known.
@@ -133,18 +146,37 @@ pub struct Reply {
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("{endpoint}: HTTP {status} after {requests} request(s): {body}")]
-    Status { endpoint: String, status: u16, requests: u32, body: String },
+    Status {
+        endpoint: String,
+        status: u16,
+        requests: u32,
+        body: String,
+    },
     #[error("{endpoint}: {message} after {requests} request(s)")]
-    Transport { endpoint: String, message: String, requests: u32 },
+    Transport {
+        endpoint: String,
+        message: String,
+        requests: u32,
+    },
     #[error("{endpoint}: malformed response after {requests} request(s): {message}")]
-    Malformed { endpoint: String, message: String, requests: u32 },
+    Malformed {
+        endpoint: String,
+        message: String,
+        requests: u32,
+    },
     #[error("environment variable {0} (named by api_key_env) is not set")]
     MissingKey(String),
     #[error(
         "cassette {path}: no recorded answer for this call (model {model}, trial {trial}, \
          {messages} messages, key {key}); record it first with --record"
     )]
-    CassetteMiss { path: String, model: String, trial: u32, messages: usize, key: String },
+    CassetteMiss {
+        path: String,
+        model: String,
+        trial: u32,
+        messages: usize,
+        key: String,
+    },
     #[error("cassette {path}: {message}")]
     Cassette { path: String, message: String },
 }

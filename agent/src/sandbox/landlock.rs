@@ -33,7 +33,14 @@ struct PathBeneathAttr {
 /// The kernel's Landlock ABI version, `None` when Landlock is off or absent.
 pub fn abi() -> Option<u32> {
     // SAFETY: the version query takes no pointer.
-    let v = unsafe { libc::syscall(SYS_CREATE_RULESET, std::ptr::null::<u8>(), 0usize, CREATE_RULESET_VERSION) };
+    let v = unsafe {
+        libc::syscall(
+            SYS_CREATE_RULESET,
+            std::ptr::null::<u8>(),
+            0usize,
+            CREATE_RULESET_VERSION,
+        )
+    };
     (v > 0).then_some(v as u32)
 }
 
@@ -55,7 +62,12 @@ fn fs_rights(abi: u32) -> u64 {
 /// A ruleset: everything denied but `read` beneath each of `read_dirs` (those that exist),
 /// everything beneath `write_dir`, and read/write of `/dev/null`; TCP bind/connect denied when
 /// `deny_tcp` (ABI ≥ 4); signals and abstract sockets scoped (ABI ≥ 6).
-pub fn ruleset(abi: u32, read_dirs: &[&Path], write_dir: &Path, deny_tcp: bool) -> std::io::Result<OwnedFd> {
+pub fn ruleset(
+    abi: u32,
+    read_dirs: &[&Path],
+    write_dir: &Path,
+    deny_tcp: bool,
+) -> std::io::Result<OwnedFd> {
     let fs = fs_rights(abi);
     let attr = RulesetAttr {
         handled_access_fs: fs,
@@ -89,14 +101,26 @@ fn add(ruleset: &OwnedFd, path: &Path, access: u64) -> std::io::Result<()> {
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(path)?;
-    let attr = PathBeneathAttr { allowed_access: access, parent_fd: file.as_raw_fd() };
+    let attr = PathBeneathAttr {
+        allowed_access: access,
+        parent_fd: file.as_raw_fd(),
+    };
     // SAFETY: attr outlives the call.
     let r = unsafe {
-        libc::syscall(SYS_ADD_RULE, ruleset.as_raw_fd(), RULE_PATH_BENEATH, &attr as *const PathBeneathAttr, 0u32)
+        libc::syscall(
+            SYS_ADD_RULE,
+            ruleset.as_raw_fd(),
+            RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0u32,
+        )
     };
     if r < 0 {
         let e = std::io::Error::last_os_error();
-        return Err(std::io::Error::new(e.kind(), format!("landlock rule for {}: {e}", path.display())));
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("landlock rule for {}: {e}", path.display()),
+        ));
     }
     Ok(())
 }

@@ -34,7 +34,11 @@ pub(super) fn probe() -> Isolation {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    Isolation { namespaces, landlock_abi: landlock::abi(), run_as_uid: root.then_some(NOBODY) }
+    Isolation {
+        namespaces,
+        landlock_abi: landlock::abi(),
+        run_as_uid: root.then_some(NOBODY),
+    }
 }
 
 fn ns_flags(root: bool) -> libc::c_int {
@@ -47,7 +51,9 @@ pub(super) fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
 }
 
 /// Directories a stage may read: the system's, for the dynamic loader and libc.
-const SYSTEM_DIRS: [&str; 8] = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/proc", "/sys"];
+const SYSTEM_DIRS: [&str; 8] = [
+    "/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/proc", "/sys",
+];
 
 pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
     let start = Instant::now();
@@ -76,7 +82,12 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
     };
     let (stdout, stderr) = match (
         std::fs::File::create(root.join("stdout.txt")),
-        std::fs::File::options().create(true).truncate(true).read(true).write(true).open(root.join("stderr.txt")),
+        std::fs::File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(root.join("stderr.txt")),
     ) {
         (Ok(o), Ok(e)) => (o, e),
         (Err(e), _) | (_, Err(e)) => return setup_failed(format!("stdout/stderr files: {e}")),
@@ -144,14 +155,22 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
     // SAFETY: as above.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
 
-    let exit = status.map(|s| Exit { code: s.code(), signal: s.signal() });
+    let exit = status.map(|s| Exit {
+        code: s.code(),
+        signal: s.signal(),
+    });
     let tail = read_tail(&mut stderr_reader, 8 << 10);
     let output = args.last().is_some_and(|p| p.is_file());
     let class = match exit {
         Some(e) => classify(e, timed_out, &tail, output),
         None => RunClass::SetupFailed,
     };
-    RunReport { class, exit, stderr_tail: tail, wall_s: start.elapsed().as_secs_f64() }
+    RunReport {
+        class,
+        exit,
+        stderr_tail: tail,
+        wall_s: start.elapsed().as_secs_f64(),
+    }
 }
 
 /// `RLIMIT_NPROC` counts every process of the user. As `nobody` or in a fresh user namespace
@@ -230,7 +249,10 @@ impl ChildPlan {
             }
         }
         for (resource, value) in self.rlimits {
-            let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+            let lim = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
             if libc::setrlimit(resource, &lim) != 0 {
                 return Err(err());
             }
@@ -261,7 +283,10 @@ unsafe fn wait_and_mirror(p2: libc::pid_t) -> ! {
     }
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
-        let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         libc::setrlimit(libc::RLIMIT_CORE, &none);
         libc::signal(sig, libc::SIG_DFL);
         libc::kill(libc::getpid(), sig);

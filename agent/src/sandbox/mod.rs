@@ -76,7 +76,11 @@ impl Isolation {
             }
             #[cfg(not(target_os = "linux"))]
             {
-                Isolation { namespaces: false, landlock_abi: None, run_as_uid: None }
+                Isolation {
+                    namespaces: false,
+                    landlock_abi: None,
+                    run_as_uid: None,
+                }
             }
         })
     }
@@ -154,9 +158,12 @@ impl RunDir {
     /// Lays out a run of `binary` with `inputs` (name, contents) in `in/`.
     pub fn new(binary: &Path, inputs: &[(&str, &[u8])]) -> std::io::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::Builder::new().prefix("hep-stage-run-").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("hep-stage-run-")
+            .tempdir()?;
         let root = tmp.path();
-        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        let mode =
+            |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
         mode(root, 0o755)?;
         for d in ["bin", "in", "out"] {
             std::fs::create_dir(root.join(d))?;
@@ -220,10 +227,18 @@ pub fn classify(exit: Exit, timed_out: bool, stderr: &str, output: bool) -> RunC
         return RunClass::OutputLimit;
     }
     if exit.code == Some(0) {
-        return if output { RunClass::Ok } else { RunClass::NoOutput };
+        return if output {
+            RunClass::Ok
+        } else {
+            RunClass::NoOutput
+        };
     }
     let has = |pats: &[&str]| pats.iter().any(|p| stderr.contains(p));
-    if has(&["memory allocation of", "Cannot allocate memory", "os error 12"]) {
+    if has(&[
+        "memory allocation of",
+        "Cannot allocate memory",
+        "os error 12",
+    ]) {
         RunClass::MemoryLimit
     } else if has(&["Resource temporarily unavailable", "os error 11"]) {
         RunClass::ProcessLimit
@@ -236,7 +251,12 @@ pub fn classify(exit: Exit, timed_out: bool, stderr: &str, output: bool) -> RunC
         "failed to lookup address",
     ]) {
         RunClass::NetworkBlocked
-    } else if has(&["Permission denied", "os error 13", "Read-only file system", "os error 30"]) {
+    } else if has(&[
+        "Permission denied",
+        "os error 13",
+        "Read-only file system",
+        "os error 30",
+    ]) {
         // Landlock answers EACCES for both denied files and denied TCP; which one it was is
         // in the message (a socket error reads differently from a file error).
         if has(&["connect", "bind", "Tcp", "socket"]) {
@@ -260,7 +280,10 @@ mod tests {
     use super::*;
 
     fn code(c: i32) -> Exit {
-        Exit { code: Some(c), signal: None }
+        Exit {
+            code: Some(c),
+            signal: None,
+        }
     }
 
     #[test]
@@ -268,19 +291,40 @@ mod tests {
         assert_eq!(classify(code(0), false, "", true), RunClass::Ok);
         assert_eq!(classify(code(0), false, "", false), RunClass::NoOutput);
         assert_eq!(classify(code(0), true, "", true), RunClass::Timeout);
-        assert_eq!(classify(code(2), false, "stage error: bad", false), RunClass::StageError);
-        assert_eq!(classify(code(101), false, "panicked at src/stage.rs", false), RunClass::Panic);
-        let abort = Exit { code: None, signal: Some(6) };
+        assert_eq!(
+            classify(code(2), false, "stage error: bad", false),
+            RunClass::StageError
+        );
+        assert_eq!(
+            classify(code(101), false, "panicked at src/stage.rs", false),
+            RunClass::Panic
+        );
+        let abort = Exit {
+            code: None,
+            signal: Some(6),
+        };
         let oom = "memory allocation of 1048576 bytes failed\n";
         assert_eq!(classify(abort, false, oom, false), RunClass::MemoryLimit);
         assert_eq!(classify(abort, false, "", false), RunClass::Crash);
         let eagain = "panicked at src/stage.rs:3:9: Resource temporarily unavailable (os error 11)";
-        assert_eq!(classify(code(101), false, eagain, false), RunClass::ProcessLimit);
+        assert_eq!(
+            classify(code(101), false, eagain, false),
+            RunClass::ProcessLimit
+        );
         let net = "panicked at ...: Network is unreachable (os error 101)";
-        assert_eq!(classify(code(101), false, net, false), RunClass::NetworkBlocked);
+        assert_eq!(
+            classify(code(101), false, net, false),
+            RunClass::NetworkBlocked
+        );
         let fs = "panicked at ...: Permission denied (os error 13)";
-        assert_eq!(classify(code(101), false, fs, false), RunClass::FilesystemBlocked);
-        let xfsz = Exit { code: None, signal: Some(25) };
+        assert_eq!(
+            classify(code(101), false, fs, false),
+            RunClass::FilesystemBlocked
+        );
+        let xfsz = Exit {
+            code: None,
+            signal: Some(25),
+        };
         assert_eq!(classify(xfsz, false, "", false), RunClass::OutputLimit);
     }
 }

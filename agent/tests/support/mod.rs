@@ -23,7 +23,11 @@ pub fn build(kind: StageKind, code: &str) -> (agent::stage_crate::StageCrate, Pa
     let c = toolchain().new_crate(kind).unwrap();
     c.write_code(code).unwrap();
     let b = c.build();
-    assert!(b.ok, "{}", agent::stage_crate::condense(&b, c.path(), 10_000));
+    assert!(
+        b.ok,
+        "{}",
+        agent::stage_crate::condense(&b, c.path(), 10_000)
+    );
     let bin = b.binary.clone().unwrap();
     (c, bin)
 }

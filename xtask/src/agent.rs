@@ -1,0 +1,243 @@
+//! `cargo xtask agent --task select --model NAME [--endpoint URL]`: one task end to end — the
+//! supervisor plans, the coder writes `src/stage.rs`, cargo compiles it, the sandbox runs it,
+//! the reference validates it — streaming each step, then printing the outcome. Writes
+//! `trajectory.jsonl`, `stage.rs` (the last code), `timings.json` and `outcome.json` into
+//! `--out`.
+
+use agent::llm::cassette::{Recorder, Replayer};
+use agent::llm::http::HttpLlm;
+use agent::llm::{Llm, LlmConfig};
+use agent::run::{run_task, Options};
+use agent::sandbox::{Isolation, Limits};
+use agent::stage_crate::Toolchain;
+use agent::task::Task;
+use agent::trajectory::{Status, Trajectory};
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Task: select, histogram, fit (templates/tasks/NAME.toml), or a path to a task file.
+    #[arg(long)]
+    task: String,
+    /// Model name as the endpoint knows it.
+    #[arg(long)]
+    model: String,
+    /// OpenAI-compatible base URL, including /v1 (OpenAI, Gemini/Anthropic compatibility
+    /// endpoints, vLLM, Ollama http://localhost:11434/v1, llama.cpp server).
+    #[arg(long, default_value = "https://api.openai.com/v1")]
+    endpoint: String,
+    /// Environment variable holding the API key. When it is unset and the endpoint is on
+    /// this machine (localhost/127.0.0.1), no key is sent.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    /// Your own instruction instead of the task's: compiled, run on the task's input and
+    /// sanity-checked, but reported as NOT VALIDATED (no reference covers it).
+    #[arg(long)]
+    instruction: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    max_iterations: u32,
+    /// Repetition number of this task (part of the cassette key).
+    #[arg(long, default_value_t = 0)]
+    trial: u32,
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long)]
+    top_p: Option<f32>,
+    #[arg(long)]
+    seed: Option<i64>,
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+    /// Retries on 429/5xx/timeouts/connection errors.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// USD per million prompt and completion tokens, for the cost column: `--price 2.5,10`.
+    #[arg(long, value_parser = parse_price)]
+    price: Option<(f64, f64)>,
+    /// Record every call to this cassette (JSONL, appended).
+    #[arg(long, conflicts_with = "replay")]
+    record: Option<PathBuf>,
+    /// Answer every call from this cassette: no network.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Sandbox wall-clock limit per run, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    wall: f64,
+    /// Sandbox address-space limit per run, MiB.
+    #[arg(long, default_value_t = 2048)]
+    memory_mb: u64,
+    /// Output directory (default: agent-runs/TASK-MODEL-TRIAL).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_price(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or("expected PROMPT,COMPLETION (USD per million tokens)")?;
+    let p = |x: &str| x.trim().parse::<f64>().map_err(|e| format!("{x:?}: {e}"));
+    Ok((p(a)?, p(b)?))
+}
+
+fn is_local(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let task = Task::load(&args.task).map_err(anyhow::Error::msg)?;
+    let mut config = LlmConfig::new(&args.endpoint, &args.model);
+    config.api_key_env = Some(args.api_key_env.clone());
+    if std::env::var_os(&args.api_key_env).is_none()
+        && (is_local(&args.endpoint) || args.replay.is_some())
+    {
+        config.api_key_env = None;
+    }
+    config.temperature = Some(args.temperature);
+    config.top_p = args.top_p;
+    config.seed = args.seed;
+    config.max_tokens = args.max_tokens;
+    config.timeout_s = args.timeout;
+    config.max_retries = args.retries;
+    config.price_per_mtok = args.price;
+
+    let mut llm: Box<dyn Llm> = match (&args.replay, &args.record) {
+        (Some(cassette), _) => Box::new(Replayer::open(cassette, config)?),
+        (None, Some(cassette)) => {
+            let http = HttpLlm::new(config)?;
+            let secrets = http.secrets();
+            Box::new(Recorder::new(http, cassette, secrets)?)
+        }
+        (None, None) => Box::new(HttpLlm::new(config)?),
+    };
+    let safe_model: String = args
+        .model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "agent-runs/{}-{safe_model}-{}",
+            task.name, args.trial
+        ))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let secrets: Vec<String> = std::env::var(&args.api_key_env).ok().into_iter().collect();
+    let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
+
+    let iso = Isolation::probe();
+    eprintln!(
+        "sandbox: namespaces {}, landlock {}, network blocked by {}{}",
+        if iso.namespaces { "yes" } else { "NO" },
+        iso.landlock_abi
+            .map_or("NO".to_string(), |v| format!("ABI {v}")),
+        iso.network(),
+        iso.run_as_uid
+            .map_or(String::new(), |u| format!(", runs as uid {u}")),
+    );
+    eprintln!(
+        "task {} ({} stage) with {} at {}{}",
+        task.name,
+        task.stage.name(),
+        args.model,
+        args.endpoint,
+        if args.replay.is_some() {
+            " (replay)"
+        } else {
+            ""
+        }
+    );
+    let opts = Options {
+        max_iterations: args.max_iterations,
+        trial: args.trial,
+        limits: Limits {
+            wall_s: args.wall,
+            memory_bytes: args.memory_mb << 20,
+            ..Limits::default()
+        },
+        instruction: args.instruction.clone(),
+        ..Options::default()
+    };
+    let toolchain = Toolchain::default();
+    let outcome = run_task(
+        &task,
+        llm.as_mut(),
+        &toolchain,
+        &opts,
+        &mut traj,
+        &mut |line| {
+            if line.starts_with("preparing") {
+                eprintln!("{line} (the first time on a machine this compiles the analysis crate: minutes)");
+            } else {
+                eprintln!("{line}");
+            }
+        },
+    )?;
+
+    if let Some(code) = &outcome.code {
+        std::fs::write(out.join("stage.rs"), code)?;
+    }
+    std::fs::write(
+        out.join("timings.json"),
+        serde_json::to_string_pretty(&outcome.timings)?,
+    )?;
+    let summary = serde_json::json!({
+        "task": task.name,
+        "model": args.model,
+        "status": outcome.status,
+        "iterations": outcome.iterations,
+        "api_calls": outcome.api_calls,
+        "prompt_tokens": outcome.usage.prompt_tokens,
+        "completion_tokens": outcome.usage.completion_tokens,
+        "cost_usd": outcome.cost_usd,
+        "error": outcome.error,
+    });
+    std::fs::write(
+        out.join("outcome.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+
+    let verdict = match outcome.status {
+        Status::Accepted => "ACCEPTED: compiled, ran in the sandbox, matches the reference",
+        Status::NotValidated => {
+            "RAN, NOT VALIDATED: compiled, ran and sane; no reference covers this instruction"
+        }
+        Status::GaveUp => "GAVE UP: the supervisor stopped",
+        Status::IterationCap => "FAILED: iteration cap reached",
+        Status::LlmError => "FAILED: the model could not be reached",
+    };
+    println!("{verdict}");
+    println!(
+        "iterations {}, API calls {}, tokens {} prompt + {} completion, cost {}",
+        outcome.iterations,
+        outcome.api_calls,
+        outcome.usage.prompt_tokens,
+        outcome.usage.completion_tokens,
+        outcome
+            .cost_usd
+            .map_or("unknown (no --price)".to_string(), |c| format!("${c:.4}")),
+    );
+    if let Some(e) = &outcome.error {
+        println!("error: {e}");
+    }
+    println!("trajectory: {}", out.join("trajectory.jsonl").display());
+    match outcome.status {
+        Status::Accepted | Status::NotValidated => Ok(()),
+        _ => bail!("task {} not solved ({:?})", task.name, outcome.status),
+    }
+}
