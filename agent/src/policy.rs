@@ -272,7 +272,7 @@ mod tests {
             "fn f() { analysis::stage::Reference; }",
             "fn f() { analysis::select::select(a, b); }",
         ] {
-            assert_eq!(rules(bad).len(), 1, "{bad}: {:?}", rules(bad));
+            assert!(!rules(bad).is_empty(), "{bad} passed the screen");
         }
     }
 

@@ -227,3 +227,98 @@ fn a_recorded_run_replays_identically_without_a_server() {
     assert_eq!(out.status, Status::LlmError);
     assert!(out.error.unwrap().contains("no recorded answer"));
 }
+
+#[test]
+fn no_code_and_policy_violations_go_straight_back_to_the_coder() {
+    let env_reader = OK.replace(
+        "events.validate()?;",
+        "events.validate()?;\n        let _k = std::env::var(\"OPENAI_API_KEY\");",
+    );
+    let server = MockServer::start(vec![
+        MockReply::answer("plan"),
+        MockReply::answer("I would rather explain than write code."),
+        MockReply::answer(fenced(&env_reader)),
+        MockReply::answer(fenced(OK)),
+    ])
+    .unwrap();
+    let mut llm = HttpLlm::new(config(&server.url())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut llm, &dir.path().join("t.jsonl"));
+    assert_eq!(
+        (out.status, out.iterations, out.api_calls),
+        (Status::Accepted, 3, 4)
+    );
+    let recs = records(&dir.path().join("t.jsonl"));
+    let attempts: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Attempt {
+                code,
+                policy,
+                build,
+                ..
+            } => Some((code.clone(), policy.clone(), build.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(attempts[0].0.is_none());
+    assert!(
+        attempts[1].1[0].rule.contains("std::env"),
+        "{:?}",
+        attempts[1].1
+    );
+    assert!(
+        attempts[1].2.is_none(),
+        "a rejected answer is never compiled"
+    );
+    let got = server.received();
+    let last = |i: usize| {
+        got[i].body["messages"].as_array().unwrap().last().unwrap()["content"].to_string()
+    };
+    assert!(last(2).contains("no ```rust code block"), "{}", last(2));
+    assert!(last(3).contains("rejected before compiling"), "{}", last(3));
+}
+
+#[test]
+fn the_supervisor_can_give_up_and_the_cap_holds() {
+    let server = MockServer::start(vec![
+        MockReply::answer("plan"),
+        MockReply::answer(fenced(WRONG_CUT)),
+        MockReply::answer("DECISION: give_up\nThe coder keeps hard-coding the cut."),
+    ])
+    .unwrap();
+    let mut llm = HttpLlm::new(config(&server.url())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut llm, &dir.path().join("t.jsonl"));
+    assert_eq!(
+        (out.status, out.iterations, out.api_calls),
+        (Status::GaveUp, 1, 3)
+    );
+
+    let server = MockServer::start(vec![
+        MockReply::answer("plan"),
+        MockReply::answer(fenced(TYPE_ERROR)),
+        MockReply::answer(fenced(TYPE_ERROR)),
+    ])
+    .unwrap();
+    let mut llm = HttpLlm::new(config(&server.url())).unwrap();
+    let task = Task::load("select").unwrap();
+    let mut traj = Trajectory::create(None, vec![]).unwrap();
+    let opts = Options {
+        max_iterations: 2,
+        ..Options::default()
+    };
+    let out = run_task(
+        &task,
+        &mut llm,
+        support::toolchain(),
+        &opts,
+        &mut traj,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (out.status, out.iterations, out.api_calls),
+        (Status::IterationCap, 2, 3)
+    );
+}
