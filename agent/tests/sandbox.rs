@@ -166,3 +166,55 @@ fn reading_the_home_directory_is_blocked() {
     let (r, _d) = run(&body, &quick());
     assert_eq!(r.class, RunClass::FilesystemBlocked, "{r:?}");
 }
+
+#[test]
+fn the_stage_sees_only_its_own_processes() {
+    let body = "let pids: Vec<String> = std::fs::read_dir(\"/proc\").unwrap().flatten()\n\
+                .map(|e| e.file_name().to_string_lossy().into_owned())\n\
+                .filter(|n| n.chars().all(|c| c.is_ascii_digit())).collect();\n\
+                Err(format!(\"pids={pids:?}\").into())";
+    let (r, _d) = run(body, &quick());
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    // The namespace's init (1) and the stage (2), nothing of the host.
+    assert!(r.stderr_tail.contains("pids=[\"1\", \"2\"]"), "{}", r.stderr_tail);
+}
+
+#[test]
+fn flooding_stderr_stops_at_the_file_size_limit() {
+    let limits = Limits {
+        max_file_bytes: 1 << 20,
+        ..quick()
+    };
+    let (r, dir) = run("loop { eprintln!(\"{}\", \"x\".repeat(4096)); }", &limits);
+    assert_eq!(r.class, RunClass::OutputLimit, "{r:?}");
+    assert!(
+        std::fs::metadata(dir.root().join("stderr.txt"))
+            .unwrap()
+            .len()
+            <= 1 << 20
+    );
+}
+
+#[test]
+fn unbounded_threads_hit_the_process_limit() {
+    let limits = Limits {
+        max_processes: 16,
+        ..quick()
+    };
+    let body = "let mut v = Vec::new(); loop { v.push(std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(60)))); }";
+    let (r, _d) = run(body, &limits);
+    assert_eq!(r.class, RunClass::ProcessLimit, "{r:?}");
+}
+
+#[test]
+fn a_stack_overflow_is_a_crash() {
+    let body = "fn down(n: u64) -> u64 { std::hint::black_box(n) + down(n + 1) }\n\
+                let _ = down(0); Ok(Histogram::new(*b))";
+    let (r, _d) = run(body, &quick());
+    assert_eq!(r.class, RunClass::Crash, "{r:?}");
+    assert!(
+        r.stderr_tail.contains("overflowed its stack"),
+        "{}",
+        r.stderr_tail
+    );
+}

@@ -127,6 +127,31 @@ fn add(ruleset: &OwnedFd, path: &Path, access: u64) -> std::io::Result<()> {
 
 use std::os::unix::fs::OpenOptionsExt;
 
+/// Adds a read rule for `path` from the child (for the `/proc` it mounted after the ruleset
+/// was built). Only system calls.
+///
+/// # Safety
+/// `ruleset` must be a Landlock ruleset descriptor.
+pub unsafe fn add_read_in_child(ruleset: i32, path: &std::ffi::CStr) -> bool {
+    let fd = libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+    if fd < 0 {
+        return false;
+    }
+    let attr = PathBeneathAttr {
+        allowed_access: READ,
+        parent_fd: fd,
+    };
+    let r = libc::syscall(
+        SYS_ADD_RULE,
+        ruleset,
+        RULE_PATH_BENEATH,
+        &attr as *const PathBeneathAttr,
+        0u32,
+    );
+    libc::close(fd);
+    r == 0
+}
+
 /// Enforces the ruleset on the calling process (async-signal-safe: two system calls).
 ///
 /// # Safety

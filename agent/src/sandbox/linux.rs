@@ -1,8 +1,12 @@
-//! The Linux sandbox. Between fork and exec the child (P1) starts a new session, unshares PID
-//! and network namespaces, and forks again: its child (P2) is PID 1 of the new namespace, so
-//! when it exits or is killed every process it started dies too. P1 closes its copies of the
-//! parent's descriptors (so `spawn` returns), waits for P2 and exits the way P2 did. P2 drops
-//! to `nobody` when started by root, sets rlimits, enters Landlock and execs the stage.
+//! The Linux sandbox. Between fork and exec the child (P1) starts a new session, unshares PID,
+//! network and mount namespaces, and forks: its child (P2) is PID 1 — the init — of the new
+//! PID namespace, so when it exits every process in the namespace dies too. P2 makes its
+//! mounts private, mounts a fresh `/proc` (the stage sees only its own processes) and forks
+//! the stage (P3), an ordinary process (signals such as SIGXFSZ act on it as usual, which they
+//! would not on an init). P3 drops to `nobody` when started by root, sets rlimits, enters
+//! Landlock and execs the stage. P1 and P2 close their copies of the parent's descriptors (so
+//! `spawn` returns), wait, and end as their child did (P2 reports a signal as exit 128 + n,
+//! which P1 turns back into the signal). Each dies with its parent (`PR_SET_PDEATHSIG`).
 //! Everything after fork is plain system calls: no allocation.
 
 use super::{classify, landlock, Exit, Isolation, Limits, RunClass, RunDir, RunReport};
@@ -25,7 +29,11 @@ pub(super) fn probe() -> Isolation {
             if libc::unshare(flags) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            libc::_exit(0)
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => libc::_exit(if private_proc() { 0 } else { 1 }),
+                p2 => wait_and_mirror(p2, Role::Outer),
+            }
         });
     }
     let namespaces = cmd
@@ -43,7 +51,27 @@ pub(super) fn probe() -> Isolation {
 
 fn ns_flags(root: bool) -> libc::c_int {
     let user = if root { 0 } else { libc::CLONE_NEWUSER };
-    user | libc::CLONE_NEWPID | libc::CLONE_NEWNET
+    user | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWNS
+}
+
+/// In a new mount namespace: stop mount propagation to the host, then mount a `/proc` of the
+/// current PID namespace over the host's. Only system calls, on static strings.
+unsafe fn private_proc() -> bool {
+    let null = std::ptr::null::<libc::c_char>();
+    libc::mount(
+        null,
+        c"/".as_ptr(),
+        null,
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ) == 0
+        && libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) == 0
 }
 
 pub(super) fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
@@ -161,7 +189,12 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
     });
     let tail = read_tail(&mut stderr_reader, 8 << 10);
     let output = args.last().is_some_and(|p| p.is_file());
+    // A flooded stdout/stderr may hold no message at all: its size says what happened.
+    let flooded = ["stdout.txt", "stderr.txt"]
+        .iter()
+        .any(|f| std::fs::metadata(root.join(f)).is_ok_and(|m| m.len() >= limits.max_file_bytes));
     let class = match exit {
+        Some(_) if flooded && !timed_out => RunClass::OutputLimit,
         Some(e) => classify(e, timed_out, &tail, output),
         None => RunClass::SetupFailed,
     };
@@ -232,13 +265,23 @@ impl ChildPlan {
             }
             match libc::fork() {
                 -1 => return Err(err()),
-                0 => {
-                    // P2: PID 1 of the new namespace; dies with P1 (P1 outlives it unless
-                    // killed, so there is no window where P1 is already gone).
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                }
-                p2 => wait_and_mirror(p2),
+                // P2 (P1 outlives its child unless killed, so no window where it is gone).
+                0 => libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL),
+                p2 => wait_and_mirror(p2, Role::Outer),
+            };
+            if !private_proc() {
+                return Err(err());
             }
+            if let Some(fd) = self.landlock_fd {
+                if !landlock::add_read_in_child(fd, c"/proc") {
+                    return Err(err());
+                }
+            }
+            match libc::fork() {
+                -1 => return Err(err()),
+                0 => libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), // P3: the stage
+                p3 => wait_and_mirror(p3, Role::Init),
+            };
         }
         if let Some(uid) = self.uid {
             if libc::setgroups(0, std::ptr::null()) != 0
@@ -264,32 +307,49 @@ impl ChildPlan {
     }
 }
 
-/// P1: let `spawn` return (close the parent's descriptors, among them std's exec-error pipe),
-/// wait for P2 and end the same way.
-unsafe fn wait_and_mirror(p2: libc::pid_t) -> ! {
+/// Which process waits: the outer one (P1) or the namespace's init (P2).
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Outer,
+    Init,
+}
+
+/// Closes the parent's descriptors (among them std's exec-error pipe, so that `spawn`
+/// returns), waits for `child` (an init reaps every orphan while it waits) and ends the same
+/// way: the outer process re-raises a signal; the init, which cannot signal itself, exits with
+/// 128 + n, which the outer process turns back into signal n.
+unsafe fn wait_and_mirror(child: libc::pid_t, role: Role) -> ! {
     libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    let target = if role == Role::Init { -1 } else { child };
     let mut status = 0;
     loop {
-        let r = libc::waitpid(p2, &mut status, 0);
-        if r == p2 {
+        let r = libc::waitpid(target, &mut status, 0);
+        if r == child {
             break;
         }
         if r < 0 && *libc::__errno_location() != libc::EINTR {
             libc::_exit(127);
         }
     }
-    if libc::WIFEXITED(status) {
-        libc::_exit(libc::WEXITSTATUS(status));
+    let sig = if libc::WIFSIGNALED(status) {
+        libc::WTERMSIG(status)
+    } else {
+        let code = libc::WEXITSTATUS(status);
+        if role == Role::Outer && (129..160).contains(&code) {
+            code - 128
+        } else {
+            libc::_exit(code)
+        }
+    };
+    if role == Role::Init {
+        libc::_exit(128 + sig);
     }
-    if libc::WIFSIGNALED(status) {
-        let sig = libc::WTERMSIG(status);
-        let none = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::setrlimit(libc::RLIMIT_CORE, &none);
-        libc::signal(sig, libc::SIG_DFL);
-        libc::kill(libc::getpid(), sig);
-    }
-    libc::_exit(128)
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    libc::setrlimit(libc::RLIMIT_CORE, &none);
+    libc::signal(sig, libc::SIG_DFL);
+    libc::kill(libc::getpid(), sig);
+    libc::_exit(128 + sig)
 }

@@ -3,9 +3,9 @@
 //! A compiled stage runs as a child process with, on Linux:
 //! * a scrubbed environment (only `PATH`, `HOME`/`TMPDIR` = its output dir, `LANG`,
 //!   `RAYON_NUM_THREADS=1`, `MALLOC_ARENA_MAX=2`): no API keys;
-//! * its own PID and network namespaces when the kernel allows (root, or unprivileged user
-//!   namespaces): no network interface but a down loopback, and every process it starts dies
-//!   with it;
+//! * its own PID, network and mount namespaces when the kernel allows (root, or unprivileged
+//!   user namespaces): no network interface but a down loopback, a `/proc` that shows only its
+//!   own processes, and every process it starts dies with it;
 //! * Landlock (kernel ≥ 5.13): read-only access to the system directories and its run
 //!   directory, write access only beneath its output directory; TCP bind/connect denied
 //!   (ABI ≥ 4); no signals or abstract sockets to processes outside (ABI ≥ 6); no ptrace or
@@ -57,7 +57,7 @@ impl Default for Limits {
 /// What isolation this machine gives (probed once).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Isolation {
-    /// PID + network namespaces.
+    /// PID + network + mount namespaces (with a private `/proc`).
     pub namespaces: bool,
     /// Landlock ABI version, if the kernel has Landlock.
     pub landlock_abi: Option<u32>,
