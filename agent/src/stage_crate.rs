@@ -80,8 +80,10 @@ impl Default for Toolchain {
             .parent()
             .unwrap()
             .to_path_buf();
+        // Cargo runs in the stage crate's directory: a relative target dir would move.
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
+            .map(|t| std::env::current_dir().map(|d| d.join(&t)).unwrap_or(t))
             .unwrap_or_else(|| repo.join("target"));
         Self {
             repo,

@@ -176,7 +176,11 @@ fn the_stage_sees_only_its_own_processes() {
     let (r, _d) = run(body, &quick());
     assert_eq!(r.class, RunClass::StageError, "{r:?}");
     // The namespace's init (1) and the stage (2), nothing of the host.
-    assert!(r.stderr_tail.contains("pids=[\"1\", \"2\"]"), "{}", r.stderr_tail);
+    assert!(
+        r.stderr_tail.contains("pids=[\"1\", \"2\"]"),
+        "{}",
+        r.stderr_tail
+    );
 }
 
 #[test]

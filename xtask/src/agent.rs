@@ -174,19 +174,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Options::default()
     };
     let toolchain = Toolchain::default();
+    // A spinner while the toolchain warms up (minutes the first time on a machine).
+    let mut spinner: Option<indicatif::ProgressBar> = None;
+    let mut progress = |line: &str| {
+        if let Some(s) = spinner.take() {
+            s.finish_and_clear();
+        }
+        if line.starts_with("preparing") {
+            let s = indicatif::ProgressBar::new_spinner().with_message(format!(
+                "{line} (the first time on a machine this compiles the analysis crate: minutes)"
+            ));
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            spinner = Some(s);
+        } else {
+            eprintln!("{line}");
+        }
+    };
     let outcome = run_task(
         &task,
         llm.as_mut(),
         &toolchain,
         &opts,
         &mut traj,
-        &mut |line| {
-            if line.starts_with("preparing") {
-                eprintln!("{line} (the first time on a machine this compiles the analysis crate: minutes)");
-            } else {
-                eprintln!("{line}");
-            }
-        },
+        &mut progress,
     )?;
 
     if let Some(code) = &outcome.code {
