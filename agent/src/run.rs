@@ -28,8 +28,6 @@ pub struct Options {
     pub limits: Limits,
     /// The user's own instruction instead of the task's (not validated: sanity checks only).
     pub instruction: Option<String>,
-    /// Screen code with [`crate::policy`] before compiling (tests of the sandbox turn it off).
-    pub policy: bool,
     /// Budget of the condensed diagnostics, characters.
     pub diagnostics_budget: usize,
 }
@@ -41,7 +39,6 @@ impl Default for Options {
             trial: 0,
             limits: Limits::default(),
             instruction: None,
-            policy: true,
             diagnostics_budget: 6000,
         }
     }
@@ -240,16 +237,14 @@ pub fn run_task(
                 break 'attempt render("coder_no_code", &[]);
             };
             out.code = Some(code.clone());
-            if opts.policy {
-                rec.policy = crate::policy::check(&code, &task.forbidden);
-                if !rec.policy.is_empty() {
-                    progress(&format!(
-                        "  rejected by the code policy: {}",
-                        rec.policy[0].rule
-                    ));
-                    let list: Vec<String> = rec.policy.iter().map(|v| format!("- {v}")).collect();
-                    break 'attempt render("coder_policy", &[("violations", &list.join("\n"))]);
-                }
+            rec.policy = crate::policy::check(&code, &task.forbidden);
+            if !rec.policy.is_empty() {
+                progress(&format!(
+                    "  rejected by the code policy: {}",
+                    rec.policy[0].rule
+                ));
+                let list: Vec<String> = rec.policy.iter().map(|v| format!("- {v}")).collect();
+                break 'attempt render("coder_policy", &[("violations", &list.join("\n"))]);
             }
             if let Err(e) = krate.write_code(&code) {
                 return Err(task_err(format!("writing the stage: {e}")));
