@@ -26,22 +26,33 @@ prompts!(
     "contract/fit",
 );
 
-/// The prompt `name` with each `{{key}}` replaced. Panics on an unknown name or a placeholder
-/// left unfilled: both are bugs in this crate, caught by its tests.
+/// The prompt `name` with each `{{key}}` replaced, in one pass over the template (values are
+/// never scanned: model code may well contain `{{`). Panics on an unknown name or a
+/// placeholder without a value: both are bugs in this crate, caught by its tests.
 pub fn render(name: &str, vars: &[(&str, &str)]) -> String {
     let template = PROMPTS
         .iter()
         .find(|(n, _)| *n == name)
         .unwrap_or_else(|| panic!("no prompt template '{name}'"))
         .1;
-    let mut out = template.to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find("}}")
+            .unwrap_or_else(|| panic!("prompt '{name}': unclosed {{{{"));
+        let key = &after[..end];
+        let value = vars
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("prompt '{name}': no value for {{{{{key}}}}}"))
+            .1;
+        out.push_str(value);
+        rest = &after[end + 2..];
     }
-    if let Some(i) = out.find("{{") {
-        let rest: String = out[i..].chars().take(30).collect();
-        panic!("prompt '{name}': unfilled placeholder at {rest:?}");
-    }
+    out.push_str(rest);
     out.trim_end().to_string()
 }
 
@@ -52,6 +63,17 @@ pub fn contract(kind: StageKind) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_are_inserted_verbatim() {
+        let code = "let s = format!(\"{{}} {{{{task}}}}\", 1);";
+        let out = super::render(
+            "coder_task",
+            &[("task", code), ("contract", "{{contract}}")],
+        );
+        assert!(out.starts_with(code), "{out}");
+        assert!(out.ends_with("{{contract}}"), "{out}");
+    }
+
     #[test]
     fn every_contract_names_the_current_api_version() {
         for kind in ["select", "histogram", "fit"] {

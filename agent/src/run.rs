@@ -247,7 +247,9 @@ pub fn run_task(
                 break 'attempt render("coder_policy", &[("violations", &list.join("\n"))]);
             }
             if let Err(e) = krate.write_code(&code) {
-                return Err(task_err(format!("writing the stage: {e}")));
+                out.status = Status::HarnessError;
+                out.error = Some(format!("writing the stage: {e}"));
+                break 'attempt String::new();
             }
             let build = krate.build();
             timing.build_s = Some(build.wall_s);
@@ -284,8 +286,14 @@ pub fn run_task(
                 build.wall_s
             ));
 
-            let dir = RunDir::new(&binary, &[("input.json", prepared.input.as_bytes())])
-                .map_err(|e| task_err(format!("run directory: {e}")))?;
+            let dir = match RunDir::new(&binary, &[("input.json", prepared.input.as_bytes())]) {
+                Ok(d) => d,
+                Err(e) => {
+                    out.status = Status::HarnessError;
+                    out.error = Some(format!("run directory: {e}"));
+                    break 'attempt String::new();
+                }
+            };
             let output = dir.out().join("output.json");
             let report = sandbox::run(
                 &dir,
@@ -312,7 +320,8 @@ pub fn run_task(
                     ),
                 )
             } else {
-                let text = std::fs::read_to_string(&output).unwrap_or_default();
+                let text = sandbox::read_output(&output, opts.limits.max_file_bytes)
+                    .unwrap_or_else(|e| format!("(unreadable output: {e})"));
                 let v = validate(kind, &text, prepared.reference.as_ref(), &task.tolerances);
                 rec.validation = Some(v.clone());
                 out.validation = Some(v.clone());

@@ -69,6 +69,8 @@ pub enum Status {
     IterationCap,
     /// The model could not be reached (after retries).
     LlmError,
+    /// The harness itself failed (disk, permissions): not the model's doing.
+    HarnessError,
 }
 
 /// One line of the trajectory.

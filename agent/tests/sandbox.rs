@@ -222,3 +222,45 @@ fn a_stack_overflow_is_a_crash() {
         r.stderr_tail
     );
 }
+
+#[test]
+fn unix_sockets_on_the_host_are_out_of_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let body = format!(
+        "std::os::unix::net::UnixStream::connect({path:?}).unwrap(); Ok(Histogram::new(*b))"
+    );
+    let (r, _d) = run(&body, &quick());
+    assert_eq!(r.class, RunClass::NetworkBlocked, "{r:?}");
+    assert!(
+        listener.accept().is_err(),
+        "the stage reached a host socket"
+    );
+}
+
+#[test]
+fn an_exit_code_above_128_stays_an_exit_code() {
+    // 147 = 128 + SIGSTOP: must not be turned into a stopped process.
+    let (r, _d) = run("std::process::exit(147)", &quick());
+    assert_eq!(r.class, RunClass::ExitCode, "{r:?}");
+    assert_eq!(r.exit.unwrap().code, Some(147));
+    assert!(r.wall_s < 5.0);
+}
+
+#[test]
+fn filling_the_output_directory_is_stopped() {
+    let limits = Limits {
+        max_output_bytes: 8 << 20,
+        max_file_bytes: 4 << 20,
+        ..quick()
+    };
+    let body = "let chunk = vec![7u8; 1 << 20];\n\
+                for i in 0.. { std::fs::write(format!(\"f{i}\"), &chunk).unwrap(); }\n\
+                Ok(Histogram::new(*b))";
+    let (r, dir) = run(body, &limits);
+    assert_eq!(r.class, RunClass::OutputLimit, "{r:?}");
+    let n = std::fs::read_dir(dir.out()).unwrap().count();
+    assert!(n < 200, "{n} files written before the stop");
+}

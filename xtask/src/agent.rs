@@ -83,14 +83,18 @@ fn parse_price(s: &str) -> Result<(f64, f64), String> {
 }
 
 fn is_local(url: &str) -> bool {
-    let host = url
+    let authority = url
         .split("://")
         .nth(1)
         .unwrap_or("")
-        .split(['/', ':'])
+        .split('/')
         .next()
         .unwrap_or("");
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -230,6 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Status::GaveUp => "GAVE UP: the supervisor stopped",
         Status::IterationCap => "FAILED: iteration cap reached",
         Status::LlmError => "FAILED: the model could not be reached",
+        Status::HarnessError => "FAILED: the harness failed (see the error)",
     };
     println!("{verdict}");
     println!(

@@ -12,8 +12,8 @@ const BROKEN: &str = include_str!("../../agent/tests/answers/select_type_error.r
 #[derive(clap::Args)]
 pub struct Args {
     /// Timed runs of each step (after the warm-up).
-    #[arg(long, default_value_t = 10)]
-    runs: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

@@ -118,7 +118,8 @@ impl Replayer {
         {
             let e: Entry =
                 serde_json::from_str(line).map_err(|e| err(format!("line {}: {e}", i + 1)))?;
-            entries.entry(e.key).or_insert(e.reply);
+            // A call recorded again (appended later) replaces the earlier answer.
+            entries.insert(e.key, e.reply);
         }
         Ok(Self {
             config,

@@ -81,7 +81,11 @@ impl HttpLlm {
     /// One HTTP request. `Err((error, retry, retry_after))`.
     fn attempt(&self, body: &str) -> Result<Reply, (LlmError, bool, Option<Duration>)> {
         let endpoint = self.config.public_url();
-        let url = format!("{}/chat/completions", self.config.base_url);
+        // The path goes before any query string (`...?key=` endpoints).
+        let url = match self.config.base_url.split_once('?') {
+            Some((base, query)) => format!("{base}/chat/completions?{query}"),
+            None => format!("{}/chat/completions", self.config.base_url),
+        };
         let mut req = self
             .agent
             .post(&url)
@@ -130,7 +134,9 @@ impl HttpLlm {
             Err(ureq::Error::Status(status, resp)) => {
                 let retry_after = resp.header("retry-after").and_then(parse_retry_after);
                 let text = resp.into_string().unwrap_or_default();
-                let retry = status == 408 || status == 429 || status >= 500;
+                // Overload and transient server states; not 501 (never implemented) and
+                // other 4xx (the request itself is wrong). 529: Anthropic's "overloaded".
+                let retry = matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529);
                 let e = LlmError::Status {
                     endpoint,
                     status,
@@ -140,9 +146,12 @@ impl HttpLlm {
                 Err((e, retry, retry_after))
             }
             Err(ureq::Error::Transport(t)) => {
+                // ureq quotes the URL: never with its query string (it may hold a key).
+                let public = format!("{endpoint}/chat/completions");
+                let message = super::redact(&t.to_string().replace(&url, &public), &self.secrets());
                 let e = LlmError::Transport {
                     endpoint,
-                    message: t.to_string(),
+                    message,
                     requests: 0,
                 };
                 Err((e, true, None))
@@ -227,7 +236,7 @@ fn with_requests(e: LlmError, n: u32) -> LlmError {
 fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s));
+        return Duration::try_from_secs_f64(s).ok();
     }
     let when = httpdate(v)?;
     let now = std::time::SystemTime::now();

@@ -1,5 +1,6 @@
-//! The three Landlock system calls, raw: the ruleset is built in the parent (it may allocate),
-//! and the child only calls `prctl` and `landlock_restrict_self` between fork and exec.
+//! The three Landlock system calls, raw: the ruleset is built in the parent (it may allocate);
+//! between fork and exec the child adds the rule for the `/proc` it mounted (open, add-rule,
+//! close) and calls `landlock_restrict_self`: system calls only.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -152,14 +153,13 @@ pub unsafe fn add_read_in_child(ruleset: i32, path: &std::ffi::CStr) -> bool {
     r == 0
 }
 
-/// Enforces the ruleset on the calling process (async-signal-safe: two system calls).
+/// Enforces the ruleset on the calling process (async-signal-safe: one system call).
 ///
 /// # Safety
 /// Meant for the child between fork and exec; `fd` must be a Landlock ruleset.
 pub unsafe fn restrict_self(fd: i32) -> std::io::Result<()> {
-    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-        || libc::syscall(SYS_RESTRICT_SELF, fd, 0u32) != 0
-    {
+    // (The caller has set PR_SET_NO_NEW_PRIVS, which this needs.)
+    if libc::syscall(SYS_RESTRICT_SELF, fd, 0u32) != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -1,17 +1,22 @@
 //! The Linux sandbox. Between fork and exec the child (P1) starts a new session, unshares PID,
 //! network and mount namespaces, and forks: its child (P2) is PID 1 — the init — of the new
 //! PID namespace, so when it exits every process in the namespace dies too. P2 makes its
-//! mounts private, mounts a fresh `/proc` (the stage sees only its own processes) and forks
-//! the stage (P3), an ordinary process (signals such as SIGXFSZ act on it as usual, which they
-//! would not on an init). P3 drops to `nobody` when started by root, sets rlimits, enters
-//! Landlock and execs the stage. P1 and P2 close their copies of the parent's descriptors (so
-//! `spawn` returns), wait, and end as their child did (P2 reports a signal as exit 128 + n,
-//! which P1 turns back into the signal). Each dies with its parent (`PR_SET_PDEATHSIG`).
-//! Everything after fork is plain system calls: no allocation.
+//! mounts private, remounts the whole tree read-only but for the stage's output directory,
+//! mounts a fresh `/proc` (the stage sees only its own processes) and forks the stage (P3), an
+//! ordinary process (signals such as SIGXFSZ act on it as usual, which they would not on an
+//! init). P3 drops to `nobody` when started by root, sets rlimits and `NO_NEW_PRIVS`, enters
+//! Landlock and the seccomp filter, and execs the stage. P1 and P2 close their copies of the
+//! parent's descriptors (so `spawn` returns), wait, and end as their child did (P2 reports a
+//! signal as exit 128 + n, which P1 turns back into the signal). Each of P1, P2, P3 dies with
+//! its parent (`PR_SET_PDEATHSIG`; for P1 that is the thread that called `spawn`, which
+//! `run` keeps alive until the run ends). Everything after fork is plain system calls on data
+//! prepared before it: no allocation.
 
-use super::{classify, landlock, Exit, Isolation, Limits, RunClass, RunDir, RunReport};
+use super::{classify, landlock, seccomp, Exit, Isolation, Limits, RunClass, RunDir, RunReport};
+use std::ffi::CString;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,29 +27,41 @@ const NOBODY: u32 = 65534;
 pub(super) fn probe() -> Isolation {
     let root = unsafe { libc::geteuid() } == 0;
     let flags = ns_flags(root);
-    let mut cmd = Command::new("/");
-    // SAFETY: only system calls after fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::unshare(flags) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            match libc::fork() {
-                -1 => Err(std::io::Error::last_os_error()),
-                0 => libc::_exit(if private_proc() { 0 } else { 1 }),
-                p2 => wait_and_mirror(p2, Role::Outer),
-            }
-        });
-    }
-    let namespaces = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    // The whole namespace sequence, on a scratch directory, in a throwaway child.
+    let scratch = tempfile::tempdir().ok();
+    let dir = scratch
+        .as_ref()
+        .and_then(|d| CString::new(d.path().as_os_str().as_bytes()).ok());
+    let namespaces = dir.as_ref().is_some_and(|dir| {
+        let addr = dir.as_ptr() as usize;
+        let mut cmd = Command::new("/");
+        // SAFETY: only system calls after fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::unshare(flags) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                match libc::fork() {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    0 => libc::_exit(if private_mounts(addr as *const libc::c_char) {
+                        0
+                    } else {
+                        1
+                    }),
+                    p2 => wait_and_mirror(p2, Role::Outer),
+                }
+            });
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     Isolation {
         namespaces,
         landlock_abi: landlock::abi(),
+        seccomp: seccomp::filter().is_some(),
         run_as_uid: root.then_some(NOBODY),
     }
 }
@@ -54,10 +71,39 @@ fn ns_flags(root: bool) -> libc::c_int {
     user | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWNS
 }
 
-/// In a new mount namespace: stop mount propagation to the host, then mount a `/proc` of the
-/// current PID namespace over the host's. Only system calls, on static strings.
-unsafe fn private_proc() -> bool {
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// In a new mount namespace: stop propagation to the host, make every mount read-only except
+/// a bind mount of `writable`, and mount a `/proc` of the current PID namespace over the
+/// host's. Only system calls, on strings prepared before fork.
+unsafe fn private_mounts(writable: *const libc::c_char) -> bool {
+    const SYS_MOUNT_SETATTR: libc::c_long = 442; // the same on x86_64 and asm-generic
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
     let null = std::ptr::null::<libc::c_char>();
+    let setattr = |path: *const libc::c_char, flags: libc::c_uint, set: u64, clr: u64| {
+        let attr = MountAttr {
+            attr_set: set,
+            attr_clr: clr,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        libc::syscall(
+            SYS_MOUNT_SETATTR,
+            libc::AT_FDCWD,
+            path,
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ) == 0
+    };
     libc::mount(
         null,
         c"/".as_ptr(),
@@ -65,6 +111,15 @@ unsafe fn private_proc() -> bool {
         libc::MS_REC | libc::MS_PRIVATE,
         std::ptr::null(),
     ) == 0
+        && libc::mount(
+            writable,
+            writable,
+            null,
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) == 0
+        && setattr(c"/".as_ptr(), AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)
+        && setattr(writable, 0, 0, MOUNT_ATTR_RDONLY)
         && libc::mount(
             c"proc".as_ptr(),
             c"/proc".as_ptr(),
@@ -125,18 +180,38 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
         Err(e) => return setup_failed(format!("stderr: {e}")),
     };
 
-    // Everything the child needs, computed before fork.
+    // Everything the child needs, prepared before fork (and kept alive until spawn returns).
+    let Ok(out_c) = CString::new(out.as_os_str().as_bytes()) else {
+        return setup_failed(format!("output directory {} has a NUL byte", out.display()));
+    };
+    let filter = seccomp::filter();
     let plan = ChildPlan {
+        agent: std::process::id() as libc::pid_t,
         namespaces: iso.namespaces.then(|| ns_flags(iso.run_as_uid.is_some())),
+        writable: out_c.as_ptr() as usize,
         uid: iso.run_as_uid,
         landlock_fd: ruleset.as_ref().map(|f| f.as_raw_fd()),
+        seccomp: filter.as_ref().map(|f| f.prog_addr()),
         rlimits: [
-            (libc::RLIMIT_AS, limits.memory_bytes),
-            (libc::RLIMIT_NPROC, nproc_limit(iso, limits.max_processes)),
-            (libc::RLIMIT_FSIZE, limits.max_file_bytes),
-            (libc::RLIMIT_NOFILE, 256),
-            (libc::RLIMIT_CORE, 0),
-            (libc::RLIMIT_CPU, limits.wall_s.ceil() as u64 + 1),
+            (libc::RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
+            (
+                libc::RLIMIT_NPROC,
+                nproc_limit(iso, limits.max_processes),
+                nproc_limit(iso, limits.max_processes),
+            ),
+            (
+                libc::RLIMIT_FSIZE,
+                limits.max_file_bytes,
+                limits.max_file_bytes,
+            ),
+            (libc::RLIMIT_NOFILE, 256, 256),
+            (libc::RLIMIT_CORE, 0, 0),
+            // Soft below hard: SIGXCPU first (reported as a timeout), SIGKILL a second later.
+            (
+                libc::RLIMIT_CPU,
+                limits.wall_s.ceil() as u64 + 1,
+                limits.wall_s.ceil() as u64 + 2,
+            ),
         ],
     };
     let mut cmd = Command::new(dir.binary());
@@ -160,41 +235,59 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
         Ok(c) => c,
         Err(e) => return setup_failed(format!("starting the stage: {e}")),
     };
-    drop(ruleset);
+    drop((ruleset, filter, out_c));
 
+    // Wait without reaping (WNOWAIT), so that the process group is killed while its id
+    // cannot have been reused; watch the wall clock and the output directory's size.
+    let pid = child.id() as libc::pid_t;
     let deadline = start + Duration::from_secs_f64(limits.wall_s);
     let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() >= deadline => {
-                timed_out = true;
-                let pid = child.id() as i32;
-                // SAFETY: plain kill(2); the group is the child's own session.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-                let _ = child.kill();
-                break child.wait().ok();
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(_) => break None,
+    let mut over_output = false;
+    let mut polls = 0u32;
+    loop {
+        // SAFETY: waitid on our own child, into a zeroed siginfo.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+            );
+            r != 0 || info.si_pid() != 0
+        };
+        if exited {
+            break;
         }
-    };
-    // Whatever is left of the group (no namespaces) goes too.
-    // SAFETY: as above.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        polls += 1;
+        if polls % 20 == 0 && dir_bytes(&out, 10_000) > limits.max_output_bytes {
+            over_output = true;
+        }
+        if over_output || Instant::now() >= deadline {
+            timed_out = !over_output;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Whatever is left of the group goes (with namespaces, P1's death takes the rest).
+    // SAFETY: plain kill(2) of the child's own session, not yet reaped.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let status = child.wait().ok();
 
     let exit = status.map(|s| Exit {
         code: s.code(),
         signal: s.signal(),
     });
     let tail = read_tail(&mut stderr_reader, 8 << 10);
-    let output = args.last().is_some_and(|p| p.is_file());
+    let output = args
+        .last()
+        .is_some_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
     // A flooded stdout/stderr may hold no message at all: its size says what happened.
     let flooded = ["stdout.txt", "stderr.txt"]
         .iter()
         .any(|f| std::fs::metadata(root.join(f)).is_ok_and(|m| m.len() >= limits.max_file_bytes));
     let class = match exit {
-        Some(_) if flooded && !timed_out => RunClass::OutputLimit,
+        Some(_) if (flooded || over_output) && !timed_out => RunClass::OutputLimit,
         Some(e) => classify(e, timed_out, &tail, output),
         None => RunClass::SetupFailed,
     };
@@ -234,6 +327,25 @@ fn nproc_limit(iso: &Isolation, max: u64) -> u64 {
     mine + max
 }
 
+/// Bytes under `dir` (not following links); `u64::MAX` past `max_entries` entries.
+fn dir_bytes(dir: &Path, max_entries: usize) -> u64 {
+    let (mut total, mut seen, mut stack) = (0u64, 0usize, vec![dir.to_path_buf()]);
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            seen += 1;
+            if seen > max_entries {
+                return u64::MAX;
+            }
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 fn read_tail(f: &mut std::fs::File, max: u64) -> String {
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
@@ -242,13 +354,18 @@ fn read_tail(f: &mut std::fs::File, max: u64) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// What the child does between fork and exec.
+/// What the children do between fork and exec. Addresses are of data the parent keeps alive.
 #[derive(Clone, Copy)]
 struct ChildPlan {
+    /// The agent's pid: P1 checks its parent is still there after arming PDEATHSIG.
+    agent: libc::pid_t,
     namespaces: Option<libc::c_int>,
+    /// The output directory (a NUL-terminated string).
+    writable: usize,
     uid: Option<u32>,
     landlock_fd: Option<i32>,
-    rlimits: [(libc::__rlimit_resource_t, u64); 6],
+    seccomp: Option<usize>,
+    rlimits: [(libc::__rlimit_resource_t, u64, u64); 6],
 }
 
 impl ChildPlan {
@@ -256,6 +373,11 @@ impl ChildPlan {
     /// Only between fork and exec of a single-threaded child.
     unsafe fn enter(&self) -> std::io::Result<()> {
         let err = std::io::Error::last_os_error;
+        // P1 dies with the agent: nothing outlives a crashed agent.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != self.agent {
+            libc::_exit(137);
+        }
         if libc::setsid() < 0 {
             return Err(err());
         }
@@ -269,7 +391,11 @@ impl ChildPlan {
                 0 => libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL),
                 p2 => wait_and_mirror(p2, Role::Outer),
             };
-            if !private_proc() {
+            // The working directory still points into the mount underneath the new writable
+            // bind mount (std changed to it before this ran): enter it again.
+            if !private_mounts(self.writable as *const libc::c_char)
+                || libc::chdir(self.writable as *const libc::c_char) != 0
+            {
                 return Err(err());
             }
             if let Some(fd) = self.landlock_fd {
@@ -279,7 +405,7 @@ impl ChildPlan {
             }
             match libc::fork() {
                 -1 => return Err(err()),
-                0 => libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), // P3: the stage
+                0 => {} // P3: the stage
                 p3 => wait_and_mirror(p3, Role::Init),
             };
         }
@@ -291,17 +417,25 @@ impl ChildPlan {
                 return Err(err());
             }
         }
-        for (resource, value) in self.rlimits {
+        // After setuid, which clears it.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        for (resource, cur, max) in self.rlimits {
             let lim = libc::rlimit {
-                rlim_cur: value,
-                rlim_max: value,
+                rlim_cur: cur,
+                rlim_max: max,
             };
             if libc::setrlimit(resource, &lim) != 0 {
                 return Err(err());
             }
         }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(err());
+        }
         if let Some(fd) = self.landlock_fd {
             landlock::restrict_self(fd)?;
+        }
+        if let Some(prog) = self.seccomp {
+            seccomp::install(prog)?;
         }
         Ok(())
     }
@@ -319,7 +453,12 @@ enum Role {
 /// way: the outer process re-raises a signal; the init, which cannot signal itself, exits with
 /// 128 + n, which the outer process turns back into signal n.
 unsafe fn wait_and_mirror(child: libc::pid_t, role: Role) -> ! {
-    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+        // Kernels before 5.9: close what the parent can have open.
+        for fd in 3..65536 {
+            libc::close(fd);
+        }
+    }
     let target = if role == Role::Init { -1 } else { child };
     let mut status = 0;
     loop {
@@ -335,7 +474,9 @@ unsafe fn wait_and_mirror(child: libc::pid_t, role: Role) -> ! {
         libc::WTERMSIG(status)
     } else {
         let code = libc::WEXITSTATUS(status);
-        if role == Role::Outer && (129..160).contains(&code) {
+        // Only signals whose default action ends a process (not STOP, CONT, CHLD, ...).
+        let terminates = |n: i32| (1..32).contains(&n) && !matches!(n, 17..=23 | 28);
+        if role == Role::Outer && code > 128 && terminates(code - 128) {
             code - 128
         } else {
             libc::_exit(code)

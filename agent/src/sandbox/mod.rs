@@ -6,13 +6,20 @@
 //! * its own PID, network and mount namespaces when the kernel allows (root, or unprivileged
 //!   user namespaces): no network interface but a down loopback, a `/proc` that shows only its
 //!   own processes, and every process it starts dies with it;
+//! * in that mount namespace, every mount read-only except its output directory (which also
+//!   covers what Landlock does not: chmod, chown, utimes);
 //! * Landlock (kernel ≥ 5.13): read-only access to the system directories and its run
 //!   directory, write access only beneath its output directory; TCP bind/connect denied
-//!   (ABI ≥ 4); no signals or abstract sockets to processes outside (ABI ≥ 6); no ptrace or
-//!   `/proc/PID/environ` of processes outside;
+//!   when there is no network namespace (ABI ≥ 4); no signals or abstract sockets to
+//!   processes outside (ABI ≥ 6); no ptrace or `/proc/PID/environ` of processes outside;
+//! * seccomp (x86_64, aarch64): no sockets of any family — named Unix sockets (a desktop
+//!   bus, docker.sock, ssh-agent) are beyond namespaces and Landlock — and no new namespaces,
+//!   mounts, ptrace, BPF, io_uring, keyrings or modules; `NO_NEW_PRIVS` always;
 //! * rlimits: address space, processes (run as uid `nobody` when started by root, since root
 //!   ignores `RLIMIT_NPROC`), file size, open files, CPU time, no core dumps;
-//! * a wall-clock timeout, after which the whole process group (and namespace) is killed.
+//! * a wall-clock timeout and a cap on the output directory's total size, after which the
+//!   whole process group (and namespace) is killed; and every process of the run dies if the
+//!   agent does.
 //!
 //! Fallbacks, reported in [`Isolation`]: without namespaces, network access is blocked only by
 //! Landlock's TCP rules (UDP is not) and stray processes only by the process group kill;
@@ -26,6 +33,8 @@
 mod landlock;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+mod seccomp;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -41,6 +50,8 @@ pub struct Limits {
     pub max_processes: u64,
     /// Largest file the process may write (bytes), stdout/stderr included.
     pub max_file_bytes: u64,
+    /// Largest total size of the output directory (bytes); checked every 0.1 s.
+    pub max_output_bytes: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +61,7 @@ impl Default for Limits {
             memory_bytes: 2 << 30,
             max_processes: 64,
             max_file_bytes: 256 << 20,
+            max_output_bytes: 1 << 30,
         }
     }
 }
@@ -61,6 +73,8 @@ pub struct Isolation {
     pub namespaces: bool,
     /// Landlock ABI version, if the kernel has Landlock.
     pub landlock_abi: Option<u32>,
+    /// A seccomp filter (no sockets, namespaces, mounts, tracing, BPF, io_uring).
+    pub seccomp: bool,
     /// The uid the stage runs as when the agent runs as root (`nobody`).
     pub run_as_uid: Option<u32>,
 }
@@ -85,9 +99,14 @@ impl Isolation {
         })
     }
 
-    /// Network blocked for TCP and UDP (namespaces), or for TCP only (Landlock ≥ 4), or not.
+    /// What blocks the network: sockets refused (seccomp) and/or an empty network namespace,
+    /// or Landlock for TCP only, or nothing.
     pub fn network(&self) -> &'static str {
-        if self.namespaces {
+        if self.seccomp && self.namespaces {
+            "seccomp (no sockets) + network namespace"
+        } else if self.seccomp {
+            "seccomp (no sockets)"
+        } else if self.namespaces {
             "network namespace"
         } else if self.landlock_abi.is_some_and(|v| v >= 4) {
             "landlock (TCP only)"
@@ -196,6 +215,34 @@ impl RunDir {
     pub fn binary(&self) -> PathBuf {
         self.root().join("bin/stage")
     }
+}
+
+/// Reads a file the stage wrote, without following a symbolic link it may have planted there
+/// and at most `max` bytes: the agent may run as root, the stage must not make it read
+/// anything else.
+pub fn read_output(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if m.len() > max {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than {max} bytes",
+            path.display()
+        )));
+    }
+    let mut s = String::new();
+    f.take(max).read_to_string(&mut s)?;
+    Ok(s)
 }
 
 /// Runs `bin/stage ARGS...` of `dir` in the sandbox, with `out/` as the working directory.
