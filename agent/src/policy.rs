@@ -21,16 +21,18 @@ impl std::fmt::Display for Violation {
     }
 }
 
-/// Macros that read the host at compile time or escape the language.
-const MACROS: [&str; 7] = [
+/// Macros that read the host at compile time or escape the language, flagged wherever the
+/// name appears (a `use ... as` rename or a `macro_rules!` indirection still names them).
+const MACROS: [&str; 6] = [
     "include_str",
     "include_bytes",
-    "include",
-    "env",
     "option_env",
     "asm",
     "global_asm",
+    "macro_rules",
 ];
+/// The same, for names that are also ordinary words: flagged as `name!` or in a `use`.
+const MACRO_WORDS: [&str; 2] = ["include", "env"];
 /// Standard-library modules a stage has no use for.
 const MODULES: [&str; 5] = ["env", "net", "process", "fs", "os"];
 const KEYWORDS: [&str; 2] = ["unsafe", "extern"];
@@ -56,7 +58,9 @@ pub fn check(code: &str, forbidden: &[String]) -> Vec<Violation> {
             ";" => in_use = false,
             _ => {}
         }
-        if MACROS.contains(&t.text) && next == Some("!") {
+        if MACROS.contains(&t.text)
+            || (MACRO_WORDS.contains(&t.text) && (next == Some("!") || in_use))
+        {
             push(
                 format!(
                     "`{}!` reads the host at compile time or escapes the language",
@@ -87,8 +91,40 @@ pub fn check(code: &str, forbidden: &[String]) -> Vec<Violation> {
             );
         }
     }
+    // `use` statements as token ranges, for imports of forbidden paths by groups or globs.
+    let uses: Vec<(usize, usize)> = toks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.text == "use")
+        .map(|(i, _)| {
+            (
+                i,
+                (i..toks.len())
+                    .find(|&j| toks[j].text == ";")
+                    .unwrap_or(toks.len()),
+            )
+        })
+        .collect();
     for f in forbidden {
         let parts: Vec<&str> = f.split("::").collect();
+        if parts.len() > 1 {
+            // `use a::{b as x}` or `use a::*` for a forbidden `a::b`.
+            for &(start, end) in &uses {
+                let span = &toks[start..end];
+                let Some(k) = (0..span.len()).find(|&k| {
+                    span[k].text == parts[0] && span.get(k + 1).map(|t| t.text) == Some("::")
+                }) else {
+                    continue;
+                };
+                let last = parts[parts.len() - 1];
+                if span[k..].iter().any(|t| t.text == last || t.text == "*") {
+                    push(
+                        format!("`{f}` is not allowed in this task (write the stage yourself)"),
+                        span[k].line,
+                    );
+                }
+            }
+        }
         for (i, t) in toks.iter().enumerate() {
             let matches = parts.iter().enumerate().all(|(k, p)| {
                 let j = i + 2 * k;
@@ -105,6 +141,24 @@ pub fn check(code: &str, forbidden: &[String]) -> Vec<Violation> {
         }
     }
     v
+}
+
+/// Rust paths (`analysis::select::select`, `analysis::stage::Reference`) whose code is linked
+/// into `binary`: a check after the build that no renaming can dodge, for functions that are
+/// not inlined (the reference implementations are large, non-generic, not `#[inline]`).
+pub fn linked_symbols(binary: &[u8], paths: &[String]) -> Vec<String> {
+    let found = |needle: &str| binary.windows(needle.len()).any(|w| w == needle.as_bytes());
+    paths
+        .iter()
+        .filter(|p| {
+            let segs: Vec<&str> = p.split("::").collect();
+            // Legacy mangling of a function path (`8analysis6select6select`) and the
+            // demangled-with-dots form used inside impl names (`analysis..stage..Reference`).
+            let legacy: String = segs.iter().map(|s| format!("{}{s}", s.len())).collect();
+            found(&legacy) || (segs.len() > 1 && found(&segs.join("..")))
+        })
+        .cloned()
+        .collect()
 }
 
 struct Token<'a> {
@@ -271,6 +325,10 @@ mod tests {
             "mod other;",
             "fn f() { analysis::stage::Reference; }",
             "fn f() { analysis::select::select(a, b); }",
+            "use analysis::select::{select as pick};",
+            "use analysis::select::*;",
+            "use std::include_str as inc;",
+            "macro_rules! m { ($i:ident) => { $i!(\"x\") } }",
         ] {
             assert!(!rules(bad).is_empty(), "{bad} passed the screen");
         }

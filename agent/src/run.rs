@@ -281,6 +281,25 @@ pub fn run_task(
                     break 'attempt render("coder_compile_error", &[("diagnostics", &diagnostics)]);
                 }
             };
+            let linked = std::fs::read(&binary)
+                .map(|b| crate::policy::linked_symbols(&b, &task.forbidden_symbols))
+                .unwrap_or_default();
+            if !linked.is_empty() {
+                rec.policy = linked
+                    .iter()
+                    .map(|p| crate::policy::Violation {
+                        rule: format!("the compiled stage calls `{p}`, which this task forbids (write the stage yourself)"),
+                        line: 0,
+                    })
+                    .collect();
+                progress(&format!(
+                    "  rejected: the binary links {}",
+                    linked.join(", ")
+                ));
+                let list: Vec<String> =
+                    rec.policy.iter().map(|v| format!("- {}", v.rule)).collect();
+                break 'attempt render("coder_policy", &[("violations", &list.join("\n"))]);
+            }
             progress(&format!(
                 "  built in {:.2} s; running in the sandbox",
                 build.wall_s

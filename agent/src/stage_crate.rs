@@ -3,12 +3,19 @@
 //! crate (without plots) and built with `cargo build --offline --message-format=json` into a
 //! shared target directory (`target/agent-stages`). The repository's Cargo.lock pins every
 //! dependency and the features never change, so after one warm-up build only the stage crate
-//! recompiles. Cargo runs with a scrubbed environment: `env!` in generated code sees no keys.
+//! compiles. Each crate has a unique package name (its directory's), so two crates are never
+//! the same cargo unit (cargo hashes a path package by its workspace-relative path and judges
+//! freshness by mtimes: same-named crates built in turn can be taken for one another). Its
+//! build products are removed with it. Cargo runs with a scrubbed environment: `env!` in
+//! generated code sees no keys.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+/// A stage build that takes longer than this is stopped (e.g. a huge `const` array).
+const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 const CARGO_TOML: &str = include_str!("../../templates/stage/Cargo.toml.in");
 const MAIN_RS: &str = include_str!("../../templates/stage/src/main.rs.in");
@@ -128,6 +135,8 @@ impl Build {
 /// A stage crate in a temporary directory.
 pub struct StageCrate {
     dir: tempfile::TempDir,
+    /// Package and binary name: the directory's unique name.
+    package: String,
     toolchain: Toolchain,
     pub kind: StageKind,
 }
@@ -135,23 +144,33 @@ pub struct StageCrate {
 impl Toolchain {
     /// Writes a new stage crate (Cargo.toml, Cargo.lock, the runner) for `kind`.
     pub fn new_crate(&self, kind: StageKind) -> std::io::Result<StageCrate> {
+        // Under the target directory, not /tmp: cargo reads `.cargo/config.toml` from every
+        // parent directory, and anyone can write one into /tmp.
+        let parent = self.target_dir.join("crates");
+        std::fs::create_dir_all(&parent)?;
         let dir = tempfile::Builder::new()
-            .prefix("hep-stage-crate-")
-            .tempdir()?;
+            .prefix("stage-")
+            .tempdir_in(&parent)?;
+        let package = dir
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "stage".into());
         let fill = |t: &str| {
-            t.replace(
-                "{{analysis}}",
-                &self.repo.join("analysis").display().to_string(),
-            )
-            .replace(
-                "{{oxyroot}}",
-                &self.repo.join("vendor/oxyroot").display().to_string(),
-            )
-            .replace("{{stage}}", kind.name())
-            .replace(
-                "{{api_version}}",
-                &analysis::stage::STAGE_API_VERSION.to_string(),
-            )
+            t.replace("{{package}}", &package)
+                .replace(
+                    "{{analysis}}",
+                    &self.repo.join("analysis").display().to_string(),
+                )
+                .replace(
+                    "{{oxyroot}}",
+                    &self.repo.join("vendor/oxyroot").display().to_string(),
+                )
+                .replace("{{stage}}", kind.name())
+                .replace(
+                    "{{api_version}}",
+                    &analysis::stage::STAGE_API_VERSION.to_string(),
+                )
         };
         std::fs::create_dir(dir.path().join("src"))?;
         std::fs::write(dir.path().join("Cargo.toml"), fill(CARGO_TOML))?;
@@ -162,6 +181,7 @@ impl Toolchain {
         }
         Ok(StageCrate {
             dir,
+            package,
             toolchain: self.clone(),
             kind,
         })
@@ -208,19 +228,6 @@ impl StageCrate {
 
     fn cargo(&self, verb: &str) -> Build {
         let start = Instant::now();
-        let lock = BuildLock::acquire(&self.toolchain.target_dir);
-        // Cargo hashes a path package by its path relative to its workspace, so every stage
-        // crate is the same unit to it, and it decides freshness by mtime: a file written
-        // before another crate's build finished would look fresh. Touch the sources now,
-        // under the lock, so the stage always recompiles (and only it).
-        for f in ["src/main.rs", "src/stage.rs"] {
-            if let Ok(file) = std::fs::File::options()
-                .write(true)
-                .open(self.path().join(f))
-            {
-                let _ = file.set_modified(std::time::SystemTime::now());
-            }
-        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.arg(verb)
@@ -241,7 +248,7 @@ impl StageCrate {
                 cmd.env(var, v);
             }
         }
-        let out = match cmd.output() {
+        let out = match output_with_timeout(cmd, BUILD_TIMEOUT) {
             Ok(o) => o,
             Err(e) => {
                 return Build {
@@ -253,21 +260,12 @@ impl StageCrate {
                 }
             }
         };
-        let mut build = parse_messages(&String::from_utf8_lossy(&out.stdout), self.path());
+        let dir = self
+            .path()
+            .canonicalize()
+            .unwrap_or_else(|_| self.path().to_path_buf());
+        let mut build = parse_messages(&String::from_utf8_lossy(&out.stdout), &dir);
         build.ok &= out.status.success();
-        // Every stage crate builds the same `target/.../stage`: take a private copy while
-        // the lock is held.
-        if let Some(bin) = build.binary.take() {
-            let private = self.path().join("stage.bin");
-            match std::fs::copy(&bin, &private) {
-                Ok(_) => build.binary = Some(private),
-                Err(e) => {
-                    build.ok = false;
-                    build.cargo_error = Some(format!("copying {}: {e}", bin.display()));
-                }
-            }
-        }
-        drop(lock);
         if !build.ok && build.errors().next().is_none() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             build.cargo_error = Some(tail(&stderr, 4000));
@@ -277,27 +275,76 @@ impl StageCrate {
     }
 }
 
-/// An exclusive `flock` on `TARGET/stage.lock`, across processes: stage crates share one
-/// output path. (Cargo would serialise the builds anyway, on the target directory.)
-/// (The file is held only to keep the lock: closing it releases.)
-struct BuildLock(#[allow(dead_code)] Option<std::fs::File>);
-
-impl BuildLock {
-    fn acquire(target_dir: &Path) -> Self {
-        use std::os::fd::AsRawFd;
-        let _ = std::fs::create_dir_all(target_dir);
-        let file = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(target_dir.join("stage.lock"))
-            .ok();
-        if let Some(f) = &file {
-            // SAFETY: flock on a descriptor we own; released when the file is closed.
-            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+impl Drop for StageCrate {
+    /// Removes this crate's build products from the shared target directory (the directory
+    /// itself goes with the `TempDir`), so that many runs do not fill the disk.
+    fn drop(&mut self) {
+        let debug = self.toolchain.target_dir.join("debug");
+        let (dash, underscore) = (
+            format!("{}-", self.package),
+            format!("{}-", self.package.replace('-', "_")),
+        );
+        let _ = std::fs::remove_file(debug.join(&self.package));
+        let _ = std::fs::remove_file(debug.join(format!("{}.d", self.package)));
+        for sub in ["deps", ".fingerprint", "incremental"] {
+            for e in std::fs::read_dir(debug.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&dash) || name.starts_with(&underscore) {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
+            }
         }
-        BuildLock(file)
     }
+}
+
+/// `Command::output` with a wall-clock limit (the process is killed at it).
+fn output_with_timeout(
+    mut cmd: Command,
+    limit: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let pid = child.id();
+    let (done, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            // SAFETY: plain kill(2) of our child, which is not reaped before `done` is sent.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    });
+    let mut stdout = Vec::new();
+    let _ = so.read_to_end(&mut stdout);
+    let status = child.wait();
+    let _ = done.send(());
+    let _ = watchdog.join();
+    let status = status?;
+    let mut stderr = reader.join().unwrap_or_default();
+    if status.code().is_none() {
+        stderr.extend_from_slice(
+            format!("\nthe build was stopped after {} s\n", limit.as_secs()).as_bytes(),
+        );
+    }
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// Reads cargo's JSON lines: compiler messages of this crate, the executable, success.
@@ -363,6 +410,17 @@ pub fn condense(build: &Build, crate_dir: &Path, budget: usize) -> String {
             continue;
         }
         if out.len() + text.len() + 2 > budget {
+            if out.is_empty() {
+                // Even the first message is too long: its head says the most.
+                let cut = (0..=budget.min(text.len()))
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                out.push_str(&text[..cut]);
+                out.push_str("\n[... cut]\n\n");
+                shown.push(text);
+                continue;
+            }
             omitted += 1;
             continue;
         }

@@ -32,6 +32,10 @@ pub struct Task {
     /// Identifiers or `a::b` paths the code must not use (the reference implementation).
     #[serde(default)]
     pub forbidden: Vec<String>,
+    /// Full paths of functions or types whose code must not be linked into the stage: checked
+    /// in the compiled binary, so no renaming gets around it.
+    #[serde(default)]
+    pub forbidden_symbols: Vec<String>,
     pub input: InputSpec,
     pub tolerances: Tolerances,
 }

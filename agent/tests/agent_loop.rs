@@ -202,7 +202,19 @@ fn a_recorded_run_replays_identically_without_a_server() {
 
     let mut replay = Replayer::open(&cassette, config(&url)).unwrap();
     assert_eq!(replay.len(), 5);
-    assert_eq!(run(&mut replay, &b).status, Status::Accepted);
+    let out = run(&mut replay, &b);
+    if out.status != Status::Accepted {
+        let (ta, tb) = (
+            std::fs::read_to_string(&a).unwrap(),
+            std::fs::read_to_string(&b).unwrap(),
+        );
+        for (la, lb) in ta.lines().zip(tb.lines()) {
+            if la != lb {
+                eprintln!("DIFF A: {la}\nDIFF B: {lb}");
+            }
+        }
+    }
+    assert_eq!(out.status, Status::Accepted, "{:?}", out.error);
     assert_eq!(
         std::fs::read_to_string(&a).unwrap(),
         std::fs::read_to_string(&b).unwrap()
@@ -320,5 +332,49 @@ fn the_supervisor_can_give_up_and_the_cap_holds() {
     assert_eq!(
         (out.status, out.iterations, out.api_calls),
         (Status::IterationCap, 2, 3)
+    );
+}
+
+#[test]
+fn calling_the_reference_under_another_name_is_caught_in_the_binary() {
+    // Renamed so that the token screen cannot see it; the linked code gives it away.
+    let sneaky = "use analysis::select as sel;\n\
+                  use analysis::stage::{Cuts, PhotonEvents, Select, SelectOutput, StageError};\n\
+                  pub struct Stage;\n\
+                  impl Select for Stage {\n\
+                      fn select(&self, e: &PhotonEvents, c: &Cuts) -> Result<SelectOutput, StageError> {\n\
+                          let (diphotons, cut_flow) = sel::select(e, c);\n\
+                          Ok(SelectOutput { diphotons, cut_flow })\n\
+                      }\n\
+                  }\n";
+    let server = MockServer::start(vec![
+        MockReply::answer("plan"),
+        MockReply::answer(fenced(sneaky)),
+        MockReply::answer(fenced(OK)),
+    ])
+    .unwrap();
+    let mut llm = HttpLlm::new(config(&server.url())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut llm, &dir.path().join("t.jsonl"));
+    assert_eq!((out.status, out.iterations), (Status::Accepted, 2));
+    let first = records(&dir.path().join("t.jsonl"))
+        .into_iter()
+        .find_map(|r| match r {
+            Record::Attempt {
+                iteration: 1,
+                policy,
+                build,
+                run,
+                ..
+            } => Some((policy, build, run)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(first.1.unwrap().ok, "it compiles");
+    assert!(first.2.is_none(), "it never runs");
+    assert!(
+        first.0[0].rule.contains("analysis::select::select"),
+        "{:?}",
+        first.0
     );
 }
