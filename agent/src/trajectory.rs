@@ -1,6 +1,7 @@
 //! The trajectory: one JSONL record per LLM call and attempt, secrets redacted, flushed per
-//! line. Everything in it is determined by the model's answers and the compiler, so replaying
-//! a cassette reproduces it byte for byte; wall-clock build and run times are kept apart (see
+//! line. Everything in it is determined by the model's answers (with their recorded latency
+//! and usage) and the compiler, so replaying a cassette reproduces it byte for byte; the
+//! build and run wall times, which differ run to run, are kept apart (see
 //! [`crate::run::Outcome::timings`]).
 
 use crate::llm::{redact, Reply, Usage};

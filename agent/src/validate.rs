@@ -1,8 +1,8 @@
 //! The stage's output against the reference stage's output on the same input.
 //!
 //! Every check has two texts: `detail`, for the user, which may quote reference numbers, and
-//! `hint`, for the model, which quotes only the stage's own numbers — reference outputs are
-//! never shown to the LLM. Without a reference (a user's own instruction) only sanity checks
+//! `hint`, for the model, which quotes only the stage's own numbers — reference values are
+//! never shown to the LLM (only the contract's names, such as the cut and parameter names). Without a reference (a user's own instruction) only sanity checks
 //! run and the result says it is not validated.
 
 use crate::stage_crate::StageKind;

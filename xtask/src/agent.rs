@@ -69,6 +69,10 @@ pub struct Args {
     /// Sandbox address-space limit per run, MiB.
     #[arg(long, default_value_t = 2048)]
     memory_mb: u64,
+    /// Run model-written code even where this machine lacks namespaces or Landlock (the
+    /// sandbox then cannot keep the code from your files or the network).
+    #[arg(long)]
+    allow_weak_sandbox: bool,
     /// Output directory (default: agent-runs/TASK-MODEL-TRIAL).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -145,6 +149,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 
     let iso = Isolation::probe();
+    if !(iso.namespaces && iso.landlock_abi.is_some()) && !args.allow_weak_sandbox {
+        bail!(
+            "this machine cannot sandbox model-written code fully (namespaces: {}, Landlock: {}); \
+             rerun with --allow-weak-sandbox to run it anyway",
+            iso.namespaces,
+            iso.landlock_abi.is_some()
+        );
+    }
     eprintln!(
         "sandbox: namespaces {}, landlock {}, network blocked by {}{}",
         if iso.namespaces { "yes" } else { "NO" },
