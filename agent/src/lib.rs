@@ -6,6 +6,7 @@
 //! * [`llm`]: the chat client, record and replay;
 //! * [`task`]: tasks as data (`templates/tasks/*.toml`), their inputs and references;
 //! * [`prompts`]: the prompt templates (`templates/prompts/*.md`);
+//! * [`check`]: one answer's code through screen, build, sandbox and validation;
 //! * [`policy`]: a fast static screen of generated code;
 //! * [`stage_crate`]: the generated stage as a crate, compiled against `analysis`;
 //! * [`sandbox`]: running the compiled stage with limits and without network or secrets;
@@ -13,6 +14,7 @@
 //! * [`trajectory`]: every call and attempt as JSONL;
 //! * [`mock`]: a scripted OpenAI-compatible server for tests.
 
+pub mod check;
 pub mod llm;
 pub mod mock;
 pub mod policy;

@@ -1,4 +1,5 @@
-//! The supervisor–coder loop, in one function: [`run_task`].
+//! The supervisor–coder loop, in one function: [`run_task`]. What happens to one answer's
+//! code (screen, build, sandbox, validation) is [`crate::check`].
 //!
 //! ```text
 //! supervisor: instruction + contract → task for the coder          (1 call)
@@ -10,14 +11,14 @@
 //!     passes → accepted (only validation can accept, never a model)
 //! ```
 
+use crate::check::{Attempt, Checker, Timing, Verdict};
 use crate::llm::{Llm, LlmError, Message, Reply, Usage};
 use crate::prompts::{contract, render};
-use crate::sandbox::{self, Limits, RunClass, RunDir};
-use crate::stage_crate::{condense, Toolchain};
+use crate::sandbox::Limits;
+use crate::stage_crate::Toolchain;
 use crate::task::Task;
-use crate::trajectory::{BuildRecord, Call, Record, RunRecord, Status, Trajectory};
-use crate::validate::{validate, Validation};
-use serde::Serialize;
+use crate::trajectory::{Call, Record, Status, Trajectory};
+use crate::validate::Validation;
 
 /// How to run a task.
 #[derive(Clone, Debug)]
@@ -42,14 +43,6 @@ impl Default for Options {
             diagnostics_budget: 6000,
         }
     }
-}
-
-/// Wall-clock seconds of one attempt's build and run (kept out of the trajectory).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Timing {
-    pub iteration: u32,
-    pub build_s: Option<f64>,
-    pub run_s: Option<f64>,
 }
 
 /// What a task run produced.
@@ -206,12 +199,15 @@ pub fn run_task(
         Message::user(first),
     ];
 
+    let checker = Checker {
+        task,
+        krate: &krate,
+        prepared: &prepared,
+        limits: &opts.limits,
+        diagnostics_budget: opts.diagnostics_budget,
+    };
     for iteration in 1..=opts.max_iterations {
         out.iterations = iteration;
-        let mut timing = Timing {
-            iteration,
-            ..Timing::default()
-        };
         progress(&format!(
             "coder: attempt {iteration}/{}",
             opts.max_iterations
@@ -226,256 +222,103 @@ pub fn run_task(
             }
         };
         coder.push(Message::assistant(&reply.content));
-        let mut rec = AttemptRec::new(iteration, Call::new(&prompt, &reply));
+        let mut attempt = Attempt::new(iteration, Call::new(&prompt, &reply));
         let code = extract_code(&reply.content);
-        rec.code = code.clone();
+        if code.is_some() {
+            out.code = code.clone();
+        }
 
-        // What goes back to the coder, if anything.
-        let feedback: String = 'attempt: {
-            let Some(code) = code else {
-                progress("  no code block in the answer");
-                break 'attempt render("coder_no_code", &[]);
-            };
-            out.code = Some(code.clone());
-            rec.policy = crate::policy::check(&code, &task.forbidden);
-            if !rec.policy.is_empty() {
-                progress(&format!(
-                    "  rejected by the code policy: {}",
-                    rec.policy[0].rule
-                ));
-                let list: Vec<String> = rec.policy.iter().map(|v| format!("- {v}")).collect();
-                break 'attempt render("coder_policy", &[("violations", &list.join("\n"))]);
-            }
-            if let Err(e) = krate.write_code(&code) {
-                out.status = Status::HarnessError;
-                out.error = Some(format!("writing the stage: {e}"));
-                break 'attempt String::new();
-            }
-            let build = krate.build();
-            timing.build_s = Some(build.wall_s);
-            let diagnostics = condense(&build, krate.path(), opts.diagnostics_budget);
-            let errors: Vec<_> = build.errors().collect();
-            rec.build = Some(BuildRecord {
-                ok: build.ok,
-                error_codes: errors.iter().filter_map(|d| d.code.clone()).collect(),
-                errors: errors.len(),
-                warnings: build
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.level == "warning")
-                    .count(),
-                diagnostics: if build.ok {
-                    String::new()
+        // What goes back to the coder; `None` ends the loop.
+        let feedback = match checker.check(code, &mut attempt, progress) {
+            Verdict::Fix(prompt) => Some(prompt),
+            Verdict::Passed(v) => {
+                out.status = if v.validated {
+                    Status::Accepted
                 } else {
-                    diagnostics.clone()
-                },
-            });
-            let binary = match (&build.binary, build.ok) {
-                (Some(b), true) => b.clone(),
-                _ => {
-                    progress(&format!(
-                        "  build failed ({} errors, {:.2} s)",
-                        errors.len(),
-                        build.wall_s
-                    ));
-                    break 'attempt render("coder_compile_error", &[("diagnostics", &diagnostics)]);
-                }
-            };
-            let linked = std::fs::read(&binary)
-                .map(|b| crate::policy::linked_symbols(&b, &task.forbidden_symbols))
-                .unwrap_or_default();
-            if !linked.is_empty() {
-                rec.policy = linked
-                    .iter()
-                    .map(|p| crate::policy::Violation {
-                        rule: format!("the compiled stage calls `{p}`, which this task forbids (write the stage yourself)"),
-                        line: 0,
-                    })
-                    .collect();
-                progress(&format!(
-                    "  rejected: the binary links {}",
-                    linked.join(", ")
-                ));
-                let list: Vec<String> =
-                    rec.policy.iter().map(|v| format!("- {}", v.rule)).collect();
-                break 'attempt render("coder_policy", &[("violations", &list.join("\n"))]);
-            }
-            progress(&format!(
-                "  built in {:.2} s; running in the sandbox",
-                build.wall_s
-            ));
-
-            let dir = match RunDir::new(&binary, &[("input.json", prepared.input.as_bytes())]) {
-                Ok(d) => d,
-                Err(e) => {
-                    out.status = Status::HarnessError;
-                    out.error = Some(format!("run directory: {e}"));
-                    break 'attempt String::new();
-                }
-            };
-            let output = dir.out().join("output.json");
-            let report = sandbox::run(
-                &dir,
-                &[dir.input("input.json"), output.clone()],
-                &opts.limits,
-            );
-            timing.run_s = Some(report.wall_s);
-            rec.run = Some(RunRecord {
-                class: report.class,
-                exit: report.exit,
-                stderr_tail: report.stderr_tail.clone(),
-            });
-            let (failure, report_text) = if report.class != RunClass::Ok {
-                progress(&format!(
-                    "  run: {:?} ({:.2} s)",
-                    report.class, report.wall_s
-                ));
-                (
-                    format!("its run ended with {:?}", report.class),
-                    format!(
-                        "Exit: {:?}\nstderr (end):\n{}",
-                        report.exit,
-                        report.stderr_tail.trim_end()
-                    ),
-                )
-            } else {
-                let text = sandbox::read_output(&output, opts.limits.max_file_bytes)
-                    .unwrap_or_else(|e| format!("(unreadable output: {e})"));
-                let v = validate(kind, &text, prepared.reference.as_ref(), &task.tolerances);
-                rec.validation = Some(v.clone());
-                out.validation = Some(v.clone());
-                if v.passed {
-                    out.status = if v.validated {
-                        Status::Accepted
-                    } else {
-                        Status::NotValidated
-                    };
-                    progress(&format!(
-                        "  run ok ({:.2} s); {}",
-                        report.wall_s,
-                        if v.validated {
-                            "validation passed"
-                        } else {
-                            "sane, but NOT VALIDATED (no reference for this instruction)"
-                        }
-                    ));
-                    break 'attempt String::new();
-                }
-                progress(&format!("  validation failed: {}", v.details()));
-                let what = if v.validated {
-                    "failed validation"
-                } else {
-                    "failed the sanity checks"
+                    Status::NotValidated
                 };
-                (format!("its output {what}"), v.hints())
-            };
-
-            // A run or validation failure: the supervisor decides.
-            progress("supervisor: reviewing");
-            let review_prompt = render(
-                "supervisor_review",
-                &[
-                    ("iteration", &iteration.to_string()),
-                    ("max_iterations", &opts.max_iterations.to_string()),
-                    ("failure", &failure),
-                    ("report", &report_text),
-                    ("code", code.trim_end()),
-                ],
-            );
-            let mut msgs = supervisor.clone();
-            msgs.push(Message::user(&review_prompt));
-            let review = match call(llm, &msgs, &mut tally) {
-                Ok(r) => r,
-                Err(e) => {
-                    out.status = Status::LlmError;
-                    out.error = Some(e.to_string());
-                    break 'attempt String::new();
-                }
-            };
-            let give_up = review
-                .content
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .is_some_and(|l| {
-                    l.to_ascii_lowercase()
-                        .replace(' ', "")
-                        .contains("decision:give_up")
-                });
-            traj.push(rec.take())?;
-            traj.push(Record::Review {
-                iteration,
-                call: Call::new(&review_prompt, &review),
-                give_up,
-            })?;
-            if give_up {
-                out.status = Status::GaveUp;
-                break 'attempt String::new();
+                out.validation = Some(v);
+                None
             }
-            let guidance = review
-                .content
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("DECISION"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            render(
-                "coder_guidance",
-                &[
-                    ("failure", &failure),
-                    ("report", &report_text),
-                    ("guidance", guidance.trim()),
-                ],
-            )
+            Verdict::Harness(e) => {
+                out.status = Status::HarnessError;
+                out.error = Some(e);
+                None
+            }
+            Verdict::Failed { failure, report } => {
+                // A run or validation failure: the supervisor decides.
+                progress("supervisor: reviewing");
+                let review_prompt = render(
+                    "supervisor_review",
+                    &[
+                        ("iteration", &iteration.to_string()),
+                        ("max_iterations", &opts.max_iterations.to_string()),
+                        ("failure", &failure),
+                        ("report", &report),
+                        ("code", out.code.as_deref().unwrap_or("").trim_end()),
+                    ],
+                );
+                let mut msgs = supervisor.clone();
+                msgs.push(Message::user(&review_prompt));
+                match call(llm, &msgs, &mut tally) {
+                    Err(e) => {
+                        out.status = Status::LlmError;
+                        out.error = Some(e.to_string());
+                        None
+                    }
+                    Ok(review) => {
+                        let give_up = gives_up(&review.content);
+                        traj.push(attempt.take().expect("not yet pushed"))?;
+                        traj.push(Record::Review {
+                            iteration,
+                            call: Call::new(&review_prompt, &review),
+                            give_up,
+                        })?;
+                        if give_up {
+                            out.status = Status::GaveUp;
+                            None
+                        } else {
+                            let guidance: Vec<&str> = review
+                                .content
+                                .lines()
+                                .filter(|l| !l.trim_start().starts_with("DECISION"))
+                                .collect();
+                            Some(render(
+                                "coder_guidance",
+                                &[
+                                    ("failure", &failure),
+                                    ("report", &report),
+                                    ("guidance", guidance.join("\n").trim()),
+                                ],
+                            ))
+                        }
+                    }
+                }
+            }
         };
-        if let Some(r) = rec.take_if_pending() {
+        if let Some(r) = attempt.take() {
             traj.push(r)?;
         }
-        out.timings.push(timing);
-        if feedback.is_empty() {
-            break;
+        out.timings.push(attempt.timing);
+        match feedback {
+            Some(f) => coder.push(Message::user(f)),
+            None => break,
         }
-        coder.push(Message::user(feedback));
     }
     finish(&mut out, &tally, traj)?;
     Ok(out)
 }
 
-/// An attempt record being filled in; pushed once.
-struct AttemptRec {
-    iteration: u32,
-    call: Option<Call>,
-    code: Option<String>,
-    policy: Vec<crate::policy::Violation>,
-    build: Option<BuildRecord>,
-    run: Option<RunRecord>,
-    validation: Option<Validation>,
-}
-
-impl AttemptRec {
-    fn new(iteration: u32, call: Call) -> Self {
-        Self {
-            iteration,
-            call: Some(call),
-            code: None,
-            policy: vec![],
-            build: None,
-            run: None,
-            validation: None,
-        }
-    }
-    fn take(&mut self) -> Record {
-        Record::Attempt {
-            iteration: self.iteration,
-            call: self.call.take().expect("an attempt is pushed once"),
-            code: self.code.take(),
-            policy: std::mem::take(&mut self.policy),
-            build: self.build.take(),
-            run: self.run.take(),
-            validation: self.validation.take(),
-        }
-    }
-    fn take_if_pending(&mut self) -> Option<Record> {
-        self.call.is_some().then(|| self.take())
-    }
+/// Whether the supervisor's answer starts with `DECISION: give_up`.
+fn gives_up(answer: &str) -> bool {
+    answer
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| {
+            l.to_ascii_lowercase()
+                .replace(' ', "")
+                .contains("decision:give_up")
+        })
 }
 
 /// The last ```rust block of an answer (or the last ``` block when none is marked rust).

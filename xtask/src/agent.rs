@@ -149,7 +149,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 
     let iso = Isolation::probe();
-    if !(iso.namespaces && iso.landlock_abi.is_some()) && !args.allow_weak_sandbox {
+    let strong = iso.namespaces && iso.landlock_abi.is_some();
+    if !strong && !args.allow_weak_sandbox {
         bail!(
             "this machine cannot sandbox model-written code fully (namespaces: {}, Landlock: {}); \
              rerun with --allow-weak-sandbox to run it anyway",

@@ -260,7 +260,7 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
             break;
         }
         polls += 1;
-        if polls % 20 == 0 && dir_bytes(&out, 10_000) > limits.max_output_bytes {
+        if polls.is_multiple_of(10) && dir_bytes(&out, 10_000) > limits.max_output_bytes {
             over_output = true;
         }
         if over_output || Instant::now() >= deadline {

@@ -50,7 +50,8 @@ pub struct Limits {
     pub max_processes: u64,
     /// Largest file the process may write (bytes), stdout/stderr included.
     pub max_file_bytes: u64,
-    /// Largest total size of the output directory (bytes); checked every 0.1 s.
+    /// Largest total size of the output directory (bytes); checked about every 50 ms, so a
+    /// fast writer overshoots by what it writes in that time.
     pub max_output_bytes: u64,
 }
 

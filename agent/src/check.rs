@@ -1,0 +1,240 @@
+//! The deterministic half of an attempt: one answer's code through the screen, the build, the
+//! linked-symbol check, the sandbox and the validation, each step recorded into the attempt.
+//! No model is called here; [`crate::run`] decides what to do with the [`Verdict`].
+
+use crate::policy::{self, Violation};
+use crate::prompts::render;
+use crate::sandbox::{self, Limits, RunClass, RunDir};
+use crate::stage_crate::{condense, StageCrate};
+use crate::task::{Prepared, Task};
+use crate::trajectory::{BuildRecord, Call, Record, RunRecord};
+use crate::validate::{validate, Validation};
+use serde::Serialize;
+
+/// What became of one answer.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Back to the coder as it is (no code, code policy, compile errors, forbidden symbols):
+    /// the rendered feedback prompt.
+    Fix(String),
+    /// It ran but failed (the run's class, or validation): for the supervisor to review.
+    Failed { failure: String, report: String },
+    /// It passed validation, or the sanity checks when no reference covers the instruction.
+    Passed(Validation),
+    /// The harness itself failed (disk, permissions).
+    Harness(String),
+}
+
+/// Wall-clock seconds of one attempt's build and run (kept out of the trajectory).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timing {
+    pub iteration: u32,
+    pub build_s: Option<f64>,
+    pub run_s: Option<f64>,
+}
+
+/// An attempt record being filled in; pushed once.
+pub struct Attempt {
+    iteration: u32,
+    call: Option<Call>,
+    code: Option<String>,
+    policy: Vec<Violation>,
+    build: Option<BuildRecord>,
+    run: Option<RunRecord>,
+    validation: Option<Validation>,
+    pub timing: Timing,
+}
+
+impl Attempt {
+    pub fn new(iteration: u32, call: Call) -> Self {
+        Self {
+            iteration,
+            call: Some(call),
+            code: None,
+            policy: vec![],
+            build: None,
+            run: None,
+            validation: None,
+            timing: Timing {
+                iteration,
+                ..Timing::default()
+            },
+        }
+    }
+
+    /// The record, once; `None` if it was already taken.
+    pub fn take(&mut self) -> Option<Record> {
+        let call = self.call.take()?;
+        Some(Record::Attempt {
+            iteration: self.iteration,
+            call,
+            code: self.code.take(),
+            policy: std::mem::take(&mut self.policy),
+            build: self.build.take(),
+            run: self.run.take(),
+            validation: self.validation.take(),
+        })
+    }
+}
+
+/// Everything needed to check code for one task.
+pub struct Checker<'a> {
+    pub task: &'a Task,
+    pub krate: &'a StageCrate,
+    pub prepared: &'a Prepared,
+    pub limits: &'a Limits,
+    /// Budget of the condensed diagnostics, characters.
+    pub diagnostics_budget: usize,
+}
+
+fn violations(a: &Attempt) -> String {
+    let list: Vec<String> = a.policy.iter().map(|v| format!("- {v}")).collect();
+    render("coder_policy", &[("violations", &list.join("\n"))])
+}
+
+impl Checker<'_> {
+    /// Checks `code` (the answer's code block, if it had one), filling in `a`.
+    pub fn check(
+        &self,
+        code: Option<String>,
+        a: &mut Attempt,
+        progress: &mut dyn FnMut(&str),
+    ) -> Verdict {
+        a.code = code.clone();
+        let Some(code) = code else {
+            progress("  no code block in the answer");
+            return Verdict::Fix(render("coder_no_code", &[]));
+        };
+
+        // The screen, then the build.
+        a.policy = policy::check(&code, &self.task.forbidden);
+        if !a.policy.is_empty() {
+            progress(&format!(
+                "  rejected by the code policy: {}",
+                a.policy[0].rule
+            ));
+            return Verdict::Fix(violations(a));
+        }
+        if let Err(e) = self.krate.write_code(&code) {
+            return Verdict::Harness(format!("writing the stage: {e}"));
+        }
+        let build = self.krate.build();
+        a.timing.build_s = Some(build.wall_s);
+        let diagnostics = condense(&build, self.krate.path(), self.diagnostics_budget);
+        let errors: Vec<_> = build.errors().collect();
+        a.build = Some(BuildRecord {
+            ok: build.ok,
+            error_codes: errors.iter().filter_map(|d| d.code.clone()).collect(),
+            errors: errors.len(),
+            warnings: build
+                .diagnostics
+                .iter()
+                .filter(|d| d.level == "warning")
+                .count(),
+            diagnostics: if build.ok {
+                String::new()
+            } else {
+                diagnostics.clone()
+            },
+        });
+        let binary = match (&build.binary, build.ok) {
+            (Some(b), true) => b.clone(),
+            _ => {
+                progress(&format!(
+                    "  build failed ({} errors, {:.2} s)",
+                    errors.len(),
+                    build.wall_s
+                ));
+                return Verdict::Fix(render(
+                    "coder_compile_error",
+                    &[("diagnostics", &diagnostics)],
+                ));
+            }
+        };
+
+        // What got linked in, whatever names the code used.
+        let linked = std::fs::read(&binary)
+            .map(|b| policy::linked_symbols(&b, &self.task.forbidden_symbols))
+            .unwrap_or_default();
+        if !linked.is_empty() {
+            a.policy = linked
+                .iter()
+                .map(|p| Violation {
+                    rule: format!("the compiled stage calls `{p}`, which this task forbids (write the stage yourself)"),
+                    line: 0,
+                })
+                .collect();
+            progress(&format!(
+                "  rejected: the binary links {}",
+                linked.join(", ")
+            ));
+            return Verdict::Fix(violations(a));
+        }
+
+        // The sandboxed run.
+        progress(&format!(
+            "  built in {:.2} s; running in the sandbox",
+            build.wall_s
+        ));
+        let dir = match RunDir::new(&binary, &[("input.json", self.prepared.input.as_bytes())]) {
+            Ok(d) => d,
+            Err(e) => return Verdict::Harness(format!("run directory: {e}")),
+        };
+        let output = dir.out().join("output.json");
+        let report = sandbox::run(
+            &dir,
+            &[dir.input("input.json"), output.clone()],
+            self.limits,
+        );
+        a.timing.run_s = Some(report.wall_s);
+        a.run = Some(RunRecord {
+            class: report.class,
+            exit: report.exit,
+            stderr_tail: report.stderr_tail.clone(),
+        });
+        if report.class != RunClass::Ok {
+            progress(&format!(
+                "  run: {:?} ({:.2} s)",
+                report.class, report.wall_s
+            ));
+            return Verdict::Failed {
+                failure: format!("its run ended with {:?}", report.class),
+                report: format!(
+                    "Exit: {:?}\nstderr (end):\n{}",
+                    report.exit,
+                    report.stderr_tail.trim_end()
+                ),
+            };
+        }
+
+        // Validation (sanity checks only when there is no reference).
+        let text = sandbox::read_output(&output, self.limits.max_file_bytes)
+            .unwrap_or_else(|e| format!("(unreadable output: {e})"));
+        let v = validate(
+            self.task.stage,
+            &text,
+            self.prepared.reference.as_ref(),
+            &self.task.tolerances,
+        );
+        a.validation = Some(v.clone());
+        if v.passed {
+            let what = if v.validated {
+                "validation passed"
+            } else {
+                "sane, but NOT VALIDATED (no reference for this instruction)"
+            };
+            progress(&format!("  run ok ({:.2} s); {what}", report.wall_s));
+            return Verdict::Passed(v);
+        }
+        progress(&format!("  validation failed: {}", v.details()));
+        let what = if v.validated {
+            "failed validation"
+        } else {
+            "failed the sanity checks"
+        };
+        Verdict::Failed {
+            failure: format!("its output {what}"),
+            report: v.hints(),
+        }
+    }
+}
