@@ -84,43 +84,41 @@ pub fn validate(
     tol: &Tolerances,
 ) -> Validation {
     let mut c = Checks::default();
-    let parsed = match kind {
-        StageKind::Select => serde_json::from_str::<SelectOutput>(output).map(|_| ()),
-        StageKind::Histogram => serde_json::from_str::<Histogram>(output).map(|_| ()),
-        StageKind::Fit => serde_json::from_str::<FitResult>(output).map(|_| ()),
-    };
-    if let Err(e) = parsed {
-        let msg = format!("the output is not a valid {} document: {e}", kind.name());
-        c.add("output parses", false, msg.clone(), msg);
-        return c.finish(reference.is_some());
-    }
+    let (o, r) = (output, reference);
     match kind {
-        StageKind::Select => {
-            let out: SelectOutput = serde_json::from_str(output).expect("parsed above");
-            sanity_select(&mut c, &out);
-            if let Some(r) = reference {
-                let r: SelectOutput = serde_json::from_value(r.clone()).expect("reference output");
-                compare_select(&mut c, &out, &r, tol);
-            }
-        }
+        StageKind::Select => checks(&mut c, kind, o, r, tol, sanity_select, compare_select),
         StageKind::Histogram => {
-            let out: Histogram = serde_json::from_str(output).expect("parsed above");
-            sanity_histogram(&mut c, &out);
-            if let Some(r) = reference {
-                let r: Histogram = serde_json::from_value(r.clone()).expect("reference output");
-                compare_histogram(&mut c, &out, &r, tol);
-            }
+            checks(&mut c, kind, o, r, tol, sanity_histogram, compare_histogram)
         }
-        StageKind::Fit => {
-            let out: FitResult = serde_json::from_str(output).expect("parsed above");
-            sanity_fit(&mut c, &out);
-            if let Some(r) = reference {
-                let r: FitResult = serde_json::from_value(r.clone()).expect("reference output");
-                compare_fit(&mut c, &out, &r, tol);
-            }
-        }
+        StageKind::Fit => checks(&mut c, kind, o, r, tol, sanity_fit, compare_fit),
     }
     c.finish(reference.is_some())
+}
+
+/// Parses the output as `T`, then runs the sanity checks and (with a reference) the
+/// comparison.
+fn checks<T: serde::de::DeserializeOwned>(
+    c: &mut Checks,
+    kind: StageKind,
+    output: &str,
+    reference: Option<&Value>,
+    tol: &Tolerances,
+    sanity: fn(&mut Checks, &T),
+    compare: fn(&mut Checks, &T, &T, &Tolerances),
+) {
+    let out: T = match serde_json::from_str(output) {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = format!("the output is not a valid {} document: {e}", kind.name());
+            c.add("output parses", false, msg.clone(), msg);
+            return;
+        }
+    };
+    sanity(c, &out);
+    if let Some(r) = reference {
+        let r: T = serde_json::from_value(r.clone()).expect("the reference has the stage's type");
+        compare(c, &out, &r, tol);
+    }
 }
 
 fn rel_diff(a: f64, b: f64) -> f64 {

@@ -13,9 +13,23 @@ use agent::sandbox::RunClass;
 use agent::task::Task;
 use agent::trajectory::{Record, Status, Trajectory};
 
-const TYPE_ERROR: &str = include_str!("answers/select_type_error.rs");
-const WRONG_CUT: &str = include_str!("answers/select_wrong_cut.rs");
 const OK: &str = include_str!("answers/select_ok.rs");
+
+/// The right stage with one line changed.
+fn variant(from: &str, to: &str) -> String {
+    assert!(OK.contains(from), "{from}");
+    OK.replacen(from, to, 1)
+}
+
+/// A type error against the stage API: an f32 pushed into `Diphotons::m_yy: Vec<f64>`.
+fn type_error() -> String {
+    variant("out.m_yy.push(m);", "out.m_yy.push(m as f32);")
+}
+
+/// A wrong cut: a hard-coded pT threshold instead of `cuts.pt_min`.
+fn wrong_cut() -> String {
+    variant("(p.pt[j] as f64) > cuts.pt_min", "(p.pt[j] as f64) > 20.0")
+}
 
 fn fenced(code: &str) -> String {
     format!("Here is the stage.\n\n```rust\n{code}```\n")
@@ -25,8 +39,8 @@ fn fenced(code: &str) -> String {
 fn script() -> Vec<MockReply> {
     vec![
         MockReply::answer("Implement Select: apply the seven cuts from `Cuts`, in order, ..."),
-        MockReply::answer(fenced(TYPE_ERROR)),
-        MockReply::answer(fenced(WRONG_CUT)),
+        MockReply::answer(fenced(&type_error())),
+        MockReply::answer(fenced(&wrong_cut())),
         MockReply::answer(
             "DECISION: retry\nThe cut flow goes wrong at the photon cut: take the pT threshold \
              from cuts.pt_min instead of a constant.",
@@ -96,7 +110,7 @@ fn a_type_error_then_a_wrong_cut_then_a_pass() {
 
     // 1: the real compiler's type error.
     let (_, code, build, run, _) = &attempts[0];
-    assert_eq!(code.as_deref(), Some(TYPE_ERROR));
+    assert_eq!(code.as_deref(), Some(type_error().as_str()));
     let b = build.as_ref().unwrap();
     assert!(!b.ok && run.is_none());
     assert!(b.error_codes.contains(&"E0308".to_string()), "{b:?}");
@@ -295,7 +309,7 @@ fn no_code_and_policy_violations_go_straight_back_to_the_coder() {
 fn the_supervisor_can_give_up_and_the_cap_holds() {
     let server = MockServer::start(vec![
         MockReply::answer("plan"),
-        MockReply::answer(fenced(WRONG_CUT)),
+        MockReply::answer(fenced(&wrong_cut())),
         MockReply::answer("DECISION: give_up\nThe coder keeps hard-coding the cut."),
     ])
     .unwrap();
@@ -309,8 +323,8 @@ fn the_supervisor_can_give_up_and_the_cap_holds() {
 
     let server = MockServer::start(vec![
         MockReply::answer("plan"),
-        MockReply::answer(fenced(TYPE_ERROR)),
-        MockReply::answer(fenced(TYPE_ERROR)),
+        MockReply::answer(fenced(&type_error())),
+        MockReply::answer(fenced(&type_error())),
     ])
     .unwrap();
     let mut llm = HttpLlm::new(config(&server.url())).unwrap();

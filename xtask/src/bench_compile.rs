@@ -7,7 +7,6 @@ use agent::stage_crate::{StageKind, Toolchain};
 use std::time::Instant;
 
 const STAGE: &str = include_str!("../../agent/tests/answers/select_ok.rs");
-const BROKEN: &str = include_str!("../../agent/tests/answers/select_type_error.rs");
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,6 +24,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let krate = toolchain.new_crate(StageKind::Select)?;
+    // The same stage with a type error (an f32 pushed into a Vec<f64>).
+    let broken = STAGE.replacen("out.m_yy.push(m);", "out.m_yy.push(m as f32);", 1);
+    anyhow::ensure!(broken != STAGE, "the type-error edit no longer applies");
     let mut rows: Vec<(&str, Vec<f64>)> = vec![
         ("cargo check (compiles)", vec![]),
         ("cargo check (type error)", vec![]),
@@ -33,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // One untimed round so that each profile's stage unit exists.
     for run in 0..=args.runs {
         for (k, row) in rows.iter_mut().enumerate() {
-            let code = if k == 1 { BROKEN } else { STAGE };
+            let code = if k == 1 { broken.as_str() } else { STAGE };
             krate.write_code(&format!("{code}\nconst EDIT: u32 = {run};\n"))?;
             let b = if k == 2 { krate.build() } else { krate.check() };
             anyhow::ensure!(b.ok == (k != 1), "unexpected build result in '{}'", row.0);
