@@ -26,10 +26,15 @@ fn quick() -> Limits {
 
 #[test]
 fn this_machine_isolates() {
-    // The guarantees below need these; say plainly if the machine lacks them.
+    // The guarantees below need Landlock (files) and seccomp (sockets); namespaces add the
+    // private /proc and the kill-everything init. Say plainly what the machine lacks.
     let iso = Isolation::probe();
-    assert!(iso.namespaces, "no PID/network namespaces here: {iso:?}");
+    eprintln!("{iso:?}");
     assert!(iso.landlock_abi.is_some(), "no Landlock here: {iso:?}");
+    assert!(
+        iso.seccomp,
+        "no seccomp filter for this architecture: {iso:?}"
+    );
 }
 
 #[test]
@@ -169,18 +174,32 @@ fn reading_the_home_directory_is_blocked() {
 
 #[test]
 fn the_stage_sees_only_its_own_processes() {
-    let body = "let pids: Vec<String> = std::fs::read_dir(\"/proc\").unwrap().flatten()\n\
-                .map(|e| e.file_name().to_string_lossy().into_owned())\n\
-                .filter(|n| n.chars().all(|c| c.is_ascii_digit())).collect();\n\
-                Err(format!(\"pids={pids:?}\").into())";
-    let (r, _d) = run(body, &quick());
-    assert_eq!(r.class, RunClass::StageError, "{r:?}");
-    // The namespace's init (1) and the stage (2), nothing of the host.
-    assert!(
-        r.stderr_tail.contains("pids=[\"1\", \"2\"]"),
-        "{}",
-        r.stderr_tail
+    let agent = std::process::id();
+    let body = format!(
+        "let pids: Vec<String> = std::fs::read_dir(\"/proc\").unwrap().flatten()\n\
+         .map(|e| e.file_name().to_string_lossy().into_owned())\n\
+         .filter(|n| n.chars().all(|c| c.is_ascii_digit())).collect();\n\
+         let environ = std::fs::read(\"/proc/{agent}/environ\").map(|_| ()).map_err(|e| e.to_string());\n\
+         Err(format!(\"pids={{pids:?}} environ={{environ:?}}\").into())"
     );
+    let (r, _d) = run(&body, &quick());
+    if Isolation::probe().namespaces {
+        // The namespace's init (1) and the stage (2), nothing of the host.
+        assert_eq!(r.class, RunClass::StageError, "{r:?}");
+        assert!(
+            r.stderr_tail.contains("pids=[\"1\", \"2\"]"),
+            "{}",
+            r.stderr_tail
+        );
+    } else {
+        // Without namespaces the host's processes are listed, but Landlock keeps the stage
+        // out of the agent's memory and environment.
+        assert!(
+            r.stderr_tail.contains("environ=Err(\"Permission denied"),
+            "{}",
+            r.stderr_tail
+        );
+    }
 }
 
 #[test]

@@ -69,8 +69,8 @@ pub struct Args {
     /// Sandbox address-space limit per run, MiB.
     #[arg(long, default_value_t = 2048)]
     memory_mb: u64,
-    /// Run model-written code even where this machine lacks namespaces or Landlock (the
-    /// sandbox then cannot keep the code from your files or the network).
+    /// Run model-written code even where this machine lacks Landlock or seccomp (the sandbox
+    /// then cannot keep the code from your files or the network).
     #[arg(long)]
     allow_weak_sandbox: bool,
     /// Output directory (default: agent-runs/TASK-MODEL-TRIAL).
@@ -149,13 +149,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 
     let iso = Isolation::probe();
-    let strong = iso.namespaces && iso.landlock_abi.is_some();
+    // Landlock keeps the code from your files, seccomp from sockets; namespaces add a private
+    // /proc and the kill-everything init, and are reported but not required.
+    let strong = iso.landlock_abi.is_some() && iso.seccomp;
     if !strong && !args.allow_weak_sandbox {
         bail!(
-            "this machine cannot sandbox model-written code fully (namespaces: {}, Landlock: {}); \
-             rerun with --allow-weak-sandbox to run it anyway",
-            iso.namespaces,
-            iso.landlock_abi.is_some()
+            "this machine cannot keep model-written code from your files and the network \
+             (Landlock: {}, seccomp: {}); rerun with --allow-weak-sandbox to run it anyway",
+            iso.landlock_abi.is_some(),
+            iso.seccomp
         );
     }
     eprintln!(

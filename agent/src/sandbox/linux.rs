@@ -32,32 +32,35 @@ pub(super) fn probe() -> Isolation {
     let dir = scratch
         .as_ref()
         .and_then(|d| CString::new(d.path().as_os_str().as_bytes()).ok());
-    let namespaces = dir.as_ref().is_some_and(|dir| {
-        let addr = dir.as_ptr() as usize;
-        let mut cmd = Command::new("/");
-        // SAFETY: only system calls after fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::unshare(flags) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                match libc::fork() {
-                    -1 => Err(std::io::Error::last_os_error()),
-                    0 => libc::_exit(if private_mounts(addr as *const libc::c_char) {
-                        0
-                    } else {
-                        1
-                    }),
-                    p2 => wait_and_mirror(p2, Role::Outer),
-                }
-            });
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
+    // The fallback can be forced, to test it on machines that have namespaces.
+    let forced_off = std::env::var_os("HEP_SANDBOX_NO_NAMESPACES").is_some();
+    let namespaces = !forced_off
+        && dir.as_ref().is_some_and(|dir| {
+            let addr = dir.as_ptr() as usize;
+            let mut cmd = Command::new("/");
+            // SAFETY: only system calls after fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::unshare(flags) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    match libc::fork() {
+                        -1 => Err(std::io::Error::last_os_error()),
+                        0 => libc::_exit(if private_mounts(addr as *const libc::c_char) {
+                            0
+                        } else {
+                            1
+                        }),
+                        p2 => wait_and_mirror(p2, Role::Outer),
+                    }
+                });
+            }
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
     Isolation {
         namespaces,
         landlock_abi: landlock::abi(),

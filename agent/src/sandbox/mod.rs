@@ -21,10 +21,14 @@
 //!   whole process group (and namespace) is killed; and every process of the run dies if the
 //!   agent does.
 //!
-//! Fallbacks, reported in [`Isolation`]: without namespaces, network access is blocked only by
-//! Landlock's TCP rules (UDP is not) and stray processes only by the process group kill;
-//! without Landlock, only file permissions protect the host's files. Elsewhere than Linux the
-//! sandbox refuses to run anything.
+//! Fallbacks, reported in [`Isolation`] (set `HEP_SANDBOX_NO_NAMESPACES` to force the first,
+//! as `agent/tests/sandbox_fallback.rs` does): without namespaces, sockets are still refused
+//! by seccomp and TCP by Landlock, files are guarded by Landlock alone (not chmod/utimes),
+//! the host's processes are visible in `/proc` (but not their memory or environment), and
+//! stray processes are stopped by the process-group kill and PDEATHSIG only; without
+//! Landlock, only file permissions protect the host's files (`cargo xtask agent` then
+//! refuses to run model code unless told otherwise). Elsewhere than Linux the sandbox refuses
+//! to run anything.
 //!
 //! [`classify`] names what went wrong from the exit status and the process's stderr: the
 //! blocking is done by the kernel; the class is how the outcome is reported.
