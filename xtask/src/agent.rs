@@ -40,12 +40,16 @@ pub struct Args {
     /// Repetition number of this task (part of the cassette key).
     #[arg(long, default_value_t = 0)]
     trial: u32,
+    /// Sampling temperature (0, as in the paper: outputs still vary between runs).
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
+    /// Nucleus sampling (endpoint default when not given).
     #[arg(long)]
     top_p: Option<f32>,
+    /// Sampling seed, for endpoints that honour it (vLLM, Ollama, llama.cpp).
     #[arg(long)]
     seed: Option<i64>,
+    /// Largest answer, tokens (sent as max_completion_tokens).
     #[arg(long)]
     max_tokens: Option<u32>,
     /// Per-request timeout, seconds.
@@ -60,7 +64,8 @@ pub struct Args {
     /// Record every call to this cassette (JSONL, appended).
     #[arg(long, conflicts_with = "replay")]
     record: Option<PathBuf>,
-    /// Answer every call from this cassette: no network.
+    /// Answer every call from this cassette: no network. Give the same --model, --endpoint,
+    /// sampling options and --trial as when it was recorded (they are part of each call's key).
     #[arg(long)]
     replay: Option<PathBuf>,
     /// Sandbox wall-clock limit per run, seconds.
