@@ -6,7 +6,6 @@ mod support;
 
 use agent::sandbox::{self, Isolation, Limits, RunClass, RunDir, RunReport};
 use agent::stage_crate::StageKind;
-use std::time::Duration;
 use support::{build, histogram_input, histogram_stage};
 
 fn run(body: &str, limits: &Limits) -> (RunReport, RunDir) {
@@ -102,22 +101,13 @@ fn a_fork_bomb_hits_the_process_limit_and_leaves_nothing_behind() {
         max_processes: 16,
         ..quick()
     };
-    // Every copy starts more copies of itself (same binary, same arguments).
-    let body = "let me = std::env::current_exe().unwrap();\n\
-                let args: Vec<String> = std::env::args().skip(1).collect();\n\
-                let mut kids = Vec::new();\n\
-                loop { kids.push(std::process::Command::new(&me).args(&args).spawn().unwrap()); }";
-    let (r, _d) = run(body, &limits);
+    let (r, _d) = run(support::FORK_BOMB, &limits);
     assert_eq!(r.class, RunClass::ProcessLimit, "{r:?}");
-    // Give the kernel a moment, then no process of that binary may be left.
-    std::thread::sleep(Duration::from_millis(300));
-    let left = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
-        .filter(|exe| exe.to_string_lossy().contains("hep-stage-run-"))
-        .count();
-    assert_eq!(left, 0, "stage processes survived the run");
+    assert_eq!(
+        support::stage_processes_left(),
+        0,
+        "stage processes survived the run"
+    );
 }
 
 #[test]

@@ -56,19 +56,15 @@ fn without_namespaces_the_same_misbehaviour_is_stopped() {
     );
     assert_eq!(run(&environ, &limits).class, RunClass::FilesystemBlocked);
 
-    let bomb = "let me = std::env::current_exe().unwrap();\n\
-                let args: Vec<String> = std::env::args().skip(1).collect();\n\
-                let mut kids = Vec::new();\n\
-                loop { kids.push(std::process::Command::new(&me).args(&args).spawn().unwrap()); }";
-    assert_eq!(run(bomb, &limits).class, RunClass::ProcessLimit);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let left = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
-        .filter(|exe| exe.to_string_lossy().contains("hep-stage-run-"))
-        .count();
-    assert_eq!(left, 0, "stage processes survived the run");
+    assert_eq!(
+        run(support::FORK_BOMB, &limits).class,
+        RunClass::ProcessLimit
+    );
+    assert_eq!(
+        support::stage_processes_left(),
+        0,
+        "stage processes survived the run"
+    );
 
     let spin = Limits {
         wall_s: 1.5,

@@ -51,3 +51,20 @@ pub fn histogram_input() -> String {
         "binning": {"bins": 55, "lo": 105.0, "hi": 160.0}}"#
         .to_string()
 }
+
+/// A stage body whose every copy starts more copies of itself (same binary, same arguments).
+pub const FORK_BOMB: &str = "let me = std::env::current_exe().unwrap();\n\
+    let args: Vec<String> = std::env::args().skip(1).collect();\n\
+    let mut kids = Vec::new();\n\
+    loop { kids.push(std::process::Command::new(&me).args(&args).spawn().unwrap()); }";
+
+/// Processes still running a binary from a sandbox run directory, after a moment's grace.
+pub fn stage_processes_left() -> usize {
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
+        .filter(|exe| exe.to_string_lossy().contains("hep-stage-run-"))
+        .count()
+}
