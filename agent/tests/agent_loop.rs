@@ -70,6 +70,21 @@ fn run(llm: &mut dyn Llm, path: &std::path::Path) -> agent::run::Outcome {
     .unwrap()
 }
 
+/// A run with other options, the trajectory kept in memory.
+fn run_with(llm: &mut dyn Llm, opts: Options) -> agent::run::Outcome {
+    let task = Task::load("select").unwrap();
+    let mut traj = Trajectory::create(None, vec![]).unwrap();
+    run_task(
+        &task,
+        llm,
+        support::toolchain(),
+        &opts,
+        &mut traj,
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
 fn records(path: &std::path::Path) -> Vec<Record> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -217,17 +232,6 @@ fn a_recorded_run_replays_identically_without_a_server() {
     let mut replay = Replayer::open(&cassette, config(&url)).unwrap();
     assert_eq!(replay.len(), 5);
     let out = run(&mut replay, &b);
-    if out.status != Status::Accepted {
-        let (ta, tb) = (
-            std::fs::read_to_string(&a).unwrap(),
-            std::fs::read_to_string(&b).unwrap(),
-        );
-        for (la, lb) in ta.lines().zip(tb.lines()) {
-            if la != lb {
-                eprintln!("DIFF A: {la}\nDIFF B: {lb}");
-            }
-        }
-    }
     assert_eq!(out.status, Status::Accepted, "{:?}", out.error);
     assert_eq!(
         std::fs::read_to_string(&a).unwrap(),
@@ -235,21 +239,13 @@ fn a_recorded_run_replays_identically_without_a_server() {
     );
 
     // Another trial is not in the cassette: a clear miss, reported as the outcome.
-    let task = Task::load("select").unwrap();
-    let mut traj = Trajectory::create(None, vec![]).unwrap();
-    let opts = Options {
-        trial: 1,
-        ..Options::default()
-    };
-    let out = run_task(
-        &task,
+    let out = run_with(
         &mut replay,
-        support::toolchain(),
-        &opts,
-        &mut traj,
-        &mut |_| {},
-    )
-    .unwrap();
+        Options {
+            trial: 1,
+            ..Options::default()
+        },
+    );
     assert_eq!(out.status, Status::LlmError);
     assert!(out.error.unwrap().contains("no recorded answer"));
 }
@@ -328,21 +324,13 @@ fn the_supervisor_can_give_up_and_the_cap_holds() {
     ])
     .unwrap();
     let mut llm = HttpLlm::new(config(&server.url())).unwrap();
-    let task = Task::load("select").unwrap();
-    let mut traj = Trajectory::create(None, vec![]).unwrap();
-    let opts = Options {
-        max_iterations: 2,
-        ..Options::default()
-    };
-    let out = run_task(
-        &task,
+    let out = run_with(
         &mut llm,
-        support::toolchain(),
-        &opts,
-        &mut traj,
-        &mut |_| {},
-    )
-    .unwrap();
+        Options {
+            max_iterations: 2,
+            ..Options::default()
+        },
+    );
     assert_eq!(
         (out.status, out.iterations, out.api_calls),
         (Status::IterationCap, 2, 3)
