@@ -1,5 +1,5 @@
-//! The deterministic half of an attempt: one answer's code through the screen, the build, the
-//! linked-symbol check, the sandbox and the validation, each step recorded into the attempt.
+//! The deterministic half of an attempt: one answer's code through the screen, the confined
+//! build, the sandboxed run and the validation, each step recorded into the attempt.
 //! No model is called here; [`crate::run`] decides what to do with the [`Verdict`].
 
 use crate::policy::{self, Violation};
@@ -14,7 +14,7 @@ use serde::Serialize;
 /// What became of one answer.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Back to the coder as it is (no code, code policy, compile errors, forbidden symbols):
+    /// Back to the coder as it is (no code, code policy, compile errors, refused reads):
     /// the rendered feedback prompt.
     Fix(String),
     /// It ran but failed (the run's class, or validation): for the supervisor to review.
@@ -107,7 +107,7 @@ impl Checker<'_> {
         };
 
         // The screen, then the build.
-        a.policy = policy::check(&code, &self.task.forbidden);
+        a.policy = policy::check(&code);
         if !a.policy.is_empty() {
             progress(&format!(
                 "  rejected by the code policy: {}",
@@ -120,6 +120,35 @@ impl Checker<'_> {
         }
         let build = self.krate.build();
         a.timing.build_s = Some(build.wall_s);
+        // A compile-time read the sandbox refused is a policy violation, whatever else the
+        // compiler said; the message names the path the code wrote, never a file's content.
+        if !build.refused_reads.is_empty() {
+            a.policy = build
+                .refused_reads
+                .iter()
+                .map(|p| Violation {
+                    rule: format!(
+                        "reads `{p}` at compile time: a stage may read nothing outside its \
+                         own crate at compile time (no include_str!/include_bytes!/#[path] \
+                         to other files)"
+                    ),
+                    line: 0,
+                })
+                .collect();
+            progress(&format!(
+                "  build refused {} compile-time read(s): {}",
+                build.refused_reads.len(),
+                build.refused_reads.join(", ")
+            ));
+            a.build = Some(BuildRecord {
+                ok: false,
+                error_codes: vec![],
+                errors: build.errors().count(),
+                warnings: 0,
+                diagnostics: String::new(),
+            });
+            return Verdict::Fix(violations(a));
+        }
         let diagnostics = condense(&build, self.krate.path(), self.diagnostics_budget);
         let errors: Vec<_> = build.errors().collect();
         a.build = Some(BuildRecord {
@@ -152,31 +181,16 @@ impl Checker<'_> {
             }
         };
 
-        // What got linked in, whatever names the code used.
-        let linked = std::fs::read(&binary)
-            .map(|b| policy::linked_symbols(&b, &self.task.forbidden_symbols))
-            .unwrap_or_default();
-        if !linked.is_empty() {
-            a.policy = linked
-                .iter()
-                .map(|p| Violation {
-                    rule: format!("the compiled stage calls `{p}`, which this task forbids (write the stage yourself)"),
-                    line: 0,
-                })
-                .collect();
-            progress(&format!(
-                "  rejected: the binary links {}",
-                linked.join(", ")
-            ));
-            return Verdict::Fix(violations(a));
-        }
-
         // The sandboxed run.
         progress(&format!(
             "  built in {:.2} s; running in the sandbox",
             build.wall_s
         ));
-        let dir = match RunDir::new(&binary, &[("input.json", self.prepared.input.as_bytes())]) {
+        let dir = match RunDir::new(
+            &binary,
+            &[("input.json", self.prepared.input.as_bytes())],
+            self.limits,
+        ) {
             Ok(d) => d,
             Err(e) => return Verdict::Harness(format!("run directory: {e}")),
         };
@@ -190,6 +204,7 @@ impl Checker<'_> {
         a.run = Some(RunRecord {
             class: report.class,
             exit: report.exit,
+            claim: report.claim,
             stderr_tail: report.stderr_tail.clone(),
         });
         if report.class != RunClass::Ok {
@@ -200,7 +215,7 @@ impl Checker<'_> {
             return Verdict::Failed {
                 failure: format!("its run ended with {:?}", report.class),
                 report: format!(
-                    "Exit: {:?}\nstderr (end):\n{}",
+                    "Exit: {:?}\nThe stage's stderr (its own words; the end):\n{}",
                     report.exit,
                     report.stderr_tail.trim_end()
                 ),

@@ -1,11 +1,16 @@
-//! A fast static screen of the model's code, before anything is compiled. It rejects what a
-//! stage never needs and what the sandbox cannot stop because it happens at compile time
-//! (`include_str!` of a host file, `env!` of a key), and it gives a clear class and message for
-//! the usual attempts (`std::env`, `std::net`, `std::process`, `std::fs`, `unsafe`). It is a
-//! screen, not the security boundary: the sandbox is.
+//! A fast static screen of the model's code, before anything is compiled. It is defence in
+//! depth, not the boundary (the build and the run are confined by the operating system,
+//! [`crate::sandbox`]): it gives a clear, early message for what a stage never needs (`std::env`,
+//! `std::net`, `std::process`, `std::fs`, `std::os`, `unsafe`, `extern`, compile-time file and
+//! environment reads, macros that generate hidden code, attributes outside a short list,
+//! `mod name;`).
 //!
-//! The code is scanned with comments and string/char literals blanked out, token by token.
+//! The code is tokenized by `proc-macro2`, the lexer proc macros use, which agrees with rustc
+//! on what is a token: raw strings, byte and C strings, nested comments, raw identifiers
+//! (`r#path` is `path`) and Unicode whitespace cannot hide a token from it. Code it cannot
+//! lex is rejected (rustc would reject it too). Identifiers must be ASCII.
 
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use serde::{Deserialize, Serialize};
 
 /// One broken rule, with the 1-based line where it was seen.
@@ -17,33 +22,111 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.rule)
+        if self.line == 0 {
+            f.write_str(&self.rule)
+        } else {
+            write!(f, "line {}: {}", self.line, self.rule)
+        }
     }
 }
 
-/// Macros that read the host at compile time or escape the language, flagged wherever the
-/// name appears (a `use ... as` rename or a `macro_rules!` indirection still names them).
-const MACROS: [&str; 6] = [
+/// Macros that read the host at compile time, escape the language or generate code the
+/// screen cannot see: flagged wherever the name appears (a `use ... as` rename still names
+/// them).
+const MACROS: [&str; 8] = [
     "include_str",
     "include_bytes",
     "option_env",
     "asm",
     "global_asm",
+    "naked_asm",
     "macro_rules",
+    "concat_idents",
 ];
-/// The same, for names that are also ordinary words: flagged as `name!` or in a `use`.
+/// The same, for names that are also ordinary words: flagged as `name!`, after `::` or in a
+/// `use`.
 const MACRO_WORDS: [&str; 2] = ["include", "env"];
 /// Standard-library modules a stage has no use for.
 const MODULES: [&str; 5] = ["env", "net", "process", "fs", "os"];
 const KEYWORDS: [&str; 2] = ["unsafe", "extern"];
-const ATTRIBUTES: [&str; 5] = ["path", "link", "no_mangle", "export_name", "link_section"];
+/// The attributes a stage may use; every other one (`path`, `link`, `no_mangle`,
+/// `export_name`, `cfg_attr`, ...) is refused.
+const ATTRIBUTES: [&str; 11] = [
+    "derive", "allow", "warn", "deny", "expect", "doc", "inline", "cold", "must_use", "cfg", "test",
+];
 
-/// Checks `code`; `forbidden` adds task-specific identifiers or `a::b` paths (e.g. the reference
-/// implementation the stage must not call).
-pub fn check(code: &str, forbidden: &[String]) -> Vec<Violation> {
-    let clean = blank_literals(code);
-    let toks = tokens(&clean);
+/// Checks `code`.
+pub fn check(code: &str) -> Vec<Violation> {
     let mut v = Vec::new();
+    match code.parse::<TokenStream>() {
+        Ok(tokens) => {
+            let flat = flatten(tokens);
+            screen(&flat, &mut v);
+        }
+        Err(e) => v.push(Violation {
+            rule: format!("the code does not lex as Rust: {e}"),
+            line: e.span().start().line,
+        }),
+    }
+    v
+}
+
+/// One token, with the delimiter that opens a group (`Open`) and closes it (`Close`), so the
+/// screen reads a flat sequence.
+#[derive(Debug)]
+enum Tok {
+    Ident(String, usize),
+    Punct(char, usize),
+    Literal(usize),
+    Open(Delimiter, usize),
+    Close(usize),
+}
+
+impl Tok {
+    fn line(&self) -> usize {
+        match self {
+            Tok::Ident(_, l)
+            | Tok::Punct(_, l)
+            | Tok::Literal(l)
+            | Tok::Open(_, l)
+            | Tok::Close(l) => *l,
+        }
+    }
+    fn ident(&self) -> Option<&str> {
+        match self {
+            Tok::Ident(s, _) => Some(s),
+            _ => None,
+        }
+    }
+    fn is_punct(&self, c: char) -> bool {
+        matches!(self, Tok::Punct(p, _) if *p == c)
+    }
+}
+
+fn flatten(ts: TokenStream) -> Vec<Tok> {
+    let mut out = Vec::new();
+    for tt in ts {
+        let line = tt.span().start().line;
+        match tt {
+            TokenTree::Ident(i) => {
+                let s = i.to_string();
+                // `r#name` is `name` to the compiler.
+                let s = s.strip_prefix("r#").map(str::to_string).unwrap_or(s);
+                out.push(Tok::Ident(s, line));
+            }
+            TokenTree::Punct(p) => out.push(Tok::Punct(p.as_char(), line)),
+            TokenTree::Literal(_) => out.push(Tok::Literal(line)),
+            TokenTree::Group(g) => {
+                out.push(Tok::Open(g.delimiter(), line));
+                out.extend(flatten(g.stream()));
+                out.push(Tok::Close(g.span_close().start().line));
+            }
+        }
+    }
+    out
+}
+
+fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
     let mut push = |rule: String, line: usize| {
         if !v.iter().any(|x: &Violation| x.rule == rule) {
             v.push(Violation { rule, line });
@@ -51,252 +134,76 @@ pub fn check(code: &str, forbidden: &[String]) -> Vec<Violation> {
     };
     let mut in_use = false;
     for (i, t) in toks.iter().enumerate() {
-        let next = toks.get(i + 1).map(|t| t.text);
-        let prev = i.checked_sub(1).map(|j| toks[j].text);
-        match t.text {
-            "use" => in_use = true,
-            ";" => in_use = false,
-            _ => {}
+        let line = t.line();
+        let next = toks.get(i + 1);
+        let prev = i.checked_sub(1).map(|j| &toks[j]);
+        let after_path_sep = i >= 2 && toks[i - 1].is_punct(':') && toks[i - 2].is_punct(':');
+        let before_path_sep = next.is_some_and(|n| n.is_punct(':'))
+            && toks.get(i + 2).is_some_and(|n| n.is_punct(':'));
+        if t.is_punct(';') {
+            in_use = false;
         }
-        if MACROS.contains(&t.text)
-            || (MACRO_WORDS.contains(&t.text) && (next == Some("!") || in_use))
-        {
-            push(
-                format!(
-                    "`{}!` reads the host at compile time or escapes the language",
-                    t.text
-                ),
-                t.line,
-            );
-        }
-        if KEYWORDS.contains(&t.text) {
-            push(
-                format!("`{}` code is not allowed in a stage", t.text),
-                t.line,
-            );
-        }
-        if ATTRIBUTES.contains(&t.text) && (prev == Some("[") || prev == Some("(")) {
-            push(
-                format!("the `#[{}]` attribute is not allowed in a stage", t.text),
-                t.line,
-            );
-        }
-        if MODULES.contains(&t.text) && (in_use || next == Some("::") || prev == Some("::")) {
-            push(format!("`std::{}` is not available to a stage (no files, processes, network or environment)", t.text), t.line);
-        }
-        if t.text == "mod" && toks.get(i + 2).map(|t| t.text) == Some(";") {
-            push(
-                "a stage is one file: `mod name;` is not allowed".into(),
-                t.line,
-            );
-        }
-    }
-    // `use` statements as token ranges, for imports of forbidden paths by groups or globs.
-    let uses: Vec<(usize, usize)> = toks
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.text == "use")
-        .map(|(i, _)| {
-            (
-                i,
-                (i..toks.len())
-                    .find(|&j| toks[j].text == ";")
-                    .unwrap_or(toks.len()),
-            )
-        })
-        .collect();
-    for f in forbidden {
-        let parts: Vec<&str> = f.split("::").collect();
-        if parts.len() > 1 {
-            // `use a::{b as x}` or `use a::*` for a forbidden `a::b`.
-            for &(start, end) in &uses {
-                let span = &toks[start..end];
-                let Some(k) = (0..span.len()).find(|&k| {
-                    span[k].text == parts[0] && span.get(k + 1).map(|t| t.text) == Some("::")
-                }) else {
-                    continue;
-                };
-                let last = parts[parts.len() - 1];
-                if span[k..].iter().any(|t| t.text == last || t.text == "*") {
+        // Attributes: `#[name ...]` and `#![name ...]`.
+        if t.is_punct('#') {
+            let mut j = i + 1;
+            if toks.get(j).is_some_and(|n| n.is_punct('!')) {
+                j += 1;
+            }
+            if let Some(Tok::Open(Delimiter::Bracket, _)) = toks.get(j) {
+                let name = toks.get(j + 1).and_then(Tok::ident).unwrap_or("");
+                if !ATTRIBUTES.contains(&name) {
                     push(
-                        format!("`{f}` is not allowed in this task (write the stage yourself)"),
-                        span[k].line,
+                        format!(
+                            "the `#[{name}]` attribute is not allowed in a stage (allowed: {})",
+                            ATTRIBUTES.join(", ")
+                        ),
+                        line,
                     );
                 }
             }
         }
-        for (i, t) in toks.iter().enumerate() {
-            let matches = parts.iter().enumerate().all(|(k, p)| {
-                let j = i + 2 * k;
-                toks.get(j).map(|t| t.text) == Some(p)
-                    && (k + 1 == parts.len() || toks.get(j + 1).map(|t| t.text) == Some("::"))
-            });
-            if matches {
-                push(
-                    format!("`{f}` is not allowed in this task (write the stage yourself)"),
-                    t.line,
-                );
-                break;
-            }
+        let Some(name) = t.ident() else { continue };
+        if name == "use" {
+            in_use = true;
         }
-    }
-    v
-}
-
-/// Rust paths (`analysis::select::select`, `analysis::stage::Reference`) whose code is linked
-/// into `binary`: a check after the build that no renaming can dodge, for functions that are
-/// not inlined (the reference implementations are large, non-generic, not `#[inline]`).
-pub fn linked_symbols(binary: &[u8], paths: &[String]) -> Vec<String> {
-    let found = |needle: &str| binary.windows(needle.len()).any(|w| w == needle.as_bytes());
-    paths
-        .iter()
-        .filter(|p| {
-            let segs: Vec<&str> = p.split("::").collect();
-            // Legacy mangling of a function path (`8analysis6select6select`) and the
-            // demangled-with-dots form used inside impl names (`analysis..stage..Reference`).
-            let legacy: String = segs.iter().map(|s| format!("{}{s}", s.len())).collect();
-            found(&legacy) || (segs.len() > 1 && found(&segs.join("..")))
-        })
-        .cloned()
-        .collect()
-}
-
-struct Token<'a> {
-    text: &'a str,
-    line: usize,
-}
-
-/// Identifiers, `::`, and single punctuation characters.
-fn tokens(s: &str) -> Vec<Token<'_>> {
-    let b = s.as_bytes();
-    let (mut i, mut line, mut out) = (0, 1, Vec::new());
-    while i < b.len() {
-        let c = b[i];
-        if c == b'\n' {
-            line += 1;
-            i += 1;
-        } else if c.is_ascii_whitespace() {
-            i += 1;
-        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
-                i += 1;
-            }
-            out.push(Token {
-                text: &s[start..i],
-                line,
-            });
-        } else if c == b':' && b.get(i + 1) == Some(&b':') {
-            out.push(Token { text: "::", line });
-            i += 2;
-        } else {
-            out.push(Token {
-                text: &s[i..i + 1],
-                line,
-            });
-            i += 1;
+        if !name.is_ascii() {
+            push(format!("identifiers must be ASCII (`{name}`)"), line);
         }
-    }
-    out
-}
-
-/// Comments and the insides of string and char literals become spaces (newlines kept).
-fn blank_literals(code: &str) -> String {
-    let c: Vec<char> = code.chars().collect();
-    let mut out = String::with_capacity(code.len());
-    let blank = |out: &mut String, ch: char| out.push(if ch == '\n' { '\n' } else { ' ' });
-    let mut i = 0;
-    while i < c.len() {
-        let next = c.get(i + 1).copied();
-        if c[i] == '/' && next == Some('/') {
-            while i < c.len() && c[i] != '\n' {
-                blank(&mut out, c[i]);
-                i += 1;
-            }
-        } else if c[i] == '/' && next == Some('*') {
-            let mut depth = 0;
-            while i < c.len() {
-                if c[i] == '/' && c.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    out.push_str("  ");
-                    i += 2;
-                } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    out.push_str("  ");
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    blank(&mut out, c[i]);
-                    i += 1;
-                }
-            }
-        } else if c[i] == 'r'
-            && (next == Some('"') || next == Some('#'))
-            && (i == 0 || !(c[i - 1].is_alphanumeric() || c[i - 1] == '_'))
+        let bang = next.is_some_and(|n| n.is_punct('!'));
+        if MACROS.contains(&name)
+            || (MACRO_WORDS.contains(&name)
+                && (bang
+                    || ((in_use || after_path_sep)
+                        && !before_path_sep
+                        && !MODULES.contains(&name))))
         {
-            // Raw string r#"..."#.
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while c.get(j) == Some(&'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if c.get(j) != Some(&'"') {
-                out.push(c[i]);
-                i += 1;
-                continue;
-            }
-            out.push('"');
-            j += 1;
-            while j < c.len() {
-                if c[j] == '"' && (0..hashes).all(|k| c.get(j + 1 + k) == Some(&'#')) {
-                    j += 1 + hashes;
-                    break;
-                }
-                blank(&mut out, c[j]);
-                j += 1;
-            }
-            out.push('"');
-            i = j;
-        } else if c[i] == '"' {
-            out.push('"');
-            i += 1;
-            while i < c.len() && c[i] != '"' {
-                if c[i] == '\\' {
-                    blank(&mut out, c[i]);
-                    i += 1;
-                }
-                if i < c.len() {
-                    blank(&mut out, c[i]);
-                    i += 1;
-                }
-            }
-            out.push('"');
-            i += 1;
-        } else if c[i] == '\'' && (next == Some('\\') || c.get(i + 2) == Some(&'\'')) {
-            // A char literal ('a', '\n', '\u{..}'); a lifetime ('a) is left alone.
-            out.push('\'');
-            i += 1;
-            while i < c.len() && c[i] != '\'' {
-                if c[i] == '\\' {
-                    out.push(' ');
-                    i += 1;
-                }
-                if i < c.len() {
-                    blank(&mut out, c[i]);
-                    i += 1;
-                }
-            }
-            out.push('\'');
-            i += 1;
-        } else {
-            out.push(c[i]);
-            i += 1;
+            push(
+                format!("`{name}!` reads the host at compile time or hides code from review"),
+                line,
+            );
+        }
+        if KEYWORDS.contains(&name) {
+            push(format!("`{name}` code is not allowed in a stage"), line);
+        }
+        if MODULES.contains(&name) && (in_use || after_path_sep || before_path_sep) {
+            push(
+                format!(
+                    "`std::{name}` is not available to a stage (no files, processes, network or \
+                     environment)"
+                ),
+                line,
+            );
+        }
+        if name == "mod"
+            && prev.is_none_or(|p| !p.is_punct(':'))
+            && toks.get(i + 2).is_some_and(|n| n.is_punct(';'))
+        {
+            push(
+                "a stage is one file: `mod name;` is not allowed".into(),
+                line,
+            );
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -304,10 +211,7 @@ mod tests {
     use super::*;
 
     fn rules(code: &str) -> Vec<String> {
-        check(code, &["Reference".into(), "select::select".into()])
-            .into_iter()
-            .map(|v| v.rule)
-            .collect()
+        check(code).into_iter().map(|v| v.rule).collect()
     }
 
     #[test]
@@ -321,36 +225,74 @@ mod tests {
             "const K: &str = env!(\"OPENAI_API_KEY\");",
             "const K: &str = include_str!(\"/etc/passwd\");",
             "fn f() { unsafe { } }",
-            "#[path = \"/etc/x.rs\"] mod x;",
+            "#[path = \"/etc/x.rs\"] mod x {}",
             "mod other;",
-            "fn f() { analysis::stage::Reference; }",
-            "fn f() { analysis::select::select(a, b); }",
-            "use analysis::select::{select as pick};",
-            "use analysis::select::*;",
             "use std::include_str as inc;",
             "macro_rules! m { ($i:ident) => { $i!(\"x\") } }",
+            "#[no_mangle] fn f() {}",
+            "#[cfg_attr(all(), path = \"/root/x.rs\")] mod x {}",
+            "#![feature(asm)]",
         ] {
             assert!(!rules(bad).is_empty(), "{bad} passed the screen");
         }
     }
 
+    /// The bypasses of the old hand-written scanner: each hides a forbidden token from a
+    /// scanner that does not lex as rustc does.
+    #[test]
+    fn hidden_tokens_are_seen() {
+        for bad in [
+            // Unicode whitespace rustc accepts (U+2028, U+0085, U+200E) glued to a name.
+            "const K: &str = include_str\u{2028}!(\"/root/canary\");",
+            "const K: &str = include_bytes\u{85}!(\"/root/canary\");",
+            "fn f() { std::\u{200e}env::var(\"K\"); }",
+            // Raw identifiers.
+            "#[r#path = \"/root/x.rs\"] mod x {}",
+            "const K: &str = r#include_str!(\"/root/canary\");",
+            "fn f() { std::r#fs::read(\"/x\"); }",
+            // Literals that put a naive literal scanner out of step.
+            "const A: &[u8] = br#\"\"#; const K: &str = include_str!(\"/root/canary\");",
+            "const A: &core::ffi::CStr = c\"'\"; const K: &str = include_str!(\"/root/c\");",
+            "const A: &[u8] = b\"\\\"\"; fn f() { std::env::var(\"K\"); }",
+            "const A: char = '\"'; const K: &str = include_str!(\"/root/canary\");",
+            "/* /* nested */ still a comment */ const K: &str = include_str!(\"/x\");",
+            // Body-less modules and attributes inside a group.
+            "fn f() { #[path = \"/x.rs\"] mod x; }",
+        ] {
+            assert!(!rules(bad).is_empty(), "{bad:?} passed the screen");
+        }
+    }
+
+    #[test]
+    fn code_that_does_not_lex_is_refused() {
+        assert!(!rules("const A: &str = \"unterminated;").is_empty());
+        assert!(!rules("fn f() { let a = (1; }").is_empty());
+    }
+
     #[test]
     fn leaves_ordinary_code_alone() {
         let ok = r##"
-            use analysis::stage::{Select, SelectOutput, StageError};
-            // std::env in a comment, /* unsafe */ too
+            use stage_api::{Select, SelectOutput, StageError, FitParam, FitResult};
+            use stage_api::fit::{FitModel, ParamSpec};
+            // std::env in a comment, /* unsafe */ too; m_γγ in GeV
+            /// The diphoton mass, m_γγ.
+            #[derive(Clone, Debug)]
+            struct Pair { m: f64 }
+            #[allow(dead_code)]
             fn process(env: f64) -> f64 { env * 2.0 }
             fn label<'a>(s: &'a str) -> &'a str { let _c = '"'; let _r = r#"std::fs"#; s }
-            const MSG: &str = "use std::net; unsafe";
-            fn f(p: &analysis::events::Photons) -> usize { p.pt.len() }
-            fn select_events() {}
+            const MSG: &str = "use std::net; unsafe; m_γγ";
+            fn fit(p: &[FitParam]) -> usize { p.len() }
+            mod helpers { pub fn os() {} }
+            #[cfg(test)]
+            mod tests { #[test] fn t() {} }
         "##;
         assert!(rules(ok).is_empty(), "{:?}", rules(ok));
     }
 
     #[test]
     fn reports_the_line() {
-        let v = check("fn a() {}\n\nfn b() { std::env::args(); }", &[]);
+        let v = check("fn a() {}\n\nfn b() { std::env::args(); }");
         assert_eq!(v[0].line, 3);
     }
 }

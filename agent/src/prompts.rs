@@ -78,7 +78,7 @@ mod tests {
     fn every_contract_names_the_current_api_version() {
         for kind in ["select", "histogram", "fit"] {
             let c = super::render(&format!("contract/{kind}"), &[]);
-            let v = format!("Stage API version {}", analysis::stage::STAGE_API_VERSION);
+            let v = format!("Stage API version {}", stage_api::STAGE_API_VERSION);
             assert!(
                 c.starts_with(&v),
                 "contract/{kind}.md is written for another API version"

@@ -1,27 +1,48 @@
-//! The model's code as a crate: `templates/stage/` (Cargo.toml + the runner `main.rs`) plus the
-//! model's `src/stage.rs`, in a temporary directory, depending on the workspace's `analysis`
-//! crate (without plots) and built with `cargo build --offline --message-format=json` into a
-//! shared target directory (`target/agent-stages`). The repository's Cargo.lock pins every
-//! dependency and the features never change, so after one warm-up build only the stage crate
-//! compiles. Each crate has a unique package name (its directory's), so two crates are never
-//! the same cargo unit (cargo hashes a path package by its workspace-relative path and judges
-//! freshness by mtimes: same-named crates built in turn can be taken for one another). Its
-//! build products are removed with it. Cargo runs with a scrubbed environment: `env!` in
-//! generated code sees no keys.
+//! The model's code as a crate, compiled inside the sandbox.
+//!
+//! Two halves. The trusted one, [`Toolchain::prepare`], runs once per toolchain: cargo builds
+//! the `stage-api` crate and its dependencies (the workspace's own contract crate and
+//! crates.io crates pinned by `Cargo.lock`; no model code) into their own target directory,
+//! and the compiler's sysroot is located. The untrusted one, [`StageCrate::build`], compiles
+//! one stage: `rustc` on the runner (`templates/stage/main.rs`) and the model's
+//! `src/stage.rs`, with `--extern stage_api=...` and `-L dependency=...` pointing at those
+//! prebuilt artifacts, in the same sandbox the stage later runs in ([`crate::sandbox`]): a
+//! uid of its own, no network, the toolchain and the artifacts bind-mounted read-only into
+//! its mount namespace, Landlock reads of only those, the system's compiler and libraries and
+//! its own source, writes only to its own `out/`, control-group and rlimit limits, a 30 s
+//! wall clock that kills everything it started.
+//!
+//! Why `rustc` and not `cargo` for the stage: cargo shares one lock and one `deps/` directory
+//! between all builds in a target directory, so one hostile build (a `const` that takes
+//! minutes) would stall every other, and a confined cargo would need write access to what
+//! the others read. Each stage compiles alone, into its own directory, against read-only
+//! inputs; the crate graph is fixed (one crate, one dependency), so cargo has nothing to add.
+//!
+//! What the model's crate can name is `stage_api` and `std`: the reference implementation
+//! (`analysis`) is neither linked, nor on any search path, nor readable.
 
+use crate::sandbox::{self, Ended, Limits};
 use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
 
-/// A stage build that takes longer than this is stopped (e.g. a huge `const` array).
-const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+const MAIN_RS: &str = include_str!("../../templates/stage/main.rs");
 
-const CARGO_TOML: &str = include_str!("../../templates/stage/Cargo.toml.in");
-const MAIN_RS: &str = include_str!("../../templates/stage/src/main.rs.in");
+/// Limits of one stage build: seconds, not minutes — a real stage compiles in about one.
+pub fn build_limits() -> Limits {
+    Limits {
+        wall_s: 30.0,
+        memory_bytes: 2 << 30,
+        max_processes: 64,
+        max_file_bytes: 256 << 20,
+        max_output_bytes: 512 << 20,
+    }
+}
 
 /// Which stage trait the crate's `Stage` implements: the runner calls
-/// `analysis::stage::json::<name>`.
+/// `stage_api::json::<name>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StageKind {
@@ -46,8 +67,8 @@ impl StageKind {
             StageKind::Fit => "Fit",
         }
     }
-    /// A stage that compiles and does nothing useful: what the warm-up build compiles.
-    fn placeholder(self) -> String {
+    /// A stage that compiles and does nothing useful.
+    pub fn placeholder(self) -> String {
         let (imports, sig) = match self {
             StageKind::Select => (
                 "PhotonEvents, Cuts, SelectOutput",
@@ -63,7 +84,7 @@ impl StageKind {
             ),
         };
         format!(
-            "use analysis::stage::{{{}, StageError, {imports}}};\npub struct Stage;\n\
+            "use stage_api::{{{}, StageError, {imports}}};\npub struct Stage;\n\
              impl {} for Stage {{ {sig} {{ Err(\"placeholder\".into()) }} }}\n",
             self.trait_name(),
             self.trait_name()
@@ -71,12 +92,27 @@ impl StageKind {
     }
 }
 
-/// Where stages are compiled: the `analysis` crate to link and the shared target directory.
+/// What the trusted preparation found.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The compiler's sysroot (`bin/rustc`, `lib/`).
+    pub sysroot: PathBuf,
+    /// The prebuilt dependencies: cargo's `debug/` of a target directory that holds
+    /// `stage-api` and what it pulls in, nothing else (the rlib in it, the rest in `deps/`).
+    pub deps: PathBuf,
+    /// File name of the `stage-api` rlib in `deps`.
+    pub rlib: String,
+}
+
+/// Where stages are compiled.
 #[derive(Clone, Debug)]
 pub struct Toolchain {
-    /// The workspace root (holds `analysis/`, `vendor/oxyroot/`, `Cargo.lock`).
+    /// The workspace root (holds `stage-api/`, `Cargo.lock`).
     pub repo: PathBuf,
+    /// `target/agent-stages`: `stage-api/` (cargo's target dir for the prebuilt
+    /// dependencies) and `crates/` (one directory per stage crate).
     pub target_dir: PathBuf,
+    prepared: Arc<OnceLock<Result<Prepared, String>>>,
 }
 
 impl Default for Toolchain {
@@ -85,21 +121,17 @@ impl Default for Toolchain {
     fn default() -> Self {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
-            .unwrap()
-            .to_path_buf();
-        // Cargo runs in the stage crate's directory: a relative target dir would move.
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .map(|t| std::env::current_dir().map(|d| d.join(&t)).unwrap_or(t))
             .unwrap_or_else(|| repo.join("target"));
-        Self {
-            repo,
-            target_dir: target.join("agent-stages"),
-        }
+        Self::new(repo, target.join("agent-stages"))
     }
 }
 
-/// One compiler message, as cargo's JSON gives it.
+/// One compiler message, as rustc's JSON gives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub level: String,
@@ -110,15 +142,18 @@ pub struct Diagnostic {
     pub rendered: String,
 }
 
-/// The result of `cargo check` or `cargo build` on the stage crate.
+/// The result of checking or building the stage crate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Build {
     pub ok: bool,
     /// Errors and warnings in the stage's own code.
     pub diagnostics: Vec<Diagnostic>,
-    /// Cargo's own stderr when it failed without a compiler message (e.g. a resolution error).
+    /// Why the build failed when the compiler said nothing about the code (a limit, a
+    /// crash): deterministic text, for the model.
     pub cargo_error: Option<String>,
-    /// The compiled runner (`cargo build` only).
+    /// The compile-time reads the sandbox refused (paths as the code wrote them).
+    pub refused_reads: Vec<String>,
+    /// The compiled runner (builds only).
     #[serde(skip)]
     pub binary: Option<PathBuf>,
     /// Wall-clock seconds (not in trajectories: it differs between runs).
@@ -130,81 +165,192 @@ impl Build {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| d.level == "error")
     }
+    fn failed(why: String, wall_s: f64) -> Self {
+        Build {
+            ok: false,
+            diagnostics: vec![],
+            cargo_error: Some(why),
+            refused_reads: vec![],
+            binary: None,
+            wall_s,
+        }
+    }
 }
 
-/// A stage crate in a temporary directory.
+/// A stage crate in its own directory: `src/main.rs` (the runner), `src/stage.rs` (the
+/// model's), `toolchain/` and `deps/` (mount points), `out/` (the build's only writable
+/// place, owned by the crate's uid). Removed when dropped.
 pub struct StageCrate {
     dir: tempfile::TempDir,
-    /// Package and binary name: the directory's unique name.
-    package: String,
-    toolchain: Toolchain,
+    /// The crate's name (the directory's, unique).
+    name: String,
+    /// The uid its builds run as (root only; one per crate, so incremental state stays its).
+    uid: Option<u32>,
+    prepared: Prepared,
     pub kind: StageKind,
 }
 
 impl Toolchain {
-    /// Writes a new stage crate (Cargo.toml, Cargo.lock, the runner) for `kind`.
-    pub fn new_crate(&self, kind: StageKind) -> std::io::Result<StageCrate> {
-        // Under the target directory, not /tmp: cargo reads `.cargo/config.toml` from every
-        // parent directory, and anyone can write one into /tmp.
-        let parent = self.target_dir.join("crates");
-        std::fs::create_dir_all(&parent)?;
-        let dir = tempfile::Builder::new()
-            .prefix("stage-")
-            .tempdir_in(&parent)?;
-        let package = dir
-            .path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "stage".into());
-        let fill = |t: &str| {
-            t.replace("{{package}}", &package)
-                .replace(
-                    "{{analysis}}",
-                    &self.repo.join("analysis").display().to_string(),
-                )
-                .replace(
-                    "{{oxyroot}}",
-                    &self.repo.join("vendor/oxyroot").display().to_string(),
-                )
-                .replace("{{stage}}", kind.name())
-                .replace(
-                    "{{api_version}}",
-                    &analysis::stage::STAGE_API_VERSION.to_string(),
-                )
-        };
-        std::fs::create_dir(dir.path().join("src"))?;
-        std::fs::write(dir.path().join("Cargo.toml"), fill(CARGO_TOML))?;
-        std::fs::write(dir.path().join("src/main.rs"), fill(MAIN_RS))?;
-        let lock = self.repo.join("Cargo.lock");
-        if lock.is_file() {
-            std::fs::copy(lock, dir.path().join("Cargo.lock"))?;
+    pub fn new(repo: PathBuf, target_dir: PathBuf) -> Self {
+        Self {
+            repo,
+            target_dir,
+            prepared: Arc::new(OnceLock::new()),
         }
-        Ok(StageCrate {
-            dir,
-            package,
-            toolchain: self.clone(),
-            kind,
+    }
+
+    /// The trusted preparation (once): `cargo build -p stage-api` into
+    /// `target/agent-stages/stage-api`, and `rustc --print sysroot`. The first call on a
+    /// machine compiles serde and the contract (tens of seconds).
+    pub fn prepare(&self) -> Result<&Prepared, String> {
+        self.prepared
+            .get_or_init(|| self.prepare_now())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Kept for callers that only want the toolchain ready.
+    pub fn warm_up(&self) -> Result<(), String> {
+        self.prepare().map(|_| ())
+    }
+
+    fn prepare_now(&self) -> Result<Prepared, String> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target = self.target_dir.join("stage-api");
+        let mut cmd = Command::new(cargo);
+        scrub(&mut cmd);
+        cmd.args([
+            "build",
+            "--offline",
+            "--quiet",
+            "--message-format=json",
+            "-p",
+            "stage-api",
+        ])
+        .current_dir(&self.repo)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TERM_COLOR", "never");
+        let out = cmd
+            .output()
+            .map_err(|e| format!("running cargo for the stage toolchain: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "building stage-api failed:\n{}",
+                tail(&String::from_utf8_lossy(&out.stderr), 4000)
+            ));
+        }
+        let mut rlib = None;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if v["reason"] == "compiler-artifact" && v["target"]["name"] == "stage_api" {
+                rlib = v["filenames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.as_str())
+                    .find(|f| f.ends_with(".rlib"))
+                    .map(PathBuf::from);
+            }
+        }
+        let rlib = rlib.ok_or("cargo named no stage_api rlib")?;
+        // `debug/` of this target directory holds stage-api's build and nothing else: the
+        // rlib (uplifted) and `deps/` with what it was compiled against.
+        let deps = target.join("debug");
+        if !rlib.starts_with(&deps) {
+            return Err(format!(
+                "the stage_api rlib {} is outside {}",
+                rlib.display(),
+                deps.display()
+            ));
+        }
+        let mut cmd = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
+        cmd.args(["--print", "sysroot"]);
+        scrub(&mut cmd);
+        let out = cmd
+            .output()
+            .map_err(|e| format!("running rustc --print sysroot: {e}"))?;
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if !sysroot.join("bin/rustc").is_file() {
+            return Err(format!("no rustc in the sysroot {}", sysroot.display()));
+        }
+        Ok(Prepared {
+            sysroot,
+            deps,
+            rlib: rlib
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         })
     }
 
-    /// Builds a placeholder stage of every kind once, so that later builds compile only the
-    /// stage (the first call on a machine compiles `analysis` and its dependencies: minutes).
-    pub fn warm_up(&self) -> Result<(), String> {
-        for kind in [StageKind::Select, StageKind::Histogram, StageKind::Fit] {
-            let c = self.new_crate(kind).map_err(|e| e.to_string())?;
-            c.write_code(&kind.placeholder())
-                .map_err(|e| e.to_string())?;
-            let b = c.build();
-            if !b.ok {
-                return Err(format!(
-                    "the stage toolchain does not build: {}",
-                    condense(&b, c.path(), 4000)
-                ));
-            }
+    /// Writes a new stage crate (the runner, the mount points, `out/`) for `kind`.
+    pub fn new_crate(&self, kind: StageKind) -> std::io::Result<StageCrate> {
+        use std::os::unix::fs::PermissionsExt;
+        let prepared = self.prepare().map_err(std::io::Error::other)?.clone();
+        let parent = self.target_dir.join("crates");
+        std::fs::create_dir_all(&parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix("stage_")
+            .tempdir_in(&parent)?;
+        let name = dir
+            .path()
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            })
+            .unwrap_or_else(|| "stage".into());
+        let mode =
+            |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        mode(dir.path(), 0o755)?;
+        for d in ["src", "toolchain", "deps", "out"] {
+            std::fs::create_dir(dir.path().join(d))?;
+            mode(&dir.path().join(d), 0o755)?;
         }
-        Ok(())
+        let main = MAIN_RS
+            .replace("{{stage}}", kind.name())
+            .replace("{{api_version}}", &stage_api::STAGE_API_VERSION.to_string());
+        std::fs::write(dir.path().join("src/main.rs"), main)?;
+        let uid = sandbox::fresh_uid();
+        sandbox::give(&dir.path().join("out"), uid)?;
+        Ok(StageCrate {
+            dir,
+            name,
+            uid,
+            prepared,
+            kind,
+        })
     }
 }
+
+/// Only what cargo and rustup need to find the toolchain; never API keys.
+fn scrub(cmd: &mut Command) {
+    cmd.env_clear();
+    for var in [
+        "PATH",
+        "HOME",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+}
+
+/// Paths a stage build may read besides its own directory: the C compiler, the linker and
+/// the system libraries (and the loader's cache).
+const BUILD_SYSTEM_READ: [&str; 6] = [
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/etc/ld.so.cache",
+];
 
 impl StageCrate {
     pub fn path(&self) -> &Path {
@@ -216,180 +362,215 @@ impl StageCrate {
         std::fs::write(self.path().join("src/stage.rs"), code)
     }
 
-    /// `cargo check`: diagnostics only.
+    /// Type-checks the crate (`--emit=metadata`): diagnostics only.
     pub fn check(&self) -> Build {
-        self.cargo("check")
+        self.rustc(false)
     }
 
-    /// `cargo build`: diagnostics and, on success, the runner binary.
+    /// Compiles and links the runner: diagnostics and, on success, the binary.
     pub fn build(&self) -> Build {
-        self.cargo("build")
+        self.rustc(true)
     }
 
-    fn cargo(&self, verb: &str) -> Build {
-        let start = Instant::now();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.arg(verb)
-            .args(["--offline", "--quiet", "--message-format=json"])
-            .current_dir(self.path())
-            .env_clear()
-            .env("CARGO_TARGET_DIR", &self.toolchain.target_dir)
-            .env("CARGO_TERM_COLOR", "never");
-        // Only what cargo and rustup need to find the toolchain; never API keys.
-        for var in [
-            "PATH",
-            "HOME",
-            "CARGO_HOME",
-            "RUSTUP_HOME",
-            "RUSTUP_TOOLCHAIN",
-        ] {
-            if let Some(v) = std::env::var_os(var) {
-                cmd.env(var, v);
-            }
+    fn rustc(&self, link: bool) -> Build {
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = link;
+            return Build::failed(
+                "model code is only compiled in the Linux sandbox".into(),
+                0.0,
+            );
         }
-        let out = match output_with_timeout(cmd, BUILD_TIMEOUT) {
-            Ok(o) => o,
-            Err(e) => {
-                return Build {
-                    ok: false,
-                    diagnostics: vec![],
-                    cargo_error: Some(format!("running cargo: {e}")),
-                    binary: None,
-                    wall_s: start.elapsed().as_secs_f64(),
-                }
+        #[cfg(target_os = "linux")]
+        {
+            self.rustc_confined(link)
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn rustc_confined(&self, link: bool) -> Build {
+        let dir = self.path();
+        let out = dir.join("out");
+        let p = &self.prepared;
+        // With namespaces the toolchain and the dependencies are seen through read-only bind
+        // mounts inside the crate's directory (the uid cannot reach the host paths); without,
+        // the host paths are used (and must be readable by the uid).
+        let namespaces = sandbox::Isolation::current().namespaces;
+        let (sysroot, deps, binds) = if namespaces {
+            let (s, d) = (dir.join("toolchain"), dir.join("deps"));
+            let binds = vec![(p.sysroot.clone(), s.clone()), (p.deps.clone(), d.clone())];
+            (s, d, binds)
+        } else {
+            (p.sysroot.clone(), p.deps.clone(), vec![])
+        };
+        let mut read: Vec<PathBuf> = BUILD_SYSTEM_READ.iter().map(PathBuf::from).collect();
+        read.push(dir.to_path_buf());
+        if !namespaces {
+            read.push(p.sysroot.clone());
+            read.push(p.deps.clone());
+        }
+        let mut args: Vec<OsString> = vec![
+            "--crate-name".into(),
+            self.name.clone().into(),
+            "--edition=2021".into(),
+            "--crate-type=bin".into(),
+            "--error-format=json".into(),
+            "-Cdebuginfo=0".into(),
+            "-Copt-level=0".into(),
+        ];
+        let flag = |a: &str, b: &Path| {
+            let mut s = OsString::from(a);
+            s.push(b);
+            s
+        };
+        args.push(flag("-Cincremental=", &out.join("incremental")));
+        args.push(flag("-Ldependency=", &deps.join("deps")));
+        args.push(flag("--extern=stage_api=", &deps.join(&p.rlib)));
+        if link {
+            args.push("--emit=link".into());
+            args.push(flag("-o", &out.join("stage")));
+        } else {
+            args.push("--emit=metadata".into());
+            args.push(flag("-o", &out.join("libstage.rmeta")));
+        }
+        args.push(dir.join("src/main.rs").into_os_string());
+        let env: Vec<(&str, OsString)> = vec![
+            ("PATH", "/usr/bin:/bin".into()),
+            ("HOME", out.clone().into_os_string()),
+            ("TMPDIR", out.clone().into_os_string()),
+            ("LANG", "C.UTF-8".into()),
+        ];
+        let (stdout, stderr) = match (
+            std::fs::File::create(dir.join("rustc.stdout")),
+            std::fs::File::options()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(dir.join("rustc.stderr")),
+        ) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => {
+                return Build::failed(format!("build output files: {e}"), 0.0)
             }
         };
-        let dir = self
-            .path()
-            .canonicalize()
-            .unwrap_or_else(|_| self.path().to_path_buf());
-        let mut build = parse_messages(&String::from_utf8_lossy(&out.stdout), &dir);
-        build.ok &= out.status.success();
-        if !build.ok && build.errors().next().is_none() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            build.cargo_error = Some(tail(&stderr, 4000));
+        let _ = std::fs::remove_file(out.join("stage"));
+        let limits = build_limits();
+        let ended = sandbox::confine(sandbox::Confinement {
+            program: &sysroot.join("bin/rustc"),
+            args: &args,
+            env: &env,
+            writable: &out,
+            read: &read,
+            binds: &binds,
+            limits: &limits,
+            uid: self.uid,
+            stdout,
+            stderr,
+        });
+        let ended = match ended {
+            Ok(e) => e,
+            Err(e) => return Build::failed(format!("the build sandbox failed: {e}"), 0.0),
+        };
+        // Diagnostics, at most what a sane build prints (a hostile one can print more).
+        let text = crate::sandbox::read_output(&dir.join("rustc.stderr"), 8 << 20)
+            .unwrap_or_else(|e| format!("(unreadable compiler output: {e})"));
+        let mut build = parse_messages(&text, dir);
+        build.wall_s = ended.wall_s;
+        build.ok = ended.exit.is_some_and(|e| e.code == Some(0)) && build.errors().next().is_none();
+        if link && build.ok {
+            let bin = out.join("stage");
+            build.binary = bin.is_file().then_some(bin);
+            build.ok = build.binary.is_some();
         }
-        build.wall_s = start.elapsed().as_secs_f64();
+        if !build.ok && build.errors().next().is_none() {
+            build.cargo_error = Some(limit_message(&ended, &limits));
+        }
         build
     }
 }
 
-impl Drop for StageCrate {
-    /// Removes this crate's build products from the shared target directory (the directory
-    /// itself goes with the `TempDir`), so that many runs do not fill the disk.
-    fn drop(&mut self) {
-        let debug = self.toolchain.target_dir.join("debug");
-        let (dash, underscore) = (
-            format!("{}-", self.package),
-            format!("{}-", self.package.replace('-', "_")),
-        );
-        let _ = std::fs::remove_file(debug.join(&self.package));
-        let _ = std::fs::remove_file(debug.join(format!("{}.d", self.package)));
-        for sub in ["deps", ".fingerprint", "incremental"] {
-            for e in std::fs::read_dir(debug.join(sub))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&dash) || name.starts_with(&underscore) {
-                    let p = e.path();
-                    let _ = if p.is_dir() {
-                        std::fs::remove_dir_all(&p)
-                    } else {
-                        std::fs::remove_file(&p)
-                    };
-                }
-            }
+/// Why a build ended without a compiler error: from what the kernel reported, in words that
+/// do not change between runs (no elapsed times: they would break replay).
+fn limit_message(e: &Ended, l: &Limits) -> String {
+    let k = &e.kernel;
+    if k.timed_out || e.exit.is_some_and(|x| x.signal == Some(libc::SIGXCPU)) {
+        format!(
+            "the build was stopped at its time limit ({} s): make it compile faster (no huge \
+             constants or const evaluation)",
+            l.wall_s
+        )
+    } else if k.oom_kills > 0 {
+        format!(
+            "the build ran out of memory (limit {} MiB)",
+            l.memory_bytes >> 20
+        )
+    } else if k.disk_full || e.exit.is_some_and(|x| x.signal == Some(libc::SIGXFSZ)) {
+        "the build's output exceeded its size limit".into()
+    } else if k.fork_refusals > 0 {
+        "the build hit its process limit".into()
+    } else {
+        match e.exit {
+            Some(x) if x.signal.is_some() => format!(
+                "the compiler was killed by signal {}",
+                x.signal.unwrap_or(0)
+            ),
+            Some(x) => format!("the compiler failed (exit {:?}) without a message", x.code),
+            None => "the compiler did not run".into(),
         }
     }
 }
 
-/// `Command::output` with a wall-clock limit (the process is killed at it).
-fn output_with_timeout(
-    mut cmd: Command,
-    limit: std::time::Duration,
-) -> std::io::Result<std::process::Output> {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let pid = child.id();
-    let (done, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-            // SAFETY: plain kill(2) of our child, which is not reaped before `done` is sent.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-        }
-    });
-    let mut stdout = Vec::new();
-    let _ = so.read_to_end(&mut stdout);
-    let status = child.wait();
-    let _ = done.send(());
-    let _ = watchdog.join();
-    let status = status?;
-    let mut stderr = reader.join().unwrap_or_default();
-    if status.code().is_none() {
-        stderr.extend_from_slice(
-            format!("\nthe build was stopped after {} s\n", limit.as_secs()).as_bytes(),
-        );
-    }
-    Ok(std::process::Output {
-        status,
-        stdout,
-        stderr,
-    })
-}
-
-/// Reads cargo's JSON lines: compiler messages of this crate, the executable, success.
-fn parse_messages(stdout: &str, crate_dir: &Path) -> Build {
+/// Reads rustc's JSON diagnostics (one per line on stderr). Reads the sandbox refused show up
+/// as "couldn't read `PATH`: Permission denied" errors: collected in `refused_reads`.
+fn parse_messages(stderr: &str, crate_dir: &Path) -> Build {
     let mut b = Build {
         ok: false,
         diagnostics: vec![],
         cargo_error: None,
+        refused_reads: vec![],
         binary: None,
         wall_s: 0.0,
     };
     let prefix = crate_dir.display().to_string();
-    for line in stdout.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    for line in stderr.lines() {
+        let Ok(m) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let ours = v["target"]["src_path"]
-            .as_str()
-            .is_some_and(|p| p.starts_with(&prefix));
-        match v["reason"].as_str() {
-            Some("compiler-message") if ours => {
-                let m = &v["message"];
-                let message = m["message"].as_str().unwrap_or("").to_string();
-                // The summary lines ("aborting due to 2 previous errors") repeat the count.
-                if message.starts_with("aborting due to")
-                    || message.contains("warning emitted")
-                    || message.contains("warnings emitted")
-                {
-                    continue;
-                }
-                b.diagnostics.push(Diagnostic {
-                    level: m["level"].as_str().unwrap_or("").to_string(),
-                    code: m["code"]["code"].as_str().map(str::to_string),
-                    message,
-                    rendered: m["rendered"].as_str().unwrap_or("").replace(&prefix, "."),
-                });
-            }
-            Some("compiler-artifact") if ours => {
-                b.binary = v["executable"].as_str().map(PathBuf::from);
-            }
-            Some("build-finished") => b.ok = v["success"].as_bool().unwrap_or(false),
-            _ => {}
+        let Some(message) = m["message"].as_str() else {
+            continue;
+        };
+        // The summary lines ("aborting due to 2 previous errors") repeat the count.
+        if message.starts_with("aborting due to")
+            || message.contains("warning emitted")
+            || message.contains("warnings emitted")
+        {
+            continue;
         }
+        let level = m["level"].as_str().unwrap_or("").to_string();
+        if level == "error" && is_refused_read(message) {
+            b.refused_reads.push(read_target(message));
+        }
+        b.diagnostics.push(Diagnostic {
+            level,
+            code: m["code"]["code"].as_str().map(str::to_string),
+            message: message.to_string(),
+            rendered: m["rendered"].as_str().unwrap_or("").replace(&prefix, "."),
+        });
     }
     b
+}
+
+/// rustc's message for a file it could not open: `couldn't read `P`: ... (os error 13)`, or
+/// for a module file `couldn't read ...`; a denied or unreadable path.
+fn is_refused_read(message: &str) -> bool {
+    (message.starts_with("couldn't read") || message.starts_with("file not found for module"))
+        && (message.contains("os error 13") || message.contains("Permission denied"))
+}
+
+/// The path between the first pair of backticks (as the code wrote it).
+fn read_target(message: &str) -> String {
+    message.split('`').nth(1).unwrap_or("(a file)").to_string()
 }
 
 /// The diagnostics as the model sees them: errors first (then warnings if none), each once,

@@ -1,6 +1,6 @@
 //! Tasks as data: `templates/tasks/NAME.toml` holds the instruction (in the style of the
 //! paper's prompts: what to compute, inputs, outputs, cuts), the stage it asks for, the input
-//! file, the identifiers the code must not use, and the validation tolerances. [`Task::prepare`]
+//! file and the validation tolerances. [`Task::prepare`]
 //! turns it into the stage's input document and, with the reference stages, the expected
 //! output — which stays on this side: it is never put in a prompt.
 
@@ -29,13 +29,6 @@ pub struct Task {
     pub stage: StageKind,
     /// What the user asks for; the supervisor turns it into the coder's task.
     pub instruction: String,
-    /// Identifiers or `a::b` paths the code must not use (the reference implementation).
-    #[serde(default)]
-    pub forbidden: Vec<String>,
-    /// Full paths of functions or types whose code must not be linked into the stage: checked
-    /// in the compiled binary, so no renaming gets around it.
-    #[serde(default)]
-    pub forbidden_symbols: Vec<String>,
     pub input: InputSpec,
     pub tolerances: Tolerances,
 }

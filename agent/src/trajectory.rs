@@ -51,8 +51,11 @@ pub struct BuildRecord {
 /// The sandboxed run of one attempt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// From what the kernel reported.
     pub class: RunClass,
     pub exit: Option<Exit>,
+    /// What the stage's stderr says happened (its own words).
+    pub claim: Option<RunClass>,
     pub stderr_tail: String,
 }
 

@@ -1,77 +1,102 @@
 //! The sandbox's fallback without namespaces (forced with `HEP_SANDBOX_NO_NAMESPACES`, as on
-//! a machine without them): Landlock, seccomp, rlimits and the process-group kill must still
-//! stop the same misbehaviour. One test in its own binary: it sets a variable of this process
-//! before the sandbox is first probed.
+//! a machine without them): Landlock, seccomp, the control groups, rlimits and the
+//! process-group kill must still stop the same misbehaviour, and nothing the run started may
+//! outlive it, even a process that left its session. One test in its own binary: the stages
+//! are compiled first (with namespaces), then the variable is set for the runs.
 
 mod support;
 
 use agent::sandbox::{self, Isolation, Limits, RunClass, RunDir, RunReport};
-use agent::stage_crate::StageKind;
+use agent::stage_crate::{StageCrate, StageKind};
+use std::path::PathBuf;
 use support::{build, histogram_input, histogram_stage};
 
-fn run(body: &str, limits: &Limits) -> RunReport {
-    let (_krate, bin) = build(StageKind::Histogram, &histogram_stage(body));
-    let dir = RunDir::new(&bin, &[("input.json", histogram_input().as_bytes())]).unwrap();
+fn run(stage: &(StageCrate, PathBuf), limits: &Limits) -> RunReport {
+    let dir = RunDir::new(
+        &stage.1,
+        &[("input.json", histogram_input().as_bytes())],
+        limits,
+    )
+    .unwrap();
     let out = dir.out().join("output.json");
     sandbox::run(&dir, &[dir.input("input.json"), out], limits)
 }
 
 #[test]
 fn without_namespaces_the_same_misbehaviour_is_stopped() {
-    // SAFETY: the only test of this binary, before it starts any thread.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = std::env::temp_dir().join(format!("hep-fallback-escape-{}", std::process::id()));
+    let stage = |body: &str| build(StageKind::Histogram, &histogram_stage(body));
+    let ok = stage("let mut h = Histogram::new(*b); h.entries = 2; Ok(h)");
+    let tcp = stage(&format!(
+        "std::net::TcpStream::connect(\"127.0.0.1:{port}\").unwrap(); Ok(Histogram::new(*b))"
+    ));
+    let write = stage(&format!(
+        "std::fs::write({target:?}, \"x\").unwrap(); Ok(Histogram::new(*b))"
+    ));
+    let environ = stage(&format!(
+        "std::fs::read(\"/proc/{}/environ\").unwrap(); Ok(Histogram::new(*b))",
+        std::process::id()
+    ));
+    let bomb = stage(support::FORK_BOMB);
+    // A child that leaves the run's session and process group, and would live on.
+    let escape = stage(
+        "std::process::Command::new(\"/usr/bin/setsid\").args([\"-f\", \"/bin/sleep\", \"30\"])\n\
+         .status().unwrap(); Err(\"left a sleeper\".into())",
+    );
+    let spin = stage("loop { std::hint::black_box(0u8); }");
+
+    // SAFETY: the only test of this binary; the builds' threads have ended.
     unsafe { std::env::set_var("HEP_SANDBOX_NO_NAMESPACES", "1") };
-    assert!(!Isolation::probe().namespaces);
+    assert!(!Isolation::current().namespaces);
     let limits = Limits {
         wall_s: 10.0,
         max_processes: 16,
         ..Limits::default()
     };
 
-    let ok = run(
-        "let mut h = Histogram::new(*b); h.entries = 2; Ok(h)",
-        &limits,
-    );
-    assert_eq!(ok.class, RunClass::Ok, "{ok:?}");
+    let r = run(&ok, &limits);
+    assert_eq!(r.class, RunClass::Ok, "{r:?}");
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tcp = format!(
-        "std::net::TcpStream::connect(\"127.0.0.1:{port}\").unwrap(); Ok(Histogram::new(*b))"
-    );
     assert_eq!(run(&tcp, &limits).class, RunClass::NetworkBlocked);
     assert!(
         listener.accept().is_err(),
         "the stage reached the host's listener"
     );
 
-    let target = std::env::temp_dir().join(format!("hep-fallback-escape-{}", std::process::id()));
-    let write = format!("std::fs::write({target:?}, \"x\").unwrap(); Ok(Histogram::new(*b))");
-    assert_eq!(run(&write, &limits).class, RunClass::FilesystemBlocked);
+    let r = run(&write, &limits);
+    assert_eq!(r.claim, Some(RunClass::FilesystemBlocked), "{r:?}");
     assert!(!target.exists());
 
-    let environ = format!(
-        "std::fs::read(\"/proc/{}/environ\").unwrap(); Ok(Histogram::new(*b))",
-        std::process::id()
-    );
-    assert_eq!(run(&environ, &limits).class, RunClass::FilesystemBlocked);
+    // No /proc at all without a private one.
+    let r = run(&environ, &limits);
+    assert_eq!(r.class, RunClass::Panic, "{r:?}");
+    assert!(!r.stderr_tail.contains("PATH="), "{}", r.stderr_tail);
 
-    assert_eq!(
-        run(support::FORK_BOMB, &limits).class,
-        RunClass::ProcessLimit
-    );
-    assert_eq!(
-        support::stage_processes_left(),
-        0,
-        "stage processes survived the run"
-    );
+    let r = run(&bomb, &limits);
+    if Isolation::current().cgroups.is_some() {
+        assert_eq!(r.class, RunClass::ProcessLimit, "{r:?}");
+    } else {
+        assert_eq!(r.claim, Some(RunClass::ProcessLimit), "{r:?}");
+    }
+    assert_eq!(support::run_uid_processes_left(), Vec::<String>::new());
 
-    let spin = Limits {
+    let r = run(&escape, &limits);
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    if Isolation::current().cgroups.is_some() {
+        // The control group holds it wherever its session went.
+        assert_eq!(
+            support::run_uid_processes_left(),
+            Vec::<String>::new(),
+            "a process that left the session survived the run"
+        );
+    }
+
+    let spin_limits = Limits {
         wall_s: 1.5,
         ..limits
     };
-    assert_eq!(
-        run("loop { std::hint::black_box(0u8); }", &spin).class,
-        RunClass::Timeout
-    );
+    assert_eq!(run(&spin, &spin_limits).class, RunClass::Timeout);
 }

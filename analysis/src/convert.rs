@@ -5,36 +5,10 @@
 //! `ListOffsetArray`). `manifest.json` lists every column. Values keep the file's units.
 
 use crate::rootio::{ColumnType, ElementType, Ntuple, Primitive, ReadError};
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// One written column.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NpyColumn {
-    pub branch: String,
-    /// Stored C++ type of the branch.
-    pub type_name: String,
-    /// numpy dtype of the values, e.g. `<f4`.
-    pub dtype: String,
-    /// File of the values (relative to the manifest).
-    pub values: String,
-    /// File of the entry offsets (`<i8`, n_entries + 1 values), for vector branches.
-    pub offsets: Option<String>,
-    /// Number of values.
-    pub len: u64,
-}
-
-/// What `convert` wrote.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NpyManifest {
-    pub source: String,
-    pub tree: String,
-    pub entries: u64,
-    pub columns: Vec<NpyColumn>,
-    /// Branches that were asked for (or present) but cannot be written as flat columns.
-    pub skipped: Vec<String>,
-}
+pub use stage_api::files::{NpyColumn, NpyManifest};
 
 /// Why a conversion failed.
 #[derive(Debug, thiserror::Error)]

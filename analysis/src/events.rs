@@ -10,45 +10,25 @@
 //! ranges so memory stays bounded whatever the file size.
 
 use crate::rootio::{Jagged, Ntuple, ReadError};
-use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::Path;
 
-/// Which ATLAS Open Data release a file follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Release {
-    /// 13 TeV 2020 release: tree `mini`, MeV, `std::vector` branches.
-    Y2020,
-    /// 13 TeV 2025 release: tree `analysis`, GeV, `ROOT::VecOps::RVec` branches.
-    Y2025,
+pub use stage_api::events::{McInfo, PhotonEvents, Photons, Release};
+
+/// The release whose tree is called `name`.
+fn release_of_tree(name: &str) -> Option<Release> {
+    match name {
+        "mini" => Some(Release::Y2020),
+        "analysis" => Some(Release::Y2025),
+        _ => None,
+    }
 }
 
-impl Release {
-    /// Tree names of the releases, in the order files are searched for them.
-    pub const TREES: [&'static str; 2] = ["mini", "analysis"];
-
-    fn from_tree(name: &str) -> Option<Self> {
-        match name {
-            "mini" => Some(Release::Y2020),
-            "analysis" => Some(Release::Y2025),
-            _ => None,
-        }
-    }
-
-    /// Stored energy units per GeV (values are divided by it, as ROOT's `pt / 1000.f` does).
-    pub fn units_per_gev(self) -> f32 {
-        match self {
-            Release::Y2020 => 1000.0,
-            Release::Y2025 => 1.0,
-        }
-    }
-
-    /// Branch names of this release for each field of the event model.
-    pub fn branches(self) -> &'static Branches {
-        match self {
-            Release::Y2020 => &BRANCHES_2020,
-            Release::Y2025 => &BRANCHES_2025,
-        }
+/// Branch names of `release` for each field of the event model.
+pub fn branches(release: Release) -> &'static Branches {
+    match release {
+        Release::Y2020 => &BRANCHES_2020,
+        Release::Y2025 => &BRANCHES_2025,
     }
 }
 
@@ -122,106 +102,6 @@ static BRANCHES_2025: Branches = Branches {
     sum_weights: None,
 };
 
-/// Photons of a batch of events, flat: photon `j` of event `i` is at index `offsets[i] + j`.
-/// Energies and momenta in GeV, in file order (leading photon first).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Photons {
-    /// `n_events + 1` offsets, starting at 0.
-    pub offsets: Vec<u32>,
-    pub pt: Vec<f32>,
-    pub eta: Vec<f32>,
-    pub phi: Vec<f32>,
-    pub e: Vec<f32>,
-    pub tight_id: Vec<bool>,
-    /// Track isolation (2020 `ptcone30`, 2025 `ptcone20`), GeV.
-    pub track_iso: Vec<f32>,
-    /// Calorimeter isolation (2020 `etcone20`, 2025 `topoetcone40`), GeV.
-    pub calo_iso: Vec<f32>,
-}
-
-impl Photons {
-    /// Index range of the photons of event `i`.
-    pub fn of_event(&self, i: usize) -> Range<usize> {
-        self.offsets[i] as usize..self.offsets[i + 1] as usize
-    }
-}
-
-/// MC bookkeeping per event; present when the file has the branches.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct McInfo {
-    /// Product of `mcWeight` and the scale factors, in double precision.
-    pub weight: Vec<f64>,
-    /// Cross-section in pb (2020 `XSection`).
-    pub xsection_pb: Vec<f32>,
-    /// Sum of MC weights of all generated events (2020 `SumWeights`).
-    pub sum_weights: Vec<f32>,
-}
-
-/// A batch of events: entries `entries` of one file, columnar.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PhotonEvents {
-    pub release: Release,
-    /// Tree entries this batch holds.
-    pub entries: Range<u64>,
-    pub trigger: Vec<bool>,
-    pub event_number: Vec<u64>,
-    pub photons: Photons,
-    pub mc: Option<McInfo>,
-}
-
-impl PhotonEvents {
-    pub fn len(&self) -> usize {
-        self.trigger.len()
-    }
-
-    /// Checks the batch is consistent (every per-event column has one value per event, the
-    /// photon offsets start at 0, never decrease and end at the photon columns' length), as
-    /// a batch from a JSON document may not be.
-    pub fn validate(&self) -> Result<(), String> {
-        let n = self.len();
-        let p = &self.photons;
-        let mut per_event = vec![("event_number", self.event_number.len())];
-        if let Some(mc) = &self.mc {
-            per_event.extend([
-                ("mc.weight", mc.weight.len()),
-                ("mc.xsection_pb", mc.xsection_pb.len()),
-                ("mc.sum_weights", mc.sum_weights.len()),
-            ]);
-        }
-        if let Some((name, len)) = per_event.iter().find(|(_, len)| *len != n) {
-            return Err(format!("{name} has {len} values for {n} events"));
-        }
-        if p.offsets.len() != n + 1
-            || p.offsets.first() != Some(&0)
-            || p.offsets.windows(2).any(|w| w[1] < w[0])
-        {
-            return Err(format!(
-                "photon offsets must be {} non-decreasing values starting at 0",
-                n + 1
-            ));
-        }
-        let np = p.offsets[n] as usize;
-        let columns = [
-            ("pt", p.pt.len()),
-            ("eta", p.eta.len()),
-            ("phi", p.phi.len()),
-            ("e", p.e.len()),
-            ("tight_id", p.tight_id.len()),
-            ("track_iso", p.track_iso.len()),
-            ("calo_iso", p.calo_iso.len()),
-        ];
-        if let Some((name, len)) = columns.iter().find(|(_, len)| *len != np) {
-            return Err(format!(
-                "photons.{name} has {len} values, the offsets say {np} photons"
-            ));
-        }
-        Ok(())
-    }
-    pub fn is_empty(&self) -> bool {
-        self.trigger.is_empty()
-    }
-}
-
 /// A photon ntuple of either release, read in batches of events.
 #[derive(Debug)]
 pub struct EventFile {
@@ -233,7 +113,7 @@ impl EventFile {
     /// Opens `path` and detects its release from the tree it holds.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadError> {
         let ntuple = Ntuple::open(path, &Release::TREES)?;
-        let release = Release::from_tree(ntuple.tree_name())
+        let release = release_of_tree(ntuple.tree_name())
             .expect("Ntuple::open only opens the trees of Release::TREES");
         Ok(Self { ntuple, release })
     }
@@ -250,7 +130,7 @@ impl EventFile {
 
     /// Entry ranges of about `target` events, aligned to the file's baskets.
     pub fn chunks(&self, target: u64) -> Result<Vec<Range<u64>>, ReadError> {
-        let b = self.release.branches();
+        let b = branches(self.release);
         let mut names = vec![b.trigger, b.photon_n, b.tight_id];
         names.extend(b.photon_vectors());
         self.ntuple.chunks(&names, target)
@@ -260,7 +140,7 @@ impl EventFile {
     /// `photon_n` values in every event.
     pub fn read(&self, range: Range<u64>) -> Result<PhotonEvents, ReadError> {
         let nt = &self.ntuple;
-        let b = self.release.branches();
+        let b = branches(self.release);
         let trigger = nt.read_scalar::<bool>(b.trigger, range.clone())?;
         let event_number = nt.read_id(b.event_number, range.clone())?;
         let photon_n = nt.read_count(b.photon_n, range.clone())?;
@@ -335,7 +215,7 @@ impl EventFile {
 
     fn read_mc(&self, range: Range<u64>) -> Result<Option<McInfo>, ReadError> {
         let nt = &self.ntuple;
-        let b = self.release.branches();
+        let b = branches(self.release);
         let (Some(xs), Some(sw)) = (b.xsection, b.sum_weights) else {
             return Ok(None);
         };

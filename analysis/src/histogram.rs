@@ -1,119 +1,29 @@
 //! Selected diphotons → a weighted 1D histogram of m_γγ, with under/overflow and Σw².
+//!
+//! The types are the contract's (`stage_api::histogram`); filling them is here, because
+//! filling is the histogram stage's answer and the contract crate holds no answers.
 
-use serde::{Deserialize, Serialize};
+pub use stage_api::histogram::{Binning, Histogram};
 
-/// Equal-width bins on `[lo, hi)`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Binning {
-    pub bins: usize,
-    pub lo: f64,
-    pub hi: f64,
+/// The bin of `x`, computed as ROOT's `TAxis::FindBin` does; `None` outside `[lo, hi)`.
+pub fn find_bin(b: &Binning, x: f64) -> Option<usize> {
+    if !(x >= b.lo && x < b.hi) {
+        return None;
+    }
+    let i = (b.bins as f64 * (x - b.lo) / (b.hi - b.lo)) as usize;
+    Some(i.min(b.bins - 1))
 }
 
-impl Default for Binning {
-    /// The reference: 55 bins of 1 GeV on 105–160 GeV.
-    fn default() -> Self {
-        Self {
-            bins: 55,
-            lo: 105.0,
-            hi: 160.0,
+/// Adds one entry of weight `w` at `x` (NaN to the overflow, as in ROOT).
+pub fn fill(h: &mut Histogram, x: f64, w: f64) {
+    h.entries += 1;
+    match find_bin(&h.binning, x) {
+        Some(i) => {
+            h.sumw[i] += w;
+            h.sumw2[i] += w * w;
         }
-    }
-}
-
-impl Binning {
-    /// Checks the binning makes sense.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.bins == 0
-            || self.bins > 10_000_000
-            || !(self.lo < self.hi)
-            || !self.lo.is_finite()
-            || !self.hi.is_finite()
-        {
-            return Err(format!(
-                "binning needs 0 < bins ≤ 10^7 and lo < hi, got {} bins on [{}, {})",
-                self.bins, self.lo, self.hi
-            ));
-        }
-        Ok(())
-    }
-    pub fn width(&self) -> f64 {
-        (self.hi - self.lo) / self.bins as f64
-    }
-    /// Centre of bin `i`.
-    pub fn center(&self, i: usize) -> f64 {
-        self.lo + (i as f64 + 0.5) * self.width()
-    }
-    /// Lower edge of bin `i` (`i = bins` gives `hi`).
-    pub fn edge(&self, i: usize) -> f64 {
-        self.lo + i as f64 * self.width()
-    }
-    /// The bin of `x`, computed as ROOT's `TAxis::FindBin` does; `None` outside `[lo, hi)`.
-    pub fn find(&self, x: f64) -> Option<usize> {
-        if !(x >= self.lo && x < self.hi) {
-            return None;
-        }
-        let i = (self.bins as f64 * (x - self.lo) / (self.hi - self.lo)) as usize;
-        Some(i.min(self.bins - 1))
-    }
-}
-
-/// A weighted histogram: per bin Σw and Σw², plus what fell outside.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Histogram {
-    pub binning: Binning,
-    /// Σw per bin.
-    pub sumw: Vec<f64>,
-    /// Σw² per bin (the squared statistical error).
-    pub sumw2: Vec<f64>,
-    /// Σw below `lo`, and at or above `hi` (including NaN, as ROOT does).
-    pub underflow: f64,
-    pub overflow: f64,
-    /// Number of fills.
-    pub entries: u64,
-}
-
-impl Histogram {
-    pub fn new(binning: Binning) -> Self {
-        Self {
-            binning,
-            sumw: vec![0.0; binning.bins],
-            sumw2: vec![0.0; binning.bins],
-            underflow: 0.0,
-            overflow: 0.0,
-            entries: 0,
-        }
-    }
-
-    pub fn fill(&mut self, x: f64, w: f64) {
-        self.entries += 1;
-        match self.binning.find(x) {
-            Some(i) => {
-                self.sumw[i] += w;
-                self.sumw2[i] += w * w;
-            }
-            // NaN goes to the overflow, as in ROOT.
-            None if !(x < self.binning.lo) => self.overflow += w,
-            None => self.underflow += w,
-        }
-    }
-
-    /// Adds another histogram with the same binning.
-    pub fn add(&mut self, o: &Histogram) {
-        debug_assert_eq!(self.binning, o.binning);
-        for i in 0..self.sumw.len() {
-            self.sumw[i] += o.sumw[i];
-            self.sumw2[i] += o.sumw2[i];
-        }
-        self.underflow += o.underflow;
-        self.overflow += o.overflow;
-        self.entries += o.entries;
-    }
-
-    /// Σw inside the range.
-    pub fn integral(&self) -> f64 {
-        self.sumw.iter().sum()
+        None if !(x < h.binning.lo) => h.overflow += w,
+        None => h.underflow += w,
     }
 }
 
@@ -132,7 +42,7 @@ mod tests {
             (f64::NAN, 5.0),
             (125.5, 0.5),
         ] {
-            h.fill(x, w);
+            fill(&mut h, x, w);
         }
         assert_eq!((h.sumw[0], h.sumw[54], h.sumw[20]), (1.0, 2.0, 0.5));
         assert_eq!((h.overflow, h.underflow, h.entries), (8.0, 4.0, 6));

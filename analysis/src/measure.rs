@@ -5,49 +5,7 @@
 //! generated. σ×B = n_sig / (ε×A × L); μ = σ×B / σ×B(theory), with σ×B(theory) the MC's
 //! cross-section. Errors: statistical (from the fitted n_sig) and MC statistics (from Σw²).
 
-use crate::fit::FitResult;
-use serde::{Deserialize, Serialize};
-
-/// What the signal MC contributes: its selected weighted yield and its cross-section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignalMc {
-    /// Σw of selected MC events (weights include σ × L / ΣW).
-    pub weighted_yield: f64,
-    /// Σw² of selected MC events.
-    pub sumw2: f64,
-    /// σ × B of the sample (its `XSection` branch), pb.
-    pub xsection_pb: f64,
-}
-
-/// Input of the measure stage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MeasureInput {
-    pub fit: FitResult,
-    pub signal_mc: SignalMc,
-    /// Integrated luminosity of the data, pb⁻¹.
-    pub lumi_pb: f64,
-}
-
-/// The measured quantities.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Measurement {
-    pub lumi_pb: f64,
-    /// Efficiency × acceptance of the selection for the signal, and its MC-statistics error.
-    pub eff_acc: f64,
-    pub eff_acc_error: f64,
-    /// Measured σ × B in pb, with statistical and MC-statistics errors.
-    pub xsec_br_pb: f64,
-    pub xsec_br_stat_error_pb: f64,
-    pub xsec_br_mc_error_pb: f64,
-    /// σ × B the signal MC assumes, pb.
-    pub theory_xsec_br_pb: f64,
-    /// Signal strength μ = σ×B / σ×B(theory), with statistical and MC-statistics errors.
-    pub mu: f64,
-    pub mu_stat_error: f64,
-    pub mu_mc_error: f64,
-}
+pub use stage_api::measure::{MeasureInput, Measurement, SignalMc};
 
 /// Computes the measurement; errors for inputs that make it meaningless.
 pub fn measure(input: &MeasureInput) -> Result<Measurement, String> {

@@ -321,7 +321,10 @@ fn mc_xsection(mc: &[EventFile]) -> Result<f64, WorkflowError> {
             stage: "measure",
             message,
         };
-        let Some(xs_branch) = f.release().branches().xsection.filter(|b| nt.has_branch(b)) else {
+        let Some(xs_branch) = crate::events::branches(f.release())
+            .xsection
+            .filter(|b| nt.has_branch(b))
+        else {
             return Err(stage_err("signal MC file has no XSection branch".into()));
         };
         let xs = nt.read_scalar::<f32>(xs_branch, 0..1)?[0] as f64;

@@ -17,7 +17,7 @@ fn histogram(name: &str) -> Histogram {
     let (d, _) = select(&file.read(0..file.entries()).unwrap(), &Cuts::default());
     let mut h = Histogram::new(Binning::default());
     for (&m, &w) in d.m_yy.iter().zip(&d.weight) {
-        h.fill(m, w);
+        analysis::histogram::fill(&mut h, m, w);
     }
     h
 }

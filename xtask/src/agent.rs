@@ -153,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let secrets: Vec<String> = std::env::var(&args.api_key_env).ok().into_iter().collect();
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 
-    let iso = Isolation::probe();
+    let iso = Isolation::current();
     // Landlock keeps the code from your files, seccomp from sockets; namespaces add a private
     // /proc and the kill-everything init, and are reported but not required.
     let strong = iso.landlock_abi.is_some() && iso.seccomp;
@@ -166,13 +166,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     eprintln!(
-        "sandbox: namespaces {}, landlock {}, network blocked by {}{}",
+        "sandbox (build and run): namespaces {}, landlock {}, network blocked by {}, control \
+         groups {}{}",
         if iso.namespaces { "yes" } else { "NO" },
         iso.landlock_abi
             .map_or("NO".to_string(), |v| format!("ABI {v}")),
         iso.network(),
+        iso.cgroups.as_deref().unwrap_or("NO"),
         iso.run_as_uid
-            .map_or(String::new(), |u| format!(", runs as uid {u}")),
+            .map_or(String::new(), |u| format!(", a uid of its own from {u}")),
     );
     eprintln!(
         "task {} ({} stage) with {} at {}{}",

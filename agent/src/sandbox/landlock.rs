@@ -87,9 +87,12 @@ pub fn ruleset(
     }
     // SAFETY: the kernel just returned this descriptor to us.
     let ruleset = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    for dir in read_dirs {
-        if dir.exists() {
-            add(&ruleset, dir, READ)?;
+    for path in read_dirs {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => add(&ruleset, path, READ)?,
+            // A rule on a file may carry only file rights.
+            Ok(_) => add(&ruleset, path, EXECUTE | READ_FILE)?,
+            Err(_) => {}
         }
     }
     add(&ruleset, write_dir, fs)?;

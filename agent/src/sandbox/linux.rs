@@ -1,20 +1,23 @@
-//! The Linux sandbox. Between fork and exec the child (P1) starts a new session, unshares PID,
-//! network and mount namespaces, and forks: its child (P2) is PID 1 — the init — of the new
-//! PID namespace, so when it exits every process in the namespace dies too. P2 makes its
-//! mounts private, remounts the whole tree read-only but for the stage's output directory,
-//! mounts a fresh `/proc` (the stage sees only its own processes) and forks the stage (P3), an
-//! ordinary process (signals such as SIGXFSZ act on it as usual, which they would not on an
-//! init). P3 drops to `nobody` when started by root, sets rlimits and `NO_NEW_PRIVS`, enters
-//! Landlock and the seccomp filter, and execs the stage. P1 and P2 close their copies of the
-//! parent's descriptors (so `spawn` returns), wait, and end as their child did (P2 reports a
-//! signal as exit 128 + n, which P1 turns back into the signal). Each of P1, P2, P3 dies with
-//! its parent (`PR_SET_PDEATHSIG`; for P1 that is the thread that called `spawn`, which
-//! `run` keeps alive until the run ends). Everything after fork is plain system calls on data
-//! prepared before it: no allocation.
+//! The Linux sandbox, shared by the build of model code and the run of its binary
+//! ([`confine`]). Between fork and exec the child (P1) joins the run's control groups, starts
+//! a new session, unshares PID, network and mount namespaces, and forks: its child (P2) is
+//! PID 1 — the init — of the new PID namespace, so when it exits every process in the
+//! namespace dies too. P2 makes its mounts private, bind-mounts what the confined program
+//! needs from places its uid cannot reach (the toolchain under a 0700 home), remounts the
+//! whole tree read-only but for the one writable directory, mounts a fresh `/proc` (only the
+//! namespace's processes) when asked, and forks P3, an ordinary process (signals such as
+//! SIGXFSZ act on it as usual, which they would not on an init). P3 takes the run's own uid
+//! when started by root, sets rlimits and `NO_NEW_PRIVS`, marks every inherited descriptor
+//! but 0–2 close-on-exec, enters Landlock and the seccomp filter, and execs. P1 and P2 close
+//! their copies of the parent's descriptors (so `spawn` returns), wait, and end as their child
+//! did (P2 reports a signal as exit 128 + n, which P1 turns back into the signal). Each of P1,
+//! P2, P3 dies with its parent (`PR_SET_PDEATHSIG`; for P1 that is the thread that called
+//! `spawn`, which [`confine`] keeps alive until the run ends). Everything after fork is plain
+//! system calls on data prepared before it: no allocation.
 
-use super::{classify, landlock, seccomp, Exit, Isolation, Limits, RunClass, RunDir, RunReport};
-use std::ffi::CString;
-use std::io::{Read, Seek, SeekFrom};
+use super::cgroup::{Events, RunGroups};
+use super::{landlock, seccomp, Exit, Isolation, Limits};
+use std::ffi::{CString, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -22,7 +25,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const NOBODY: u32 = 65534;
+/// First uid of the range runs take when the agent is root: one uid per run, used by nothing
+/// else on the machine, so that `RLIMIT_NPROC`, signals and `/proc` access are per run (the
+/// shared `nobody` would let one run's leftovers count against, or reach, another's).
+const UID_BASE: u32 = 0x5EED_0000;
+
+/// A uid for one run (root only): `UID_BASE` + 16 bits from this process and a counter.
+pub(super) fn run_uid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    UID_BASE + ((std::process::id().wrapping_mul(64) + n % 64) & 0xFFFF)
+}
 
 pub(super) fn probe() -> Isolation {
     let root = unsafe { libc::geteuid() } == 0;
@@ -32,40 +46,44 @@ pub(super) fn probe() -> Isolation {
     let dir = scratch
         .as_ref()
         .and_then(|d| CString::new(d.path().as_os_str().as_bytes()).ok());
-    // The fallback can be forced, to test it on machines that have namespaces.
-    let forced_off = std::env::var_os("HEP_SANDBOX_NO_NAMESPACES").is_some();
-    let namespaces = !forced_off
-        && dir.as_ref().is_some_and(|dir| {
-            let addr = dir.as_ptr() as usize;
-            let mut cmd = Command::new("/");
-            // SAFETY: only system calls after fork.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::unshare(flags) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    match libc::fork() {
-                        -1 => Err(std::io::Error::last_os_error()),
-                        0 => libc::_exit(if private_mounts(addr as *const libc::c_char) {
-                            0
-                        } else {
-                            1
-                        }),
-                        p2 => wait_and_mirror(p2, Role::Outer),
-                    }
-                });
-            }
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
+    let namespaces = dir.as_ref().is_some_and(|dir| {
+        let addr = dir.as_ptr() as usize;
+        let mut cmd = Command::new("/");
+        // SAFETY: only system calls after fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::unshare(flags) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                match libc::fork() {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    0 => libc::_exit(if private_mounts(addr as *const libc::c_char, &[], true) {
+                        0
+                    } else {
+                        1
+                    }),
+                    p2 => wait_and_mirror(p2, Role::Outer),
+                }
+            });
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let cgroups = match super::cgroup::locate() {
+        Ok((_, _, true)) => Some("v2".to_string()),
+        Ok((_, _, false)) => Some("v1".to_string()),
+        Err(_) => None,
+    };
     Isolation {
         namespaces,
         landlock_abi: landlock::abi(),
         seccomp: seccomp::filter().is_some(),
-        run_as_uid: root.then_some(NOBODY),
+        run_as_uid: root.then_some(UID_BASE),
+        cgroups,
+        private_out: root,
     }
 }
 
@@ -83,10 +101,18 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// In a new mount namespace: stop propagation to the host, make every mount read-only except
-/// a bind mount of `writable`, and mount a `/proc` of the current PID namespace over the
-/// host's. Only system calls, on strings prepared before fork.
-unsafe fn private_mounts(writable: *const libc::c_char) -> bool {
+/// Most read-only bind mounts one confinement makes.
+const MAX_BINDS: usize = 2;
+
+/// In a new mount namespace: stop propagation to the host, bind-mount each `(source, target)`
+/// of `binds`, make every mount read-only except a bind mount of `writable`, and (`proc`)
+/// mount a `/proc` of the current PID namespace over the host's. Only system calls, on
+/// strings prepared before fork.
+unsafe fn private_mounts(
+    writable: *const libc::c_char,
+    binds: &[(usize, usize)],
+    proc: bool,
+) -> bool {
     const SYS_MOUNT_SETATTR: libc::c_long = 442; // the same on x86_64 and asm-generic
     const MOUNT_ATTR_RDONLY: u64 = 1;
     const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -107,101 +133,207 @@ unsafe fn private_mounts(writable: *const libc::c_char) -> bool {
             std::mem::size_of::<MountAttr>(),
         ) == 0
     };
-    libc::mount(
+    let bind = |from: *const libc::c_char, to: *const libc::c_char| {
+        libc::mount(
+            from,
+            to,
+            null,
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) == 0
+    };
+    if libc::mount(
         null,
         c"/".as_ptr(),
         null,
         libc::MS_REC | libc::MS_PRIVATE,
         std::ptr::null(),
-    ) == 0
-        && libc::mount(
-            writable,
-            writable,
-            null,
-            libc::MS_BIND | libc::MS_REC,
-            std::ptr::null(),
-        ) == 0
-        && setattr(c"/".as_ptr(), AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)
+    ) != 0
+        || !bind(writable, writable)
+    {
+        return false;
+    }
+    for &(from, to) in binds {
+        if !bind(from as *const libc::c_char, to as *const libc::c_char) {
+            return false;
+        }
+    }
+    setattr(c"/".as_ptr(), AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)
         && setattr(writable, 0, 0, MOUNT_ATTR_RDONLY)
-        && libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            std::ptr::null(),
-        ) == 0
+        && (!proc
+            || libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ) == 0)
 }
 
 pub(super) fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
     std::os::unix::fs::chown(path, Some(uid), Some(uid))
 }
 
-/// Directories a stage may read: the system's, for the dynamic loader and libc.
-const SYSTEM_DIRS: [&str; 8] = [
-    "/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/proc", "/sys",
-];
-
-pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
-    let start = Instant::now();
-    let setup_failed = |msg: String| RunReport {
-        class: RunClass::SetupFailed,
-        exit: None,
-        stderr_tail: msg,
-        wall_s: start.elapsed().as_secs_f64(),
+/// A size-limited tmpfs on `dir` (root only), owned by `uid`: what the run writes counts
+/// against it whether or not the file is still linked, and a full disk is `ENOSPC`.
+pub(super) fn mount_tmpfs(dir: &Path, bytes: u64, uid: u32) -> std::io::Result<()> {
+    let target = CString::new(dir.as_os_str().as_bytes())?;
+    let opts = CString::new(format!(
+        "size={bytes},nr_inodes=4096,mode=0700,uid={uid},gid={uid}"
+    ))?;
+    // SAFETY: mount(2) with NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            opts.as_ptr() as *const libc::c_void,
+        )
     };
-    let iso = Isolation::probe();
-    let root = dir.root().to_path_buf();
-    let out = dir.out();
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Detaches the tmpfs on `dir` (its contents go with the last reference).
+pub(super) fn unmount(dir: &Path) {
+    if let Ok(c) = CString::new(dir.as_os_str().as_bytes()) {
+        // SAFETY: umount2(2) with a NUL-terminated path.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Free bytes of the file system holding `dir`.
+pub(super) fn free_bytes(dir: &Path) -> Option<u64> {
+    let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs(2) into a zeroed struct.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(c.as_ptr(), &mut s) == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+    }
+}
+
+/// What one confined process tree is, does and may touch.
+pub(super) struct Spec<'a> {
+    pub program: &'a Path,
+    pub args: &'a [OsString],
+    /// The whole environment (nothing of the agent's is inherited).
+    pub env: &'a [(&'a str, OsString)],
+    /// The one writable directory, and the working directory.
+    pub writable: &'a Path,
+    /// Files and directories it may read (Landlock), besides `writable`.
+    pub read: &'a [PathBuf],
+    /// Read-only bind mounts `(host path, mount point)` made in its mount namespace, for what
+    /// its uid cannot reach on the host (the toolchain in a 0700 home). Without namespaces the
+    /// caller must pass host paths instead.
+    pub binds: &'a [(PathBuf, PathBuf)],
+    /// Mount a fresh `/proc` of its PID namespace and let it read it.
+    pub proc: bool,
+    pub limits: &'a Limits,
+    pub uid: Option<u32>,
+    /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out).
+    pub tmpfs: bool,
+    pub stdout: std::fs::File,
+    pub stderr: std::fs::File,
+}
+
+/// How a confined process tree ended, as the kernel tells it.
+pub(super) struct Confined {
+    pub exit: Option<Exit>,
+    /// Killed at the wall-clock limit.
+    pub timed_out: bool,
+    /// The writable directory exceeded its size (polled, or the tmpfs is full).
+    pub disk_full: bool,
+    /// What the control groups counted (zero without them).
+    pub events: Events,
+    pub wall_s: f64,
+    /// It could not be started (the reason).
+    pub setup_error: Option<String>,
+}
+
+/// Runs `spec` confined and waits for it (and everything it started) to end.
+pub(super) fn confine(spec: Spec) -> Confined {
+    let start = Instant::now();
+    let failed = |msg: String| Confined {
+        exit: None,
+        timed_out: false,
+        disk_full: false,
+        events: Events::default(),
+        wall_s: start.elapsed().as_secs_f64(),
+        setup_error: Some(msg),
+    };
+    let iso = Isolation::current();
+    let limits = spec.limits;
 
     let ruleset = match iso.landlock_abi {
         Some(abi) => {
-            let mut read: Vec<&Path> = SYSTEM_DIRS.iter().map(Path::new).collect();
-            read.push(&root);
-            // With a network namespace the kernel answers "network unreachable", which says
-            // what happened; Landlock's TCP rules (EACCES) are the fallback without one.
-            match landlock::ruleset(abi, &read, &out, !iso.namespaces) {
+            let read: Vec<&Path> = spec.read.iter().map(PathBuf::as_path).collect();
+            // With a network namespace the kernel answers "network unreachable"; Landlock's
+            // TCP rules are the fallback without one (seccomp refuses sockets anyway).
+            match landlock::ruleset(abi, &read, spec.writable, !iso.namespaces) {
                 Ok(fd) => Some(fd),
-                Err(e) => return setup_failed(format!("landlock: {e}")),
+                Err(e) => return failed(format!("landlock: {e}")),
             }
         }
         None => None,
     };
-    let (stdout, stderr) = match (
-        std::fs::File::create(root.join("stdout.txt")),
-        std::fs::File::options()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(root.join("stderr.txt")),
-    ) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => return setup_failed(format!("stdout/stderr files: {e}")),
-    };
-    let mut stderr_reader = match stderr.try_clone() {
-        Ok(f) => f,
-        Err(e) => return setup_failed(format!("stderr: {e}")),
+    let groups = if iso.cgroups.is_some() {
+        match RunGroups::create(limits.memory_bytes, limits.max_processes) {
+            Ok(g) => Some(g),
+            Err(e) => return failed(format!("control groups: {e}")),
+        }
+    } else {
+        None
     };
 
     // Everything the child needs, prepared before fork (and kept alive until spawn returns).
-    let Ok(out_c) = CString::new(out.as_os_str().as_bytes()) else {
-        return setup_failed(format!("output directory {} has a NUL byte", out.display()));
+    let cstr = |p: &Path| CString::new(p.as_os_str().as_bytes());
+    let Ok(writable_c) = cstr(spec.writable) else {
+        return failed(format!("{} has a NUL byte", spec.writable.display()));
     };
+    let mut bind_c = Vec::new();
+    for (from, to) in spec.binds.iter().take(MAX_BINDS) {
+        match (cstr(from), cstr(to)) {
+            (Ok(f), Ok(t)) => bind_c.push((f, t)),
+            _ => return failed("a bind mount path has a NUL byte".into()),
+        }
+    }
+    let mut binds = [(0usize, 0usize); MAX_BINDS];
+    for (slot, (f, t)) in binds.iter_mut().zip(&bind_c) {
+        *slot = (f.as_ptr() as usize, t.as_ptr() as usize);
+    }
+    let mut procs = [-1; 2];
+    for (slot, f) in procs
+        .iter_mut()
+        .zip(groups.iter().flat_map(|g| g.procs.iter()))
+    {
+        *slot = f.as_raw_fd();
+    }
     let filter = seccomp::filter();
+    // With a memory group, the address-space limit sits well above it, so that the kernel's
+    // OOM killer (which the parent sees) decides, not a failed allocation (which it does not).
+    let address_space = if groups.is_some() {
+        limits.memory_bytes.saturating_mul(4)
+    } else {
+        limits.memory_bytes
+    };
+    let nproc = nproc_limit(iso, spec.uid, limits.max_processes);
     let plan = ChildPlan {
         agent: std::process::id() as libc::pid_t,
         namespaces: iso.namespaces.then(|| ns_flags(iso.run_as_uid.is_some())),
-        writable: out_c.as_ptr() as usize,
-        uid: iso.run_as_uid,
+        writable: writable_c.as_ptr() as usize,
+        binds,
+        n_binds: bind_c.len(),
+        proc: spec.proc,
+        procs,
+        uid: spec.uid,
         landlock_fd: ruleset.as_ref().map(|f| f.as_raw_fd()),
         seccomp: filter.as_ref().map(|f| f.prog_addr()),
         rlimits: [
-            (libc::RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
-            (
-                libc::RLIMIT_NPROC,
-                nproc_limit(iso, limits.max_processes),
-                nproc_limit(iso, limits.max_processes),
-            ),
+            (libc::RLIMIT_AS, address_space, address_space),
+            (libc::RLIMIT_NPROC, nproc, nproc),
             (
                 libc::RLIMIT_FSIZE,
                 limits.max_file_bytes,
@@ -210,42 +342,35 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
             (libc::RLIMIT_NOFILE, 256, 256),
             (libc::RLIMIT_CORE, 0, 0),
             // Soft below hard: SIGXCPU first (reported as a timeout), SIGKILL a second later.
-            (
-                libc::RLIMIT_CPU,
-                limits.wall_s.ceil() as u64 + 1,
-                limits.wall_s.ceil() as u64 + 2,
-            ),
+            (libc::RLIMIT_CPU, limits.cpu_s(), limits.cpu_s() + 1),
         ],
     };
-    let mut cmd = Command::new(dir.binary());
-    cmd.args(args)
-        .current_dir(&out)
+    let mut cmd = Command::new(spec.program);
+    cmd.args(spec.args)
+        .current_dir(spec.writable)
         .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", &out)
-        .env("TMPDIR", &out)
-        .env("LANG", "C.UTF-8")
-        .env("RAYON_NUM_THREADS", "1")
-        .env("MALLOC_ARENA_MAX", "2")
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
+        .stdout(spec.stdout)
+        .stderr(spec.stderr);
+    for (k, v) in spec.env {
+        cmd.env(k, v);
+    }
     // SAFETY: the closure only makes system calls (see ChildPlan::enter).
     unsafe {
         cmd.pre_exec(move || plan.enter());
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return setup_failed(format!("starting the stage: {e}")),
+        Err(e) => return failed(format!("starting {}: {e}", spec.program.display())),
     };
-    drop((ruleset, filter, out_c));
+    drop((ruleset, filter, writable_c, bind_c));
 
     // Wait without reaping (WNOWAIT), so that the process group is killed while its id
-    // cannot have been reused; watch the wall clock and the output directory's size.
+    // cannot have been reused; watch the wall clock and the writable directory's size.
     let pid = child.id() as libc::pid_t;
     let deadline = start + Duration::from_secs_f64(limits.wall_s);
     let mut timed_out = false;
-    let mut over_output = false;
+    let mut disk_full = false;
     let mut polls = 0u32;
     loop {
         // SAFETY: waitid on our own child, into a zeroed siginfo.
@@ -263,50 +388,55 @@ pub(super) fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport 
             break;
         }
         polls += 1;
-        if polls.is_multiple_of(10) && dir_bytes(&out, 10_000) > limits.max_output_bytes {
-            over_output = true;
+        // A tmpfs limits itself; a plain directory is measured (files only while linked).
+        if !spec.tmpfs
+            && polls.is_multiple_of(10)
+            && dir_bytes(spec.writable, 10_000) > limits.max_output_bytes
+        {
+            disk_full = true;
+            break;
         }
-        if over_output || Instant::now() >= deadline {
-            timed_out = !over_output;
+        if Instant::now() >= deadline {
+            timed_out = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Whatever is left of the group goes (with namespaces, P1's death takes the rest).
+    // Whatever is left goes: the session (with namespaces, P1's death takes the rest), then
+    // anything in the run's groups that left the session (without namespaces).
     // SAFETY: plain kill(2) of the child's own session, not yet reaped.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    if let Some(g) = &groups {
+        g.kill_all();
+    }
     let status = child.wait().ok();
-
-    let exit = status.map(|s| Exit {
-        code: s.code(),
-        signal: s.signal(),
-    });
-    let tail = read_tail(&mut stderr_reader, 8 << 10);
-    let output = args
-        .last()
-        .is_some_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
-    // A flooded stdout/stderr may hold no message at all: its size says what happened.
-    let flooded = ["stdout.txt", "stderr.txt"]
-        .iter()
-        .any(|f| std::fs::metadata(root.join(f)).is_ok_and(|m| m.len() >= limits.max_file_bytes));
-    let class = match exit {
-        Some(_) if (flooded || over_output) && !timed_out => RunClass::OutputLimit,
-        Some(e) => classify(e, timed_out, &tail, output),
-        None => RunClass::SetupFailed,
-    };
-    RunReport {
-        class,
-        exit,
-        stderr_tail: tail,
+    if spec.tmpfs {
+        // Full, or within a page of it: the kernel refused a write (ENOSPC).
+        disk_full |= free_bytes(spec.writable).is_some_and(|f| f < 64 << 10);
+    }
+    let events = groups.as_ref().map(RunGroups::events).unwrap_or_default();
+    Confined {
+        exit: status.map(|s| Exit {
+            code: s.code(),
+            signal: s.signal(),
+        }),
+        timed_out,
+        disk_full,
+        events,
         wall_s: start.elapsed().as_secs_f64(),
+        setup_error: None,
     }
 }
 
-/// `RLIMIT_NPROC` counts every process of the user. As `nobody` or in a fresh user namespace
-/// that is the sandbox; otherwise (no namespaces, not root) the user's existing processes are
+/// `RLIMIT_NPROC` counts every process of the user. As the run's own uid or in a fresh user
+/// namespace that is the run; otherwise (no namespaces, not root) the user's existing processes are
 /// added so that the limit means "this many more".
-fn nproc_limit(iso: &Isolation, max: u64) -> u64 {
-    if iso.run_as_uid.is_some() || iso.namespaces {
+fn nproc_limit(iso: &Isolation, uid: Option<u32>, max: u64) -> u64 {
+    if iso.cgroups.is_some() {
+        // The group's limit decides (and is counted); this one only backs it up.
+        return max + 8;
+    }
+    if uid.is_some() || iso.namespaces {
         return max;
     }
     let uid = unsafe { libc::getuid() };
@@ -349,22 +479,20 @@ fn dir_bytes(dir: &Path, max_entries: usize) -> u64 {
     total
 }
 
-fn read_tail(f: &mut std::fs::File, max: u64) -> String {
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
-    let mut buf = Vec::new();
-    let _ = f.take(max).read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 /// What the children do between fork and exec. Addresses are of data the parent keeps alive.
 #[derive(Clone, Copy)]
 struct ChildPlan {
     /// The agent's pid: P1 checks its parent is still there after arming PDEATHSIG.
     agent: libc::pid_t,
     namespaces: Option<libc::c_int>,
-    /// The output directory (a NUL-terminated string).
+    /// The writable directory (a NUL-terminated string).
     writable: usize,
+    /// Read-only bind mounts (source, target), NUL-terminated strings; the first `n_binds`.
+    binds: [(usize, usize); MAX_BINDS],
+    n_binds: usize,
+    proc: bool,
+    /// `cgroup.procs` descriptors to join (-1: none).
+    procs: [i32; 2],
     uid: Option<u32>,
     landlock_fd: Option<i32>,
     seccomp: Option<usize>,
@@ -381,6 +509,13 @@ impl ChildPlan {
         if libc::getppid() != self.agent {
             libc::_exit(137);
         }
+        // Into the run's control groups before anything else starts: everything after
+        // inherits them.
+        for fd in self.procs {
+            if fd >= 0 && libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1) != 1 {
+                return Err(err());
+            }
+        }
         if libc::setsid() < 0 {
             return Err(err());
         }
@@ -396,19 +531,22 @@ impl ChildPlan {
             };
             // The working directory still points into the mount underneath the new writable
             // bind mount (std changed to it before this ran): enter it again.
-            if !private_mounts(self.writable as *const libc::c_char)
-                || libc::chdir(self.writable as *const libc::c_char) != 0
+            if !private_mounts(
+                self.writable as *const libc::c_char,
+                &self.binds[..self.n_binds],
+                self.proc,
+            ) || libc::chdir(self.writable as *const libc::c_char) != 0
             {
                 return Err(err());
             }
-            if let Some(fd) = self.landlock_fd {
+            if let (Some(fd), true) = (self.landlock_fd, self.proc) {
                 if !landlock::add_read_in_child(fd, c"/proc") {
                     return Err(err());
                 }
             }
             match libc::fork() {
                 -1 => return Err(err()),
-                0 => {} // P3: the stage
+                0 => {} // P3: the confined program
                 p3 => wait_and_mirror(p3, Role::Init),
             };
         }
@@ -436,6 +574,14 @@ impl ChildPlan {
         }
         if let Some(fd) = self.landlock_fd {
             landlock::restrict_self(fd)?;
+        }
+        // Descriptors the agent inherited without close-on-exec (a socket, an open file
+        // from its own parent) would reach past every rule: none but 0-2 survive the exec.
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+            for fd in 3..65536 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
         }
         if let Some(prog) = self.seccomp {
             seccomp::install(prog)?;

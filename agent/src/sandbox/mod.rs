@@ -1,38 +1,49 @@
-//! Running untrusted stage binaries.
-//!
-//! A compiled stage runs as a child process with, on Linux:
-//! * a scrubbed environment (only `PATH`, `HOME`/`TMPDIR` = its output dir, `LANG`,
-//!   `RAYON_NUM_THREADS=1`, `MALLOC_ARENA_MAX=2`): no API keys;
+//! Confining model code: the build of a stage ([`crate::stage_crate`] calls [`confine`]) and
+//! the run of its binary ([`run`]) go through the same sandbox. On Linux:
+//! * a scrubbed environment (only what the program needs; no API keys);
 //! * its own PID, network and mount namespaces when the kernel allows (root, or unprivileged
-//!   user namespaces): no network interface but a down loopback, a `/proc` that shows only its
-//!   own processes, and every process it starts dies with it;
-//! * in that mount namespace, every mount read-only except its output directory (which also
-//!   covers what Landlock does not: chmod, chown, utimes);
-//! * Landlock (kernel ≥ 5.13): read-only access to the system directories and its run
-//!   directory, write access only beneath its output directory; TCP bind/connect denied
-//!   when there is no network namespace (ABI ≥ 4); no signals or abstract sockets to
-//!   processes outside (ABI ≥ 6); no ptrace or `/proc/PID/environ` of processes outside;
-//! * seccomp (x86_64, aarch64): no sockets of any family — named Unix sockets (a desktop
-//!   bus, docker.sock, ssh-agent) are beyond namespaces and Landlock — and no new namespaces,
-//!   mounts, ptrace, BPF, io_uring, keyrings or modules; `NO_NEW_PRIVS` always;
-//! * rlimits: address space, processes (run as uid `nobody` when started by root, since root
-//!   ignores `RLIMIT_NPROC`), file size, open files, CPU time, no core dumps;
-//! * a wall-clock timeout and a cap on the output directory's total size, after which the
-//!   whole process group (and namespace) is killed; and every process of the run dies if the
-//!   agent does.
+//!   user namespaces): no network interface but a down loopback, every process it starts dies
+//!   with it, and for a run a fresh `/proc` that shows only its own processes (not the
+//!   agent's argv or environment);
+//! * in that mount namespace, every mount read-only except its one writable directory, and
+//!   read-only bind mounts of what its uid cannot reach on the host (the toolchain);
+//! * Landlock (kernel ≥ 5.13): reads only of the paths it is given, writes only beneath its
+//!   writable directory; TCP bind/connect denied when there is no network namespace
+//!   (ABI ≥ 4); no signals or abstract sockets to processes outside (ABI ≥ 6);
+//! * seccomp (x86_64, aarch64): a socket of any family kills the process with SIGSYS (so the
+//!   parent sees the attempt), and no new namespaces, mounts, ptrace, BPF, io_uring,
+//!   keyrings or modules; `NO_NEW_PRIVS` always;
+//! * every descriptor but 0–2 closed at exec (inherited ones would bypass all of the above);
+//! * control groups per run (v1 `memory` + `pids` hierarchies, or v2): one memory and one
+//!   process limit for everything the run starts, and the kernel's count of OOM kills and
+//!   refused forks, which is how those outcomes are classified;
+//! * a uid of its own per run when the agent is root (never root, never the shared
+//!   `nobody`);
+//! * rlimits: address space (above the group's memory limit, so the OOM killer decides),
+//!   processes, file size, open files, CPU time, no core dumps;
+//! * for a run, its output directory is a size-limited tmpfs when the agent is root, so what
+//!   it writes counts even after it unlinks it; otherwise the directory is measured every
+//!   ~50 ms;
+//! * a wall-clock timeout after which everything it started is killed; and every process
+//!   dies if the agent does.
 //!
-//! Fallbacks, reported in [`Isolation`] (set `HEP_SANDBOX_NO_NAMESPACES` to force the first,
-//! as `agent/tests/sandbox_fallback.rs` does): without namespaces, sockets are still refused
-//! by seccomp and TCP by Landlock, files are guarded by Landlock alone (not chmod/utimes),
-//! the host's processes are visible in `/proc` (but not their memory or environment), and
-//! stray processes are stopped by the process-group kill and PDEATHSIG only; without
-//! Landlock, only file permissions protect the host's files (`cargo xtask agent` then
-//! refuses to run model code unless told otherwise). Elsewhere than Linux the sandbox refuses
-//! to run anything.
+//! Fallbacks, reported in [`Isolation`] (`HEP_SANDBOX_NO_NAMESPACES` forces the first, as
+//! `agent/tests/sandbox_fallback.rs` does): without namespaces, sockets are still refused by
+//! seccomp and TCP by Landlock, files are guarded by Landlock alone (not chmod/utimes), `/proc`
+//! is not readable at all, stray processes are stopped by the control groups (or, without
+//! them, the process-group kill and PDEATHSIG only: a process that leaves the group survives),
+//! and the build needs the toolchain readable by the run's uid; without control groups memory
+//! and processes are limited per process only (and exhaustion is known only from the
+//! program's own words); without Landlock, only file permissions protect the host's files
+//! (`cargo xtask agent` then refuses to run model code unless told otherwise). Elsewhere than
+//! Linux the sandbox refuses to run anything.
 //!
-//! [`classify`] names what went wrong from the exit status and the process's stderr: the
-//! blocking is done by the kernel; the class is how the outcome is reported.
+//! [`classify`] names the outcome from what the kernel reports (exit code or signal, the
+//! timeout, the groups' OOM and fork counts, a full output directory); what the stage wrote to
+//! stderr is only its [`claim`].
 
+#[cfg(target_os = "linux")]
+mod cgroup;
 #[cfg(target_os = "linux")]
 mod landlock;
 #[cfg(target_os = "linux")]
@@ -41,21 +52,21 @@ mod linux;
 mod seccomp;
 
 use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Resource limits of one run.
+/// Resource limits of one confined run or build.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
-    /// Wall-clock seconds before the run is killed.
+    /// Wall-clock seconds before everything is killed.
     pub wall_s: f64,
-    /// Address-space limit (bytes).
+    /// Memory of the whole run (control group; per process without one), bytes.
     pub memory_bytes: u64,
-    /// Processes and threads the sandbox's user may have.
+    /// Processes and threads of the whole run.
     pub max_processes: u64,
     /// Largest file the process may write (bytes), stdout/stderr included.
     pub max_file_bytes: u64,
-    /// Largest total size of the output directory (bytes); checked about every 50 ms, so a
-    /// fast writer overshoots by what it writes in that time.
+    /// Largest total size of the writable directory (bytes).
     pub max_output_bytes: u64,
 }
 
@@ -66,12 +77,19 @@ impl Default for Limits {
             memory_bytes: 2 << 30,
             max_processes: 64,
             max_file_bytes: 256 << 20,
-            max_output_bytes: 1 << 30,
+            max_output_bytes: 256 << 20,
         }
     }
 }
 
-/// What isolation this machine gives (probed once).
+impl Limits {
+    /// CPU seconds (soft limit): the wall-clock limit, rounded up, plus one.
+    pub fn cpu_s(&self) -> u64 {
+        self.wall_s.ceil() as u64 + 1
+    }
+}
+
+/// What isolation this machine gives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Isolation {
     /// PID + network + mount namespaces (with a private `/proc`).
@@ -80,12 +98,16 @@ pub struct Isolation {
     pub landlock_abi: Option<u32>,
     /// A seccomp filter (no sockets, namespaces, mounts, tracing, BPF, io_uring).
     pub seccomp: bool,
-    /// The uid the stage runs as when the agent runs as root (`nobody`).
+    /// Per-run control groups (`"v1"` or `"v2"`), if the agent can make them.
+    pub cgroups: Option<String>,
+    /// The first uid of the per-run range, when the agent runs as root.
     pub run_as_uid: Option<u32>,
+    /// Output directories are private size-limited tmpfs mounts (root).
+    pub private_out: bool,
 }
 
 impl Isolation {
-    /// Probes this machine (cached).
+    /// Probes this machine (cached), ignoring `HEP_SANDBOX_NO_NAMESPACES`.
     pub fn probe() -> &'static Isolation {
         static PROBE: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
         PROBE.get_or_init(|| {
@@ -98,10 +120,27 @@ impl Isolation {
                 Isolation {
                     namespaces: false,
                     landlock_abi: None,
+                    seccomp: false,
+                    cgroups: None,
                     run_as_uid: None,
+                    private_out: false,
                 }
             }
         })
+    }
+
+    /// What the sandbox uses now: the probe, without namespaces while
+    /// `HEP_SANDBOX_NO_NAMESPACES` is set (to test the fallback on machines that have them).
+    pub fn current() -> &'static Isolation {
+        static FORCED: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
+        if std::env::var_os("HEP_SANDBOX_NO_NAMESPACES").is_some() {
+            FORCED.get_or_init(|| Isolation {
+                namespaces: false,
+                ..Isolation::probe().clone()
+            })
+        } else {
+            Isolation::probe()
+        }
     }
 
     /// What blocks the network: sockets refused (seccomp) and/or an empty network namespace,
@@ -129,19 +168,20 @@ pub enum RunClass {
     Ok,
     /// The stage returned an error (the runner exits 2 with the message).
     StageError,
-    /// The stage panicked.
+    /// The stage panicked (exit 101).
     Panic,
     /// Killed at the wall-clock or CPU limit.
     Timeout,
-    /// Allocation failed at the address-space limit.
+    /// The OOM killer ended a process at the run's memory limit.
     MemoryLimit,
-    /// Starting a process or thread failed at the process limit.
+    /// A fork or thread was refused at the run's process limit.
     ProcessLimit,
-    /// A network operation was refused.
+    /// It tried to open a socket (seccomp killed it with SIGSYS).
     NetworkBlocked,
-    /// A file operation outside what the stage may touch was refused.
+    /// A file operation outside what the stage may touch was refused. The kernel (Landlock)
+    /// does not tell the parent, so this is only ever a [`claim`].
     FilesystemBlocked,
-    /// A file grew past the file-size limit.
+    /// Its output directory or a file reached its size limit.
     OutputLimit,
     /// Killed by another signal.
     Crash,
@@ -160,11 +200,27 @@ pub struct Exit {
     pub signal: Option<i32>,
 }
 
+/// What the kernel reported about a run, besides its exit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelReport {
+    pub timed_out: bool,
+    /// OOM kills in the run's memory group.
+    pub oom_kills: u64,
+    /// Forks refused at the run's process limit.
+    pub fork_refusals: u64,
+    /// The output directory reached its size limit.
+    pub disk_full: bool,
+    /// stdout or stderr reached the file-size limit.
+    pub flooded: bool,
+}
+
 /// The result of one sandboxed run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     pub class: RunClass,
     pub exit: Option<Exit>,
+    /// What the stage's stderr says happened (its own words: shown, never trusted).
+    pub claim: Option<RunClass>,
     /// The last 8 KiB of stderr.
     pub stderr_tail: String,
     /// Wall-clock seconds (not part of any trajectory: it differs between runs).
@@ -173,14 +229,19 @@ pub struct RunReport {
 }
 
 /// A run directory: `bin/stage` (a copy of the binary), `in/` (read-only inputs), `out/` (the
-/// only place the stage may write), `stdout.txt`, `stderr.txt`. Removed when dropped.
+/// only place the stage may write: a size-limited tmpfs when the agent is root),
+/// `stdout.txt`, `stderr.txt`. Removed (and `out/` unmounted) when dropped.
 pub struct RunDir {
     tmp: tempfile::TempDir,
+    /// The run's own uid (root only).
+    uid: Option<u32>,
+    tmpfs: bool,
 }
 
 impl RunDir {
-    /// Lays out a run of `binary` with `inputs` (name, contents) in `in/`.
-    pub fn new(binary: &Path, inputs: &[(&str, &[u8])]) -> std::io::Result<Self> {
+    /// Lays out a run of `binary` with `inputs` (name, contents) in `in/`, with an output
+    /// directory of at most `limits.max_output_bytes`.
+    pub fn new(binary: &Path, inputs: &[(&str, &[u8])], limits: &Limits) -> std::io::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::Builder::new()
             .prefix("hep-stage-run-")
@@ -201,11 +262,24 @@ impl RunDir {
             mode(&p, 0o444)?;
         }
         mode(&root.join("in"), 0o555)?;
+        let mut dir = Self {
+            tmp,
+            uid: None,
+            tmpfs: false,
+        };
         #[cfg(target_os = "linux")]
-        if let Some(uid) = Isolation::probe().run_as_uid {
-            linux::chown(&root.join("out"), uid)?;
+        if Isolation::current().run_as_uid.is_some() {
+            let uid = linux::run_uid();
+            dir.uid = Some(uid);
+            if Isolation::current().private_out {
+                linux::mount_tmpfs(&dir.out(), limits.max_output_bytes, uid)?;
+                dir.tmpfs = true;
+            } else {
+                linux::chown(&dir.out(), uid)?;
+            }
         }
-        Ok(Self { tmp })
+        let _ = limits;
+        Ok(dir)
     }
 
     pub fn root(&self) -> &Path {
@@ -219,6 +293,15 @@ impl RunDir {
     }
     pub fn binary(&self) -> PathBuf {
         self.root().join("bin/stage")
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.tmpfs {
+            linux::unmount(&self.out());
+        }
     }
 }
 
@@ -250,11 +333,91 @@ pub fn read_output(path: &Path, max: u64) -> std::io::Result<String> {
     Ok(s)
 }
 
+/// Directories a stage may read: the system's, for the dynamic loader and libc.
+const SYSTEM_DIRS: [&str; 7] = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/sys"];
+
 /// Runs `bin/stage ARGS...` of `dir` in the sandbox, with `out/` as the working directory.
 pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
     #[cfg(target_os = "linux")]
     {
-        linux::run(dir, args, limits)
+        let setup_failed = |msg: String| RunReport {
+            class: RunClass::SetupFailed,
+            exit: None,
+            claim: None,
+            stderr_tail: msg,
+            wall_s: 0.0,
+        };
+        let root = dir.root();
+        let (stdout, stderr) = match (
+            std::fs::File::create(root.join("stdout.txt")),
+            std::fs::File::options()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(root.join("stderr.txt")),
+        ) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => return setup_failed(format!("stdout/stderr files: {e}")),
+        };
+        let mut stderr_reader = match stderr.try_clone() {
+            Ok(f) => f,
+            Err(e) => return setup_failed(format!("stderr: {e}")),
+        };
+        let mut read: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
+        read.push(root.to_path_buf());
+        let out = dir.out();
+        let args: Vec<OsString> = args.iter().map(|a| a.clone().into_os_string()).collect();
+        let env: Vec<(&str, OsString)> = vec![
+            ("PATH", "/usr/bin:/bin".into()),
+            ("HOME", out.clone().into_os_string()),
+            ("TMPDIR", out.clone().into_os_string()),
+            ("LANG", "C.UTF-8".into()),
+            ("RAYON_NUM_THREADS", "1".into()),
+            ("MALLOC_ARENA_MAX", "2".into()),
+        ];
+        let c = linux::confine(linux::Spec {
+            program: &dir.binary(),
+            args: &args,
+            env: &env,
+            writable: &out,
+            read: &read,
+            binds: &[],
+            proc: Isolation::current().namespaces,
+            limits,
+            uid: dir.uid,
+            tmpfs: dir.tmpfs,
+            stdout,
+            stderr,
+        });
+        if let Some(e) = c.setup_error {
+            return setup_failed(e);
+        }
+        let tail = read_tail(&mut stderr_reader, 8 << 10);
+        let output = args
+            .last()
+            .is_some_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
+        // A flooded stdout/stderr may hold no message at all: its size says what happened.
+        let flooded = ["stdout.txt", "stderr.txt"].iter().any(|f| {
+            std::fs::metadata(root.join(f)).is_ok_and(|m| m.len() >= limits.max_file_bytes)
+        });
+        let kernel = KernelReport {
+            timed_out: c.timed_out,
+            oom_kills: c.events.oom_kills,
+            fork_refusals: c.events.fork_refusals,
+            disk_full: c.disk_full,
+            flooded,
+        };
+        RunReport {
+            class: match c.exit {
+                Some(e) => classify(e, &kernel, output),
+                None => RunClass::SetupFailed,
+            },
+            exit: c.exit,
+            claim: claim(&tail),
+            stderr_tail: tail,
+            wall_s: c.wall_s,
+        }
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -262,69 +425,165 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
         RunReport {
             class: RunClass::SetupFailed,
             exit: None,
-            stderr_tail: "the sandbox needs Linux (namespaces, Landlock, rlimits)".into(),
+            claim: None,
+            stderr_tail: "the sandbox needs Linux (namespaces, Landlock, seccomp, rlimits)".into(),
             wall_s: 0.0,
         }
     }
 }
 
-/// Names the outcome of a run. `output` tells whether the expected output document exists.
-pub fn classify(exit: Exit, timed_out: bool, stderr: &str, output: bool) -> RunClass {
+#[cfg(target_os = "linux")]
+fn read_tail(f: &mut std::fs::File, max: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut buf = Vec::new();
+    let _ = f.take(max).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Names the outcome of a run from what the kernel reported. `output` tells whether the
+/// expected output document exists.
+pub fn classify(exit: Exit, k: &KernelReport, output: bool) -> RunClass {
+    const SIGSYS: i32 = 31;
     const SIGXCPU: i32 = 24;
     const SIGXFSZ: i32 = 25;
-    if timed_out || exit.signal == Some(SIGXCPU) {
+    if k.timed_out || exit.signal == Some(SIGXCPU) {
         return RunClass::Timeout;
     }
-    if exit.signal == Some(SIGXFSZ) || stderr.contains("File too large") {
-        return RunClass::OutputLimit;
-    }
-    if exit.code == Some(0) {
+    if exit.code == Some(0) && !k.disk_full && !k.flooded {
         return if output {
             RunClass::Ok
         } else {
             RunClass::NoOutput
         };
     }
-    let has = |pats: &[&str]| pats.iter().any(|p| stderr.contains(p));
-    if has(&[
-        "memory allocation of",
-        "Cannot allocate memory",
-        "os error 12",
-    ]) {
+    if k.oom_kills > 0 {
         RunClass::MemoryLimit
-    } else if has(&["Resource temporarily unavailable", "os error 11"]) {
-        RunClass::ProcessLimit
-    } else if has(&[
-        "Network is unreachable",
-        "os error 101",
-        "Address family not supported",
-        "os error 97",
-        "Cannot assign requested address",
-        "failed to lookup address",
-    ]) {
+    } else if exit.signal == Some(SIGSYS) {
         RunClass::NetworkBlocked
-    } else if has(&[
-        "Permission denied",
-        "os error 13",
-        "Read-only file system",
-        "os error 30",
-    ]) {
-        // Landlock answers EACCES for both denied files and denied TCP; which one it was is
-        // in the message (a socket error reads differently from a file error).
-        if has(&["connect", "bind", "Tcp", "socket"]) {
-            RunClass::NetworkBlocked
-        } else {
-            RunClass::FilesystemBlocked
-        }
+    } else if k.disk_full || k.flooded || exit.signal == Some(SIGXFSZ) {
+        RunClass::OutputLimit
+    } else if k.fork_refusals > 0 {
+        RunClass::ProcessLimit
     } else if exit.signal.is_some() {
         RunClass::Crash
-    } else if exit.code == Some(101) || stderr.contains("panicked at") {
+    } else if exit.code == Some(101) {
         RunClass::Panic
     } else if exit.code == Some(2) {
         RunClass::StageError
     } else {
         RunClass::ExitCode
     }
+}
+
+/// What the stage's own stderr says went wrong, if it names something the sandbox blocks.
+/// Shown to the user and the supervisor as the stage's words; never used to classify.
+pub fn claim(stderr: &str) -> Option<RunClass> {
+    let has = |pats: &[&str]| pats.iter().any(|p| stderr.contains(p));
+    if has(&[
+        "memory allocation of",
+        "Cannot allocate memory",
+        "os error 12",
+    ]) {
+        Some(RunClass::MemoryLimit)
+    } else if has(&["Resource temporarily unavailable", "os error 11"]) {
+        Some(RunClass::ProcessLimit)
+    } else if has(&[
+        "Network is unreachable",
+        "os error 101",
+        "Address family not supported",
+        "os error 97",
+    ]) {
+        Some(RunClass::NetworkBlocked)
+    } else if has(&["No space left on device", "os error 28", "File too large"]) {
+        Some(RunClass::OutputLimit)
+    } else if has(&[
+        "Permission denied",
+        "os error 13",
+        "Read-only file system",
+        "os error 30",
+    ]) {
+        Some(RunClass::FilesystemBlocked)
+    } else {
+        None
+    }
+}
+
+/// One confined program (the build of model code): see [`linux::Spec`]. `Err` when the
+/// sandbox cannot start it.
+#[cfg(target_os = "linux")]
+pub(crate) struct Confinement<'a> {
+    pub program: &'a Path,
+    pub args: &'a [OsString],
+    pub env: &'a [(&'a str, OsString)],
+    pub writable: &'a Path,
+    pub read: &'a [PathBuf],
+    pub binds: &'a [(PathBuf, PathBuf)],
+    pub limits: &'a Limits,
+    pub uid: Option<u32>,
+    pub stdout: std::fs::File,
+    pub stderr: std::fs::File,
+}
+
+/// How a confined program ended.
+#[derive(Clone, Debug)]
+pub(crate) struct Ended {
+    pub exit: Option<Exit>,
+    pub kernel: KernelReport,
+    pub wall_s: f64,
+}
+
+/// Runs a [`Confinement`] to its end.
+#[cfg(target_os = "linux")]
+pub(crate) fn confine(c: Confinement) -> Result<Ended, String> {
+    let r = linux::confine(linux::Spec {
+        program: c.program,
+        args: c.args,
+        env: c.env,
+        writable: c.writable,
+        read: c.read,
+        binds: c.binds,
+        proc: false,
+        limits: c.limits,
+        uid: c.uid,
+        tmpfs: false,
+        stdout: c.stdout,
+        stderr: c.stderr,
+    });
+    if let Some(e) = r.setup_error {
+        return Err(e);
+    }
+    Ok(Ended {
+        exit: r.exit,
+        kernel: KernelReport {
+            timed_out: r.timed_out,
+            oom_kills: r.events.oom_kills,
+            fork_refusals: r.events.fork_refusals,
+            disk_full: r.disk_full,
+            flooded: false,
+        },
+        wall_s: r.wall_s,
+    })
+}
+
+/// A fresh uid for one confined program when the agent is root (`None` otherwise).
+pub(crate) fn fresh_uid() -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    if Isolation::current().run_as_uid.is_some() {
+        return Some(linux::run_uid());
+    }
+    None
+}
+
+/// Gives `path` to `uid` (the confined program's writable directory).
+pub(crate) fn give(path: &Path, uid: Option<u32>) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(uid) = uid {
+        return linux::chown(path, uid);
+    }
+    let _ = (path, uid);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -337,46 +596,57 @@ mod tests {
             signal: None,
         }
     }
+    fn signal(s: i32) -> Exit {
+        Exit {
+            code: None,
+            signal: Some(s),
+        }
+    }
 
     #[test]
-    fn classification_table() {
-        assert_eq!(classify(code(0), false, "", true), RunClass::Ok);
-        assert_eq!(classify(code(0), false, "", false), RunClass::NoOutput);
-        assert_eq!(classify(code(0), true, "", true), RunClass::Timeout);
-        assert_eq!(
-            classify(code(2), false, "stage error: bad", false),
-            RunClass::StageError
-        );
-        assert_eq!(
-            classify(code(101), false, "panicked at src/stage.rs", false),
-            RunClass::Panic
-        );
-        let abort = Exit {
-            code: None,
-            signal: Some(6),
+    fn classes_come_from_the_kernel_not_from_stderr() {
+        let none = KernelReport::default();
+        assert_eq!(classify(code(0), &none, true), RunClass::Ok);
+        assert_eq!(classify(code(0), &none, false), RunClass::NoOutput);
+        let late = KernelReport {
+            timed_out: true,
+            ..none
         };
-        let oom = "memory allocation of 1048576 bytes failed\n";
-        assert_eq!(classify(abort, false, oom, false), RunClass::MemoryLimit);
-        assert_eq!(classify(abort, false, "", false), RunClass::Crash);
-        let eagain = "panicked at src/stage.rs:3:9: Resource temporarily unavailable (os error 11)";
-        assert_eq!(
-            classify(code(101), false, eagain, false),
-            RunClass::ProcessLimit
-        );
-        let net = "panicked at ...: Network is unreachable (os error 101)";
-        assert_eq!(
-            classify(code(101), false, net, false),
-            RunClass::NetworkBlocked
-        );
-        let fs = "panicked at ...: Permission denied (os error 13)";
-        assert_eq!(
-            classify(code(101), false, fs, false),
-            RunClass::FilesystemBlocked
-        );
-        let xfsz = Exit {
-            code: None,
-            signal: Some(25),
+        assert_eq!(classify(code(0), &late, true), RunClass::Timeout);
+        assert_eq!(classify(code(2), &none, false), RunClass::StageError);
+        assert_eq!(classify(code(101), &none, false), RunClass::Panic);
+        let oom = KernelReport {
+            oom_kills: 1,
+            ..none
         };
-        assert_eq!(classify(xfsz, false, "", false), RunClass::OutputLimit);
+        assert_eq!(classify(signal(9), &oom, false), RunClass::MemoryLimit);
+        // An abort is a crash, whatever the stage printed before it.
+        assert_eq!(classify(signal(6), &none, false), RunClass::Crash);
+        assert_eq!(classify(signal(31), &none, false), RunClass::NetworkBlocked);
+        let forks = KernelReport {
+            fork_refusals: 3,
+            ..none
+        };
+        assert_eq!(classify(code(101), &forks, false), RunClass::ProcessLimit);
+        let full = KernelReport {
+            disk_full: true,
+            ..none
+        };
+        assert_eq!(classify(code(101), &full, false), RunClass::OutputLimit);
+        assert_eq!(classify(code(0), &full, true), RunClass::OutputLimit);
+        assert_eq!(classify(signal(25), &none, false), RunClass::OutputLimit);
+        // What it printed is its claim only.
+        let lie = "panicked at src/stage.rs: Network is unreachable (os error 101)";
+        assert_eq!(classify(code(101), &none, false), RunClass::Panic);
+        assert_eq!(claim(lie), Some(RunClass::NetworkBlocked));
+        assert_eq!(
+            claim("memory allocation of 1048576 bytes failed"),
+            Some(RunClass::MemoryLimit)
+        );
+        assert_eq!(
+            claim("Permission denied (os error 13)"),
+            Some(RunClass::FilesystemBlocked)
+        );
+        assert_eq!(claim("stage error: bad input"), None);
     }
 }

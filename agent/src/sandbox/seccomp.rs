@@ -1,9 +1,10 @@
-//! A seccomp filter for the stage: no sockets of any family (named Unix sockets are beyond
-//! the network namespace and Landlock), no new namespaces, mounts, tracing, BPF, io_uring,
+//! A seccomp filter for confined programs: no `socket(2)` of any family (named Unix sockets
+//! are beyond the network namespace and Landlock), no new namespaces, mounts, tracing, BPF, io_uring,
 //! keyrings or kernel modules. Built in the parent; the child only calls `prctl`.
 //!
-//! Denied socket calls fail with EAFNOSUPPORT ("Address family not supported"), which
-//! [`super::classify`] reads as a blocked network access; everything else fails with EPERM.
+//! A socket call kills the process with SIGSYS (`SECCOMP_RET_KILL_PROCESS`): the parent sees
+//! the attempt in the exit status, whatever the process would have printed ([`super::classify`]
+//! reads SIGSYS as a blocked network access). Everything else denied fails with EPERM.
 
 /// Architectures with a filter (the audit arch value the kernel reports).
 #[cfg(target_arch = "x86_64")]
@@ -65,8 +66,7 @@ pub fn filter() -> Option<Filter> {
         const RET: u32 = BPF_RET | BPF_K;
         let errno = |e: i32| SECCOMP_RET_ERRNO | (e as u32 & SECCOMP_RET_DATA);
         let denied: Vec<(c_long, i32)> = {
-            let mut v: Vec<(c_long, i32)> =
-                vec![(SYS_socket, EAFNOSUPPORT), (SYS_socketpair, EAFNOSUPPORT)];
+            let mut v: Vec<(c_long, i32)> = vec![];
             for nr in [
                 SYS_unshare,
                 SYS_setns,
@@ -115,6 +115,10 @@ pub fn filter() -> Option<Filter> {
             f.push(jump(JGE, 0x4000_0000, 0, 1));
             f.push(stmt(RET, SECCOMP_RET_KILL_PROCESS));
         }
+        // socket(2) of any family. (socketpair(2) stays: an unnamed connected pair reaches
+        // nothing outside, and Rust's std uses one to spawn processes — rustc does.)
+        f.push(jump(JEQ, SYS_socket as u32, 0, 1));
+        f.push(stmt(RET, SECCOMP_RET_KILL_PROCESS));
         for (nr, e) in denied {
             f.push(jump(JEQ, nr as u32, 0, 1));
             f.push(stmt(RET, errno(e)));

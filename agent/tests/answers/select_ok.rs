@@ -1,5 +1,5 @@
-use analysis::events::Photons;
-use analysis::stage::{CutFlow, Cuts, Diphotons, PhotonEvents, Select, SelectOutput, StageError};
+use stage_api::Photons;
+use stage_api::{CutFlow, Cuts, Diphotons, PhotonEvents, Select, SelectOutput, StageError};
 
 pub struct Stage;
 

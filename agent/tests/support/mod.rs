@@ -6,8 +6,8 @@ use agent::stage_crate::{StageKind, Toolchain};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// The stage toolchain, warmed up once per test binary (the first time on a machine this
-/// compiles `analysis` into `target/agent-stages`).
+/// The stage toolchain, prepared once per test binary (the first time on a machine this
+/// compiles `stage-api` and serde into `target/agent-stages/stage-api`).
 pub fn toolchain() -> &'static Toolchain {
     static T: OnceLock<Toolchain> = OnceLock::new();
     T.get_or_init(|| {
@@ -35,7 +35,7 @@ pub fn build(kind: StageKind, code: &str) -> (agent::stage_crate::StageCrate, Pa
 /// A histogram-stage source whose body is `body` (which must end by returning a Result).
 pub fn histogram_stage(body: &str) -> String {
     format!(
-        "use analysis::stage::{{MakeHistogram, Diphotons, Binning, Histogram, StageError}};\n\
+        "use stage_api::{{MakeHistogram, Diphotons, Binning, Histogram, StageError}};\n\
          pub struct Stage;\n\
          impl MakeHistogram for Stage {{\n\
              fn histogram(&self, _d: &Diphotons, b: &Binning) -> Result<Histogram, StageError> {{\n\
@@ -67,4 +67,52 @@ pub fn stage_processes_left() -> usize {
         .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
         .filter(|exe| exe.to_string_lossy().contains("hep-stage-run-"))
         .count()
+}
+
+/// Processes still alive under any run's uid (the per-run uid range), after a grace. Zombies
+/// (dead, waiting for this machine's init to reap them) do not count.
+pub fn run_uid_processes_left() -> Vec<String> {
+    let base = 0x5EED_0000u32;
+    let scan = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+            .filter(|s| {
+                let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("");
+                let uid = field("Uid:")
+                    .split_whitespace()
+                    .next()
+                    .and_then(|u| u.parse::<u32>().ok());
+                uid.is_some_and(|u| (base..base + 0x10000).contains(&u))
+                    && !field("State:").trim_start().starts_with('Z')
+            })
+            .map(|s| s.lines().next().unwrap_or("").to_string())
+            .collect()
+    };
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if scan().is_empty() {
+            break;
+        }
+    }
+    scan()
+}
+
+/// Runs a histogram stage with `body` in the sandbox: the report and the run directory.
+pub fn run_stage(
+    body: &str,
+    limits: &agent::sandbox::Limits,
+) -> (agent::sandbox::RunReport, agent::sandbox::RunDir) {
+    use agent::sandbox::{self, RunDir};
+    let (_krate, bin) = build(StageKind::Histogram, &histogram_stage(body));
+    let dir = RunDir::new(
+        &bin,
+        &[("input.json", histogram_input().as_bytes())],
+        limits,
+    )
+    .unwrap();
+    let out = dir.out().join("output.json");
+    let report = sandbox::run(&dir, &[dir.input("input.json"), out], limits);
+    (report, dir)
 }

@@ -21,57 +21,7 @@ pub use model::{
 
 use crate::histogram::Histogram;
 use minimize::{minimize, Bound};
-use serde::{Deserialize, Serialize};
-
-/// A fitted parameter.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FitParam {
-    pub name: String,
-    pub value: f64,
-    /// Symmetric error from the Hessian (HESSE).
-    pub error: f64,
-}
-
-/// Whether the fit can be trusted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FitStatus {
-    /// Converged, Hessian positive definite, no parameter at a bound.
-    Ok,
-    /// Converged with a parameter at one of its bounds: its error is not meaningful.
-    AtBound,
-    /// The Hessian is not positive definite or the minimum was not reached.
-    Failed,
-}
-
-/// Everything a fit produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FitResult {
-    pub model: FitModel,
-    pub params: Vec<FitParam>,
-    /// Covariance matrix of the parameters, in the order of `params`.
-    pub covariance: Vec<Vec<f64>>,
-    /// −ln L at the minimum (up to a constant).
-    pub nll: f64,
-    /// Estimated distance to the minimum.
-    pub edm: f64,
-    pub status: FitStatus,
-    /// q0 = 2 (−ln L(nsig = 0, signal shape fixed) − −ln L(best)), 0 when nsig < 0.
-    pub q0: f64,
-    /// Discovery significance √q0.
-    pub z: f64,
-}
-
-impl FitResult {
-    /// The parameter called `name`.
-    pub fn param(&self, name: &str) -> Option<&FitParam> {
-        self.params.iter().find(|p| p.name == name)
-    }
-    /// Parameter values in model order.
-    pub fn values(&self) -> Vec<f64> {
-        self.params.iter().map(|p| p.value).collect()
-    }
-}
+pub use stage_api::fit::{FitParam, FitResult, FitStatus};
 
 /// Why a fit could not be run.
 #[derive(Debug, thiserror::Error)]

@@ -4,38 +4,9 @@
 use super::error::{guard, ReadError};
 use super::{compression_name, Ntuple};
 use oxyroot::Named;
-use serde::Serialize;
 use std::path::Path;
 
-/// One file, as `cargo xtask inspect` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct FileSummary {
-    pub path: String,
-    pub size_bytes: u64,
-    /// File-level compression setting, e.g. `zstd-5`.
-    pub compression: String,
-    pub trees: Vec<TreeSummary>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct TreeSummary {
-    pub name: String,
-    pub entries: u64,
-    pub branches: Vec<BranchSummary>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct BranchSummary {
-    pub name: String,
-    /// Stored C++ type, e.g. `vector<float>` or `ROOT::VecOps::RVec<bool>`.
-    pub type_name: String,
-    /// Whether the columnar reader can decode this branch.
-    pub columnar: bool,
-    pub compression: String,
-    pub baskets: usize,
-    pub compressed_bytes: i64,
-    pub uncompressed_bytes: i64,
-}
+pub use stage_api::files::{BranchSummary, FileSummary, TreeSummary};
 
 /// Lists every tree of the file with its branches.
 pub fn inspect(path: impl AsRef<Path>) -> Result<FileSummary, ReadError> {

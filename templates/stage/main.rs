@@ -1,5 +1,6 @@
 //! The runner of an agent-written stage (written by agent/src/stage_crate.rs from
-//! templates/stage; the model writes only src/stage.rs).
+//! templates/stage/main.rs; the model writes only src/stage.rs). Compiled with rustc against
+//! the prebuilt `stage_api` crate and nothing else.
 //!
 //! Usage: `stage INPUT.json OUTPUT.json`. Exit 0: output written; 2: the stage returned an
 //! error (printed); 64: bad usage; 66: unreadable input; 73: unwritable output; 101: panic.
@@ -7,7 +8,7 @@
 mod stage;
 
 const _: () = assert!(
-    analysis::stage::STAGE_API_VERSION == {{api_version}},
+    stage_api::STAGE_API_VERSION == {{api_version}},
     "the stage was written against another version of the stage API"
 );
 
@@ -25,7 +26,7 @@ fn main() -> std::process::ExitCode {
             return ExitCode::from(66);
         }
     };
-    match analysis::stage::json::{{stage}}(&stage::Stage, &input) {
+    match stage_api::json::{{stage}}(&stage::Stage, &input) {
         Ok(doc) => match std::fs::write(output, doc) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

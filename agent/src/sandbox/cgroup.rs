@@ -1,0 +1,234 @@
+//! Per-run control groups: one memory limit and one process limit for everything a run starts
+//! (per-process rlimits add up: eight processes under a 2 GiB address-space limit are 16 GiB),
+//! and what the kernel says happened (OOM kills, refused forks).
+//!
+//! Two layouts are supported:
+//! * cgroup v2 (`memory.max`, `pids.max`, `memory.events` `oom_kill`, `pids.events` `max`),
+//!   where the unified hierarchy has the `memory` and `pids` controllers;
+//! * cgroup v1, where they are separate hierarchies (`memory.limit_in_bytes`,
+//!   `memory.oom_control` `oom_kill`, `pids.max`, `pids.events` `max`) — the hybrid layout of
+//!   this project's machines, where the v2 mount has neither controller.
+//!
+//! Groups are created beneath the agent's own group of each hierarchy (read from
+//! `/proc/self/cgroup`), so a run can never escape a limit the agent itself is under. The
+//! first process of the run joins them by writing `0` to the `cgroup.procs` descriptors opened
+//! here, before it starts anything; its descendants inherit them. A group is removed when the
+//! run is dropped (after its processes are dead).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The groups of one run.
+pub struct RunGroups {
+    memory: PathBuf,
+    /// The same as `memory` on v2.
+    pids: PathBuf,
+    v2: bool,
+    /// `cgroup.procs` of each group, for the child to join (`0` = itself).
+    pub procs: Vec<File>,
+}
+
+/// What the kernel counted in a run's groups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Events {
+    /// Processes killed by the OOM killer at the group's memory limit.
+    pub oom_kills: u64,
+    /// Forks refused at the group's process limit.
+    pub fork_refusals: u64,
+}
+
+/// Where groups can be made on this machine: (memory dir, pids dir, v2?), or why not.
+pub fn locate() -> Result<(PathBuf, PathBuf, bool), String> {
+    static WHERE: std::sync::OnceLock<Result<(PathBuf, PathBuf, bool), String>> =
+        std::sync::OnceLock::new();
+    WHERE
+        .get_or_init(|| {
+            let own = std::fs::read_to_string("/proc/self/cgroup")
+                .map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+            let mut v1_memory = None;
+            let mut v1_pids = None;
+            let mut v2 = None;
+            for line in own.lines() {
+                let mut parts = line.splitn(3, ':');
+                let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                let path = path.trim_start_matches('/');
+                for c in ctrls.split(',') {
+                    match c {
+                        "memory" => v1_memory = Some(Path::new("/sys/fs/cgroup/memory").join(path)),
+                        "pids" => v1_pids = Some(Path::new("/sys/fs/cgroup/pids").join(path)),
+                        "" => {
+                            let base = if Path::new("/sys/fs/cgroup/unified").is_dir() {
+                                "/sys/fs/cgroup/unified"
+                            } else {
+                                "/sys/fs/cgroup"
+                            };
+                            v2 = Some(Path::new(base).join(path));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let writable = |d: &Path| {
+                let c =
+                    std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap_or_default();
+                // SAFETY: access(2) on a NUL-terminated path.
+                unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+            };
+            if let (Some(m), Some(p)) = (&v1_memory, &v1_pids) {
+                if writable(m) && writable(p) && m.join("memory.limit_in_bytes").exists() {
+                    return Ok((m.clone(), p.clone(), false));
+                }
+            }
+            if let Some(u) = v2 {
+                let ctrls =
+                    std::fs::read_to_string(u.join("cgroup.controllers")).unwrap_or_default();
+                let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
+                if has("memory") && has("pids") && writable(&u) {
+                    return Ok((u.clone(), u, true));
+                }
+            }
+            Err("no writable cgroup hierarchy with the memory and pids controllers".into())
+        })
+        .clone()
+}
+
+impl RunGroups {
+    /// Creates the groups of one run with these limits.
+    pub fn create(memory_bytes: u64, max_processes: u64) -> Result<Self, String> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let (mem_base, pids_base, v2) = locate()?;
+        let name = format!(
+            "hep-run-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let err = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+        if v2 {
+            // Controllers must be enabled for the children of the agent's group. On v2 a group
+            // with processes cannot enable them for its children ("no internal processes"),
+            // unless it is the root: then the runs' groups go into a sibling-free subtree.
+            let _ = std::fs::write(mem_base.join("cgroup.subtree_control"), "+memory +pids");
+        }
+        let memory = mem_base.join(&name);
+        let pids = if v2 {
+            memory.clone()
+        } else {
+            pids_base.join(&name)
+        };
+        std::fs::create_dir(&memory).map_err(|e| err("creating", &memory, e))?;
+        let mut g = RunGroups {
+            memory,
+            pids,
+            v2,
+            procs: vec![],
+        };
+        if !v2 {
+            std::fs::create_dir(&g.pids).map_err(|e| err("creating", &g.pids, e))?;
+        }
+        let write =
+            |p: PathBuf, v: String| std::fs::write(&p, v).map_err(|e| err("writing", &p, e));
+        if v2 {
+            write(g.memory.join("memory.max"), memory_bytes.to_string())?;
+            write(g.memory.join("memory.swap.max"), "0".into()).ok();
+            write(g.pids.join("pids.max"), max_processes.to_string())?;
+        } else {
+            write(
+                g.memory.join("memory.limit_in_bytes"),
+                memory_bytes.to_string(),
+            )?;
+            // No swap either, where the kernel accounts it (memsw ≥ the memory limit).
+            write(
+                g.memory.join("memory.memsw.limit_in_bytes"),
+                memory_bytes.to_string(),
+            )
+            .ok();
+            write(g.pids.join("pids.max"), max_processes.to_string())?;
+        }
+        for dir in g.dirs() {
+            let p = dir.join("cgroup.procs");
+            let f = File::options()
+                .write(true)
+                .open(&p)
+                .map_err(|e| err("opening", &p, e))?;
+            g.procs.push(f);
+        }
+        Ok(g)
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        if self.v2 {
+            vec![self.memory.clone()]
+        } else {
+            vec![self.memory.clone(), self.pids.clone()]
+        }
+    }
+
+    /// What the kernel counted so far.
+    pub fn events(&self) -> Events {
+        let count = |file: &Path, key: &str| -> u64 {
+            std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    (k == key).then(|| v.trim().parse().ok()).flatten()
+                })
+                .unwrap_or(0)
+        };
+        let oom = if self.v2 {
+            count(&self.memory.join("memory.events"), "oom_kill")
+        } else {
+            count(&self.memory.join("memory.oom_control"), "oom_kill")
+        };
+        Events {
+            oom_kills: oom,
+            fork_refusals: count(&self.pids.join("pids.events"), "max"),
+        }
+    }
+
+    /// Kills every process left in the groups (v2: `cgroup.kill`; v1: SIGKILL each member,
+    /// again until none is left, since members may still be forking).
+    pub fn kill_all(&self) {
+        if self.v2 && std::fs::write(self.memory.join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        for _ in 0..100 {
+            let mut any = false;
+            for dir in self.dirs() {
+                for pid in std::fs::read_to_string(dir.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
+                {
+                    any = true;
+                    // SAFETY: kill(2); the group holds only the run's processes.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            if !any {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for RunGroups {
+    fn drop(&mut self) {
+        self.procs.clear();
+        for dir in self.dirs() {
+            // Processes just killed may take a moment to leave the group.
+            for _ in 0..200 {
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                self.kill_all();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
