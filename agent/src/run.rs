@@ -31,6 +31,9 @@ pub struct Options {
     pub instruction: Option<String>,
     /// Budget of the condensed diagnostics, characters.
     pub diagnostics_budget: usize,
+    /// The static screen before the build (default on). Off only in tests that show the
+    /// operating-system boundary holds on its own; no command turns it off.
+    pub screen: bool,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             limits: Limits::default(),
             instruction: None,
             diagnostics_budget: 6000,
+            screen: true,
         }
     }
 }
@@ -205,6 +209,7 @@ pub fn run_task(
         prepared: &prepared,
         limits: &opts.limits,
         diagnostics_budget: opts.diagnostics_budget,
+        screen: opts.screen,
     };
     for iteration in 1..=opts.max_iterations {
         out.iterations = iteration;

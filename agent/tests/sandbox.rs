@@ -269,3 +269,87 @@ fn filling_the_output_directory_is_stopped() {
     let n = std::fs::read_dir(dir.out()).unwrap().count();
     assert!(n < 2000, "{n} MiB written before the stop");
 }
+
+#[test]
+fn a_descriptor_inherited_from_the_agent_is_closed() {
+    // A file this process holds open without close-on-exec, as a careless parent leaves one.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inherited.txt");
+    std::fs::write(&path, "inherited-canary-91ab").unwrap();
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: open(2) without O_CLOEXEC; closed below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    assert!(fd > 2);
+    let body = format!(
+        "use std::io::Read; use std::os::fd::FromRawFd;\n\
+         let mut f = unsafe {{ std::fs::File::from_raw_fd({fd}) }};\n\
+         let mut s = String::new();\n\
+         let r = f.read_to_string(&mut s);\n\
+         std::mem::forget(f);\n\
+         Err(format!(\"read={{r:?}} got={{s}}\").into())"
+    );
+    let (r, _d) = run(&body, &quick());
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    assert!(
+        r.stderr_tail.contains("Bad file descriptor"),
+        "{}",
+        r.stderr_tail
+    );
+    assert!(
+        !r.stderr_tail.contains("inherited-canary"),
+        "{}",
+        r.stderr_tail
+    );
+}
+
+#[test]
+fn processes_that_together_exceed_the_memory_limit_are_stopped() {
+    if Isolation::current().cgroups.is_none() {
+        eprintln!("no control groups here: memory is limited per process only (not tested)");
+        return;
+    }
+    // Four processes of 200 MiB each: each under the per-process address-space limit, 800
+    // MiB together against a 512 MiB run.
+    let limits = Limits {
+        memory_bytes: 512 << 20,
+        ..quick()
+    };
+    let body = "if std::env::var_os(\"HEP_CHILD\").is_some() {\n\
+            let v = vec![1u8; 200 << 20]; std::hint::black_box(&v);\n\
+            std::thread::sleep(std::time::Duration::from_secs(5)); return Ok(Histogram::new(*b));\n\
+        }\n\
+        let me = std::env::current_exe().unwrap();\n\
+        let args: Vec<String> = std::env::args().skip(1).collect();\n\
+        let kids: Vec<_> = (0..4).map(|_| std::process::Command::new(&me).args(&args).env(\"HEP_CHILD\", \"1\").spawn().unwrap()).collect();\n\
+        for mut k in kids { if !k.wait().unwrap().success() { return Err(\"a child died\".into()); } }\n\
+        Ok(Histogram::new(*b))";
+    let (r, _d) = run(body, &limits);
+    assert_eq!(r.class, RunClass::MemoryLimit, "{r:?}");
+    assert!(r.wall_s < limits.wall_s, "{} s", r.wall_s);
+    assert_eq!(support::run_uid_processes_left(), Vec::<String>::new());
+}
+
+#[test]
+fn unlinked_files_that_fill_the_disk_are_an_output_limit() {
+    if !Isolation::current().private_out {
+        eprintln!("output directories are not private tmpfs mounts here (not root): not tested");
+        return;
+    }
+    // It would be invisible to a walk of out/ if it could unlink the file before it grows;
+    // it cannot (no removal in out/), so the full tmpfs tells.
+    let limits = Limits {
+        max_output_bytes: 8 << 20,
+        max_file_bytes: 64 << 20,
+        ..quick()
+    };
+    let body = "use std::io::Write;\n\
+        let mut f = std::fs::File::create(\"hidden\").unwrap();\n\
+        let _ = std::fs::remove_file(\"hidden\");\n\
+        let chunk = vec![7u8; 1 << 20];\n\
+        loop { f.write_all(&chunk).unwrap(); }";
+    let (r, dir) = run(body, &limits);
+    assert_eq!(r.class, RunClass::OutputLimit, "{r:?}");
+    assert!(dir.out().join("hidden").exists(), "the file was unlinked");
+}

@@ -13,7 +13,6 @@ fn roundtrip(stage: &str, input: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn the_chain_through_json_equals_the_direct_calls() {
-    assert_eq!(STAGE_API_VERSION, 1);
     let path = fixture("data_2020_zlib.GamGam.root");
     let events = EventFile::open(&path).unwrap().read(0..20000).unwrap();
     let cuts = Cuts::default();

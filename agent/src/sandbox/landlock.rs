@@ -17,6 +17,8 @@ pub const WRITE_FILE: u64 = 1 << 1;
 pub const READ_FILE: u64 = 1 << 2;
 pub const READ_DIR: u64 = 1 << 3;
 pub const READ: u64 = EXECUTE | READ_FILE | READ_DIR;
+pub const REMOVE_DIR: u64 = 1 << 4;
+pub const REMOVE_FILE: u64 = 1 << 5;
 
 #[repr(C)]
 struct RulesetAttr {
@@ -61,13 +63,14 @@ fn fs_rights(abi: u32) -> u64 {
 }
 
 /// A ruleset: everything denied but `read` beneath each of `read_dirs` (those that exist),
-/// everything beneath `write_dir`, and read/write of `/dev/null`; TCP bind/connect denied when
+/// everything beneath `write_dir` (but removing files when `no_remove`), and read/write of `/dev/null`; TCP bind/connect denied when
 /// `deny_tcp` (ABI ≥ 4); signals and abstract sockets scoped (ABI ≥ 6).
 pub fn ruleset(
     abi: u32,
     read_dirs: &[&Path],
     write_dir: &Path,
     deny_tcp: bool,
+    no_remove: bool,
 ) -> std::io::Result<OwnedFd> {
     let fs = fs_rights(abi);
     let attr = RulesetAttr {
@@ -95,7 +98,14 @@ pub fn ruleset(
             Err(_) => {}
         }
     }
-    add(&ruleset, write_dir, fs)?;
+    // Without removal, a file cannot be unlinked while still open and growing, out of sight
+    // of the output directory's size.
+    let write = if no_remove {
+        fs & !(REMOVE_DIR | REMOVE_FILE)
+    } else {
+        fs
+    };
+    add(&ruleset, write_dir, write)?;
     add(&ruleset, Path::new("/dev/null"), READ_FILE | WRITE_FILE)?;
     Ok(ruleset)
 }

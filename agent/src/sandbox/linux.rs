@@ -233,7 +233,8 @@ pub(super) struct Spec<'a> {
     pub proc: bool,
     pub limits: &'a Limits,
     pub uid: Option<u32>,
-    /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out).
+    /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out; files
+    /// in it cannot be removed, so none can grow unlinked and vanish before it is measured).
     pub tmpfs: bool,
     pub stdout: std::fs::File,
     pub stderr: std::fs::File,
@@ -272,7 +273,7 @@ pub(super) fn confine(spec: Spec) -> Confined {
             let read: Vec<&Path> = spec.read.iter().map(PathBuf::as_path).collect();
             // With a network namespace the kernel answers "network unreachable"; Landlock's
             // TCP rules are the fallback without one (seccomp refuses sockets anyway).
-            match landlock::ruleset(abi, &read, spec.writable, !iso.namespaces) {
+            match landlock::ruleset(abi, &read, spec.writable, !iso.namespaces, spec.tmpfs) {
                 Ok(fd) => Some(fd),
                 Err(e) => return failed(format!("landlock: {e}")),
             }
@@ -359,9 +360,18 @@ pub(super) fn confine(spec: Spec) -> Confined {
     unsafe {
         cmd.pre_exec(move || plan.enter());
     }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return failed(format!("starting {}: {e}", spec.program.display())),
+    // ETXTBSY: another thread of the agent forked while the binary was still open for
+    // writing (its copy into the run directory) and that child has not exec'd yet: retry.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return failed(format!("starting {}: {e}", spec.program.display())),
+        }
     };
     drop((ruleset, filter, writable_c, bind_c));
 
@@ -388,7 +398,11 @@ pub(super) fn confine(spec: Spec) -> Confined {
             break;
         }
         polls += 1;
-        // A tmpfs limits itself; a plain directory is measured (files only while linked).
+        // A tmpfs limits itself (full: the kernel refused a write); a plain directory is
+        // measured (files only while linked).
+        if spec.tmpfs && free_bytes(spec.writable).is_some_and(|f| f < 64 << 10) {
+            disk_full = true;
+        }
         if !spec.tmpfs
             && polls.is_multiple_of(10)
             && dir_bytes(spec.writable, 10_000) > limits.max_output_bytes
