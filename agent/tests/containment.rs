@@ -40,6 +40,9 @@ struct Run {
     )>,
 }
 
+/// One agent run at a time: the leftover check counts every run uid's processes.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run(answers: &[String], screen: bool) -> Run {
     let mut script = vec![MockReply::answer("Implement Select.")];
     script.extend(answers.iter().map(|a| MockReply::answer(fenced(a))));
@@ -94,6 +97,7 @@ fn run(answers: &[String], screen: bool) -> Run {
 
 #[test]
 fn compile_time_reads_outside_the_crate_are_refused() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // A canary in the home directory.
     let home = std::env::var_os("HOME")
         .map(std::path::PathBuf::from)
@@ -167,6 +171,7 @@ fn compile_time_reads_outside_the_crate_are_refused() {
 
 #[test]
 fn hidden_screen_bypasses_are_rejected_before_the_build() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let answers = vec![
         // U+2028 is whitespace to rustc: `include_str !(...)`.
         with_line("const LEAK: &str = include_str\u{2028}!(\"/etc/hostname\");"),

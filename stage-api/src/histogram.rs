@@ -39,6 +39,7 @@ impl Binning {
         }
         Ok(())
     }
+    /// Width of every bin.
     pub fn width(&self) -> f64 {
         (self.hi - self.lo) / self.bins as f64
     }
@@ -68,6 +69,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// An empty histogram (every sum zero) with this binning.
     pub fn new(binning: Binning) -> Self {
         Self {
             binning,

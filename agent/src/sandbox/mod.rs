@@ -294,6 +294,10 @@ impl RunDir {
     pub fn binary(&self) -> PathBuf {
         self.root().join("bin/stage")
     }
+    /// The uid the run takes (when the agent is root).
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
+    }
 }
 
 impl Drop for RunDir {

@@ -72,7 +72,11 @@ pub fn stage_processes_left() -> usize {
 /// Processes still alive under any run's uid (the per-run uid range), after a grace. Zombies
 /// (dead, waiting for this machine's init to reap them) do not count.
 pub fn run_uid_processes_left() -> Vec<String> {
-    let base = 0x5EED_0000u32;
+    processes_left(0x5EED_0000..0x5EED_0000 + 0x10000)
+}
+
+/// Processes still alive (not zombies) under a uid of `uids`, after a grace.
+pub fn processes_left(uids: std::ops::Range<u32>) -> Vec<String> {
     let scan = || -> Vec<String> {
         std::fs::read_dir("/proc")
             .unwrap()
@@ -84,7 +88,7 @@ pub fn run_uid_processes_left() -> Vec<String> {
                     .split_whitespace()
                     .next()
                     .and_then(|u| u.parse::<u32>().ok());
-                uid.is_some_and(|u| (base..base + 0x10000).contains(&u))
+                uid.is_some_and(|u| uids.contains(&u))
                     && !field("State:").trim_start().starts_with('Z')
             })
             .map(|s| s.lines().next().unwrap_or("").to_string())
