@@ -1,7 +1,8 @@
 //! Hostile answers, end to end through the agent and a local mock server, with the static
 //! screen turned off so that the operating system's boundary is what is tested: compile-time
 //! reads of a canary in the home, of another process's environment holding a canary key, of a
-//! known-good solution on disk, of `/dev/zero` and of an endless file (a FIFO). For each: the
+//! known-good solution on disk, of `/dev/zero`, of an endless file (a FIFO) and of the run's
+//! own trajectory. For each: the
 //! build is refused the read, the coder is told it was a policy violation (naming only the
 //! path it wrote), the canary appears in no request, no trajectory line and no progress line,
 //! nothing hostile is accepted, the builds end well within their limit and no process is
@@ -44,6 +45,12 @@ struct Run {
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run(answers: &[String], screen: bool) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(answers, screen, &dir.path().join("t.jsonl"))
+}
+
+/// As [`run`], with the trajectory written to `path`.
+fn run_in(answers: &[String], screen: bool, path: &std::path::Path) -> Run {
     let mut script = vec![MockReply::answer("Implement Select.")];
     script.extend(answers.iter().map(|a| MockReply::answer(fenced(a))));
     script.push(MockReply::answer(fenced(OK)));
@@ -51,9 +58,7 @@ fn run(answers: &[String], screen: bool) -> Run {
     let mut c = LlmConfig::new(&server.url(), "mock-hostile");
     c.backoff_s = 0.01;
     let mut llm = HttpLlm::new(c).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.jsonl");
-    let mut traj = Trajectory::create(Some(&path), vec![]).unwrap();
+    let mut traj = Trajectory::create(Some(path), vec![]).unwrap();
     let mut progress = String::new();
     let opts = Options {
         max_iterations: answers.len() as u32 + 1,
@@ -72,7 +77,7 @@ fn run(answers: &[String], screen: bool) -> Run {
         },
     )
     .unwrap();
-    let trajectory = std::fs::read_to_string(&path).unwrap();
+    let trajectory = std::fs::read_to_string(path).unwrap();
     let attempts = trajectory
         .lines()
         .filter_map(|l| match serde_json::from_str::<Record>(l).unwrap() {
@@ -113,6 +118,8 @@ fn compile_time_reads_outside_the_crate_are_refused() {
     // A known-good solution on disk (this repository's).
     let solution =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/answers/select_ok.rs");
+    let traj_dir = tempfile::tempdir().unwrap();
+    let traj_path = traj_dir.path().join("trajectory.jsonl");
     // An endless file: a FIFO nobody writes to.
     let fifo_dir = tempfile::tempdir().unwrap();
     let fifo = fifo_dir.path().join("endless");
@@ -135,8 +142,10 @@ fn compile_time_reads_outside_the_crate_are_refused() {
         ),
         with_line("const ZERO: &[u8] = include_bytes!(\"/dev/zero\");"),
         with_line(&format!("const ENDLESS: &str = include_str!({fifo:?});")),
+        // This run's own trajectory (what the agent knows, the reference's verdicts).
+        with_line(&format!("const MINE: &str = include_str!({traj_path:?});")),
     ];
-    let r = run(&answers, false);
+    let r = run_in(&answers, false, &traj_path);
     let _ = holder.kill();
     let _ = holder.wait();
     let _ = std::fs::remove_file(&canary_file);

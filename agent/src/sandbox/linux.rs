@@ -493,6 +493,12 @@ fn dir_bytes(dir: &Path, max_entries: usize) -> u64 {
     total
 }
 
+/// `setrlimit`'s resource type: glibc's own, an int elsewhere (musl).
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
 /// What the children do between fork and exec. Addresses are of data the parent keeps alive.
 #[derive(Clone, Copy)]
 struct ChildPlan {
@@ -510,7 +516,7 @@ struct ChildPlan {
     uid: Option<u32>,
     landlock_fd: Option<i32>,
     seccomp: Option<usize>,
-    rlimits: [(libc::__rlimit_resource_t, u64, u64); 6],
+    rlimits: [(Resource, u64, u64); 6],
 }
 
 impl ChildPlan {

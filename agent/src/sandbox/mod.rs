@@ -337,8 +337,16 @@ pub fn read_output(path: &Path, max: u64) -> std::io::Result<String> {
     Ok(s)
 }
 
-/// Directories a stage may read: the system's, for the dynamic loader and libc.
-const SYSTEM_DIRS: [&str; 7] = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc", "/sys"];
+/// What a stage may read of the system: the dynamic loader and the libraries (`/etc` only
+/// for the loader's cache: nothing else there is the stage's business).
+const SYSTEM_DIRS: [&str; 6] = [
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/etc/ld.so.cache",
+];
 
 /// Runs `bin/stage ARGS...` of `dir` in the sandbox, with `out/` as the working directory.
 pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
