@@ -187,6 +187,8 @@ pub struct StageCrate {
     /// The uid its builds run as (root only; one per crate, so incremental state stays its).
     uid: Option<u32>,
     prepared: Prepared,
+    /// Limits of each build ([`build_limits`] unless set).
+    limits: Limits,
     pub kind: StageKind,
 }
 
@@ -320,6 +322,7 @@ impl Toolchain {
             name,
             uid,
             prepared,
+            limits: build_limits(),
             kind,
         })
     }
@@ -355,6 +358,16 @@ const BUILD_SYSTEM_READ: [&str; 6] = [
 impl StageCrate {
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The uid its builds run as (when the agent is root).
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
+    }
+
+    /// Other limits for its builds (tests: a short wall clock).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Replaces `src/stage.rs` with the model's code.
@@ -455,7 +468,7 @@ impl StageCrate {
             }
         };
         let _ = std::fs::remove_file(out.join("stage"));
-        let limits = build_limits();
+        let limits = self.limits.clone();
         let ended = sandbox::confine(sandbox::Confinement {
             program: &sysroot.join("bin/rustc"),
             args: &args,
@@ -479,8 +492,12 @@ impl StageCrate {
         build.wall_s = ended.wall_s;
         build.ok = ended.exit.is_some_and(|e| e.code == Some(0)) && build.errors().next().is_none();
         if link && build.ok {
+            // A regular file, not a link planted by anything that ran as the build's uid.
             let bin = out.join("stage");
-            build.binary = bin.is_file().then_some(bin);
+            let regular = bin
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_file());
+            build.binary = regular.then_some(bin);
             build.ok = build.binary.is_some();
         }
         if !build.ok && build.errors().next().is_none() {

@@ -55,7 +55,7 @@ fn run_in(answers: &[String], screen: bool, path: &std::path::Path) -> Run {
     script.extend(answers.iter().map(|a| MockReply::answer(fenced(a))));
     script.push(MockReply::answer(fenced(OK)));
     let server = MockServer::start(script).unwrap();
-    let mut c = LlmConfig::new(&server.url(), "mock-hostile");
+    let mut c = LlmConfig::new(server.url(), "mock-hostile");
     c.backoff_s = 0.01;
     let mut llm = HttpLlm::new(c).unwrap();
     let mut traj = Trajectory::create(Some(path), vec![]).unwrap();
@@ -196,5 +196,74 @@ fn hidden_screen_bypasses_are_rejected_before_the_build() {
     for (i, (policy, build)) in r.attempts.iter().take(answers.len()).enumerate() {
         assert!(!policy.is_empty(), "attempt {} passed the screen", i + 1);
         assert!(build.is_none(), "attempt {} was compiled", i + 1);
+    }
+}
+
+/// A crate whose build is given `limits`, with `code` as its stage.
+fn limited_build(
+    code: &str,
+    limits: agent::sandbox::Limits,
+) -> (agent::stage_crate::Build, Option<u32>) {
+    let mut krate = support::toolchain()
+        .new_crate(agent::stage_crate::StageKind::Histogram)
+        .unwrap();
+    krate.set_limits(limits);
+    krate.write_code(code).unwrap();
+    (krate.build(), krate.uid())
+}
+
+#[test]
+fn a_build_that_would_run_forever_is_stopped_with_everything_it_started() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // 2^40 macro expansions: rustc would run (and grow) for ever.
+    let code = format!(
+        "macro_rules! e {{ () => {{}}; ($x:tt $($r:tt)*) => {{ e!($($r)*); e!($($r)*); }} }}\n\
+         fn boom() {{ e!({}); }}\n{}",
+        "a ".repeat(40),
+        support::histogram_stage("Ok(Histogram::new(*b))")
+    );
+    let limits = agent::sandbox::Limits {
+        wall_s: 3.0,
+        ..build_limits()
+    };
+    let (b, uid) = limited_build(&code, limits);
+    assert!(!b.ok);
+    let why = b.cargo_error.clone().unwrap_or_default();
+    assert!(
+        why.contains("time limit") || why.contains("out of memory"),
+        "{why} {:?}",
+        b.diagnostics
+    );
+    assert!(b.wall_s < 6.0, "stopped after {} s", b.wall_s);
+    if let Some(uid) = uid {
+        assert_eq!(support::processes_left(uid..uid + 1), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn a_build_that_exhausts_memory_is_stopped_at_the_limit() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if agent::sandbox::Isolation::current().cgroups.is_none() {
+        eprintln!("no control groups here: not tested");
+        return;
+    }
+    // Exponential macro expansion grows the compiler's memory step by step (a single huge
+    // constant would not do: rustc refuses that allocation itself, gracefully).
+    let code = format!(
+        "macro_rules! e {{ () => {{}}; ($x:tt $($r:tt)*) => {{ e!($($r)*); e!($($r)*); }} }}\n\
+         fn boom() {{ e!({}); }}\n{}",
+        "a ".repeat(40),
+        support::histogram_stage("Ok(Histogram::new(*b))")
+    );
+    let limits = agent::sandbox::Limits {
+        memory_bytes: 256 << 20,
+        ..build_limits()
+    };
+    let (b, uid) = limited_build(&code, limits);
+    assert!(!b.ok);
+    let why = b.cargo_error.clone().unwrap_or_default();
+    assert!(why.contains("out of memory"), "{why} {:?}", b.diagnostics);
+    if let Some(uid) = uid {
+        assert_eq!(support::processes_left(uid..uid + 1), Vec::<String>::new());
     }
 }
