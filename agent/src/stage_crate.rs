@@ -453,20 +453,11 @@ impl StageCrate {
             ("TMPDIR", out.clone().into_os_string()),
             ("LANG", "C.UTF-8".into()),
         ];
-        let (stdout, stderr) = match (
-            std::fs::File::create(dir.join("rustc.stdout")),
-            std::fs::File::options()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(dir.join("rustc.stderr")),
-        ) {
-            (Ok(o), Ok(e)) => (o, e),
-            (Err(e), _) | (_, Err(e)) => {
-                return Build::failed(format!("build output files: {e}"), 0.0)
-            }
-        };
+        let (stdout, stderr, _) =
+            match sandbox::output_files(&dir.join("rustc.stdout"), &dir.join("rustc.stderr")) {
+                Ok(f) => f,
+                Err(e) => return Build::failed(format!("build output files: {e}"), 0.0),
+            };
         let _ = std::fs::remove_file(out.join("stage"));
         let limits = self.limits.clone();
         let ended = sandbox::confine(sandbox::Confinement {
@@ -476,8 +467,10 @@ impl StageCrate {
             writable: &out,
             read: &read,
             binds: &binds,
+            proc: false,
             limits: &limits,
             uid: self.uid,
+            tmpfs: false,
             stdout,
             stderr,
         });

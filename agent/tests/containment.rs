@@ -199,6 +199,18 @@ fn hidden_screen_bypasses_are_rejected_before_the_build() {
     }
 }
 
+/// A stage whose compilation never ends: 2^40 macro expansions, the compiler's time and
+/// memory growing step by step (a single huge constant would not do: rustc refuses that
+/// allocation itself, gracefully).
+fn expanding() -> String {
+    format!(
+        "macro_rules! e {{ () => {{}}; ($x:tt $($r:tt)*) => {{ e!($($r)*); e!($($r)*); }} }}\n\
+         fn boom() {{ e!({}); }}\n{}",
+        "a ".repeat(40),
+        support::histogram_stage("Ok(Histogram::new(*b))")
+    )
+}
+
 /// A crate whose build is given `limits`, with `code` as its stage.
 fn limited_build(
     code: &str,
@@ -215,13 +227,7 @@ fn limited_build(
 #[test]
 fn a_build_that_would_run_forever_is_stopped_with_everything_it_started() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // 2^40 macro expansions: rustc would run (and grow) for ever.
-    let code = format!(
-        "macro_rules! e {{ () => {{}}; ($x:tt $($r:tt)*) => {{ e!($($r)*); e!($($r)*); }} }}\n\
-         fn boom() {{ e!({}); }}\n{}",
-        "a ".repeat(40),
-        support::histogram_stage("Ok(Histogram::new(*b))")
-    );
+    let code = expanding();
     let limits = agent::sandbox::Limits {
         wall_s: 3.0,
         ..build_limits()
@@ -247,14 +253,7 @@ fn a_build_that_exhausts_memory_is_stopped_at_the_limit() {
         eprintln!("no control groups here: not tested");
         return;
     }
-    // Exponential macro expansion grows the compiler's memory step by step (a single huge
-    // constant would not do: rustc refuses that allocation itself, gracefully).
-    let code = format!(
-        "macro_rules! e {{ () => {{}}; ($x:tt $($r:tt)*) => {{ e!($($r)*); e!($($r)*); }} }}\n\
-         fn boom() {{ e!({}); }}\n{}",
-        "a ".repeat(40),
-        support::histogram_stage("Ok(Histogram::new(*b))")
-    );
+    let code = expanding();
     let limits = agent::sandbox::Limits {
         memory_bytes: 256 << 20,
         ..build_limits()

@@ -25,6 +25,7 @@ impl Default for Binning {
 
 impl Binning {
     /// Checks the binning makes sense.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(lo < hi)` also rejects NaN
     pub fn validate(&self) -> Result<(), String> {
         if self.bins == 0
             || self.bins > 10_000_000

@@ -16,8 +16,8 @@
 //! system calls on data prepared before it: no allocation.
 
 use super::cgroup::{Events, RunGroups};
-use super::{landlock, seccomp, Exit, Isolation, Limits};
-use std::ffi::{CString, OsString};
+use super::{landlock, seccomp, Confinement, Exit, Isolation};
+use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -215,31 +215,6 @@ pub(super) fn free_bytes(dir: &Path) -> Option<u64> {
     }
 }
 
-/// What one confined process tree is, does and may touch.
-pub(super) struct Spec<'a> {
-    pub program: &'a Path,
-    pub args: &'a [OsString],
-    /// The whole environment (nothing of the agent's is inherited).
-    pub env: &'a [(&'a str, OsString)],
-    /// The one writable directory, and the working directory.
-    pub writable: &'a Path,
-    /// Files and directories it may read (Landlock), besides `writable`.
-    pub read: &'a [PathBuf],
-    /// Read-only bind mounts `(host path, mount point)` made in its mount namespace, for what
-    /// its uid cannot reach on the host (the toolchain in a 0700 home). Without namespaces the
-    /// caller must pass host paths instead.
-    pub binds: &'a [(PathBuf, PathBuf)],
-    /// Mount a fresh `/proc` of its PID namespace and let it read it.
-    pub proc: bool,
-    pub limits: &'a Limits,
-    pub uid: Option<u32>,
-    /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out; files
-    /// in it cannot be removed, so none can grow unlinked and vanish before it is measured).
-    pub tmpfs: bool,
-    pub stdout: std::fs::File,
-    pub stderr: std::fs::File,
-}
-
 /// How a confined process tree ended, as the kernel tells it.
 pub(super) struct Confined {
     pub exit: Option<Exit>,
@@ -255,7 +230,7 @@ pub(super) struct Confined {
 }
 
 /// Runs `spec` confined and waits for it (and everything it started) to end.
-pub(super) fn confine(spec: Spec) -> Confined {
+pub(super) fn confine(spec: Confinement) -> Confined {
     let start = Instant::now();
     let failed = |msg: String| Confined {
         exit: None,

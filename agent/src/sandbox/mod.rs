@@ -360,22 +360,11 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             wall_s: 0.0,
         };
         let root = dir.root();
-        let (stdout, stderr) = match (
-            std::fs::File::create(root.join("stdout.txt")),
-            std::fs::File::options()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(root.join("stderr.txt")),
-        ) {
-            (Ok(o), Ok(e)) => (o, e),
-            (Err(e), _) | (_, Err(e)) => return setup_failed(format!("stdout/stderr files: {e}")),
-        };
-        let mut stderr_reader = match stderr.try_clone() {
-            Ok(f) => f,
-            Err(e) => return setup_failed(format!("stderr: {e}")),
-        };
+        let (stdout, stderr, mut stderr_reader) =
+            match output_files(&root.join("stdout.txt"), &root.join("stderr.txt")) {
+                Ok(f) => f,
+                Err(e) => return setup_failed(format!("stdout/stderr files: {e}")),
+            };
         let mut read: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
         read.push(root.to_path_buf());
         let out = dir.out();
@@ -388,7 +377,7 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             ("RAYON_NUM_THREADS", "1".into()),
             ("MALLOC_ARENA_MAX", "2".into()),
         ];
-        let c = linux::confine(linux::Spec {
+        let c = linux::confine(Confinement {
             program: &dir.binary(),
             args: &args,
             env: &env,
@@ -522,18 +511,29 @@ pub fn claim(stderr: &str) -> Option<RunClass> {
     }
 }
 
-/// One confined program (the build of model code): see [`linux::Spec`]. `Err` when the
-/// sandbox cannot start it.
+/// What one confined process tree is, does and may touch (the build of model code, or the
+/// run of its binary).
 #[cfg(target_os = "linux")]
 pub(crate) struct Confinement<'a> {
     pub program: &'a Path,
     pub args: &'a [OsString],
+    /// The whole environment (nothing of the agent's is inherited).
     pub env: &'a [(&'a str, OsString)],
+    /// The one writable directory, and the working directory.
     pub writable: &'a Path,
+    /// Files and directories it may read (Landlock), besides `writable`.
     pub read: &'a [PathBuf],
+    /// Read-only bind mounts `(host path, mount point)` made in its mount namespace, for what
+    /// its uid cannot reach on the host (the toolchain in a 0700 home). Without namespaces the
+    /// caller must pass host paths instead.
     pub binds: &'a [(PathBuf, PathBuf)],
+    /// Mount a fresh `/proc` of its PID namespace and let it read it.
+    pub proc: bool,
     pub limits: &'a Limits,
     pub uid: Option<u32>,
+    /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out; files
+    /// in it cannot be removed, so none can grow unlinked and vanish before it is measured).
+    pub tmpfs: bool,
     pub stdout: std::fs::File,
     pub stderr: std::fs::File,
 }
@@ -546,23 +546,10 @@ pub(crate) struct Ended {
     pub wall_s: f64,
 }
 
-/// Runs a [`Confinement`] to its end.
+/// Runs a [`Confinement`] to its end; `Err` when the sandbox cannot start it.
 #[cfg(target_os = "linux")]
 pub(crate) fn confine(c: Confinement) -> Result<Ended, String> {
-    let r = linux::confine(linux::Spec {
-        program: c.program,
-        args: c.args,
-        env: c.env,
-        writable: c.writable,
-        read: c.read,
-        binds: c.binds,
-        proc: false,
-        limits: c.limits,
-        uid: c.uid,
-        tmpfs: false,
-        stdout: c.stdout,
-        stderr: c.stderr,
-    });
+    let r = linux::confine(c);
     if let Some(e) = r.setup_error {
         return Err(e);
     }
@@ -577,6 +564,23 @@ pub(crate) fn confine(c: Confinement) -> Result<Ended, String> {
         },
         wall_s: r.wall_s,
     })
+}
+
+/// Creates `out` and `err` (truncated) for a confined program's stdout and stderr; the
+/// third file reads stderr back.
+pub(crate) fn output_files(
+    out: &Path,
+    err: &Path,
+) -> std::io::Result<(std::fs::File, std::fs::File, std::fs::File)> {
+    let stdout = std::fs::File::create(out)?;
+    let stderr = std::fs::File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(err)?;
+    let reader = stderr.try_clone()?;
+    Ok((stdout, stderr, reader))
 }
 
 /// A fresh uid for one confined program when the agent is root (`None` otherwise).
