@@ -124,6 +124,9 @@ impl Checker<'_> {
         }
         let build = self.krate.build();
         a.timing.build_s = Some(build.wall_s);
+        if let Some(e) = &build.setup_error {
+            return Verdict::Harness(e.clone());
+        }
         // A compile-time read the sandbox refused is a policy violation, whatever else the
         // compiler said; the message names the path the code wrote, never a file's content.
         if !build.refused_reads.is_empty() {

@@ -156,6 +156,9 @@ pub struct Build {
     /// The compiled runner (builds only).
     #[serde(skip)]
     pub binary: Option<PathBuf>,
+    /// The sandbox could not start the compiler: the harness's failure, not the code's.
+    #[serde(skip)]
+    pub setup_error: Option<String>,
     /// Wall-clock seconds (not in trajectories: it differs between runs).
     #[serde(skip)]
     pub wall_s: f64,
@@ -165,14 +168,15 @@ impl Build {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| d.level == "error")
     }
-    fn failed(why: String, wall_s: f64) -> Self {
+    fn harness(why: String) -> Self {
         Build {
             ok: false,
             diagnostics: vec![],
-            cargo_error: Some(why),
+            cargo_error: None,
             refused_reads: vec![],
             binary: None,
-            wall_s,
+            setup_error: Some(why),
+            wall_s: 0.0,
         }
     }
 }
@@ -182,8 +186,6 @@ impl Build {
 /// place, owned by the crate's uid). Removed when dropped.
 pub struct StageCrate {
     dir: tempfile::TempDir,
-    /// The crate's name (the directory's, unique).
-    name: String,
     /// The uid its builds run as (root only; one per crate, so incremental state stays its).
     uid: Option<u32>,
     prepared: Prepared,
@@ -296,14 +298,6 @@ impl Toolchain {
         let dir = tempfile::Builder::new()
             .prefix("stage_")
             .tempdir_in(&parent)?;
-        let name = dir
-            .path()
-            .file_name()
-            .map(|n| {
-                n.to_string_lossy()
-                    .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-            })
-            .unwrap_or_else(|| "stage".into());
         let mode =
             |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
         mode(dir.path(), 0o755)?;
@@ -319,7 +313,6 @@ impl Toolchain {
         sandbox::give(&dir.path().join("out"), uid)?;
         Ok(StageCrate {
             dir,
-            name,
             uid,
             prepared,
             limits: build_limits(),
@@ -389,10 +382,7 @@ impl StageCrate {
         #[cfg(not(target_os = "linux"))]
         {
             let _ = link;
-            return Build::failed(
-                "model code is only compiled in the Linux sandbox".into(),
-                0.0,
-            );
+            return Build::harness("model code is only compiled in the Linux sandbox".into());
         }
         #[cfg(target_os = "linux")]
         {
@@ -423,8 +413,10 @@ impl StageCrate {
             read.push(p.deps.clone());
         }
         let mut args: Vec<OsString> = vec![
-            "--crate-name".into(),
-            self.name.clone().into(),
+            // Every crate has the same name: each builds alone in its own directory (no cargo
+            // freshness to confuse), and the name can appear in diagnostics, which must be
+            // the same in every run for replay.
+            "--crate-name=stage".into(),
             "--edition=2021".into(),
             "--crate-type=bin".into(),
             "--error-format=json".into(),
@@ -456,7 +448,7 @@ impl StageCrate {
         let (stdout, stderr, _) =
             match sandbox::output_files(&dir.join("rustc.stdout"), &dir.join("rustc.stderr")) {
                 Ok(f) => f,
-                Err(e) => return Build::failed(format!("build output files: {e}"), 0.0),
+                Err(e) => return Build::harness(format!("build output files: {e}")),
             };
         let _ = std::fs::remove_file(out.join("stage"));
         let limits = self.limits.clone();
@@ -476,7 +468,14 @@ impl StageCrate {
         });
         let ended = match ended {
             Ok(e) => e,
-            Err(e) => return Build::failed(format!("the build sandbox failed: {e}"), 0.0),
+            Err(e) => {
+                let hint = if namespaces {
+                    ""
+                } else {
+                    " (without mount namespaces the toolchain must be readable by the build's uid)"
+                };
+                return Build::harness(format!("the build sandbox failed: {e}{hint}"));
+            }
         };
         // Diagnostics, at most what a sane build prints (a hostile one can print more).
         let text = crate::sandbox::read_output(&dir.join("rustc.stderr"), 8 << 20)
@@ -540,6 +539,7 @@ fn parse_messages(stderr: &str, crate_dir: &Path) -> Build {
         cargo_error: None,
         refused_reads: vec![],
         binary: None,
+        setup_error: None,
         wall_s: 0.0,
     };
     let prefix = crate_dir.display().to_string();

@@ -197,10 +197,17 @@ fn render(trait_name: &str, items: &[&str], srcs: &[Source]) -> String {
     )
 }
 
-/// Every public signature of stage-api (doc comments and function bodies left out).
+/// Every public signature of stage-api (function bodies, doc comments and lint attributes
+/// left out).
 fn signatures(srcs: &[Source]) -> String {
+    // Attributes that shape the data (derives, the JSON form) belong to a signature; docs and
+    // lint levels do not.
     fn strip_docs(attrs: &mut Vec<syn::Attribute>) {
-        attrs.retain(|a| !a.path().is_ident("doc"));
+        attrs.retain(|a| {
+            ["derive", "serde", "repr"]
+                .iter()
+                .any(|k| a.path().is_ident(k))
+        });
     }
     let mut out = String::new();
     for src in srcs {
