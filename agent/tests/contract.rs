@@ -150,8 +150,13 @@ fn excerpt_of(name: &str, srcs: &[Source]) -> String {
             }
             match &imp.trait_ {
                 Some(_) => {
-                    let head = src.slice(imp.impl_token.span.start(), imp.self_ty.span().end());
-                    traits.push(format!("{head} {{ ... }}"));
+                    let mut text = String::new();
+                    for a in imp.attrs.iter().filter(|a| a.path().is_ident("doc")) {
+                        text.push_str(src.slice(a.span().start(), a.span().end()));
+                        text.push('\n');
+                    }
+                    text.push_str(src.slice(imp.impl_token.span.start(), imp.self_ty.span().end()));
+                    traits.push(format!("{text} {{ ... }}"));
                 }
                 None => {
                     for f in &imp.items {

@@ -24,7 +24,8 @@ impl Default for Binning {
 }
 
 impl Binning {
-    /// Checks the binning makes sense.
+    /// `Ok` when 0 < `bins` ≤ 10⁷, `lo` < `hi` and both are finite; an error saying what is
+    /// wrong otherwise.
     #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(lo < hi)` also rejects NaN
     pub fn validate(&self) -> Result<(), String> {
         if self.bins == 0
@@ -70,7 +71,8 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// An empty histogram (every sum zero) with this binning.
+    /// An empty histogram with this binning: `sumw` and `sumw2` hold `bins` zeros, the rest
+    /// is zero.
     pub fn new(binning: Binning) -> Self {
         Self {
             binning,

@@ -27,6 +27,7 @@ pub struct Cuts {
     pub lumi_pb: f64,
 }
 
+/// The reference selection (df104's cuts, 10.064 fb⁻¹).
 impl Default for Cuts {
     fn default() -> Self {
         Self {
@@ -66,6 +67,7 @@ pub struct CutCount {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CutFlow(pub Vec<CutCount>);
 
+/// The seven cuts of [`CUT_NAMES`], in that order, with zero counts.
 impl Default for CutFlow {
     fn default() -> Self {
         CutFlow(
@@ -98,13 +100,14 @@ impl CutFlow {
 /// Selected events: the diphoton mass and the event weight, in file order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Diphotons {
-    /// m_γγ in GeV (a `float` value, as ROOT stores it).
+    /// m_γγ in GeV (a value ROOT stored as `float`, widened to f64: compute with it as f64).
     pub m_yy: Vec<f64>,
     /// Event weight: 1 for data; for MC mcWeight × scale factors × σ × L / ΣW.
     pub weight: Vec<f64>,
 }
 
 impl Diphotons {
+    /// Number of masses (`m_yy.len()`; a valid value has as many weights).
     pub fn len(&self) -> usize {
         self.m_yy.len()
     }
