@@ -86,13 +86,32 @@ pub fn locate() -> Result<(PathBuf, PathBuf, bool), String> {
                 let ctrls =
                     std::fs::read_to_string(u.join("cgroup.controllers")).unwrap_or_default();
                 let has = |c: &str| ctrls.split_whitespace().any(|x| x == c);
-                if has("memory") && has("pids") && writable(&u) {
+                if has("memory") && has("pids") && writable(&u) && enable_v2(&u).is_ok() {
                     return Ok((u.clone(), u, true));
                 }
             }
             Err("no writable cgroup hierarchy with the memory and pids controllers".into())
         })
         .clone()
+}
+
+/// Enables the memory and pids controllers for the children of the agent's v2 group `own`.
+/// A non-root v2 group with processes cannot do that ("no internal processes"): the agent
+/// first moves itself into a leaf group of its own, `own/hep-agent-PID` (it stays there; the
+/// runs' groups are its siblings). Not verified on this project's machines, whose v2 mount has
+/// neither controller.
+fn enable_v2(own: &Path) -> std::io::Result<()> {
+    let control = own.join("cgroup.subtree_control");
+    let want = "+memory +pids";
+    if std::fs::write(&control, want).is_ok() {
+        return Ok(());
+    }
+    let leaf = own.join(format!("hep-agent-{}", std::process::id()));
+    if !leaf.is_dir() {
+        std::fs::create_dir(&leaf)?;
+    }
+    std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())?;
+    std::fs::write(&control, want)
 }
 
 impl RunGroups {
@@ -107,12 +126,6 @@ impl RunGroups {
             N.fetch_add(1, Ordering::Relaxed)
         );
         let err = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-        if v2 {
-            // Controllers must be enabled for the children of the agent's group. On v2 a group
-            // with processes cannot enable them for its children ("no internal processes"),
-            // unless it is the root: then the runs' groups go into a sibling-free subtree.
-            let _ = std::fs::write(mem_base.join("cgroup.subtree_control"), "+memory +pids");
-        }
         let memory = mem_base.join(&name);
         let pids = if v2 {
             memory.clone()
