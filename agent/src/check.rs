@@ -130,8 +130,14 @@ impl Checker<'_> {
         // A compile-time read the sandbox refused is a policy violation, whatever else the
         // compiler said; the message names the path the code wrote, never a file's content.
         if !build.refused_reads.is_empty() {
-            a.policy = build
+            // Paths as the code wrote them, escaped: control characters in a path must not
+            // reach a terminal.
+            let paths: Vec<String> = build
                 .refused_reads
+                .iter()
+                .map(|p| p.escape_debug().to_string())
+                .collect();
+            a.policy = paths
                 .iter()
                 .map(|p| Violation {
                     rule: format!(
@@ -144,8 +150,8 @@ impl Checker<'_> {
                 .collect();
             progress(&format!(
                 "  build refused {} compile-time read(s): {}",
-                build.refused_reads.len(),
-                build.refused_reads.join(", ")
+                paths.len(),
+                paths.join(", ")
             ));
             a.build = Some(BuildRecord {
                 ok: false,

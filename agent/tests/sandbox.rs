@@ -171,14 +171,20 @@ fn the_stage_sees_only_its_own_processes() {
          Err(format!(\"pids={{pids:?}} environ={{environ:?}}\").into())"
     );
     let (r, _d) = run(&body, &quick());
-    if Isolation::probe().namespaces {
-        // The namespace's init (1) and the stage (2), nothing of the host.
+    if Isolation::current().namespaces {
+        // The stage (2), nothing of the host; the namespace's init (1, a fork of the agent)
+        // is hidden too when it runs as another uid.
         assert_eq!(r.class, RunClass::StageError, "{r:?}");
-        assert!(
-            r.stderr_tail.contains("pids=[\"1\", \"2\"]"),
-            "{}",
-            r.stderr_tail
-        );
+        let want = if Isolation::current().run_as_uid.is_some() {
+            "pids=[\"2\"]"
+        } else {
+            "pids=[\"1\", \"2\"]"
+        };
+        assert!(r.stderr_tail.contains(want), "{}", r.stderr_tail);
+        let cmdline = "let c = std::fs::read(\"/proc/1/cmdline\").map(|b| b.len()).map_err(|e| e.to_string());\n\
+                       Err(format!(\"cmdline={c:?}\").into())";
+        let (r, _d) = run(cmdline, &quick());
+        assert!(r.stderr_tail.contains("cmdline=Err("), "{}", r.stderr_tail);
     } else {
         // Without namespaces /proc is not readable at all.
         assert_eq!(r.class, RunClass::Panic, "{r:?}");
@@ -354,4 +360,41 @@ fn unlinked_files_that_fill_the_disk_are_an_output_limit() {
     let (r, dir) = run(body, &limits);
     assert_eq!(r.class, RunClass::OutputLimit, "{r:?}");
     assert!(dir.out().join("hidden").exists(), "the file was unlinked");
+}
+
+#[test]
+fn an_exit_code_cannot_pass_for_a_signal() {
+    // 159 = 128 + SIGSYS: must stay an exit code, not a blocked socket; 152 = 128 + SIGXCPU.
+    for code in [159, 152, 153] {
+        let (r, _d) = run(&format!("std::process::exit({code})"), &quick());
+        assert_eq!(r.class, RunClass::ExitCode, "{r:?}");
+        assert_eq!(r.exit.unwrap().code, Some(code));
+    }
+}
+
+#[test]
+fn ipc_objects_and_datagram_pairs_are_refused_and_the_agent_cannot_be_signalled() {
+    let agent = std::process::id();
+    // System V shared memory would outlive the run.
+    let shm = "extern \"C\" { fn shmget(key: i32, size: usize, flags: i32) -> i32; }\n\
+               let id = unsafe { shmget(0, 1 << 20, 0o1600) };\n\
+               Err(format!(\"shmget={id}\").into())";
+    let (r, _d) = run(shm, &quick());
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    assert!(r.stderr_tail.contains("shmget=-1"), "{}", r.stderr_tail);
+    // A datagram pair could send to any named socket on the host: killed, seen as network.
+    let dgram = "extern \"C\" { fn socketpair(d: i32, t: i32, p: i32, sv: *mut i32) -> i32; }\n\
+                 let mut sv = [0i32; 2];\n\
+                 let r = unsafe { socketpair(1, 2, 0, sv.as_mut_ptr()) };\n\
+                 Err(format!(\"socketpair={r}\").into())";
+    let (r, _d) = run(dgram, &quick());
+    assert_eq!(r.class, RunClass::NetworkBlocked, "{r:?}");
+    // No signal to the agent, to a group or to everyone.
+    let sig = format!(
+        "extern \"C\" {{ fn kill(pid: i32, sig: i32) -> i32; }}\n\
+         let a = unsafe {{ kill({agent}, 0) }}; let b = unsafe {{ kill(-1, 0) }};\n\
+         Err(format!(\"kill={{a}},{{b}}\").into())"
+    );
+    let (r, _d) = run(&sig, &quick());
+    assert!(r.stderr_tail.contains("kill=-1,-1"), "{}", r.stderr_tail);
 }

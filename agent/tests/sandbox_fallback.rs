@@ -47,6 +47,13 @@ fn without_namespaces_the_same_misbehaviour_is_stopped() {
          .status().unwrap(); Err(\"left a sleeper\".into())",
     );
     let spin = stage("loop { std::hint::black_box(0u8); }");
+    // The agent is a visible process here: no signal, no limit of it may be touched.
+    let agent = std::process::id();
+    let signal = stage(&format!(
+        "extern \"C\" {{ fn kill(pid: i32, sig: i32) -> i32; }}\n\
+         let a = unsafe {{ kill({agent}, 19) }}; let b = unsafe {{ kill(-1, 19) }};\n\
+         Err(format!(\"kill={{a}},{{b}}\").into())"
+    ));
 
     // SAFETY: the only test of this binary; the builds' threads have ended.
     unsafe { std::env::set_var("HEP_SANDBOX_NO_NAMESPACES", "1") };
@@ -93,6 +100,10 @@ fn without_namespaces_the_same_misbehaviour_is_stopped() {
             "a process that left the session survived the run"
         );
     }
+
+    // SIGSTOP to the agent and to everyone: refused (the test would hang otherwise).
+    let r = run(&signal, &limits);
+    assert!(r.stderr_tail.contains("kill=-1,-1"), "{}", r.stderr_tail);
 
     let spin_limits = Limits {
         wall_s: 1.5,

@@ -174,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         iso.network(),
         iso.cgroups.as_deref().unwrap_or("NO"),
         iso.run_as_uid
-            .map_or(String::new(), |u| format!(", a uid of its own from {u}")),
+            .map_or(String::new(), |_| ", a uid of its own per run".to_string()),
     );
     eprintln!(
         "task {} ({} stage) with {} at {}{}",

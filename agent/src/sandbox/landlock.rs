@@ -19,6 +19,11 @@ pub const READ_DIR: u64 = 1 << 3;
 pub const READ: u64 = EXECUTE | READ_FILE | READ_DIR;
 pub const REMOVE_DIR: u64 = 1 << 4;
 pub const REMOVE_FILE: u64 = 1 << 5;
+pub const MAKE_CHAR: u64 = 1 << 6;
+pub const MAKE_SOCK: u64 = 1 << 9;
+pub const MAKE_FIFO: u64 = 1 << 10;
+pub const MAKE_BLOCK: u64 = 1 << 11;
+pub const MAKE_SYM: u64 = 1 << 12;
 
 #[repr(C)]
 struct RulesetAttr {
@@ -63,8 +68,9 @@ fn fs_rights(abi: u32) -> u64 {
 }
 
 /// A ruleset: everything denied but `read` beneath each of `read_dirs` (those that exist),
-/// everything beneath `write_dir` (but removing files when `no_remove`), and read/write of `/dev/null`; TCP bind/connect denied when
-/// `deny_tcp` (ABI ≥ 4); signals and abstract sockets scoped (ABI ≥ 6).
+/// everything beneath `write_dir` but special files (and, when `no_remove`, removals and
+/// links), and read/write of `/dev/null`; TCP bind/connect denied when `deny_tcp` (ABI ≥ 4);
+/// signals and abstract sockets scoped (ABI ≥ 6).
 pub fn ruleset(
     abi: u32,
     read_dirs: &[&Path],
@@ -98,13 +104,13 @@ pub fn ruleset(
             Err(_) => {}
         }
     }
-    // Without removal, a file cannot be unlinked while still open and growing, out of sight
-    // of the output directory's size.
-    let write = if no_remove {
-        fs & !(REMOVE_DIR | REMOVE_FILE)
-    } else {
-        fs
-    };
+    // No sockets, FIFOs or device nodes anywhere. Without removal, a file cannot be unlinked
+    // while still open and growing, out of sight of the output directory's size; for a run
+    // (`no_remove`) no links either: the agent reads its outputs.
+    let mut write = fs & !(MAKE_CHAR | MAKE_SOCK | MAKE_FIFO | MAKE_BLOCK);
+    if no_remove {
+        write &= !(REMOVE_DIR | REMOVE_FILE | MAKE_SYM);
+    }
     add(&ruleset, write_dir, write)?;
     add(&ruleset, Path::new("/dev/null"), READ_FILE | WRITE_FILE)?;
     Ok(ruleset)

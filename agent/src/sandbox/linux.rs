@@ -1,19 +1,19 @@
 //! The Linux sandbox, shared by the build of model code and the run of its binary
-//! ([`confine`]). Between fork and exec the child (P1) joins the run's control groups, starts
-//! a new session, unshares PID, network and mount namespaces, and forks: its child (P2) is
-//! PID 1 — the init — of the new PID namespace, so when it exits every process in the
-//! namespace dies too. P2 makes its mounts private, bind-mounts what the confined program
-//! needs from places its uid cannot reach (the toolchain under a 0700 home), remounts the
-//! whole tree read-only but for the one writable directory, mounts a fresh `/proc` (only the
-//! namespace's processes) when asked, and forks P3, an ordinary process (signals such as
-//! SIGXFSZ act on it as usual, which they would not on an init). P3 takes the run's own uid
-//! when started by root, sets rlimits and `NO_NEW_PRIVS`, marks every inherited descriptor
-//! but 0–2 close-on-exec, enters Landlock and the seccomp filter, and execs. P1 and P2 close
-//! their copies of the parent's descriptors (so `spawn` returns), wait, and end as their child
-//! did (P2 reports a signal as exit 128 + n, which P1 turns back into the signal). Each of P1,
-//! P2, P3 dies with its parent (`PR_SET_PDEATHSIG`; for P1 that is the thread that called
-//! `spawn`, which [`confine`] keeps alive until the run ends). Everything after fork is plain
-//! system calls on data prepared before it: no allocation.
+//! ([`confine`]). Between fork and exec the child (P1) joins the run's control groups, starts a
+//! new session, unshares PID, network and mount namespaces, and forks: its child (P2) is PID 1
+//! — the init — of the new PID namespace, so when it exits every process in the namespace dies
+//! too. P2 makes its mounts private, bind-mounts what the confined program needs from places
+//! its uid cannot reach (the toolchain under a 0700 home), remounts the whole tree read-only
+//! but for the one writable directory, mounts a fresh `/proc` (only the namespace's processes)
+//! when asked, and forks P3, an ordinary process (signals such as SIGXFSZ act on it as usual,
+//! which they would not on an init). P3 takes the run's own uid when started by root, sets
+//! rlimits and `NO_NEW_PRIVS`, marks every inherited descriptor but 0–2 close-on-exec, enters
+//! Landlock and the seccomp filter, and execs. P1 and P2 close their copies of the parent's
+//! descriptors (so `spawn` returns) and wait; P2, the init, hands the stage's raw wait status
+//! to the parent through a pipe (so that no exit code can pass for a signal) and P1 ends as P2
+//! did. Each of P1, P2, P3 dies with its parent (`PR_SET_PDEATHSIG`; for P1 that is the thread
+//! that called `spawn`, which [`confine`] keeps alive until the run ends). Everything after
+//! fork is plain system calls on data prepared before it: no allocation.
 
 use super::cgroup::{Events, RunGroups};
 use super::{landlock, seccomp, Confinement, Exit, Isolation};
@@ -28,14 +28,24 @@ use std::time::{Duration, Instant};
 /// First uid of the range runs take when the agent is root: one uid per run, used by nothing
 /// else on the machine, so that `RLIMIT_NPROC`, signals and `/proc` access are per run (the
 /// shared `nobody` would let one run's leftovers count against, or reach, another's).
-const UID_BASE: u32 = 0x5EED_0000;
+pub(crate) const UID_BASE: u32 = 0x5E00_0000;
+/// How many uids the range holds (2^24: two agents or two runs meet on one only by chance,
+/// and a run's processes are gone when it ends).
+pub(crate) const UID_SPAN: u32 = 1 << 24;
 
-/// A uid for one run (root only): `UID_BASE` + 16 bits from this process and a counter.
+/// A uid for one run (root only): from this process, a counter and the clock, mixed.
 pub(super) fn run_uid() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    UID_BASE + ((std::process::id().wrapping_mul(64) + n % 64) & 0xFFFF)
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut x = (std::process::id() as u64) << 32 ^ N.fetch_add(1, Ordering::Relaxed) ^ nanos;
+    // splitmix64's finaliser: every input bit moves every output bit.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    UID_BASE + (x as u32 % UID_SPAN)
 }
 
 pub(super) fn probe() -> Isolation {
@@ -62,7 +72,7 @@ pub(super) fn probe() -> Isolation {
                     } else {
                         1
                     }),
-                    p2 => wait_and_mirror(p2, Role::Outer),
+                    p2 => wait_and_mirror(p2, Role::Outer, -1),
                 }
             });
         }
@@ -80,7 +90,7 @@ pub(super) fn probe() -> Isolation {
     Isolation {
         namespaces,
         landlock_abi: landlock::abi(),
-        seccomp: seccomp::filter().is_some(),
+        seccomp: seccomp::filter(0).is_some(),
         run_as_uid: root.then_some(UID_BASE),
         cgroups,
         private_out: root,
@@ -161,12 +171,14 @@ unsafe fn private_mounts(
     setattr(c"/".as_ptr(), AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)
         && setattr(writable, 0, 0, MOUNT_ATTR_RDONLY)
         && (!proc
+            // hidepid=2: processes of other uids (the init, root's) are not even listed, so
+            // the init's copy of the agent's argv is not readable.
             || libc::mount(
                 c"proc".as_ptr(),
                 c"/proc".as_ptr(),
                 c"proc".as_ptr(),
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                std::ptr::null(),
+                c"hidepid=2".as_ptr() as *const libc::c_void,
             ) == 0)
 }
 
@@ -287,7 +299,21 @@ pub(super) fn confine(spec: Confinement) -> Confined {
     {
         *slot = f.as_raw_fd();
     }
-    let filter = seccomp::filter();
+    let filter = seccomp::filter(std::process::id());
+    // The stage's wait status, from the namespace's init (see `wait_and_mirror`).
+    let mut pipe = [-1; 2];
+    // SAFETY: pipe2(2) into a two-element array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return failed(format!("status pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel just returned these descriptors; each is owned once.
+    let (status_rd, status_wr) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(pipe[0]),
+            std::os::fd::OwnedFd::from_raw_fd(pipe[1]),
+        )
+    };
     // With a memory group, the address-space limit sits well above it, so that the kernel's
     // OOM killer (which the parent sees) decides, not a failed allocation (which it does not).
     let address_space = if groups.is_some() {
@@ -304,6 +330,7 @@ pub(super) fn confine(spec: Confinement) -> Confined {
         n_binds: bind_c.len(),
         proc: spec.proc,
         procs,
+        status_fd: status_wr.as_raw_fd(),
         uid: spec.uid,
         landlock_fd: ruleset.as_ref().map(|f| f.as_raw_fd()),
         seccomp: filter.as_ref().map(|f| f.prog_addr()),
@@ -348,7 +375,7 @@ pub(super) fn confine(spec: Confinement) -> Confined {
             Err(e) => return failed(format!("starting {}: {e}", spec.program.display())),
         }
     };
-    drop((ruleset, filter, writable_c, bind_c));
+    drop((ruleset, filter, writable_c, bind_c, status_wr));
 
     // Wait without reaping (WNOWAIT), so that the process group is killed while its id
     // cannot have been reused; watch the wall clock and the writable directory's size.
@@ -399,16 +426,36 @@ pub(super) fn confine(spec: Confinement) -> Confined {
         g.kill_all();
     }
     let status = child.wait().ok();
+    let mut raw = [0u8; 4];
+    let reported = {
+        use std::io::Read;
+        (&status_rd).read_exact(&mut raw).is_ok()
+    };
     if spec.tmpfs {
         // Full, or within a page of it: the kernel refused a write (ENOSPC).
         disk_full |= free_bytes(spec.writable).is_some_and(|f| f < 64 << 10);
     }
     let events = groups.as_ref().map(RunGroups::events).unwrap_or_default();
     Confined {
-        exit: status.map(|s| Exit {
-            code: s.code(),
-            signal: s.signal(),
-        }),
+        exit: if reported {
+            let st = i32::from_ne_bytes(raw);
+            Some(if libc::WIFSIGNALED(st) {
+                Exit {
+                    code: None,
+                    signal: Some(libc::WTERMSIG(st)),
+                }
+            } else {
+                Exit {
+                    code: Some(libc::WEXITSTATUS(st)),
+                    signal: None,
+                }
+            })
+        } else {
+            status.map(|s| Exit {
+                code: s.code(),
+                signal: s.signal(),
+            })
+        },
         timed_out,
         disk_full,
         events,
@@ -488,6 +535,8 @@ struct ChildPlan {
     proc: bool,
     /// `cgroup.procs` descriptors to join (-1: none).
     procs: [i32; 2],
+    /// Where the init writes the stage's raw wait status.
+    status_fd: i32,
     uid: Option<u32>,
     landlock_fd: Option<i32>,
     seccomp: Option<usize>,
@@ -522,7 +571,7 @@ impl ChildPlan {
                 -1 => return Err(err()),
                 // P2 (P1 outlives its child unless killed, so no window where it is gone).
                 0 => libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL),
-                p2 => wait_and_mirror(p2, Role::Outer),
+                p2 => wait_and_mirror(p2, Role::Outer, -1),
             };
             // The working directory still points into the mount underneath the new writable
             // bind mount (std changed to it before this ran): enter it again.
@@ -542,7 +591,7 @@ impl ChildPlan {
             match libc::fork() {
                 -1 => return Err(err()),
                 0 => {} // P3: the confined program
-                p3 => wait_and_mirror(p3, Role::Init),
+                p3 => wait_and_mirror(p3, Role::Init, self.status_fd),
             };
         }
         if let Some(uid) = self.uid {
@@ -592,16 +641,30 @@ enum Role {
     Init,
 }
 
-/// Closes the parent's descriptors (among them std's exec-error pipe, so that `spawn`
-/// returns), waits for `child` (an init reaps every orphan while it waits) and ends the same
-/// way: the outer process re-raises a signal; the init, which cannot signal itself, exits with
-/// 128 + n, which the outer process turns back into signal n.
-unsafe fn wait_and_mirror(child: libc::pid_t, role: Role) -> ! {
-    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-        // Kernels before 5.9: close what the parent can have open.
-        for fd in 3..65536 {
-            libc::close(fd);
+/// Closes the parent's descriptors but `keep` (among them std's exec-error pipe, so that
+/// `spawn` returns), waits for `child` (an init reaps every orphan while it waits) and ends:
+/// the init (P2) writes the stage's raw wait status to `keep` — out of band, so no exit code
+/// of the stage can pass for a signal — and exits 0; the outer process (P1) ends as the init
+/// did (re-raising its signal), which the parent reads only when no status came through.
+unsafe fn wait_and_mirror(child: libc::pid_t, role: Role, keep: i32) -> ! {
+    let close = |from: u32, to: u32| {
+        if from <= to && libc::syscall(libc::SYS_close_range, from, to, 0u32) != 0 {
+            // Kernels before 5.9: close what the parent can have open.
+            for fd in from..to.min(65535) + 1 {
+                libc::close(fd as i32);
+            }
         }
+    };
+    if role == Role::Init && keep >= 3 {
+        close(3, keep as u32 - 1);
+        close(keep as u32 + 1, u32::MAX);
+    } else {
+        close(3, u32::MAX);
+    }
+    if role == Role::Init {
+        // The init is a fork of the agent (its memory, its environment): nothing of it may be
+        // read through /proc, even by the same uid (unprivileged user namespaces).
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     let target = if role == Role::Init { -1 } else { child };
     let mut status = 0;
@@ -614,21 +677,15 @@ unsafe fn wait_and_mirror(child: libc::pid_t, role: Role) -> ! {
             libc::_exit(127);
         }
     }
-    let sig = if libc::WIFSIGNALED(status) {
-        libc::WTERMSIG(status)
-    } else {
-        let code = libc::WEXITSTATUS(status);
-        // Only signals whose default action ends a process (not STOP, CONT, CHLD, ...).
-        let terminates = |n: i32| (1..32).contains(&n) && !matches!(n, 17..=23 | 28);
-        if role == Role::Outer && code > 128 && terminates(code - 128) {
-            code - 128
-        } else {
-            libc::_exit(code)
-        }
-    };
     if role == Role::Init {
-        libc::_exit(128 + sig);
+        let bytes = status.to_ne_bytes();
+        libc::write(keep, bytes.as_ptr() as *const libc::c_void, bytes.len());
+        libc::_exit(0);
     }
+    if !libc::WIFSIGNALED(status) {
+        libc::_exit(libc::WEXITSTATUS(status));
+    }
+    let sig = libc::WTERMSIG(status);
     let none = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

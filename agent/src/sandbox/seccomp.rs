@@ -1,6 +1,8 @@
 //! A seccomp filter for confined programs: no `socket(2)` of any family (named Unix sockets
-//! are beyond the network namespace and Landlock), no new namespaces, mounts, tracing, BPF, io_uring,
-//! keyrings or kernel modules. Built in the parent; the child only calls `prctl`.
+//! are beyond the network namespace and Landlock) and no address for an unnamed one; no new
+//! namespaces, mounts, tracing, BPF, io_uring, keyrings, kernel modules or IPC objects (they
+//! outlive the run); no signal to the agent, to a process group or to everyone; limits,
+//! priority and affinity of itself only. Built in the parent; the child only calls `prctl`.
 //!
 //! A socket call kills the process with SIGSYS (`SECCOMP_RET_KILL_PROCESS`): the parent sees
 //! the attempt in the exit status, whatever the process would have printed ([`super::classify`]
@@ -54,8 +56,9 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     }
 }
 
-/// The filter for this architecture, or `None` where there is none.
-pub fn filter() -> Option<Filter> {
+/// The filter for this architecture, or `None` where there is none. `agent` is the agent's
+/// pid: no signal may reach it (Landlock's scoping does that only from ABI 6 on).
+pub fn filter(agent: u32) -> Option<Filter> {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
         use libc::*;
@@ -63,71 +66,165 @@ pub fn filter() -> Option<Filter> {
         const JEQ: u32 = BPF_JMP | BPF_JEQ | BPF_K;
         const JGE: u32 = BPF_JMP | BPF_JGE | BPF_K;
         const JSET: u32 = BPF_JMP | BPF_JSET | BPF_K;
+        const AND: u32 = BPF_ALU | BPF_AND | BPF_K;
         const RET: u32 = BPF_RET | BPF_K;
+        // seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (low word first).
+        const ARG0: u32 = 16;
+        const ARG1: u32 = 24;
         let errno = |e: i32| SECCOMP_RET_ERRNO | (e as u32 & SECCOMP_RET_DATA);
-        let denied: Vec<(c_long, i32)> = {
-            let mut v: Vec<(c_long, i32)> = vec![];
-            for nr in [
-                SYS_unshare,
-                SYS_setns,
-                SYS_mount,
-                SYS_umount2,
-                SYS_pivot_root,
-                SYS_ptrace,
-                SYS_bpf,
-                SYS_userfaultfd,
-                SYS_perf_event_open,
-                SYS_io_uring_setup,
-                SYS_io_uring_enter,
-                SYS_io_uring_register,
-                SYS_keyctl,
-                SYS_add_key,
-                SYS_request_key,
-                SYS_process_vm_readv,
-                SYS_process_vm_writev,
-                SYS_kexec_load,
-                SYS_init_module,
-                SYS_finit_module,
-                SYS_delete_module,
-                SYS_open_tree,
-                SYS_move_mount,
-                SYS_fsopen,
-                SYS_fsmount,
-                SYS_fsconfig,
-                SYS_mount_setattr,
-            ] {
-                v.push((nr, EPERM));
-            }
-            // clone3 passes its flags in memory, out of the filter's sight: ENOSYS makes
-            // the C library fall back to clone, whose flags are checked below.
-            v.push((SYS_clone3, ENOSYS));
-            v
-        };
+        let eperm = errno(EPERM);
+        let kill = SECCOMP_RET_KILL_PROCESS;
+        let mut denied: Vec<(c_long, u32)> = vec![];
+        for nr in [
+            SYS_unshare,
+            SYS_setns,
+            SYS_mount,
+            SYS_umount2,
+            SYS_pivot_root,
+            SYS_ptrace,
+            SYS_bpf,
+            SYS_userfaultfd,
+            SYS_perf_event_open,
+            SYS_io_uring_setup,
+            SYS_io_uring_enter,
+            SYS_io_uring_register,
+            SYS_keyctl,
+            SYS_add_key,
+            SYS_request_key,
+            SYS_process_vm_readv,
+            SYS_process_vm_writev,
+            SYS_kexec_load,
+            SYS_init_module,
+            SYS_finit_module,
+            SYS_delete_module,
+            SYS_open_tree,
+            SYS_move_mount,
+            SYS_fsopen,
+            SYS_fsmount,
+            SYS_fsconfig,
+            SYS_mount_setattr,
+            // System V and POSIX IPC objects outlive the run (and would let runs talk).
+            SYS_shmget,
+            SYS_shmat,
+            SYS_shmctl,
+            SYS_msgget,
+            SYS_msgsnd,
+            SYS_msgrcv,
+            SYS_msgctl,
+            SYS_semget,
+            SYS_semop,
+            SYS_semtimedop,
+            SYS_semctl,
+            SYS_mq_open,
+            SYS_mq_unlink,
+            SYS_mq_timedsend,
+            SYS_mq_timedreceive,
+            SYS_mq_notify,
+            SYS_mq_getsetattr,
+            // Signals by thread id or through a pidfd: not needed, and not checked below.
+            SYS_tkill,
+            SYS_pidfd_send_signal,
+            SYS_pidfd_getfd,
+        ] {
+            denied.push((nr, eperm));
+        }
+        // socket(2) of any family, and the calls that would give an unnamed socket an
+        // address: killed, so the parent sees the attempt (SIGSYS).
+        for nr in [
+            SYS_socket,
+            SYS_connect,
+            SYS_bind,
+            SYS_listen,
+            SYS_accept,
+            SYS_accept4,
+        ] {
+            denied.push((nr, kill));
+        }
+        // clone3 passes its flags in memory, out of the filter's sight: ENOSYS makes the C
+        // library fall back to clone, whose flags are checked below.
+        denied.push((SYS_clone3, errno(ENOSYS)));
+
         let mut f = vec![
             stmt(LD, 4), // seccomp_data.arch
             jump(JEQ, AUDIT_ARCH, 1, 0),
-            stmt(RET, SECCOMP_RET_KILL_PROCESS),
+            stmt(RET, kill),
             stmt(LD, 0), // seccomp_data.nr
         ];
         #[cfg(target_arch = "x86_64")]
         {
             // x32 system calls (nr | 0x40000000) would bypass the numbers below.
             f.push(jump(JGE, 0x4000_0000, 0, 1));
-            f.push(stmt(RET, SECCOMP_RET_KILL_PROCESS));
+            f.push(stmt(RET, kill));
         }
-        // socket(2) of any family. (socketpair(2) stays: an unnamed connected pair reaches
-        // nothing outside, and Rust's std uses one to spawn processes — rustc does.)
-        f.push(jump(JEQ, SYS_socket as u32, 0, 1));
-        f.push(stmt(RET, SECCOMP_RET_KILL_PROCESS));
-        for (nr, e) in denied {
+        for (nr, ret) in denied {
             f.push(jump(JEQ, nr as u32, 0, 1));
-            f.push(stmt(RET, errno(e)));
+            f.push(stmt(RET, ret));
         }
-        // clone(flags, ...): no namespace flags (args[0], low word at offset 16).
-        f.push(jump(JEQ, SYS_clone as u32, 0, 3));
-        f.push(stmt(LD, 16));
-        f.push(jump(JSET, CLONE_NS_FLAGS, 0, 1));
-        f.push(stmt(RET, errno(EPERM)));
+        // Each block below: if nr matches, decide and return; otherwise skip the block
+        // (`len` instructions after the test) with the accumulator still holding nr.
+        let block = |f: &mut Vec<libc::sock_filter>, nr: c_long, body: Vec<libc::sock_filter>| {
+            f.push(jump(JEQ, nr as u32, 0, body.len() as u8));
+            f.extend(body);
+        };
+        // clone(flags, ...): no namespace flags.
+        block(
+            &mut f,
+            SYS_clone,
+            vec![
+                stmt(LD, ARG0),
+                jump(JSET, CLONE_NS_FLAGS, 0, 1),
+                stmt(RET, eperm),
+                stmt(RET, SECCOMP_RET_ALLOW),
+            ],
+        );
+        // socketpair: a connected AF_UNIX stream or seqpacket pair only (Rust's std uses one
+        // to spawn processes); a datagram socket could send to any named socket on the host.
+        block(
+            &mut f,
+            SYS_socketpair,
+            vec![
+                stmt(LD, ARG0),
+                jump(JEQ, AF_UNIX as u32, 1, 0),
+                stmt(RET, kill),
+                stmt(LD, ARG1),
+                stmt(AND, 0xf),
+                jump(JEQ, SOCK_STREAM as u32, 2, 0),
+                jump(JEQ, SOCK_SEQPACKET as u32, 1, 0),
+                stmt(RET, kill),
+                stmt(RET, SECCOMP_RET_ALLOW),
+            ],
+        );
+        // kill(pid, sig) and tgkill(tgid, ...): never the agent, never a process group or -1.
+        for nr in [SYS_kill, SYS_tgkill] {
+            block(
+                &mut f,
+                nr,
+                vec![
+                    stmt(LD, ARG0),
+                    jump(JGE, 0x8000_0000, 1, 0),
+                    jump(JEQ, agent, 0, 1),
+                    stmt(RET, eperm),
+                    stmt(RET, SECCOMP_RET_ALLOW),
+                ],
+            );
+        }
+        // Limits, priority and CPU affinity of itself only (pid or who 0).
+        for (nr, arg) in [
+            (SYS_prlimit64, ARG0),
+            (SYS_setpriority, ARG1),
+            (SYS_sched_setaffinity, ARG0),
+        ] {
+            block(
+                &mut f,
+                nr,
+                vec![
+                    stmt(LD, arg),
+                    jump(JEQ, 0, 1, 0),
+                    stmt(RET, eperm),
+                    stmt(RET, SECCOMP_RET_ALLOW),
+                ],
+            );
+        }
         f.push(stmt(RET, SECCOMP_RET_ALLOW));
         let prog = Box::new(sock_fprog {
             len: f.len() as u16,
@@ -137,6 +234,7 @@ pub fn filter() -> Option<Filter> {
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
+        let _ = agent;
         None
     }
 }

@@ -72,7 +72,7 @@ pub fn stage_processes_left() -> usize {
 /// Processes still alive under any run's uid (the per-run uid range), after a grace. Zombies
 /// (dead, waiting for this machine's init to reap them) do not count.
 pub fn run_uid_processes_left() -> Vec<String> {
-    processes_left(0x5EED_0000..0x5EED_0000 + 0x10000)
+    processes_left(0x5E00_0000..0x5E00_0000 + (1 << 24))
 }
 
 /// Processes still alive (not zombies) under a uid of `uids`, after a grace.
