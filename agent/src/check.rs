@@ -236,7 +236,17 @@ impl Checker<'_> {
         }
 
         // Validation (sanity checks only when there is no reference).
-        let text = sandbox::read_output(&output, self.limits.max_file_bytes)
+        // Read at most what a right answer can take (pretty JSON of the reference's size,
+        // with room), not the whole file-size limit: the agent parses it.
+        let expected = self
+            .prepared
+            .reference
+            .as_ref()
+            .map_or(self.prepared.input.len(), |r| {
+                serde_json::to_string(r).map_or(0, |t| t.len())
+            }) as u64;
+        let cap = (16 * expected).max(1 << 20).min(self.limits.max_file_bytes);
+        let text = sandbox::read_output(&output, cap)
             .unwrap_or_else(|e| format!("(unreadable output: {e})"));
         let v = validate(
             self.task.stage,
