@@ -218,8 +218,7 @@ impl RunGroups {
                     .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
                 {
                     any = true;
-                    // SAFETY: kill(2); the group holds only the run's processes.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    kill_member(pid, &dir);
                 }
             }
             if !any {
@@ -227,6 +226,33 @@ impl RunGroups {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+}
+
+/// SIGKILL to `pid` if it is (still) a member of the group `dir`: through a pidfd, so that a
+/// pid that exited and was reused between the read of `cgroup.procs` and the signal is never
+/// hit; plain kill(2) where pidfds do not exist (kernels before 5.3).
+fn kill_member(pid: libc::pid_t, dir: &Path) {
+    // SAFETY: pidfd_open(2) and pidfd_send_signal(2) on a descriptor we own and close.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            if *libc::__errno_location() == libc::ENOSYS {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            return;
+        }
+        // The pidfd pins the process: if it is in the group now, it is the run's.
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let member = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|c| c.lines().any(|l| l.ends_with(&format!("/{name}"))));
+        if member {
+            libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, 0usize, 0u32);
+        }
+        libc::close(fd);
     }
 }
 
