@@ -337,17 +337,6 @@ fn scrub(cmd: &mut Command) {
     }
 }
 
-/// Paths a stage build may read besides its own directory: the C compiler, the linker and
-/// the system libraries (and the loader's cache).
-const BUILD_SYSTEM_READ: [&str; 6] = [
-    "/usr",
-    "/lib",
-    "/lib64",
-    "/lib32",
-    "/bin",
-    "/etc/ld.so.cache",
-];
-
 impl StageCrate {
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -406,7 +395,7 @@ impl StageCrate {
         } else {
             (p.sysroot.clone(), p.deps.clone(), vec![])
         };
-        let mut read: Vec<PathBuf> = BUILD_SYSTEM_READ.iter().map(PathBuf::from).collect();
+        let mut read: Vec<PathBuf> = sandbox::SYSTEM_READ.iter().map(PathBuf::from).collect();
         read.push(dir.to_path_buf());
         if !namespaces {
             read.push(p.sysroot.clone());

@@ -369,6 +369,12 @@ pub(super) fn confine(spec: Confinement) -> Confined {
         match cmd.spawn() {
             Ok(c) => break c,
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                // The failed attempt's init reported its child's exit (1) before `spawn`
+                // returned (std waits for P1, P1 for P2): drop it, or it would pass for the
+                // stage's.
+                use std::io::Read;
+                let mut stale = [0u8; 64];
+                while (&status_rd).read(&mut stale).is_ok_and(|n| n > 0) {}
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -337,9 +337,10 @@ pub fn read_output(path: &Path, max: u64) -> std::io::Result<String> {
     Ok(s)
 }
 
-/// What a stage may read of the system: the dynamic loader and the libraries (`/etc` only
-/// for the loader's cache: nothing else there is the stage's business).
-const SYSTEM_DIRS: [&str; 6] = [
+/// What a build or a run may read of the system: the C compiler, the linker, the dynamic
+/// loader and the libraries (`/etc` only for the loader's cache: nothing else there is its
+/// business).
+pub(crate) const SYSTEM_READ: [&str; 6] = [
     "/usr",
     "/lib",
     "/lib64",
@@ -365,7 +366,7 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
                 Ok(f) => f,
                 Err(e) => return setup_failed(format!("stdout/stderr files: {e}")),
             };
-        let mut read: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
+        let mut read: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
         read.push(root.to_path_buf());
         let out = dir.out();
         let args: Vec<OsString> = args.iter().map(|a| a.clone().into_os_string()).collect();
