@@ -452,6 +452,7 @@ impl StageCrate {
             limits: &limits,
             uid: self.uid,
             tmpfs: false,
+            no_remove: false,
             stdout,
             stderr,
         });

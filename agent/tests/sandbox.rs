@@ -402,3 +402,18 @@ fn ipc_objects_and_datagram_pairs_are_refused_and_the_agent_cannot_be_signalled(
     let (r, _d) = run(&sig, &quick());
     assert!(r.stderr_tail.contains("kill=-1,-1"), "{}", r.stderr_tail);
 }
+
+#[test]
+fn a_file_that_is_never_linked_cannot_be_made() {
+    // O_TMPFILE (0o20200000): it would grow out of sight and vanish with the process.
+    let body = "use std::os::unix::fs::OpenOptionsExt;\n\
+        let r = std::fs::OpenOptions::new().write(true).custom_flags(0o20200000).mode(0o600).open(\".\");\n\
+        Err(format!(\"tmpfile={:?}\", r.map(|_| ()).map_err(|e| e.raw_os_error())).into())";
+    let (r, _d) = run(body, &quick());
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    assert!(
+        r.stderr_tail.contains("tmpfile=Err(Some(1))"),
+        "{}",
+        r.stderr_tail
+    );
+}

@@ -260,7 +260,7 @@ pub(super) fn confine(spec: Confinement) -> Confined {
             let read: Vec<&Path> = spec.read.iter().map(PathBuf::as_path).collect();
             // With a network namespace the kernel answers "network unreachable"; Landlock's
             // TCP rules are the fallback without one (seccomp refuses sockets anyway).
-            match landlock::ruleset(abi, &read, spec.writable, !iso.namespaces, spec.tmpfs) {
+            match landlock::ruleset(abi, &read, spec.writable, !iso.namespaces, spec.no_remove) {
                 Ok(fd) => Some(fd),
                 Err(e) => return failed(format!("landlock: {e}")),
             }

@@ -389,6 +389,7 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             limits,
             uid: dir.uid,
             tmpfs: dir.tmpfs,
+            no_remove: true,
             stdout,
             stderr,
         });
@@ -532,9 +533,12 @@ pub(crate) struct Confinement<'a> {
     pub proc: bool,
     pub limits: &'a Limits,
     pub uid: Option<u32>,
-    /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out; files
-    /// in it cannot be removed, so none can grow unlinked and vanish before it is measured).
+    /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out).
     pub tmpfs: bool,
+    /// Files in `writable` cannot be removed (nor made unlinked, `O_TMPFILE` being refused
+    /// everywhere): none can grow out of sight and vanish before it is measured. For runs;
+    /// the compiler needs to remove its temporary files.
+    pub no_remove: bool,
     pub stdout: std::fs::File,
     pub stderr: std::fs::File,
 }

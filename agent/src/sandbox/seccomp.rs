@@ -1,7 +1,7 @@
 //! A seccomp filter for confined programs: no `socket(2)` of any family (named Unix sockets
 //! are beyond the network namespace and Landlock) and no address for an unnamed one; no new
 //! namespaces, mounts, tracing, BPF, io_uring, keyrings, kernel modules or IPC objects (they
-//! outlive the run); no signal to the agent, to a process group or to everyone; limits,
+//! outlive the run); no `O_TMPFILE`; no signal to the agent, to a process group or to everyone; limits,
 //! priority and affinity of itself only. Built in the parent; the child only calls `prctl`.
 //!
 //! A socket call kills the process with SIGSYS (`SECCOMP_RET_KILL_PROCESS`): the parent sees
@@ -71,6 +71,7 @@ pub fn filter(agent: u32) -> Option<Filter> {
         // seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 i (low word first).
         const ARG0: u32 = 16;
         const ARG1: u32 = 24;
+        const ARG2: u32 = 32;
         let errno = |e: i32| SECCOMP_RET_ERRNO | (e as u32 & SECCOMP_RET_DATA);
         let eperm = errno(EPERM);
         let kill = SECCOMP_RET_KILL_PROCESS;
@@ -140,9 +141,10 @@ pub fn filter(agent: u32) -> Option<Filter> {
         ] {
             denied.push((nr, kill));
         }
-        // clone3 passes its flags in memory, out of the filter's sight: ENOSYS makes the C
-        // library fall back to clone, whose flags are checked below.
+        // clone3 and openat2 pass their flags in memory, out of the filter's sight: ENOSYS
+        // makes the C library fall back to clone and openat, whose flags are checked below.
         denied.push((SYS_clone3, errno(ENOSYS)));
+        denied.push((SYS_openat2, errno(ENOSYS)));
 
         let mut f = vec![
             stmt(LD, 4), // seccomp_data.arch
@@ -173,6 +175,31 @@ pub fn filter(agent: u32) -> Option<Filter> {
             vec![
                 stmt(LD, ARG0),
                 jump(JSET, CLONE_NS_FLAGS, 0, 1),
+                stmt(RET, eperm),
+                stmt(RET, SECCOMP_RET_ALLOW),
+            ],
+        );
+        // No O_TMPFILE: a file that is never linked grows out of sight of the output
+        // directory and vanishes with the process (the C library falls back to a named
+        // temporary file).
+        const O_TMPFILE_BIT: u32 = 0o2000_0000; // __O_TMPFILE
+        block(
+            &mut f,
+            SYS_openat,
+            vec![
+                stmt(LD, ARG2),
+                jump(JSET, O_TMPFILE_BIT, 0, 1),
+                stmt(RET, eperm),
+                stmt(RET, SECCOMP_RET_ALLOW),
+            ],
+        );
+        #[cfg(target_arch = "x86_64")]
+        block(
+            &mut f,
+            SYS_open,
+            vec![
+                stmt(LD, ARG1),
+                jump(JSET, O_TMPFILE_BIT, 0, 1),
                 stmt(RET, eperm),
                 stmt(RET, SECCOMP_RET_ALLOW),
             ],
