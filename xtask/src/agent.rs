@@ -149,7 +149,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             task.name, args.trial
         ))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // One run per output directory: two would write one trajectory.
+    let _lock = dirlock::DirLock::acquire(&out)?;
     let secrets: Vec<String> = std::env::var(&args.api_key_env).ok().into_iter().collect();
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 

@@ -83,6 +83,8 @@ fn code_version() -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // One run per output directory (a crashed run's lock goes with it).
+    let _lock = dirlock::DirLock::acquire(&args.out)?;
     let mut inputs = Inputs {
         data: expand(&args.data)?,
         mc: expand(&args.mc)?,

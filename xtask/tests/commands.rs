@@ -220,3 +220,20 @@ fn a_stage_runs_as_its_own_process() {
     assert_eq!(h["sumw"][20], 2.0);
     assert_eq!(h["overflow"], 1.0);
 }
+
+#[test]
+fn a_second_run_on_the_same_output_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let held = dirlock::DirLock::acquire(&out).unwrap();
+    let o = xtask(&["analyze", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("in use by another run"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(!out.join("results.json").exists());
+    drop(held);
+}
