@@ -131,7 +131,7 @@ pub fn run_task(
         instruction: instruction.clone(),
     })?;
     progress("preparing the stage toolchain");
-    toolchain.warm_up().map_err(task_err)?;
+    toolchain.prepare().map_err(task_err)?;
     let krate = toolchain
         .new_crate(kind)
         .map_err(|e| task_err(format!("stage crate: {e}")))?;

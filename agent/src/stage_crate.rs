@@ -67,29 +67,6 @@ impl StageKind {
             StageKind::Fit => "Fit",
         }
     }
-    /// A stage that compiles and does nothing useful.
-    pub fn placeholder(self) -> String {
-        let (imports, sig) = match self {
-            StageKind::Select => (
-                "PhotonEvents, Cuts, SelectOutput",
-                "fn select(&self, _: &PhotonEvents, _: &Cuts) -> Result<SelectOutput, StageError>",
-            ),
-            StageKind::Histogram => (
-                "Diphotons, Binning, Histogram",
-                "fn histogram(&self, _: &Diphotons, _: &Binning) -> Result<Histogram, StageError>",
-            ),
-            StageKind::Fit => (
-                "FitModel, Histogram, FitResult",
-                "fn fit(&self, _: &FitModel, _: &Histogram) -> Result<FitResult, StageError>",
-            ),
-        };
-        format!(
-            "use stage_api::{{{}, StageError, {imports}}};\npub struct Stage;\n\
-             impl {} for Stage {{ {sig} {{ Err(\"placeholder\".into()) }} }}\n",
-            self.trait_name(),
-            self.trait_name()
-        )
-    }
 }
 
 /// What the trusted preparation found.
@@ -148,9 +125,9 @@ pub struct Build {
     pub ok: bool,
     /// Errors and warnings in the stage's own code.
     pub diagnostics: Vec<Diagnostic>,
-    /// Why the build failed when the compiler said nothing about the code (a limit, a
-    /// crash): deterministic text, for the model.
-    pub cargo_error: Option<String>,
+    /// Why the build failed when the compiler said nothing about the code (a limit hit, the
+    /// compiler killed): deterministic text, for the model.
+    pub failure: Option<String>,
     /// The compile-time reads the sandbox refused (paths as the code wrote them).
     pub refused_reads: Vec<String>,
     /// The compiled runner (builds only).
@@ -172,7 +149,7 @@ impl Build {
         Build {
             ok: false,
             diagnostics: vec![],
-            cargo_error: None,
+            failure: None,
             refused_reads: vec![],
             binary: None,
             setup_error: Some(why),
@@ -211,11 +188,6 @@ impl Toolchain {
             .get_or_init(|| self.prepare_now())
             .as_ref()
             .map_err(Clone::clone)
-    }
-
-    /// Kept for callers that only want the toolchain ready.
-    pub fn warm_up(&self) -> Result<(), String> {
-        self.prepare().map(|_| ())
     }
 
     fn prepare_now(&self) -> Result<Prepared, String> {
@@ -483,7 +455,7 @@ impl StageCrate {
             build.ok = build.binary.is_some();
         }
         if !build.ok && build.errors().next().is_none() {
-            build.cargo_error = Some(limit_message(&ended, &limits));
+            build.failure = Some(limit_message(&ended, &limits));
         }
         build
     }
@@ -526,7 +498,7 @@ fn parse_messages(stderr: &str, crate_dir: &Path) -> Build {
     let mut b = Build {
         ok: false,
         diagnostics: vec![],
-        cargo_error: None,
+        failure: None,
         refused_reads: vec![],
         binary: None,
         setup_error: None,
@@ -612,7 +584,7 @@ pub fn condense(build: &Build, crate_dir: &Path, budget: usize) -> String {
     if omitted > 0 {
         out.push_str(&format!("... and {omitted} more message(s) not shown.\n"));
     }
-    if let Some(e) = &build.cargo_error {
+    if let Some(e) = &build.failure {
         out.push_str(&e.replace(&crate_dir.display().to_string(), "."));
     }
     out.trim_end().to_string()

@@ -257,7 +257,7 @@ fn a_build_that_would_run_forever_is_stopped_with_everything_it_started() {
     };
     let (b, uid) = limited_build(&code, limits);
     assert!(!b.ok);
-    let why = b.cargo_error.clone().unwrap_or_default();
+    let why = b.failure.clone().unwrap_or_default();
     assert!(
         why.contains("time limit") || why.contains("out of memory"),
         "{why} {:?}",
@@ -283,7 +283,7 @@ fn a_build_that_exhausts_memory_is_stopped_at_the_limit() {
     };
     let (b, uid) = limited_build(&code, limits);
     assert!(!b.ok);
-    let why = b.cargo_error.clone().unwrap_or_default();
+    let why = b.failure.clone().unwrap_or_default();
     assert!(why.contains("out of memory"), "{why} {:?}", b.diagnostics);
     if let Some(uid) = uid {
         assert_eq!(support::processes_left(uid..uid + 1), Vec::<String>::new());

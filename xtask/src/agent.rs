@@ -12,7 +12,7 @@ use agent::sandbox::{Isolation, Limits};
 use agent::stage_crate::Toolchain;
 use agent::task::Task;
 use agent::trajectory::{Status, Trajectory};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -201,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Options::default()
     };
     let toolchain = Toolchain::default();
-    // A spinner while the toolchain warms up (minutes the first time on a machine).
+    // A spinner while the stage toolchain is prepared (tens of seconds the first time).
     let mut spinner: Option<indicatif::ProgressBar> = None;
     let mut progress = |line: &str| {
         if let Some(s) = spinner.take() {

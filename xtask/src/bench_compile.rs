@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let krate = toolchain.new_crate(StageKind::Select)?;
         krate.write_code(STAGE)?;
         let b = krate.build();
-        anyhow::ensure!(b.ok, "the stage does not build: {:?}", b.cargo_error);
+        anyhow::ensure!(b.ok, "the stage does not build: {:?}", b.failure);
         rows[0].1.push(b.wall_s);
         // Warm: a one-line edit per run in the same crate (its incremental state).
         for (k, row) in rows.iter_mut().enumerate().skip(1) {

@@ -45,7 +45,7 @@ enum Command {
     BenchRead(bench::Args),
     /// Let an LLM write one analysis stage: compiled, sandboxed, validated against the reference.
     Agent(agent::Args),
-    /// Benchmark: warm latency of the agent's compile loop (cargo check / build of a stage).
+    /// Benchmark: latency of the agent's compile loop (confined rustc check / build of a stage).
     BenchCompile(bench_compile::Args),
 }
 

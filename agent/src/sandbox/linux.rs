@@ -15,8 +15,8 @@
 //! that called `spawn`, which [`confine`] keeps alive until the run ends). Everything after
 //! fork is plain system calls on data prepared before it: no allocation.
 
-use super::cgroup::{Events, RunGroups};
-use super::{landlock, seccomp, Confinement, Exit, Isolation};
+use super::cgroup::RunGroups;
+use super::{landlock, seccomp, Confinement, Ended, Exit, Isolation, KernelReport};
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -227,31 +227,11 @@ pub(super) fn free_bytes(dir: &Path) -> Option<u64> {
     }
 }
 
-/// How a confined process tree ended, as the kernel tells it.
-pub(super) struct Confined {
-    pub exit: Option<Exit>,
-    /// Killed at the wall-clock limit.
-    pub timed_out: bool,
-    /// The writable directory exceeded its size (polled, or the tmpfs is full).
-    pub disk_full: bool,
-    /// What the control groups counted (zero without them).
-    pub events: Events,
-    pub wall_s: f64,
-    /// It could not be started (the reason).
-    pub setup_error: Option<String>,
-}
-
-/// Runs `spec` confined and waits for it (and everything it started) to end.
-pub(super) fn confine(spec: Confinement) -> Confined {
+/// Runs `spec` confined and waits for it (and everything it started) to end: how it ended,
+/// as the kernel tells it, or why it could not be started.
+pub(crate) fn confine(spec: Confinement) -> Result<Ended, String> {
     let start = Instant::now();
-    let failed = |msg: String| Confined {
-        exit: None,
-        timed_out: false,
-        disk_full: false,
-        events: Events::default(),
-        wall_s: start.elapsed().as_secs_f64(),
-        setup_error: Some(msg),
-    };
+    let failed = |msg: String| Err(msg);
     let iso = Isolation::current();
     let limits = spec.limits;
 
@@ -442,32 +422,36 @@ pub(super) fn confine(spec: Confinement) -> Confined {
         disk_full |= free_bytes(spec.writable).is_some_and(|f| f < 64 << 10);
     }
     let events = groups.as_ref().map(RunGroups::events).unwrap_or_default();
-    Confined {
-        exit: if reported {
-            let st = i32::from_ne_bytes(raw);
-            Some(if libc::WIFSIGNALED(st) {
-                Exit {
-                    code: None,
-                    signal: Some(libc::WTERMSIG(st)),
-                }
-            } else {
-                Exit {
-                    code: Some(libc::WEXITSTATUS(st)),
-                    signal: None,
-                }
-            })
+    let exit = if reported {
+        let st = i32::from_ne_bytes(raw);
+        Some(if libc::WIFSIGNALED(st) {
+            Exit {
+                code: None,
+                signal: Some(libc::WTERMSIG(st)),
+            }
         } else {
-            status.map(|s| Exit {
-                code: s.code(),
-                signal: s.signal(),
-            })
+            Exit {
+                code: Some(libc::WEXITSTATUS(st)),
+                signal: None,
+            }
+        })
+    } else {
+        status.map(|s| Exit {
+            code: s.code(),
+            signal: s.signal(),
+        })
+    };
+    Ok(Ended {
+        exit,
+        kernel: KernelReport {
+            timed_out,
+            oom_kills: events.oom_kills,
+            fork_refusals: events.fork_refusals,
+            disk_full,
+            flooded: false,
         },
-        timed_out,
-        disk_full,
-        events,
         wall_s: start.elapsed().as_secs_f64(),
-        setup_error: None,
-    }
+    })
 }
 
 /// `RLIMIT_NPROC` counts every process of the user. As the run's own uid or in a fresh user

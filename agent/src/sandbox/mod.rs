@@ -378,7 +378,7 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             ("RAYON_NUM_THREADS", "1".into()),
             ("MALLOC_ARENA_MAX", "2".into()),
         ];
-        let c = linux::confine(Confinement {
+        let c = match confine(Confinement {
             program: &dir.binary(),
             args: &args,
             env: &env,
@@ -392,10 +392,10 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             no_remove: true,
             stdout,
             stderr,
-        });
-        if let Some(e) = c.setup_error {
-            return setup_failed(e);
-        }
+        }) {
+            Ok(c) => c,
+            Err(e) => return setup_failed(e),
+        };
         let tail = read_tail(&mut stderr_reader, 8 << 10);
         let output = args
             .last()
@@ -405,11 +405,8 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             std::fs::metadata(root.join(f)).is_ok_and(|m| m.len() >= limits.max_file_bytes)
         });
         let kernel = KernelReport {
-            timed_out: c.timed_out,
-            oom_kills: c.events.oom_kills,
-            fork_refusals: c.events.fork_refusals,
-            disk_full: c.disk_full,
             flooded,
+            ..c.kernel
         };
         RunReport {
             class: match c.exit {
@@ -553,23 +550,7 @@ pub(crate) struct Ended {
 
 /// Runs a [`Confinement`] to its end; `Err` when the sandbox cannot start it.
 #[cfg(target_os = "linux")]
-pub(crate) fn confine(c: Confinement) -> Result<Ended, String> {
-    let r = linux::confine(c);
-    if let Some(e) = r.setup_error {
-        return Err(e);
-    }
-    Ok(Ended {
-        exit: r.exit,
-        kernel: KernelReport {
-            timed_out: r.timed_out,
-            oom_kills: r.events.oom_kills,
-            fork_refusals: r.events.fork_refusals,
-            disk_full: r.disk_full,
-            flooded: false,
-        },
-        wall_s: r.wall_s,
-    })
-}
+pub(crate) use linux::confine;
 
 /// Creates `out` and `err` (truncated) for a confined program's stdout and stderr; the
 /// third file reads stderr back.

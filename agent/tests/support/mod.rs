@@ -12,7 +12,7 @@ pub fn toolchain() -> &'static Toolchain {
     static T: OnceLock<Toolchain> = OnceLock::new();
     T.get_or_init(|| {
         let t = Toolchain::default();
-        t.warm_up().expect("stage toolchain warms up");
+        t.prepare().expect("the stage toolchain is prepared");
         t
     })
 }
