@@ -87,6 +87,8 @@ pub struct Checker<'a> {
     pub diagnostics_budget: usize,
     /// Whether the static screen runs (see [`crate::run::Options::screen`]).
     pub screen: bool,
+    /// Held during the build and during the run (see [`crate::run::Options::cores`]).
+    pub cores: Option<&'a crate::gate::Gate>,
 }
 
 fn violations(a: &Attempt) -> String {
@@ -122,7 +124,9 @@ impl Checker<'_> {
         if let Err(e) = self.krate.write_code(&code) {
             return Verdict::Harness(format!("writing the stage: {e}"));
         }
+        let permit = self.cores.map(|g| g.acquire());
         let build = self.krate.build();
+        drop(permit);
         a.timing.build_s = Some(build.wall_s);
         if let Some(e) = &build.setup_error {
             return Verdict::Harness(e.clone());
@@ -140,6 +144,7 @@ impl Checker<'_> {
             a.policy = paths
                 .iter()
                 .map(|p| Violation {
+                    kind: "compile_time_read".into(),
                     rule: format!(
                         "reads `{p}` at compile time: a stage may read nothing outside its \
                          own crate at compile time (no include_str!/include_bytes!/#[path] \
@@ -208,11 +213,13 @@ impl Checker<'_> {
             Err(e) => return Verdict::Harness(format!("run directory: {e}")),
         };
         let output = dir.out().join("output.json");
+        let permit = self.cores.map(|g| g.acquire());
         let report = sandbox::run(
             &dir,
             &[dir.input("input.json"), output.clone()],
             self.limits,
         );
+        drop(permit);
         a.timing.run_s = Some(report.wall_s);
         a.run = Some(RunRecord {
             class: report.class,

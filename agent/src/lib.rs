@@ -12,9 +12,13 @@
 //! * [`sandbox`]: running the compiled stage with limits and without network or secrets;
 //! * [`validate`]: the stage's output against the reference's, with tolerances;
 //! * [`trajectory`]: every call and attempt as JSONL;
-//! * [`mock`]: a scripted OpenAI-compatible server for tests.
+//! * [`mock`]: a scripted OpenAI-compatible server for tests;
+//! * [`bench`]: models × tasks × trials, scored, resumable, reported;
+//! * [`gate`]: rate limits and core slots shared by the cells of a benchmark.
 
+pub mod bench;
 pub mod check;
+pub mod gate;
 pub mod llm;
 pub mod mock;
 pub mod policy;

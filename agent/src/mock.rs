@@ -1,6 +1,8 @@
 //! A scripted OpenAI-compatible server on 127.0.0.1, for tests: each request to
-//! `/v1/chat/completions` takes the next [`MockReply`] of the script (answers, error statuses
-//! with or without `Retry-After`, malformed bodies, delays) and is kept for inspection.
+//! `/v1/chat/completions` gets a [`MockReply`] (answers, error statuses with or without
+//! `Retry-After`, malformed bodies, delays) — the next of a script ([`MockServer::start`]), or
+//! what a function of the request says ([`MockServer::respond_with`], for answers that must
+//! not depend on the order of concurrent requests) — and is kept for inspection.
 
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -10,9 +12,11 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub enum MockReply {
     /// A normal completion with this content and usage (prompt, completion tokens).
+    /// `usage`: prompt, completion, cached prompt and reasoning tokens (the last two are
+    /// reported only when not 0).
     Answer {
         content: String,
-        usage: Option<(u64, u64)>,
+        usage: Option<[u64; 4]>,
     },
     /// An OpenAI-style error object with this status, and optionally a `Retry-After` value.
     Error {
@@ -30,7 +34,7 @@ impl MockReply {
     pub fn answer(content: impl Into<String>) -> Self {
         MockReply::Answer {
             content: content.into(),
-            usage: Some((100, 50)),
+            usage: Some([100, 50, 0, 0]),
         }
     }
 }
@@ -54,13 +58,29 @@ pub struct MockServer {
 impl MockServer {
     /// Starts on a free port of 127.0.0.1. Requests past the end of the script get a 500.
     pub fn start(script: Vec<MockReply>) -> std::io::Result<Self> {
+        let script = Mutex::new(script.into_iter());
+        Self::respond_with(move |_| {
+            script
+                .lock()
+                .unwrap()
+                .next()
+                .unwrap_or(MockReply::Raw {
+                    status: 500,
+                    body: "mock script exhausted".into(),
+                })
+        })
+    }
+
+    /// Starts on a free port of 127.0.0.1; each request's reply is `reply(request body)`.
+    pub fn respond_with(
+        reply: impl Fn(&Value) -> MockReply + Send + 'static,
+    ) -> std::io::Result<Self> {
         let server =
             Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(std::io::Error::other)?);
         let port = server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0);
         let received = Arc::new(Mutex::new(Vec::new()));
         let (s, r) = (server.clone(), received.clone());
         let thread = std::thread::spawn(move || {
-            let mut script = script.into_iter();
             for mut req in s.incoming_requests() {
                 let mut body = String::new();
                 let _ = req.as_reader().read_to_string(&mut body);
@@ -69,16 +89,14 @@ impl MockServer {
                     .iter()
                     .find(|h| h.field.equiv("Authorization"))
                     .map(|h| h.value.to_string());
+                let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                let answer = reply(&body);
                 r.lock().unwrap().push(Received {
-                    body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+                    body,
                     authorization,
                     at: Instant::now(),
                 });
-                let reply = script.next().unwrap_or(MockReply::Raw {
-                    status: 500,
-                    body: "mock script exhausted".into(),
-                });
-                std::thread::spawn(move || respond(req, reply));
+                std::thread::spawn(move || respond(req, answer));
             }
         });
         Ok(Self {
@@ -128,9 +146,16 @@ fn respond(req: tiny_http::Request, reply: MockReply) {
                     "logprobs": null
                 }]
             });
-            if let Some((p, c)) = usage {
+            if let Some([p, c, cached, reasoning]) = usage {
                 doc["usage"] =
                     json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
+                if cached > 0 {
+                    doc["usage"]["prompt_tokens_details"] = json!({"cached_tokens": cached});
+                }
+                if reasoning > 0 {
+                    doc["usage"]["completion_tokens_details"] =
+                        json!({"reasoning_tokens": reasoning});
+                }
             }
             (200, doc.to_string(), None)
         }

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 /// One broken rule, with the 1-based line where it was seen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
+    /// Short name of the rule (`attribute`, `macro`, `keyword`, `std_module`, `module_file`,
+    /// `non_ascii`, `lex`, `compile_time_read`): the benchmark's policy sub-category.
+    #[serde(default)]
+    pub kind: String,
     pub rule: String,
     pub line: usize,
 }
@@ -64,6 +68,7 @@ pub fn check(code: &str) -> Vec<Violation> {
             screen(&flat, &mut v);
         }
         Err(e) => v.push(Violation {
+            kind: "lex".into(),
             rule: format!("the code does not lex as Rust: {e}"),
             line: e.span().start().line,
         }),
@@ -127,9 +132,13 @@ fn flatten(ts: TokenStream) -> Vec<Tok> {
 }
 
 fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
-    let mut push = |rule: String, line: usize| {
+    let mut push = |kind: &str, rule: String, line: usize| {
         if !v.iter().any(|x: &Violation| x.rule == rule) {
-            v.push(Violation { rule, line });
+            v.push(Violation {
+                kind: kind.into(),
+                rule,
+                line,
+            });
         }
     };
     let mut in_use = false;
@@ -153,6 +162,7 @@ fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
                 let name = toks.get(j + 1).and_then(Tok::ident).unwrap_or("");
                 if !ATTRIBUTES.contains(&name) {
                     push(
+                        "attribute",
                         format!(
                             "the `#[{name}]` attribute is not allowed in a stage (allowed: {})",
                             ATTRIBUTES.join(", ")
@@ -167,7 +177,7 @@ fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
             in_use = true;
         }
         if !name.is_ascii() {
-            push(format!("identifiers must be ASCII (`{name}`)"), line);
+            push("non_ascii", format!("identifiers must be ASCII (`{name}`)"), line);
         }
         let bang = next.is_some_and(|n| n.is_punct('!'));
         if MACROS.contains(&name)
@@ -178,15 +188,17 @@ fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
                         && !MODULES.contains(&name))))
         {
             push(
+                "macro",
                 format!("`{name}!` reads the host at compile time or hides code from review"),
                 line,
             );
         }
         if KEYWORDS.contains(&name) {
-            push(format!("`{name}` code is not allowed in a stage"), line);
+            push("keyword", format!("`{name}` code is not allowed in a stage"), line);
         }
         if MODULES.contains(&name) && (in_use || after_path_sep || before_path_sep) {
             push(
+                "std_module",
                 format!(
                     "`std::{name}` is not available to a stage (no files, processes, network or \
                      environment)"
@@ -199,6 +211,7 @@ fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
             && toks.get(i + 2).is_some_and(|n| n.is_punct(';'))
         {
             push(
+                "module_file",
                 "a stage is one file: `mod name;` is not allowed".into(),
                 line,
             );

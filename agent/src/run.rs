@@ -34,6 +34,10 @@ pub struct Options {
     /// The static screen before the build (default on). Off only in tests that show the
     /// operating-system boundary holds on its own; no command turns it off.
     pub screen: bool,
+    /// The task's drawn parameters for this trial (empty: the defaults).
+    pub variant: crate::task::Variant,
+    /// Bounds the builds and sandbox runs of tasks running at once (benchmarks: the cores).
+    pub cores: Option<std::sync::Arc<crate::gate::Gate>>,
 }
 
 impl Default for Options {
@@ -45,6 +49,8 @@ impl Default for Options {
             instruction: None,
             diagnostics_budget: 6000,
             screen: true,
+            cores: None,
+            variant: Default::default(),
         }
     }
 }
@@ -98,10 +104,12 @@ impl Tally {
 }
 
 /// Runs `task` with `llm` until the stage passes, the supervisor gives up or the cap is hit.
+/// The supervisor is `supervisor` when given (a separate model, as in the paper), else `llm`.
 /// `progress` receives one line per step, for the terminal.
 pub fn run_task(
     task: &Task,
     llm: &mut dyn Llm,
+    mut supervisor: Option<&mut dyn Llm>,
     toolchain: &Toolchain,
     opts: &Options,
     traj: &mut Trajectory,
@@ -113,18 +121,19 @@ pub fn run_task(
         message,
     };
     let prepared = task
-        .prepare(&toolchain.repo, opts.instruction.is_none())
+        .prepare(&toolchain.repo, opts.instruction.is_none(), &opts.variant)
         .map_err(task_err)?;
     let contract = contract(kind);
     let instruction = opts
         .instruction
         .clone()
-        .unwrap_or_else(|| task.instruction.trim().to_string());
+        .unwrap_or_else(|| task.instruction_for(&opts.variant));
     traj.push(Record::Start {
         task: task.name.clone(),
         stage: kind.name().into(),
         model: llm.config().model.clone(),
         endpoint: llm.config().public_url(),
+        supervisor: supervisor.as_ref().map(|s| s.config().model.clone()),
         trial: opts.trial,
         max_iterations: opts.max_iterations,
         validated: prepared.reference.is_some(),
@@ -169,6 +178,14 @@ pub fn run_task(
             tally.add(&r);
             Ok(r)
         };
+    // A spent budget ends the task as `Budget`; any other call failure as `LlmError`.
+    let failed = |out: &mut Outcome, e: LlmError| {
+        out.status = match e {
+            LlmError::Budget(_) => Status::Budget,
+            _ => Status::LlmError,
+        };
+        out.error = Some(e.to_string());
+    };
 
     // The supervisor plans.
     progress("supervisor: planning the task");
@@ -176,15 +193,14 @@ pub fn run_task(
         "supervisor_plan",
         &[("instruction", &instruction), ("contract", &contract)],
     );
-    let mut supervisor = vec![
+    let mut supervisor_msgs = vec![
         Message::system(render("supervisor_system", &[])),
         Message::user(&plan_prompt),
     ];
-    let plan = match call(llm, &supervisor, &mut tally) {
+    let plan = match call(pick(&mut supervisor, llm), &supervisor_msgs, &mut tally) {
         Ok(r) => r,
         Err(e) => {
-            out.status = Status::LlmError;
-            out.error = Some(e.to_string());
+            failed(&mut out, e);
             finish(&mut out, &tally, traj)?;
             return Ok(out);
         }
@@ -192,7 +208,7 @@ pub fn run_task(
     traj.push(Record::Plan {
         call: Call::new(&plan_prompt, &plan),
     })?;
-    supervisor.push(Message::assistant(&plan.content));
+    supervisor_msgs.push(Message::assistant(&plan.content));
 
     let first = render(
         "coder_task",
@@ -210,6 +226,7 @@ pub fn run_task(
         limits: &opts.limits,
         diagnostics_budget: opts.diagnostics_budget,
         screen: opts.screen,
+        cores: opts.cores.as_deref(),
     };
     for iteration in 1..=opts.max_iterations {
         out.iterations = iteration;
@@ -221,8 +238,7 @@ pub fn run_task(
         let reply = match call(llm, &coder, &mut tally) {
             Ok(r) => r,
             Err(e) => {
-                out.status = Status::LlmError;
-                out.error = Some(e.to_string());
+                failed(&mut out, e);
                 break;
             }
         };
@@ -263,12 +279,11 @@ pub fn run_task(
                         ("code", out.code.as_deref().unwrap_or("").trim_end()),
                     ],
                 );
-                let mut msgs = supervisor.clone();
+                let mut msgs = supervisor_msgs.clone();
                 msgs.push(Message::user(&review_prompt));
-                match call(llm, &msgs, &mut tally) {
+                match call(pick(&mut supervisor, llm), &msgs, &mut tally) {
                     Err(e) => {
-                        out.status = Status::LlmError;
-                        out.error = Some(e.to_string());
+                        failed(&mut out, e);
                         None
                     }
                     Ok(review) => {
@@ -312,6 +327,14 @@ pub fn run_task(
     }
     finish(&mut out, &tally, traj)?;
     Ok(out)
+}
+
+/// The supervisor's model: its own when given, else the coder's.
+fn pick<'a>(supervisor: &'a mut Option<&mut dyn Llm>, coder: &'a mut dyn Llm) -> &'a mut dyn Llm {
+    match supervisor {
+        Some(s) => &mut **s,
+        None => coder,
+    }
 }
 
 /// Whether the supervisor's answer starts with `DECISION: give_up`.

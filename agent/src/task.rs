@@ -3,13 +3,24 @@
 //! file and the validation tolerances. [`Task::prepare`]
 //! turns it into the stage's input document and, with the reference stages, the expected
 //! output — which stays on this side: it is never put in a prompt.
+//!
+//! Against memorisation (the reference, a known-good answer and this repository are public),
+//! a task may declare parameters drawn per trial (`[vary]`, e.g. `"cuts.pt_min" = [25.0,
+//! 30.0]`): [`Task::draw`] picks one value per key from a seed and the trial, and the
+//! instruction ([`Task::instruction_for`]), the input document and the reference output all
+//! follow the draw.
 
 use crate::stage_crate::StageKind;
 use analysis::stage::{
     Binning, Cuts, FitModel, HistogramInput, MakeHistogram, Reference, Select, SelectInput,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// One trial's drawn parameters: `"doc.field"` → value (`doc` is `cuts`, `binning` or
+/// `model`, the stage documents' parameter parts). Empty: the defaults.
+pub type Variant = BTreeMap<String, serde_json::Value>;
 
 /// The built-in tasks, by name.
 pub const BUILT_IN: [(&str, &str); 3] = [
@@ -31,6 +42,9 @@ pub struct Task {
     pub instruction: String,
     pub input: InputSpec,
     pub tolerances: Tolerances,
+    /// Parameters drawn per trial: `"doc.field"` → the values to draw from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vary: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
 /// Where the stage's input comes from: a ROOT file of the repository (relative paths are from
@@ -88,12 +102,65 @@ impl Task {
                 )
             })?,
         };
-        toml::from_str(&text).map_err(|e| format!("task '{name_or_path}': {e}"))
+        let task: Task =
+            toml::from_str(&text).map_err(|e| format!("task '{name_or_path}': {e}"))?;
+        // Every value a draw can give must apply, so a bad `[vary]` fails here, not in a cell.
+        for (key, values) in &task.vary {
+            if values.is_empty() {
+                return Err(format!("task '{name_or_path}': vary.{key} has no values"));
+            }
+            for v in values {
+                let one = Variant::from([(key.clone(), v.clone())]);
+                Params::new(&one).map_err(|e| format!("task '{name_or_path}': {e}"))?;
+            }
+        }
+        Ok(task)
     }
 
-    /// Reads the input file and runs the reference stages: the stage's input document and
-    /// (when `with_reference`) the expected output.
-    pub fn prepare(&self, repo: &Path, with_reference: bool) -> Result<Prepared, String> {
+    /// BLAKE3 of the task as data (its TOML re-serialised): what the benchmark records so a
+    /// changed task is not mixed with old cells.
+    pub fn hash(&self) -> String {
+        let doc = serde_json::to_string(self).expect("a task serialises");
+        blake3::hash(doc.as_bytes()).to_hex()[..16].to_string()
+    }
+
+    /// The parameters of trial `trial`: for each `[vary]` key, one value chosen by a hash of
+    /// `seed`, the task's name, the trial and the key (so adding a key or a trial leaves the
+    /// other draws as they were).
+    pub fn draw(&self, seed: u64, trial: u32) -> Variant {
+        self.vary
+            .iter()
+            .map(|(key, values)| {
+                let h = blake3::hash(format!("{seed}/{}/{trial}/{key}", self.name).as_bytes());
+                let n = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+                (key.clone(), values[(n % values.len() as u64) as usize].clone())
+            })
+            .collect()
+    }
+
+    /// The instruction for `variant`: the task's, plus the drawn values when there are any.
+    pub fn instruction_for(&self, variant: &Variant) -> String {
+        let mut text = self.instruction.trim().to_string();
+        if !variant.is_empty() {
+            let values: Vec<String> = variant.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            text.push_str(&format!(
+                "\n\nThis run's parameters (they are in the input document; read them from \
+                 there): {}.",
+                values.join(", ")
+            ));
+        }
+        text
+    }
+
+    /// Reads the input file and runs the reference stages with `variant`'s parameters: the
+    /// stage's input document and (when `with_reference`) the expected output.
+    pub fn prepare(
+        &self,
+        repo: &Path,
+        with_reference: bool,
+        variant: &Variant,
+    ) -> Result<Prepared, String> {
+        let params = Params::new(variant)?;
         let path = if self.input.file.is_absolute() {
             self.input.file.clone()
         } else {
@@ -101,9 +168,12 @@ impl Task {
         };
         let file = analysis::events::EventFile::open(&path).map_err(|e| e.to_string())?;
         let events = file.read(0..file.entries()).map_err(|e| e.to_string())?;
-        let cuts = Cuts::default();
+        let Params {
+            cuts,
+            binning,
+            model,
+        } = params;
         let selected = Reference.select(&events, &cuts).map_err(|e| e.message)?;
-        let binning = Binning::default();
         let (input, reference) = match self.stage {
             StageKind::Select => {
                 let i = SelectInput { events, cuts };
@@ -127,7 +197,6 @@ impl Task {
                 let h = Reference
                     .histogram(&selected.diphotons, &binning)
                     .map_err(|e| e.message)?;
-                let model = FitModel::default();
                 let f = Reference.fit(&model, &h).map_err(|e| e.message)?;
                 let i = analysis::stage::FitInput {
                     model,
@@ -141,6 +210,55 @@ impl Task {
             reference: with_reference.then_some(reference),
         })
     }
+}
+
+/// The stage documents' parameter parts, defaults overridden by a variant.
+struct Params {
+    cuts: Cuts,
+    binning: Binning,
+    model: FitModel,
+}
+
+impl Params {
+    fn new(variant: &Variant) -> Result<Self, String> {
+        Ok(Self {
+            cuts: apply("cuts", Cuts::default(), variant)?,
+            binning: apply("binning", Binning::default(), variant)?,
+            model: apply("model", FitModel::default(), variant)?,
+        })
+        .and_then(|p| {
+            match variant
+                .keys()
+                .find(|k| !["cuts.", "binning.", "model."].iter().any(|d| k.starts_with(d)))
+            {
+                Some(k) => Err(format!(
+                    "vary key '{k}' names no parameter (use cuts.FIELD, binning.FIELD or \
+                     model.FIELD)"
+                )),
+                None => Ok(p),
+            }
+        })
+    }
+}
+
+/// `default` with the variant's `doc.field` values set (through JSON, so any field of the
+/// document's type can vary and a wrong name or type is an error naming the key).
+fn apply<T: Serialize + serde::de::DeserializeOwned>(
+    doc: &str,
+    default: T,
+    variant: &Variant,
+) -> Result<T, String> {
+    let mut value = serde_json::to_value(default).expect("plain data");
+    for (key, v) in variant {
+        let Some(field) = key.strip_prefix(doc).and_then(|k| k.strip_prefix('.')) else {
+            continue;
+        };
+        match value.get_mut(field) {
+            Some(slot) => *slot = v.clone(),
+            None => return Err(format!("vary key '{key}': {doc} has no field '{field}'")),
+        }
+    }
+    serde_json::from_value(value).map_err(|e| format!("vary ({doc}): {e}"))
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {

@@ -75,6 +75,8 @@ pub enum Status {
     LlmError,
     /// The harness itself failed (disk, permissions): not the model's doing.
     HarnessError,
+    /// The cell's budget (tokens or USD) was spent before the task was done.
+    Budget,
 }
 
 /// One line of the trajectory.
@@ -86,6 +88,9 @@ pub enum Record {
         stage: String,
         model: String,
         endpoint: String,
+        /// The supervisor's model when it is not the coder's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        supervisor: Option<String>,
         trial: u32,
         max_iterations: u32,
         /// Whether a reference output exists for what was asked.

@@ -62,6 +62,7 @@ fn run(llm: &mut dyn Llm, path: &std::path::Path) -> agent::run::Outcome {
     run_task(
         &task,
         llm,
+        None,
         support::toolchain(),
         &Options::default(),
         &mut traj,
@@ -77,6 +78,7 @@ fn run_with(llm: &mut dyn Llm, opts: Options) -> agent::run::Outcome {
     run_task(
         &task,
         llm,
+        None,
         support::toolchain(),
         &opts,
         &mut traj,

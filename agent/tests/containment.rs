@@ -89,6 +89,7 @@ fn run_in(
     let outcome = run_task(
         &Task::load("select").unwrap(),
         &mut llm,
+        None,
         support::toolchain(),
         &opts,
         &mut traj,

@@ -33,7 +33,7 @@ fn built_in_tasks_prepare_and_validate() {
     for (name, _) in BUILT_IN {
         let task = Task::load(name).unwrap();
         assert_eq!(task.name, name);
-        let p = task.prepare(&repo, true).unwrap();
+        let p = task.prepare(&repo, true, &Default::default()).unwrap();
         let reference = p.reference.clone().unwrap();
         let v = validate(
             task.stage,
@@ -94,4 +94,30 @@ fn bad_task_files_are_clear_errors() {
     let t = Task::load(f.to_str().unwrap()).unwrap();
     let e = t.prepare(&Toolchain::default().repo, true).unwrap_err();
     assert!(e.contains("missing"), "{e}");
+}
+
+#[test]
+fn a_variant_reaches_the_input_the_reference_and_the_instruction() {
+    let repo = Toolchain::default().repo;
+    let task = Task::load("histogram").unwrap();
+    // Seeded: the same seed and trial give the same draw.
+    assert_eq!(task.draw(7, 1), task.draw(7, 1));
+    let drawn: std::collections::BTreeSet<String> =
+        (0..12).map(|t| task.draw(7, t)["binning.bins"].to_string()).collect();
+    assert!(drawn.len() > 1, "twelve trials all drew {drawn:?}");
+
+    let variant = agent::task::Variant::from([("binning.bins".to_string(), 44.into())]);
+    let p = task.prepare(&repo, true, &variant).unwrap();
+    let input: Value = serde_json::from_str(&p.input).unwrap();
+    assert_eq!(input["binning"]["bins"], 44);
+    assert_eq!(p.reference.unwrap()["sumw"].as_array().unwrap().len(), 44);
+    assert!(task.instruction_for(&variant).ends_with("binning.bins = 44."));
+
+    // A key that names no parameter fails when the task loads, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    let text = agent::task::BUILT_IN[1].1.replace("\"binning.bins\"", "\"binning.nbins\"");
+    std::fs::write(&path, text).unwrap();
+    let e = Task::load(path.to_str().unwrap()).unwrap_err();
+    assert!(e.contains("binning.nbins"), "{e}");
 }

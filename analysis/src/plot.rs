@@ -10,7 +10,8 @@ use std::path::Path;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-fn register_font() {
+/// Registers the bundled font as "sans-serif" (once); other crates' plots call it too.
+pub fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The font is compiled in and known to be valid.

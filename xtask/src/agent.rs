@@ -91,27 +91,12 @@ fn parse_price(s: &str) -> Result<(f64, f64), String> {
     Ok((p(a)?, p(b)?))
 }
 
-fn is_local(url: &str) -> bool {
-    let authority = url
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.split(':').next().unwrap_or(""),
-    };
-    matches!(host, "localhost" | "127.0.0.1" | "::1")
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = Task::load(&args.task).map_err(anyhow::Error::msg)?;
     let mut config = LlmConfig::new(&args.endpoint, &args.model);
     config.api_key_env = Some(args.api_key_env.clone());
     if std::env::var_os(&args.api_key_env).is_none()
-        && (is_local(&args.endpoint) || args.replay.is_some())
+        && (agent::bench::models::is_local(&args.endpoint) || args.replay.is_some())
     {
         config.api_key_env = None;
     }
@@ -220,6 +205,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let outcome = run_task(
         &task,
         llm.as_mut(),
+        None,
         &toolchain,
         &opts,
         &mut traj,
@@ -258,6 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Status::IterationCap => "FAILED: iteration cap reached",
         Status::LlmError => "FAILED: the model could not be reached",
         Status::HarnessError => "FAILED: the harness failed (see the error)",
+        Status::Budget => "FAILED: the budget was spent",
     };
     println!("{verdict}");
     println!(

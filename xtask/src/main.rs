@@ -4,6 +4,7 @@
 mod agent;
 mod analyze;
 mod bench;
+mod bench_agents;
 mod bench_compile;
 mod convert;
 mod fetch;
@@ -47,6 +48,9 @@ enum Command {
     Agent(agent::Args),
     /// Benchmark: latency of the agent's compile loop (confined rustc check / build of a stage).
     BenchCompile(bench_compile::Args),
+    /// Benchmark LLMs: models × tasks × trials → success rates with intervals, error
+    /// taxonomy, cost, API calls; resumable, re-scorable, replayable.
+    BenchAgents(bench_agents::Args),
 }
 
 fn main() {
@@ -62,6 +66,7 @@ fn main() {
         Command::BenchRead(a) => bench::run(a),
         Command::Agent(a) => agent::run(a),
         Command::BenchCompile(a) => bench_compile::run(a),
+        Command::BenchAgents(a) => bench_agents::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

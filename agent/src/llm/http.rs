@@ -20,6 +20,8 @@ pub struct HttpLlm {
     api_key: Option<String>,
     agent: ureq::Agent,
     jitter: analysis::rng::Rng,
+    /// The endpoint's rate limit, shared by every client of that endpoint (benchmarks).
+    gate: Option<std::sync::Arc<crate::gate::Gate>>,
 }
 
 impl HttpLlm {
@@ -40,7 +42,14 @@ impl HttpLlm {
             api_key,
             agent,
             jitter: analysis::rng::Rng::new(seed),
+            gate: None,
         })
+    }
+
+    /// Every HTTP request (retries included) passes `gate` first.
+    pub fn with_gate(mut self, gate: std::sync::Arc<crate::gate::Gate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// The key's value, for redaction by recorders.
@@ -122,6 +131,14 @@ impl HttpLlm {
                 let usage = parsed.usage.map(|u| Usage {
                     prompt_tokens: u.prompt_tokens as u64,
                     completion_tokens: u.completion_tokens as u64,
+                    cached_prompt_tokens: u
+                        .prompt_tokens_details
+                        .and_then(|d| d.cached_tokens)
+                        .unwrap_or(0) as u64,
+                    reasoning_tokens: u
+                        .completion_tokens_details
+                        .and_then(|d| d.reasoning_tokens)
+                        .unwrap_or(0) as u64,
                 });
                 Ok(Reply {
                     content,
@@ -174,7 +191,10 @@ impl Llm for HttpLlm {
         let mut requests = 0;
         loop {
             requests += 1;
-            match self.attempt(&body) {
+            let permit = self.gate.as_ref().map(|g| g.acquire());
+            let result = self.attempt(&body);
+            drop(permit);
+            match result {
                 Ok(mut reply) => {
                     reply.latency_s = start.elapsed().as_secs_f64();
                     reply.requests = requests;

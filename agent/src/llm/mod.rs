@@ -75,6 +75,10 @@ pub struct LlmConfig {
     pub max_backoff_s: f64,
     /// USD per million prompt and completion tokens, for the cost column (`None`: unknown).
     pub price_per_mtok: Option<(f64, f64)>,
+    /// USD per million cached prompt tokens, where the provider bills them apart (`None`:
+    /// at the prompt price).
+    #[serde(default)]
+    pub cached_price_per_mtok: Option<f64>,
 }
 
 impl LlmConfig {
@@ -94,6 +98,7 @@ impl LlmConfig {
             backoff_s: 1.0,
             max_backoff_s: 60.0,
             price_per_mtok: None,
+            cached_price_per_mtok: None,
         }
     }
 
@@ -107,10 +112,17 @@ impl LlmConfig {
             .to_string()
     }
 
-    /// Cost of a call in USD, when prices are known.
+    /// Cost of a call in USD, when prices are known: what providers bill. Cached prompt
+    /// tokens (a part of the prompt tokens) at their own price; reasoning tokens are a part of
+    /// the completion tokens (as OpenAI-compatible endpoints report them), so billed with them.
     pub fn cost(&self, usage: &Usage) -> Option<f64> {
         self.price_per_mtok.map(|(p, c)| {
-            (usage.prompt_tokens as f64 * p + usage.completion_tokens as f64 * c) / 1e6
+            let cached = usage.cached_prompt_tokens.min(usage.prompt_tokens);
+            let pc = self.cached_price_per_mtok.unwrap_or(p);
+            ((usage.prompt_tokens - cached) as f64 * p
+                + cached as f64 * pc
+                + usage.completion_tokens as f64 * c)
+                / 1e6
         })
     }
 }
@@ -120,12 +132,21 @@ impl LlmConfig {
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those served from the provider's prompt cache (0 when the
+    /// endpoint does not say).
+    #[serde(default)]
+    pub cached_prompt_tokens: u64,
+    /// Of the completion tokens, those spent reasoning (0 when the endpoint does not say).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
 }
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, o: Usage) {
         self.prompt_tokens += o.prompt_tokens;
         self.completion_tokens += o.completion_tokens;
+        self.cached_prompt_tokens += o.cached_prompt_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
     }
 }
 
@@ -179,6 +200,9 @@ pub enum LlmError {
     },
     #[error("cassette {path}: {message}")]
     Cassette { path: String, message: String },
+    /// The cell's budget is spent (the benchmark's meter refuses the call).
+    #[error("budget spent: {0}")]
+    Budget(String),
 }
 
 /// A chat model. `trial` tells apart repeated runs of the same task, so that a cassette can
@@ -186,6 +210,15 @@ pub enum LlmError {
 pub trait Llm {
     fn chat(&mut self, messages: &[Message], trial: u32) -> Result<Reply, LlmError>;
     fn config(&self) -> &LlmConfig;
+}
+
+impl<L: Llm + ?Sized> Llm for Box<L> {
+    fn chat(&mut self, messages: &[Message], trial: u32) -> Result<Reply, LlmError> {
+        (**self).chat(messages, trial)
+    }
+    fn config(&self) -> &LlmConfig {
+        (**self).config()
+    }
 }
 
 /// Replaces every occurrence of each secret in `text` by `[REDACTED]`.

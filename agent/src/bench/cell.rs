@@ -1,0 +1,442 @@
+//! One cell of the benchmark — (model, task, trial) — as scored: its outcome, the category of
+//! every failed attempt and of the cell, and what it cost. A cell is one line of
+//! `results.jsonl`, built from the cell's trajectory alone ([`Cell::score`]), so re-scoring
+//! needs no model and no build. Everything that varies from run to run (clock times, HTTP
+//! retries, error texts with ports) is in [`Cell::clock`]; the rest is determined by the
+//! model's answers and the compiler.
+
+use crate::llm::Usage;
+use crate::task::Variant;
+use crate::trajectory::{Record, Status};
+use serde::{Deserialize, Serialize};
+
+/// The first-level error categories (see ARCHITECTURE.md, "The benchmark's error taxonomy").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The answer had no code block.
+    NoCode,
+    /// The static screen or the build sandbox refused the code (detail: which rule).
+    Policy,
+    /// rustc rejected it (detail: the error group).
+    Compile,
+    /// It built but its sandboxed run failed (detail: how).
+    Runtime,
+    /// It ran but the output failed a check (detail: the check's name, from the task).
+    Validation,
+    /// The supervisor stopped the task.
+    GaveUp,
+    /// The iteration cap was reached.
+    IterationCap,
+    /// The model could not be reached, after retries.
+    LlmError,
+    /// The cell's budget was spent.
+    Budget,
+    /// Not the model's doing (decided by probes that run no model code): excluded from rates.
+    HarnessError,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::NoCode => "no_code",
+            Kind::Policy => "policy",
+            Kind::Compile => "compile",
+            Kind::Runtime => "runtime",
+            Kind::Validation => "validation",
+            Kind::GaveUp => "gave_up",
+            Kind::IterationCap => "iteration_cap",
+            Kind::LlmError => "llm_error",
+            Kind::Budget => "budget",
+            Kind::HarnessError => "harness_error",
+        }
+    }
+
+    /// One sentence per category, for the report.
+    pub const ALL: [(Kind, &'static str); 10] = [
+        (Kind::NoCode, "the answer had no code block"),
+        (Kind::Policy, "the screen or the build sandbox refused the code (which rule)"),
+        (Kind::Compile, "rustc rejected the code (error group)"),
+        (Kind::Runtime, "built, but the sandboxed run failed (how)"),
+        (Kind::Validation, "ran, but the output failed a check (which check)"),
+        (Kind::GaveUp, "the supervisor stopped (detail: the last attempt's failure)"),
+        (Kind::IterationCap, "the iteration cap was reached (detail: the last failure)"),
+        (Kind::LlmError, "the model could not be reached after retries"),
+        (Kind::Budget, "the cell's token or USD budget was spent"),
+        (Kind::HarnessError, "the harness failed, confirmed by a probe: excluded from rates"),
+    ];
+}
+
+/// A category with its detail (`compile` + `type_mismatch`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Category {
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Category {
+    fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+        }
+    }
+    /// `kind` or `kind/detail`.
+    pub fn label(&self) -> String {
+        if self.detail.is_empty() {
+            self.kind.name().to_string()
+        } else {
+            format!("{}/{}", self.kind.name(), self.detail)
+        }
+    }
+}
+
+/// Where a failed attempt was caught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Caught {
+    /// Before the build (no code, the screen).
+    Screen,
+    /// By the compiler (or the build's sandbox).
+    Compiler,
+    /// Only when it ran.
+    Runtime,
+    /// Only by validation.
+    Validation,
+}
+
+impl Caught {
+    pub const ALL: [Caught; 4] = [
+        Caught::Screen,
+        Caught::Compiler,
+        Caught::Runtime,
+        Caught::Validation,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Caught::Screen => "screen",
+            Caught::Compiler => "compiler",
+            Caught::Runtime => "runtime",
+            Caught::Validation => "validation",
+        }
+    }
+}
+
+/// One attempt, scored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptScore {
+    pub iteration: u32,
+    /// `None`: it passed.
+    pub failure: Option<Category>,
+    pub caught: Option<Caught>,
+}
+
+/// What varies from run to run, kept apart from the deterministic part.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellClock {
+    /// Seconds since the Unix epoch when the cell started and ended.
+    #[serde(with = "finite")]
+    pub started: f64,
+    #[serde(with = "finite")]
+    pub ended: f64,
+    /// Time waiting for the model (retries included), building, and running.
+    #[serde(with = "finite")]
+    pub llm_s: f64,
+    #[serde(with = "finite")]
+    pub build_s: f64,
+    #[serde(with = "finite")]
+    pub run_s: f64,
+    /// Per attempt: seconds from the answer to the verdict (build, plus run when it ran).
+    #[serde(with = "finite::vec")]
+    pub check_s: Vec<f64>,
+    /// HTTP requests (calls plus retries).
+    pub http_requests: u32,
+    /// The error that ended the cell, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One scored cell: one line of `results.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub model: String,
+    pub task: String,
+    pub trial: u32,
+    /// The task's drawn parameters for this trial.
+    pub variant: Variant,
+    pub status: Status,
+    /// `None` for a success.
+    pub category: Option<Category>,
+    pub attempts: Vec<AttemptScore>,
+    pub iterations: u32,
+    pub api_calls: u32,
+    pub usage: Usage,
+    #[serde(with = "finite::option")]
+    pub cost_usd: Option<f64>,
+    pub clock: CellClock,
+}
+
+impl Cell {
+    pub fn success(&self) -> bool {
+        self.category.is_none()
+    }
+    /// Whether it counts in rates (everything but harness errors).
+    pub fn scored(&self) -> bool {
+        self.category.as_ref().is_none_or(|c| c.kind != Kind::HarnessError)
+    }
+    /// The cell without its clock: what replays must reproduce.
+    pub fn deterministic(&self) -> Cell {
+        Cell {
+            clock: CellClock::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Scores a finished trajectory. `probe`: for a cell that ended as a harness error, what
+    /// the harness probe found (`Err`: the harness is broken, so the cell is a
+    /// `harness_error`; `Ok`: the harness works, so the failure is the model code's).
+    pub fn score(
+        key: (&str, &str, u32),
+        variant: Variant,
+        records: &[Record],
+        probe: Option<Result<(), String>>,
+    ) -> Cell {
+        let attempts: Vec<AttemptScore> = records.iter().filter_map(attempt_score).collect();
+        let outcome = records.iter().rev().find_map(|r| match r {
+            Record::Outcome {
+                status,
+                iterations,
+                api_calls,
+                usage,
+                cost_usd,
+                ..
+            } => Some((*status, *iterations, *api_calls, *usage, *cost_usd)),
+            _ => None,
+        });
+        // A trajectory without an outcome line did not finish: the harness's problem.
+        let (status, iterations, api_calls, usage, cost_usd) =
+            outcome.unwrap_or((Status::HarnessError, 0, 0, Usage::default(), None));
+        let last = attempts
+            .iter()
+            .rev()
+            .find_map(|a| a.failure.clone())
+            .map(|c| c.label())
+            .unwrap_or_default();
+        let category = match status {
+            Status::Accepted | Status::NotValidated => None,
+            Status::GaveUp => Some(Category::new(Kind::GaveUp, last)),
+            Status::IterationCap => Some(Category::new(Kind::IterationCap, last)),
+            Status::LlmError => Some(Category::new(Kind::LlmError, "")),
+            Status::Budget => Some(Category::new(Kind::Budget, "")),
+            Status::HarnessError => Some(match probe {
+                Some(Ok(())) => Category::new(Kind::Runtime, "broke_the_harness"),
+                _ => Category::new(Kind::HarnessError, ""),
+            }),
+        };
+        Cell {
+            model: key.0.to_string(),
+            task: key.1.to_string(),
+            trial: key.2,
+            variant,
+            status,
+            category,
+            attempts,
+            iterations,
+            api_calls,
+            usage,
+            cost_usd,
+            clock: CellClock::default(),
+        }
+    }
+}
+
+fn attempt_score(r: &Record) -> Option<AttemptScore> {
+    let Record::Attempt {
+        iteration,
+        code,
+        policy,
+        build,
+        run,
+        validation,
+        ..
+    } = r
+    else {
+        return None;
+    };
+    let (failure, caught) = if code.is_none() {
+        (Some(Category::new(Kind::NoCode, "")), Some(Caught::Screen))
+    } else if let Some(v) = policy.first() {
+        let caught = if v.kind == "compile_time_read" {
+            Caught::Compiler
+        } else {
+            Caught::Screen
+        };
+        (Some(Category::new(Kind::Policy, v.kind.clone())), Some(caught))
+    } else if let Some(b) = build.as_ref().filter(|b| !b.ok) {
+        let group = compile_group(b.error_codes.first().map(String::as_str), b.errors);
+        (Some(Category::new(Kind::Compile, group)), Some(Caught::Compiler))
+    } else if let Some(r) = run.as_ref().filter(|r| r.class != crate::sandbox::RunClass::Ok) {
+        (
+            Some(Category::new(Kind::Runtime, runtime_detail(r.class))),
+            Some(Caught::Runtime),
+        )
+    } else if let Some(v) = validation.as_ref().filter(|v| !v.passed) {
+        let check = v
+            .checks
+            .iter()
+            .find(|c| !c.passed)
+            .map_or("unknown".to_string(), |c| c.name.clone());
+        (Some(Category::new(Kind::Validation, check)), Some(Caught::Validation))
+    } else {
+        // It passed, or the harness failed before a verdict (the outcome says which).
+        (None, None)
+    };
+    Some(AttemptScore {
+        iteration: *iteration,
+        failure,
+        caught,
+    })
+}
+
+/// The error group of a failed build from its first error code.
+pub fn compile_group(first_code: Option<&str>, errors: usize) -> &'static str {
+    match first_code {
+        Some("E0308") => "type_mismatch",
+        Some("E0425" | "E0433" | "E0412" | "E0432") => "unresolved_name",
+        Some("E0599" | "E0609" | "E0560") => "missing_method_or_field",
+        Some("E0061") => "wrong_arguments",
+        Some("E0277") => "trait_bound",
+        Some(c) if c.starts_with("E05") || c.starts_with("E07") => "borrow_or_lifetime",
+        Some(_) => "other",
+        // rustc gives parse errors no code.
+        None if errors > 0 => "syntax",
+        None => "other",
+    }
+}
+
+fn runtime_detail(class: crate::sandbox::RunClass) -> &'static str {
+    use crate::sandbox::RunClass as C;
+    match class {
+        C::Panic => "panic",
+        C::Timeout => "timeout",
+        C::MemoryLimit => "memory",
+        C::ProcessLimit => "process_limit",
+        C::OutputLimit => "output_limit",
+        C::NetworkBlocked => "blocked_syscall",
+        C::StageError => "stage_error",
+        C::FilesystemBlocked => "filesystem_blocked",
+        C::Crash => "crash",
+        C::NoOutput => "no_output",
+        C::ExitCode => "exit_code",
+        C::SetupFailed => "setup_failed",
+        C::Ok => "ok",
+    }
+}
+
+/// Serde for `f64` that survives non-finite values: JSON has no NaN or ∞ and serde_json
+/// writes them as `null`, which then fails to read back; here they are the strings `"NaN"`,
+/// `"inf"` and `"-inf"`, and numbers stay numbers.
+pub mod finite {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    fn to_repr(v: f64) -> Repr {
+        if v.is_finite() {
+            Repr::Number(v)
+        } else if v.is_nan() {
+            Repr::Text("NaN".into())
+        } else if v > 0.0 {
+            Repr::Text("inf".into())
+        } else {
+            Repr::Text("-inf".into())
+        }
+    }
+
+    fn from_repr<E: serde::de::Error>(r: Repr) -> Result<f64, E> {
+        match r {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(E::custom(format!("not a number: {other:?}"))),
+            },
+        }
+    }
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        to_repr(*v).serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        from_repr(Repr::deserialize(d)?)
+    }
+
+    /// The same for `Option<f64>` (`null` is `None`).
+    pub mod option {
+        use super::*;
+        pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+            v.map(to_repr).serialize(s)
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+            Option::<Repr>::deserialize(d)?.map(from_repr).transpose()
+        }
+    }
+
+    /// The same for `Vec<f64>`.
+    pub mod vec {
+        use super::*;
+        pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+            v.iter().map(|x| to_repr(*x)).collect::<Vec<_>>().serialize(s)
+        }
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+            Vec::<Repr>::deserialize(d)?
+                .into_iter()
+                .map(from_repr)
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_floats_read_back() {
+        let mut cell = Cell::score(("m", "t", 0), Variant::new(), &[], None);
+        cell.cost_usd = Some(f64::INFINITY);
+        cell.clock.llm_s = f64::NAN;
+        cell.clock.build_s = f64::NEG_INFINITY;
+        cell.clock.check_s = vec![1.5, f64::NAN];
+        let text = serde_json::to_string(&cell).unwrap();
+        let back: Cell = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.cost_usd, Some(f64::INFINITY));
+        assert!(back.clock.llm_s.is_nan() && back.clock.check_s[1].is_nan());
+        assert_eq!(back.clock.build_s, f64::NEG_INFINITY);
+        assert_eq!(back.clock.check_s[0], 1.5);
+        // And plain serde_json indeed cannot do this (the reason for `finite`).
+        assert!(serde_json::from_str::<f64>(&serde_json::to_string(&f64::NAN).unwrap()).is_err());
+    }
+
+    #[test]
+    fn compile_groups() {
+        assert_eq!(compile_group(Some("E0308"), 1), "type_mismatch");
+        assert_eq!(compile_group(Some("E0432"), 1), "unresolved_name");
+        assert_eq!(compile_group(Some("E0502"), 1), "borrow_or_lifetime");
+        assert_eq!(compile_group(Some("E0716"), 1), "borrow_or_lifetime");
+        assert_eq!(compile_group(None, 2), "syntax");
+    }
+
+    #[test]
+    fn an_unfinished_trajectory_is_the_harness() {
+        let c = Cell::score(("m", "t", 0), Variant::new(), &[], Some(Err("x".into())));
+        assert_eq!(c.category.unwrap().kind, Kind::HarnessError);
+    }
+}
