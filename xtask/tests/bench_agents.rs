@@ -346,6 +346,18 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
         }
     }
 
+    // The same matrix one cell at a time: the same deterministic report.
+    let e = tmp.path().join("e");
+    let t = Instant::now();
+    ok(&xtask(&[&common[..], &["--out", e.to_str().unwrap(), "--concurrency", "1"]].concat()));
+    eprintln!("3 models x 2 tasks x 3 trials, --concurrency 1: {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(without_clock(report(&e)), without_clock(ra.clone()));
+
+    // To look at the report and plots: HEP_BENCH_TEST_KEEP=DIR keeps a copy of the first run.
+    if let Some(keep) = std::env::var_os("HEP_BENCH_TEST_KEEP") {
+        let _ = Command::new("cp").arg("-r").arg(&a).arg(keep).status();
+    }
+
     // 2. Re-scoring from the saved cells gives report.json byte for byte.
     let b = tmp.path().join("b");
     ok(&xtask(&["bench-agents", "--rescore", a.to_str().unwrap(), "--out", b.to_str().unwrap()]));
@@ -436,4 +448,42 @@ fn bad_input_is_refused_before_anything_is_written() {
     let e = run(&good.replacen(&server.url(), "http://127.0.0.1:9/v1", 1), "select");
     assert!(e.contains("model 'steady'") && e.contains("does not answer"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
+}
+
+#[test]
+fn a_spent_budget_ends_a_cell_and_max_cost_stops_starting_cells() {
+    let server = mock();
+    let tmp = tempfile::tempdir().unwrap();
+    let models = models_file(tmp.path(), &server.url());
+    let m = models.to_str().unwrap();
+
+    // 1000 tokens per cell: the plan (1100 tokens for steady) spends it, so the coder's call
+    // is refused and the cell ends as `budget`, after exactly one API call.
+    let a = tmp.path().join("a");
+    ok(&xtask(&[
+        "bench-agents", "--models", m, "--tasks", "histogram", "--trials", "2",
+        "--cell-budget-tokens", "1000", "--out", a.to_str().unwrap(),
+    ]));
+    let r = report(&a);
+    let steady = &r["results"][0];
+    assert_eq!(steady["errors"], serde_json::json!({"budget": 2}));
+    close(&steady["mean_api_calls"], 1.0, "steady");
+
+    // --max-cost 0.01 with a cell budget of $0.004, one cell at a time: steady's cells cost
+    // $0.004 each; the first two start (0 + 0.004, 0.004 + 0.004 ≤ 0.01), the third would
+    // commit 0.008 + 0.004 > 0.01, so it and the three after it never start.
+    let b = tmp.path().join("b");
+    let out = ok(&xtask(&[
+        "bench-agents", "--models", m, "--tasks", "histogram", "--trials", "2",
+        "--cell-budget-usd", "0.004", "--max-cost", "0.01", "--out", b.to_str().unwrap(),
+    ]));
+    assert!(out.contains("(4 not started: --max-cost)"), "{out}");
+    let r = report(&b);
+    assert_eq!(
+        (r["matrix"]["finished"].as_u64(), r["matrix"]["not_run"].as_u64()),
+        (Some(2), Some(4))
+    );
+    close(&r["models"]["steady"]["cost_usd"], 0.008, "spent");
+    let md = std::fs::read_to_string(b.join("report.md")).unwrap();
+    assert!(md.contains("2 of 6 cells ran"), "{md}");
 }

@@ -229,8 +229,12 @@ impl Cell {
             Status::IterationCap => Some(Category::new(Kind::IterationCap, last)),
             Status::LlmError => Some(Category::new(Kind::LlmError, "")),
             Status::Budget => Some(Category::new(Kind::Budget, "")),
+            // Model code that reached the build may have broken the harness on purpose: the
+            // probe (no model code) decides. Before any model code, it is the harness's.
             Status::HarnessError => Some(match probe {
-                Some(Ok(())) => Category::new(Kind::Runtime, "broke_the_harness"),
+                Some(Ok(())) if model_code_ran(records) => {
+                    Category::new(Kind::Runtime, "broke_the_harness")
+                }
                 _ => Category::new(Kind::HarnessError, ""),
             }),
         };
@@ -249,6 +253,13 @@ impl Cell {
             clock: CellClock::default(),
         }
     }
+}
+
+/// Whether any attempt's code passed the screen (so the build, at least, started on it).
+fn model_code_ran(records: &[Record]) -> bool {
+    records.iter().any(|r| {
+        matches!(r, Record::Attempt { code: Some(_), policy, .. } if policy.is_empty())
+    })
 }
 
 fn attempt_score(r: &Record) -> Option<AttemptScore> {
@@ -434,9 +445,52 @@ mod tests {
         assert_eq!(compile_group(None, 2), "syntax");
     }
 
+    fn attempt_with_code() -> Record {
+        Record::Attempt {
+            iteration: 1,
+            call: crate::trajectory::Call {
+                prompt: String::new(),
+                answer: String::new(),
+                usage: None,
+                latency_s: 0.0,
+                requests: 1,
+                cost_usd: None,
+            },
+            code: Some("fn main() {}".into()),
+            policy: vec![],
+            build: None,
+            run: None,
+            validation: None,
+        }
+    }
+
+    fn harness_outcome() -> Record {
+        Record::Outcome {
+            status: Status::HarnessError,
+            iterations: 1,
+            api_calls: 2,
+            http_requests: 2,
+            usage: Usage::default(),
+            cost_usd: None,
+            llm_latency_s: 0.0,
+            error: Some("sandbox".into()),
+        }
+    }
+
     #[test]
-    fn an_unfinished_trajectory_is_the_harness() {
-        let c = Cell::score(("m", "t", 0), Variant::new(), &[], Some(Err("x".into())));
-        assert_eq!(c.category.unwrap().kind, Kind::HarnessError);
+    fn a_harness_error_is_the_models_when_its_code_ran_and_the_probe_passes() {
+        let kind = |records: &[Record], probe: Option<Result<(), String>>| {
+            Cell::score(("m", "t", 0), Variant::new(), records, probe)
+                .category
+                .unwrap()
+                .label()
+        };
+        let with_code = [attempt_with_code(), harness_outcome()];
+        assert_eq!(kind(&with_code, Some(Ok(()))), "runtime/broke_the_harness");
+        assert_eq!(kind(&with_code, Some(Err("no rustc".into()))), "harness_error");
+        // No model code ran (the task's input was missing, say): the harness's, probe or not.
+        assert_eq!(kind(&[harness_outcome()], Some(Ok(()))), "harness_error");
+        // A trajectory without an outcome did not finish.
+        assert_eq!(kind(&[], None), "harness_error");
     }
 }

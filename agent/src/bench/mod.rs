@@ -735,6 +735,91 @@ fn run_cell(
     Ok(cell)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            models: models::ModelsFile::parse(
+                "[[model]]\nname = \"m\"\nendpoint = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n",
+                false,
+            )
+            .unwrap()
+            .models,
+            tasks: vec![Task::load("histogram").unwrap()],
+            trials: 2,
+            seed: 0,
+            max_iterations: 3,
+            budget: Budget {
+                usd: None,
+                tokens: None,
+            },
+            code_versions: vec![],
+        }
+    }
+
+    fn line(trial: u32, category: Option<cell::Kind>) -> Cell {
+        let mut c = Cell::score(("m", "histogram", trial), Default::default(), &[], None);
+        c.category = category.map(|kind| cell::Category {
+            kind,
+            detail: String::new(),
+        });
+        c
+    }
+
+    #[test]
+    fn resume_runs_missing_cells_and_reruns_harness_errors_a_bounded_number_of_times() {
+        let c = config();
+        assert_eq!(unfinished(&c, &[]).len(), 2);
+        let he = Some(cell::Kind::HarnessError);
+        // Trial 0 done; trial 1 a harness error once: rerun.
+        let results = vec![line(0, None), line(1, he)];
+        assert_eq!(unfinished(&c, &results), vec![("m".into(), "histogram".into(), 1)]);
+        // Three harness errors: no more reruns; the report counts it apart.
+        let results = vec![line(0, None), line(1, he), line(1, he), line(1, he)];
+        assert!(unfinished(&c, &results).is_empty());
+        // A later success replaces it.
+        let results = vec![line(0, None), line(1, he), line(1, None)];
+        assert!(unfinished(&c, &results).is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_the_cell_in_flight() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir {
+            root: tmp.path().into(),
+        };
+        let full = serde_json::to_string(&line(0, None)).unwrap();
+        std::fs::write(dir.results(), format!("{full}\n{}", &full[..20])).unwrap();
+        assert_eq!(dir.load_results().unwrap().len(), 1);
+        // Appending after a crash starts on a clean line.
+        let mut r = Results::open(&dir.results()).unwrap();
+        r.append(&line(1, None)).unwrap();
+        assert_eq!(dir.load_results().unwrap().len(), 2);
+        // A broken complete line is an error naming it, never skipped.
+        std::fs::write(dir.results(), format!("{full}\n{{oops}}\n")).unwrap();
+        let e = dir.load_results().unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn merging_adds_models_tasks_and_trials_and_refuses_what_would_mix_cells() {
+        let old = config();
+        let mut new = config();
+        new.trials = 3;
+        new.tasks.push(Task::load("select").unwrap());
+        let merged = old.clone().merge(new).unwrap();
+        assert_eq!((merged.trials, merged.tasks.len()), (3, 2));
+        let mut other = config();
+        other.models[0].price = Some([1.0, 1.0]);
+        assert!(old.clone().merge(other).unwrap_err().contains("model 'm' differs"));
+        let mut other = config();
+        other.seed = 1;
+        assert!(old.merge(other).unwrap_err().contains("--seed"));
+    }
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -5,6 +5,7 @@
 use super::cell::Kind;
 use super::report::Report;
 use plotters::coord::Shift;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -53,23 +54,28 @@ where
     let mut chart = ChartBuilder::on(&root)
         .caption("Success rate (95 % Wilson interval)", ("sans-serif", 24))
         .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(140)
-        .build_cartesian_2d(0..nt, 0..nm)
+        .margin_left(150)
+        .margin_bottom(40)
+        .build_cartesian_2d(0.0..nt as f64, 0.0..nm as f64)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(tasks.len())
-        .y_labels(models.len())
-        .x_label_formatter(&|i| tasks.get(*i as usize).cloned().unwrap_or_default())
-        .y_label_formatter(&|i| models.get(*i as usize).cloned().unwrap_or_default())
-        .label_style(("sans-serif", 16))
-        .draw()
-        .map_err(err)?;
+    // The names centred on their rows and columns (the axis labels would sit on the edges).
+    let anchored = |h: HPos| {
+        TextStyle::from(("sans-serif", 17).into_font()).pos(Pos::new(h, VPos::Center))
+    };
+    for (i, t) in tasks.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        root.draw(&Text::new(t.clone(), (x, y + 20), anchored(HPos::Center)))
+            .map_err(err)?;
+    }
+    for (i, m) in models.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(0.0, (nm - 1 - i as i32) as f64 + 0.5));
+        root.draw(&Text::new(m.clone(), (x - 10, y), anchored(HPos::Right)))
+            .map_err(err)?;
+    }
     for p in &r.results {
         let x = tasks.iter().position(|t| *t == p.task).unwrap_or(0) as i32;
-        let y = models.iter().position(|m| *m == p.model).unwrap_or(0) as i32;
+        // The first model on top.
+        let y = nm - 1 - models.iter().position(|m| *m == p.model).unwrap_or(0) as i32;
         let rate = p.stats.success_rate.unwrap_or(0.0);
         // White (0) to green (1); grey where nothing was scored.
         let colour = match p.stats.success_rate {
@@ -80,16 +86,16 @@ where
             ),
             None => RGBColor(220, 220, 220),
         };
+        let corners = [(x as f64, y as f64), (x as f64 + 1.0, y as f64 + 1.0)];
         chart
-            .draw_series([Rectangle::new([(x, y), (x + 1, y + 1)], colour.filled())])
+            .draw_series([
+                Rectangle::new(corners.clone(), colour.filled()),
+                Rectangle::new(corners, BLACK.stroke_width(1)),
+            ])
             .map_err(err)?;
-        let root_xy = chart.backend_coord(&(x, y + 1));
-        let (w, h) = (
-            chart.backend_coord(&(x + 1, y)).0 - root_xy.0,
-            chart.backend_coord(&(x, y)).1 - root_xy.1,
-        );
+        let (cx, cy) = chart.backend_coord(&(x as f64 + 0.5, y as f64 + 0.5));
         let lines = [
-            format!("{}/{}", p.stats.successes, p.stats.trials),
+            format!("{}/{} = {:.0} %", p.stats.successes, p.stats.trials, 100.0 * rate),
             format!(
                 "[{:.0}–{:.0} %]",
                 100.0 * p.stats.wilson95[0],
@@ -97,12 +103,10 @@ where
             ),
         ];
         for (i, line) in lines.iter().enumerate() {
-            root.draw(&Text::new(
-                line.clone(),
-                (root_xy.0 + w / 2 - 40, root_xy.1 + h / 2 - 20 + 24 * i as i32),
-                ("sans-serif", 20),
-            ))
-            .map_err(err)?;
+            let style = TextStyle::from(("sans-serif", 20).into_font())
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            root.draw(&Text::new(line.clone(), (cx, cy - 12 + 24 * i as i32), style))
+                .map_err(err)?;
         }
     }
     root.present().map_err(err)

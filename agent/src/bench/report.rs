@@ -426,7 +426,7 @@ pub fn markdown(r: &Report) -> String {
 
     let _ = writeln!(md, "\n## Time per cell (clock, mean seconds)\n");
     header(&mut md, "model", &["LLM", "build", "run", "cell", "HTTP requests"]);
-    for (mo, t) in &r.clock.models {
+    for (mo, t) in models.iter().filter_map(|m| Some((m, r.clock.models.get(*m)?))) {
         let _ = writeln!(
             md,
             "| {mo} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
