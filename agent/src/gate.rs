@@ -105,6 +105,10 @@ mod tests {
         for _ in 0..4 {
             drop(gate.acquire());
         }
-        assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -60,14 +60,10 @@ impl MockServer {
     pub fn start(script: Vec<MockReply>) -> std::io::Result<Self> {
         let script = Mutex::new(script.into_iter());
         Self::respond_with(move |_| {
-            script
-                .lock()
-                .unwrap()
-                .next()
-                .unwrap_or(MockReply::Raw {
-                    status: 500,
-                    body: "mock script exhausted".into(),
-                })
+            script.lock().unwrap().next().unwrap_or(MockReply::Raw {
+                status: 500,
+                body: "mock script exhausted".into(),
+            })
         })
     }
 

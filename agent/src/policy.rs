@@ -177,7 +177,11 @@ fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
             in_use = true;
         }
         if !name.is_ascii() {
-            push("non_ascii", format!("identifiers must be ASCII (`{name}`)"), line);
+            push(
+                "non_ascii",
+                format!("identifiers must be ASCII (`{name}`)"),
+                line,
+            );
         }
         let bang = next.is_some_and(|n| n.is_punct('!'));
         if MACROS.contains(&name)
@@ -194,7 +198,11 @@ fn screen(toks: &[Tok], v: &mut Vec<Violation>) {
             );
         }
         if KEYWORDS.contains(&name) {
-            push("keyword", format!("`{name}` code is not allowed in a stage"), line);
+            push(
+                "keyword",
+                format!("`{name}` code is not allowed in a stage"),
+                line,
+            );
         }
         if MODULES.contains(&name) && (in_use || after_path_sep || before_path_sep) {
             push(

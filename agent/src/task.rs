@@ -133,7 +133,10 @@ impl Task {
             .map(|(key, values)| {
                 let h = blake3::hash(format!("{seed}/{}/{trial}/{key}", self.name).as_bytes());
                 let n = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
-                (key.clone(), values[(n % values.len() as u64) as usize].clone())
+                (
+                    key.clone(),
+                    values[(n % values.len() as u64) as usize].clone(),
+                )
             })
             .collect()
     }
@@ -227,10 +230,11 @@ impl Params {
             model: apply("model", FitModel::default(), variant)?,
         })
         .and_then(|p| {
-            match variant
-                .keys()
-                .find(|k| !["cuts.", "binning.", "model."].iter().any(|d| k.starts_with(d)))
-            {
+            match variant.keys().find(|k| {
+                !["cuts.", "binning.", "model."]
+                    .iter()
+                    .any(|d| k.starts_with(d))
+            }) {
                 Some(k) => Err(format!(
                     "vary key '{k}' names no parameter (use cuts.FIELD, binning.FIELD or \
                      model.FIELD)"

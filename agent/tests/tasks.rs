@@ -92,7 +92,9 @@ fn bad_task_files_are_clear_errors() {
     )
     .unwrap();
     let t = Task::load(f.to_str().unwrap()).unwrap();
-    let e = t.prepare(&Toolchain::default().repo, true).unwrap_err();
+    let e = t
+        .prepare(&Toolchain::default().repo, true, &Default::default())
+        .unwrap_err();
     assert!(e.contains("missing"), "{e}");
 }
 
@@ -102,8 +104,9 @@ fn a_variant_reaches_the_input_the_reference_and_the_instruction() {
     let task = Task::load("histogram").unwrap();
     // Seeded: the same seed and trial give the same draw.
     assert_eq!(task.draw(7, 1), task.draw(7, 1));
-    let drawn: std::collections::BTreeSet<String> =
-        (0..12).map(|t| task.draw(7, t)["binning.bins"].to_string()).collect();
+    let drawn: std::collections::BTreeSet<String> = (0..12)
+        .map(|t| task.draw(7, t)["binning.bins"].to_string())
+        .collect();
     assert!(drawn.len() > 1, "twelve trials all drew {drawn:?}");
 
     let variant = agent::task::Variant::from([("binning.bins".to_string(), 44.into())]);
@@ -111,12 +114,16 @@ fn a_variant_reaches_the_input_the_reference_and_the_instruction() {
     let input: Value = serde_json::from_str(&p.input).unwrap();
     assert_eq!(input["binning"]["bins"], 44);
     assert_eq!(p.reference.unwrap()["sumw"].as_array().unwrap().len(), 44);
-    assert!(task.instruction_for(&variant).ends_with("binning.bins = 44."));
+    assert!(task
+        .instruction_for(&variant)
+        .ends_with("binning.bins = 44."));
 
     // A key that names no parameter fails when the task loads, naming the key.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.toml");
-    let text = agent::task::BUILT_IN[1].1.replace("\"binning.bins\"", "\"binning.nbins\"");
+    let text = agent::task::BUILT_IN[1]
+        .1
+        .replace("\"binning.bins\"", "\"binning.nbins\"");
     std::fs::write(&path, text).unwrap();
     let e = Task::load(path.to_str().unwrap()).unwrap_err();
     assert!(e.contains("binning.nbins"), "{e}");

@@ -287,7 +287,8 @@ fn print_summary(r: &report::Report) {
             s.wilson95[0],
             s.wilson95[1],
             s.mean_api_calls.map_or("–".into(), |x| format!("{x:.2}")),
-            s.cost_usd.map_or("cost unknown".into(), |c| format!("${c:.4}"))
+            s.cost_usd
+                .map_or("cost unknown".into(), |c| format!("${c:.4}"))
         );
     }
 }

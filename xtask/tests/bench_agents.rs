@@ -27,16 +27,28 @@ fn fenced(code: &str) -> String {
 /// What each mock model writes for `task` ("select" or "histogram") at coder attempt
 /// `attempt` (0-based), or answers as the supervisor.
 fn coder(model: &str, task: &str, attempt: usize) -> String {
-    let ok = if task == "select" { SELECT_OK } else { HISTOGRAM_OK };
+    let ok = if task == "select" {
+        SELECT_OK
+    } else {
+        HISTOGRAM_OK
+    };
     // A real type error (E0308) against the stage API.
     let type_error = if task == "select" {
         edit(ok, "out.m_yy.push(m);", "out.m_yy.push(m as f32);")
     } else {
-        edit(ok, "sumw: vec![0.0; b.bins],", "sumw: vec![0.0f32; b.bins],")
+        edit(
+            ok,
+            "sumw: vec![0.0; b.bins],",
+            "sumw: vec![0.0f32; b.bins],",
+        )
     };
     // Compiles, runs, and is wrong: a hard-coded cut; a bin index without the offset.
     let wrong = if task == "select" {
-        edit(ok, "(p.pt[j] as f64) > cuts.pt_min", "(p.pt[j] as f64) > 20.0")
+        edit(
+            ok,
+            "(p.pt[j] as f64) > cuts.pt_min",
+            "(p.pt[j] as f64) > 20.0",
+        )
     } else {
         edit(ok, "(x - b.lo)", "x")
     };
@@ -69,7 +81,11 @@ fn answer(body: &Value, seen: &Mutex<HashMap<String, u32>>) -> MockReply {
     };
     if n == 0 {
         // The first time a body arrives it is refused; the client's retry gets the answer.
-        let status = if body.to_string().len() % 2 == 0 { 429 } else { 503 };
+        let status = if body.to_string().len() % 2 == 0 {
+            429
+        } else {
+            503
+        };
         return MockReply::Error {
             status,
             retry_after: Some("0".into()),
@@ -94,7 +110,9 @@ fn answer(body: &Value, seen: &Mutex<HashMap<String, u32>>) -> MockReply {
             } else {
                 "histogram"
             };
-            reply(format!("PLAN for {task}: implement the stage as instructed."))
+            reply(format!(
+                "PLAN for {task}: implement the stage as instructed."
+            ))
         } else {
             reply("DECISION: give_up\nThe coder keeps getting it wrong.".into())
         };
@@ -167,7 +185,9 @@ fn without_clock(mut v: Value) -> Value {
 }
 
 fn close(v: &Value, want: f64, what: &str) {
-    let got = v.as_f64().unwrap_or_else(|| panic!("{what}: {v} is not a number"));
+    let got = v
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: {v} is not a number"));
     assert!((got - want).abs() <= 1e-6, "{what}: {got} != {want}");
 }
 
@@ -182,20 +202,75 @@ fn close(v: &Value, want: f64, what: &str) {
 fn check_literals(r: &Value) {
     let m = &r["matrix"];
     assert_eq!(
-        (m["planned"].as_u64(), m["finished"].as_u64(), m["scored"].as_u64()),
+        (
+            m["planned"].as_u64(),
+            m["finished"].as_u64(),
+            m["scored"].as_u64()
+        ),
         (Some(18), Some(18), Some(18))
     );
-    assert_eq!((m["harness_errors"].as_u64(), m["not_run"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (m["harness_errors"].as_u64(), m["not_run"].as_u64()),
+        (Some(0), Some(0))
+    );
 
     // (model, task) → successes, rate, wilson low, wilson high, pass@k (k = 1..3),
     // mean API calls, cost, errors.
     let want: [(&str, &str, u64, f64, f64, f64, f64, f64, f64, &str); 6] = [
-        ("steady", "select", 3, 1.0, 0.438503, 1.0, 1.0, 2.0, 0.012, "{}"),
-        ("steady", "histogram", 3, 1.0, 0.438503, 1.0, 1.0, 2.0, 0.012, "{}"),
-        ("learner", "select", 3, 1.0, 0.438503, 1.0, 1.0, 3.0, 0.05085, "{}"),
-        ("learner", "histogram", 3, 1.0, 0.438503, 1.0, 1.0, 3.0, 0.05085, "{}"),
-        ("stubborn", "select", 0, 0.0, 0.0, 0.561497, 0.0, 3.0, 0.00945, r#"{"gave_up":3}"#),
-        ("stubborn", "histogram", 0, 0.0, 0.0, 0.561497, 0.0, 3.0, 0.00945, r#"{"gave_up":3}"#),
+        (
+            "steady", "select", 3, 1.0, 0.438503, 1.0, 1.0, 2.0, 0.012, "{}",
+        ),
+        (
+            "steady",
+            "histogram",
+            3,
+            1.0,
+            0.438503,
+            1.0,
+            1.0,
+            2.0,
+            0.012,
+            "{}",
+        ),
+        (
+            "learner", "select", 3, 1.0, 0.438503, 1.0, 1.0, 3.0, 0.05085, "{}",
+        ),
+        (
+            "learner",
+            "histogram",
+            3,
+            1.0,
+            0.438503,
+            1.0,
+            1.0,
+            3.0,
+            0.05085,
+            "{}",
+        ),
+        (
+            "stubborn",
+            "select",
+            0,
+            0.0,
+            0.0,
+            0.561497,
+            0.0,
+            3.0,
+            0.00945,
+            r#"{"gave_up":3}"#,
+        ),
+        (
+            "stubborn",
+            "histogram",
+            0,
+            0.0,
+            0.0,
+            0.561497,
+            0.0,
+            3.0,
+            0.00945,
+            r#"{"gave_up":3}"#,
+        ),
     ];
     let results = r["results"].as_array().unwrap();
     assert_eq!(results.len(), 6);
@@ -203,7 +278,10 @@ fn check_literals(r: &Value) {
     {
         let p = &results[i];
         let what = format!("{model}/{task}");
-        assert_eq!((p["model"].as_str(), p["task"].as_str()), (Some(*model), Some(*task)));
+        assert_eq!(
+            (p["model"].as_str(), p["task"].as_str()),
+            (Some(*model), Some(*task))
+        );
         assert_eq!(p["trials"].as_u64(), Some(3), "{what}");
         assert_eq!(p["successes"].as_u64(), Some(*succ), "{what}");
         close(&p["success_rate"], *rate, &what);
@@ -215,11 +293,21 @@ fn check_literals(r: &Value) {
         }
         close(&p["mean_api_calls"], *calls, &what);
         close(&p["cost_usd"], *cost, &what);
-        assert_eq!(p["errors"], serde_json::from_str::<Value>(errors).unwrap(), "{what}");
+        assert_eq!(
+            p["errors"],
+            serde_json::from_str::<Value>(errors).unwrap(),
+            "{what}"
+        );
     }
     let details = |i: usize| results[i]["error_details"].clone();
-    assert_eq!(details(4), serde_json::json!({"gave_up/validation/cut flow": 3}));
-    assert_eq!(details(5), serde_json::json!({"gave_up/validation/sumw": 3}));
+    assert_eq!(
+        details(4),
+        serde_json::json!({"gave_up/validation/cut flow": 3})
+    );
+    assert_eq!(
+        details(5),
+        serde_json::json!({"gave_up/validation/sumw": 3})
+    );
     assert_eq!(
         results[2]["attempt_errors"],
         serde_json::json!({"compile/type_mismatch": 3})
@@ -230,9 +318,45 @@ fn check_literals(r: &Value) {
     let per_model = [
         // successes, wilson low, high, API calls, cost, cost per success, iterations mean,
         // prompt, completion, cached, reasoning tokens, caught by the compiler, by validation
-        ("steady", 6, 0.609666, 1.0, 12, 0.024, Some(0.004), Some(1.0), [12000, 1200, 0, 0], 0, 0),
-        ("learner", 6, 0.609666, 1.0, 18, 0.1017, Some(0.01695), Some(2.0), [36000, 5400, 9000, 1800], 6, 0),
-        ("stubborn", 0, 0.0, 0.390334, 18, 0.0189, None, None, [27000, 3600, 0, 0], 0, 6),
+        (
+            "steady",
+            6,
+            0.609666,
+            1.0,
+            12,
+            0.024,
+            Some(0.004),
+            Some(1.0),
+            [12000, 1200, 0, 0],
+            0,
+            0,
+        ),
+        (
+            "learner",
+            6,
+            0.609666,
+            1.0,
+            18,
+            0.1017,
+            Some(0.01695),
+            Some(2.0),
+            [36000, 5400, 9000, 1800],
+            6,
+            0,
+        ),
+        (
+            "stubborn",
+            0,
+            0.0,
+            0.390334,
+            18,
+            0.0189,
+            None,
+            None,
+            [27000, 3600, 0, 0],
+            0,
+            6,
+        ),
     ];
     for (name, succ, lo, hi, calls, cost, per_success, iters, tokens, compiler, validation) in
         per_model
@@ -262,7 +386,11 @@ fn check_literals(r: &Value) {
             assert_eq!(s[*k].as_u64(), Some(v), "{name} {k}");
         }
         assert_eq!(s["caught"]["compiler"].as_u64(), Some(compiler), "{name}");
-        assert_eq!(s["caught"]["validation"].as_u64(), Some(validation), "{name}");
+        assert_eq!(
+            s["caught"]["validation"].as_u64(),
+            Some(validation),
+            "{name}"
+        );
     }
     close(&models["learner"]["caught_before_run"], 1.0, "learner");
     close(&models["stubborn"]["caught_before_run"], 0.0, "stubborn");
@@ -303,16 +431,35 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     let models = models_file(tmp.path(), &server.url());
     let m = models.to_str().unwrap();
     let common = [
-        "bench-agents", "--models", m, "--tasks", "select,histogram", "--trials", "3",
-        "--max-iterations", "3",
+        "bench-agents",
+        "--models",
+        m,
+        "--tasks",
+        "select,histogram",
+        "--trials",
+        "3",
+        "--max-iterations",
+        "3",
     ];
 
     // 1. The whole matrix, four cells at a time.
     let a = tmp.path().join("a");
     let t = Instant::now();
-    let out = ok(&xtask(&[&common[..], &["--out", a.to_str().unwrap(), "--concurrency", "4"]].concat()));
-    eprintln!("3 models x 2 tasks x 3 trials, --concurrency 4: {:.1} s", t.elapsed().as_secs_f64());
-    assert!(out.contains("18 of 18 in the matrix have a result"), "{out}");
+    let out = ok(&xtask(
+        &[
+            &common[..],
+            &["--out", a.to_str().unwrap(), "--concurrency", "4"],
+        ]
+        .concat(),
+    ));
+    eprintln!(
+        "3 models x 2 tasks x 3 trials, --concurrency 4: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(
+        out.contains("18 of 18 in the matrix have a result"),
+        "{out}"
+    );
     let ra = report(&a);
     check_literals(&ra);
     // The 429s and 503s were there and retried: more HTTP requests than calls.
@@ -336,7 +483,11 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     for plot in ["success", "errors", "cost", "pass_at_k"] {
         for ext in ["png", "svg"] {
             let p = a.join("plots").join(format!("{plot}.{ext}"));
-            assert!(std::fs::metadata(&p).unwrap().len() > 1000, "{}", p.display());
+            assert!(
+                std::fs::metadata(&p).unwrap().len() > 1000,
+                "{}",
+                p.display()
+            );
         }
     }
     for model in ["steady", "learner", "stubborn"] {
@@ -349,8 +500,17 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     // The same matrix one cell at a time: the same deterministic report.
     let e = tmp.path().join("e");
     let t = Instant::now();
-    ok(&xtask(&[&common[..], &["--out", e.to_str().unwrap(), "--concurrency", "1"]].concat()));
-    eprintln!("3 models x 2 tasks x 3 trials, --concurrency 1: {:.1} s", t.elapsed().as_secs_f64());
+    ok(&xtask(
+        &[
+            &common[..],
+            &["--out", e.to_str().unwrap(), "--concurrency", "1"],
+        ]
+        .concat(),
+    ));
+    eprintln!(
+        "3 models x 2 tasks x 3 trials, --concurrency 1: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(without_clock(report(&e)), without_clock(ra.clone()));
 
     // To look at the report and plots: HEP_BENCH_TEST_KEEP=DIR keeps a copy of the first run.
@@ -360,7 +520,13 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
 
     // 2. Re-scoring from the saved cells gives report.json byte for byte.
     let b = tmp.path().join("b");
-    ok(&xtask(&["bench-agents", "--rescore", a.to_str().unwrap(), "--out", b.to_str().unwrap()]));
+    ok(&xtask(&[
+        "bench-agents",
+        "--rescore",
+        a.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]));
     assert_eq!(
         std::fs::read(a.join("report.json")).unwrap(),
         std::fs::read(b.join("report.json")).unwrap()
@@ -371,16 +537,29 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     let requests_before = server.received().len();
     let c = tmp.path().join("c");
     let out = ok(&xtask(&[
-        "bench-agents", "--replay", a.to_str().unwrap(), "--out", c.to_str().unwrap(),
-        "--concurrency", "4",
+        "bench-agents",
+        "--replay",
+        a.to_str().unwrap(),
+        "--out",
+        c.to_str().unwrap(),
+        "--concurrency",
+        "4",
     ]));
     assert!(out.contains("replay: 18 of 18 cells reproduced"), "{out}");
-    assert_eq!(server.received().len(), requests_before, "a replay made a request");
+    assert_eq!(
+        server.received().len(),
+        requests_before,
+        "a replay made a request"
+    );
     assert_eq!(without_clock(report(&c)), without_clock(ra.clone()));
 
     // 4. SIGKILL mid-run, then --resume: every cell exactly once, the same report.
     let d = tmp.path().join("d");
-    let args = [&common[..], &["--out", d.to_str().unwrap(), "--concurrency", "1"]].concat();
+    let args = [
+        &common[..],
+        &["--out", d.to_str().unwrap(), "--concurrency", "1"],
+    ]
+    .concat();
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(&args)
         .stdout(std::process::Stdio::null())
@@ -396,7 +575,10 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     let deadline = Instant::now() + Duration::from_secs(300);
     while lines() < 4 {
         assert!(Instant::now() < deadline, "no progress");
-        assert!(child.try_wait().unwrap().is_none(), "finished before the kill");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // While it runs, a second run on the same directory is refused, naming the holder.
@@ -409,12 +591,21 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     let done = lines();
     assert!(done < 18, "all cells finished before the kill");
     let out = ok(&xtask(&[&args[..], &["--resume"]].concat()));
-    assert!(out.contains(&format!("{} cells ran now", 18 - done)), "{out}");
-    let cells = agent::bench::Dir { root: d.clone() }.load_results().unwrap();
+    assert!(
+        out.contains(&format!("{} cells ran now", 18 - done)),
+        "{out}"
+    );
+    let cells = agent::bench::Dir { root: d.clone() }
+        .load_results()
+        .unwrap();
     let mut keys: Vec<_> = cells.iter().map(|c| (&c.model, &c.task, c.trial)).collect();
     keys.sort();
     keys.dedup();
-    assert_eq!((cells.len(), keys.len()), (18, 18), "each cell exactly once");
+    assert_eq!(
+        (cells.len(), keys.len()),
+        (18, 18),
+        "each cell exactly once"
+    );
     assert_eq!(without_clock(report(&d)), without_clock(ra));
 }
 
@@ -428,25 +619,45 @@ fn bad_input_is_refused_before_anything_is_written() {
     let run = |models_text: &str, tasks: &str| {
         std::fs::write(&models, models_text).unwrap();
         let o = xtask(&[
-            "bench-agents", "--models", models.to_str().unwrap(), "--tasks", tasks,
-            "--out", out.to_str().unwrap(),
+            "bench-agents",
+            "--models",
+            models.to_str().unwrap(),
+            "--tasks",
+            tasks,
+            "--out",
+            out.to_str().unwrap(),
         ]);
         assert!(!o.status.success());
         assert!(!out.exists(), "something was written");
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     let e = run(&good.replace("cached_price", "cache_price"), "select");
-    assert!(e.contains("model 'learner' (line 8)") && e.contains("cache_price"), "{e}");
+    assert!(
+        e.contains("model 'learner' (line 8)") && e.contains("cache_price"),
+        "{e}"
+    );
     let e = run(&good.replacen("endpoint = ", "# endpoint = ", 1), "select");
-    assert!(e.contains("model 'steady'") && e.contains("endpoint"), "{e}");
+    assert!(
+        e.contains("model 'steady'") && e.contains("endpoint"),
+        "{e}"
+    );
     let remote = good.replacen(&server.url(), "https://api.example.com/v1", 1);
     let e = run(&remote, "select");
-    assert!(e.contains("model 'steady'") && e.contains("api_key_env"), "{e}");
+    assert!(
+        e.contains("model 'steady'") && e.contains("api_key_env"),
+        "{e}"
+    );
     let e = run(&good, "select,nonesuch");
     assert!(e.contains("task 'nonesuch'"), "{e}");
     // An endpoint that does not answer at all (nothing listens on port 9).
-    let e = run(&good.replacen(&server.url(), "http://127.0.0.1:9/v1", 1), "select");
-    assert!(e.contains("model 'steady'") && e.contains("does not answer"), "{e}");
+    let e = run(
+        &good.replacen(&server.url(), "http://127.0.0.1:9/v1", 1),
+        "select",
+    );
+    assert!(
+        e.contains("model 'steady'") && e.contains("does not answer"),
+        "{e}"
+    );
     assert!(!e.contains("panicked"), "{e}");
 }
 
@@ -461,8 +672,17 @@ fn a_spent_budget_ends_a_cell_and_max_cost_stops_starting_cells() {
     // is refused and the cell ends as `budget`, after exactly one API call.
     let a = tmp.path().join("a");
     ok(&xtask(&[
-        "bench-agents", "--models", m, "--tasks", "histogram", "--trials", "2",
-        "--cell-budget-tokens", "1000", "--out", a.to_str().unwrap(),
+        "bench-agents",
+        "--models",
+        m,
+        "--tasks",
+        "histogram",
+        "--trials",
+        "2",
+        "--cell-budget-tokens",
+        "1000",
+        "--out",
+        a.to_str().unwrap(),
     ]));
     let r = report(&a);
     let steady = &r["results"][0];
@@ -474,13 +694,27 @@ fn a_spent_budget_ends_a_cell_and_max_cost_stops_starting_cells() {
     // commit 0.008 + 0.004 > 0.01, so it and the three after it never start.
     let b = tmp.path().join("b");
     let out = ok(&xtask(&[
-        "bench-agents", "--models", m, "--tasks", "histogram", "--trials", "2",
-        "--cell-budget-usd", "0.004", "--max-cost", "0.01", "--out", b.to_str().unwrap(),
+        "bench-agents",
+        "--models",
+        m,
+        "--tasks",
+        "histogram",
+        "--trials",
+        "2",
+        "--cell-budget-usd",
+        "0.004",
+        "--max-cost",
+        "0.01",
+        "--out",
+        b.to_str().unwrap(),
     ]));
     assert!(out.contains("(4 not started: --max-cost)"), "{out}");
     let r = report(&b);
     assert_eq!(
-        (r["matrix"]["finished"].as_u64(), r["matrix"]["not_run"].as_u64()),
+        (
+            r["matrix"]["finished"].as_u64(),
+            r["matrix"]["not_run"].as_u64()
+        ),
         (Some(2), Some(4))
     );
     close(&r["models"]["steady"]["cost_usd"], 0.008, "spent");

@@ -55,15 +55,33 @@ impl Kind {
     /// One sentence per category, for the report.
     pub const ALL: [(Kind, &'static str); 10] = [
         (Kind::NoCode, "the answer had no code block"),
-        (Kind::Policy, "the screen or the build sandbox refused the code (which rule)"),
+        (
+            Kind::Policy,
+            "the screen or the build sandbox refused the code (which rule)",
+        ),
         (Kind::Compile, "rustc rejected the code (error group)"),
         (Kind::Runtime, "built, but the sandboxed run failed (how)"),
-        (Kind::Validation, "ran, but the output failed a check (which check)"),
-        (Kind::GaveUp, "the supervisor stopped (detail: the last attempt's failure)"),
-        (Kind::IterationCap, "the iteration cap was reached (detail: the last failure)"),
-        (Kind::LlmError, "the model could not be reached after retries"),
+        (
+            Kind::Validation,
+            "ran, but the output failed a check (which check)",
+        ),
+        (
+            Kind::GaveUp,
+            "the supervisor stopped (detail: the last attempt's failure)",
+        ),
+        (
+            Kind::IterationCap,
+            "the iteration cap was reached (detail: the last failure)",
+        ),
+        (
+            Kind::LlmError,
+            "the model could not be reached after retries",
+        ),
         (Kind::Budget, "the cell's token or USD budget was spent"),
-        (Kind::HarnessError, "the harness failed, confirmed by a probe: excluded from rates"),
+        (
+            Kind::HarnessError,
+            "the harness failed, confirmed by a probe: excluded from rates",
+        ),
     ];
 }
 
@@ -183,7 +201,9 @@ impl Cell {
     }
     /// Whether it counts in rates (everything but harness errors).
     pub fn scored(&self) -> bool {
-        self.category.as_ref().is_none_or(|c| c.kind != Kind::HarnessError)
+        self.category
+            .as_ref()
+            .is_none_or(|c| c.kind != Kind::HarnessError)
     }
     /// The cell without its clock: what replays must reproduce.
     pub fn deterministic(&self) -> Cell {
@@ -257,9 +277,9 @@ impl Cell {
 
 /// Whether any attempt's code passed the screen (so the build, at least, started on it).
 fn model_code_ran(records: &[Record]) -> bool {
-    records.iter().any(|r| {
-        matches!(r, Record::Attempt { code: Some(_), policy, .. } if policy.is_empty())
-    })
+    records
+        .iter()
+        .any(|r| matches!(r, Record::Attempt { code: Some(_), policy, .. } if policy.is_empty()))
 }
 
 fn attempt_score(r: &Record) -> Option<AttemptScore> {
@@ -283,11 +303,20 @@ fn attempt_score(r: &Record) -> Option<AttemptScore> {
         } else {
             Caught::Screen
         };
-        (Some(Category::new(Kind::Policy, v.kind.clone())), Some(caught))
+        (
+            Some(Category::new(Kind::Policy, v.kind.clone())),
+            Some(caught),
+        )
     } else if let Some(b) = build.as_ref().filter(|b| !b.ok) {
         let group = compile_group(b.error_codes.first().map(String::as_str), b.errors);
-        (Some(Category::new(Kind::Compile, group)), Some(Caught::Compiler))
-    } else if let Some(r) = run.as_ref().filter(|r| r.class != crate::sandbox::RunClass::Ok) {
+        (
+            Some(Category::new(Kind::Compile, group)),
+            Some(Caught::Compiler),
+        )
+    } else if let Some(r) = run
+        .as_ref()
+        .filter(|r| r.class != crate::sandbox::RunClass::Ok)
+    {
         (
             Some(Category::new(Kind::Runtime, runtime_detail(r.class))),
             Some(Caught::Runtime),
@@ -298,7 +327,10 @@ fn attempt_score(r: &Record) -> Option<AttemptScore> {
             .iter()
             .find(|c| !c.passed)
             .map_or("unknown".to_string(), |c| c.name.clone());
-        (Some(Category::new(Kind::Validation, check)), Some(Caught::Validation))
+        (
+            Some(Category::new(Kind::Validation, check)),
+            Some(Caught::Validation),
+        )
     } else {
         // It passed, or the harness failed before a verdict (the outcome says which).
         (None, None)
@@ -404,7 +436,10 @@ pub mod finite {
     pub mod vec {
         use super::*;
         pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
-            v.iter().map(|x| to_repr(*x)).collect::<Vec<_>>().serialize(s)
+            v.iter()
+                .map(|x| to_repr(*x))
+                .collect::<Vec<_>>()
+                .serialize(s)
         }
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
             Vec::<Repr>::deserialize(d)?
@@ -487,7 +522,10 @@ mod tests {
         };
         let with_code = [attempt_with_code(), harness_outcome()];
         assert_eq!(kind(&with_code, Some(Ok(()))), "runtime/broke_the_harness");
-        assert_eq!(kind(&with_code, Some(Err("no rustc".into()))), "harness_error");
+        assert_eq!(
+            kind(&with_code, Some(Err("no rustc".into()))),
+            "harness_error"
+        );
         // No model code ran (the task's input was missing, say): the harness's, probe or not.
         assert_eq!(kind(&[harness_outcome()], Some(Ok(()))), "harness_error");
         // A trajectory without an outcome did not finish.

@@ -217,7 +217,9 @@ impl Dir {
     pub fn save_config(&self, c: &Config) -> std::io::Result<()> {
         write_atomic(
             &self.config(),
-            serde_json::to_string_pretty(c).expect("a config serialises").as_bytes(),
+            serde_json::to_string_pretty(c)
+                .expect("a config serialises")
+                .as_bytes(),
         )
     }
 
@@ -347,7 +349,8 @@ pub fn preflight(spec: &ModelSpec) -> Result<(), String> {
     let mut config = spec.config();
     config.max_retries = config.max_retries.min(2);
     config.timeout_s = config.timeout_s.min(60.0);
-    let mut llm = HttpLlm::new(config.clone()).map_err(|e| format!("model '{}': {e}", spec.name))?;
+    let mut llm =
+        HttpLlm::new(config.clone()).map_err(|e| format!("model '{}': {e}", spec.name))?;
     match llm.chat(&[Message::user(PREFLIGHT)], 0) {
         Ok(_) => Ok(()),
         Err(LlmError::Status { status, body, .. }) if (400..500).contains(&status) => Err(format!(
@@ -394,14 +397,18 @@ pub fn probe(toolchain: &Toolchain, limits: &Limits) -> Result<(), String> {
     let out = dir.out().join("output.json");
     let report = crate::sandbox::run(&dir, &[dir.input("input.json"), out], limits);
     if report.class != crate::sandbox::RunClass::Ok {
-        return Err(format!("the known-good probe stage ran as {:?}", report.class));
+        return Err(format!(
+            "the known-good probe stage ran as {:?}",
+            report.class
+        ));
     }
     Ok(())
 }
 
 /// A stage that is right by construction (its answer is not checked, only that it builds
 /// and runs).
-const PROBE_STAGE: &str = "use stage_api::{Binning, Diphotons, Histogram, MakeHistogram, StageError};\n\
+const PROBE_STAGE: &str =
+    "use stage_api::{Binning, Diphotons, Histogram, MakeHistogram, StageError};\n\
 pub struct Stage;\n\
 impl MakeHistogram for Stage {\n\
     fn histogram(&self, _d: &Diphotons, b: &Binning) -> Result<Histogram, StageError> {\n\
@@ -503,8 +510,14 @@ pub fn run(
     let mut gates: BTreeMap<String, Arc<Gate>> = BTreeMap::new();
     for m in &config.models {
         let url = m.config().public_url();
-        let on_it = config.models.iter().filter(|o| o.config().public_url() == url);
-        let rpm = on_it.clone().filter_map(|o| o.requests_per_minute).reduce(f64::min);
+        let on_it = config
+            .models
+            .iter()
+            .filter(|o| o.config().public_url() == url);
+        let rpm = on_it
+            .clone()
+            .filter_map(|o| o.requests_per_minute)
+            .reduce(f64::min);
         let conc = on_it.filter_map(|o| o.max_concurrent).min();
         gates
             .entry(url)
@@ -548,7 +561,9 @@ pub fn run(
                     }
                     key
                 };
-                let cell = run_cell(config, dir, toolchain, opts, &key, slot, spend, gates, cores);
+                let cell = run_cell(
+                    config, dir, toolchain, opts, &key, slot, spend, gates, cores,
+                );
                 let mut sp = spend.lock().unwrap_or_else(|p| p.into_inner());
                 sp.in_flight.remove(&slot);
                 match cell {
@@ -637,7 +652,9 @@ fn run_cell(
             }
             None => {
                 let gate = gates[&config.public_url()].clone();
-                let http = HttpLlm::new(config).map_err(|e| e.to_string())?.with_gate(gate);
+                let http = HttpLlm::new(config)
+                    .map_err(|e| e.to_string())?
+                    .with_gate(gate);
                 let secrets = http.secrets();
                 Box::new(Recorder::new(http, &cassette, secrets).map_err(|e| e.to_string())?)
             }
@@ -652,12 +669,15 @@ fn run_cell(
         Some(s) => Some(client(config.model(s).expect("checked when loaded"))?),
         None => None,
     };
-    let secrets: Vec<String> = [Some(spec), spec.supervisor.as_deref().and_then(|s| config.model(s))]
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.api_key_env.as_ref())
-        .filter_map(|v| std::env::var(v).ok())
-        .collect();
+    let secrets: Vec<String> = [
+        Some(spec),
+        spec.supervisor.as_deref().and_then(|s| config.model(s)),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|m| m.api_key_env.as_ref())
+    .filter_map(|v| std::env::var(v).ok())
+    .collect();
     let traj_path = cell_dir.join("trajectory.jsonl");
     let mut traj = Trajectory::create(Some(&traj_path), secrets).map_err(|e| io(&traj_path, e))?;
     let variant = task.draw(config.seed, *trial);
@@ -725,7 +745,9 @@ fn run_cell(
     for t in &outcome.timings {
         clock.build_s += t.build_s.unwrap_or(0.0);
         clock.run_s += t.run_s.unwrap_or(0.0);
-        clock.check_s.push(t.build_s.unwrap_or(0.0) + t.run_s.unwrap_or(0.0));
+        clock
+            .check_s
+            .push(t.build_s.unwrap_or(0.0) + t.run_s.unwrap_or(0.0));
     }
     clock.error = match (&outcome.error, probe) {
         (Some(e), Some(Err(p))) => Some(format!("{e} (probe: {p})")),
@@ -775,7 +797,10 @@ mod tests {
         let he = Some(cell::Kind::HarnessError);
         // Trial 0 done; trial 1 a harness error once: rerun.
         let results = vec![line(0, None), line(1, he)];
-        assert_eq!(unfinished(&c, &results), vec![("m".into(), "histogram".into(), 1)]);
+        assert_eq!(
+            unfinished(&c, &results),
+            vec![("m".into(), "histogram".into(), 1)]
+        );
         // Three harness errors: no more reruns; the report counts it apart.
         let results = vec![line(0, None), line(1, he), line(1, he), line(1, he)];
         assert!(unfinished(&c, &results).is_empty());
@@ -813,7 +838,11 @@ mod tests {
         assert_eq!((merged.trials, merged.tasks.len()), (3, 2));
         let mut other = config();
         other.models[0].price = Some([1.0, 1.0]);
-        assert!(old.clone().merge(other).unwrap_err().contains("model 'm' differs"));
+        assert!(old
+            .clone()
+            .merge(other)
+            .unwrap_err()
+            .contains("model 'm' differs"));
         let mut other = config();
         other.seed = 1;
         assert!(old.merge(other).unwrap_err().contains("--seed"));

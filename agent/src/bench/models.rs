@@ -113,7 +113,11 @@ impl ModelsFile {
                 .iter()
                 .rfind(|m| m.span().start <= start)
                 .map_or("models file".to_string(), label);
-            return Err(format!("{owner}, line {}: {}", line(start), e.message().trim()));
+            return Err(format!(
+                "{owner}, line {}: {}",
+                line(start),
+                e.message().trim()
+            ));
         }
         let mut models = Vec::new();
         for entry in raw.model {
@@ -183,7 +187,10 @@ impl ModelSpec {
         if self.cached_price.is_some() && self.price.is_none() {
             return Err("cached_price without price".into());
         }
-        if self.requests_per_minute.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        if self
+            .requests_per_minute
+            .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+        {
             return Err("requests_per_minute must be positive".into());
         }
         if self.max_concurrent == Some(0) {
@@ -255,18 +262,45 @@ supervisor = "a"
         let f = ModelsFile::parse(GOOD, true).unwrap();
         assert_eq!(f.models.len(), 2);
         assert_eq!(f.get("b").unwrap().config().temperature, Some(0.0));
-        assert_eq!(f.get("a").unwrap().config().price_per_mtok, Some((1.0, 2.0)));
+        assert_eq!(
+            f.get("a").unwrap().config().price_per_mtok,
+            Some((1.0, 2.0))
+        );
     }
 
     #[test]
     fn every_mistake_names_the_model_or_the_line() {
         let cases = [
-            (GOOD.replace("price =", "prise ="), "model 'a' (line 2)", "prise"),
-            (GOOD.replace("endpoint = \"http://localhost:9/v1\"\n", ""), "model 'b' (line 8)", "endpoint"),
-            (GOOD.replace("supervisor = \"a\"", "supervisor = \"z\""), "model 'b'", "'z'"),
-            (GOOD.replace("name = \"b\"", "name = \"a\""), "model 'a' (line 8)", "twice"),
-            (GOOD.replace("name = \"b\"", "name = \"b/c\""), "model 'b/c'", "folder"),
-            (GOOD.replace("[1.0, 2.0]", "[1.0, -2.0]"), "model 'a'", "negative"),
+            (
+                GOOD.replace("price =", "prise ="),
+                "model 'a' (line 2)",
+                "prise",
+            ),
+            (
+                GOOD.replace("endpoint = \"http://localhost:9/v1\"\n", ""),
+                "model 'b' (line 8)",
+                "endpoint",
+            ),
+            (
+                GOOD.replace("supervisor = \"a\"", "supervisor = \"z\""),
+                "model 'b'",
+                "'z'",
+            ),
+            (
+                GOOD.replace("name = \"b\"", "name = \"a\""),
+                "model 'a' (line 8)",
+                "twice",
+            ),
+            (
+                GOOD.replace("name = \"b\"", "name = \"b/c\""),
+                "model 'b/c'",
+                "folder",
+            ),
+            (
+                GOOD.replace("[1.0, 2.0]", "[1.0, -2.0]"),
+                "model 'a'",
+                "negative",
+            ),
             (
                 GOOD.replace("http://127.0.0.1:9/v1", "https://api.example.com/v1"),
                 "model 'a'",
@@ -280,11 +314,18 @@ supervisor = "a"
                 "model 'a'",
                 "HEP_BENCH_UNSET_KEY_VAR",
             ),
-            ("[[model]]\nname = \"x\"\nendpoint = 3\n".to_string(), "model 'x' (line 1), line 3", "string"),
+            (
+                "[[model]]\nname = \"x\"\nendpoint = 3\n".to_string(),
+                "model 'x' (line 1), line 3",
+                "string",
+            ),
         ];
         for (text, who, what) in cases {
             let e = ModelsFile::parse(&text, true).unwrap_err();
-            assert!(e.contains(who) && e.contains(what), "{e:?} lacks {who:?} / {what:?}");
+            assert!(
+                e.contains(who) && e.contains(what),
+                "{e:?} lacks {who:?} / {what:?}"
+            );
         }
         // Replaying needs no keys.
         let remote = GOOD.replace("http://127.0.0.1:9/v1", "https://api.example.com/v1");
@@ -300,7 +341,10 @@ mod example {
         let f = super::ModelsFile::parse(text, false).unwrap();
         assert_eq!(f.models.len(), 5);
         assert_eq!(
-            f.get("gpt-oss-with-supervisor").unwrap().supervisor.as_deref(),
+            f.get("gpt-oss-with-supervisor")
+                .unwrap()
+                .supervisor
+                .as_deref(),
             Some("gpt-5-mini")
         );
     }

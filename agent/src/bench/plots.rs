@@ -5,8 +5,8 @@
 use super::cell::Kind;
 use super::report::Report;
 use plotters::coord::Shift;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 type Res = Result<(), String>;
@@ -59,9 +59,8 @@ where
         .build_cartesian_2d(0.0..nt as f64, 0.0..nm as f64)
         .map_err(err)?;
     // The names centred on their rows and columns (the axis labels would sit on the edges).
-    let anchored = |h: HPos| {
-        TextStyle::from(("sans-serif", 17).into_font()).pos(Pos::new(h, VPos::Center))
-    };
+    let anchored =
+        |h: HPos| TextStyle::from(("sans-serif", 17).into_font()).pos(Pos::new(h, VPos::Center));
     for (i, t) in tasks.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
         root.draw(&Text::new(t.clone(), (x, y + 20), anchored(HPos::Center)))
@@ -95,7 +94,12 @@ where
             .map_err(err)?;
         let (cx, cy) = chart.backend_coord(&(x as f64 + 0.5, y as f64 + 0.5));
         let lines = [
-            format!("{}/{} = {:.0} %", p.stats.successes, p.stats.trials, 100.0 * rate),
+            format!(
+                "{}/{} = {:.0} %",
+                p.stats.successes,
+                p.stats.trials,
+                100.0 * rate
+            ),
             format!(
                 "[{:.0}–{:.0} %]",
                 100.0 * p.stats.wilson95[0],
@@ -105,8 +109,12 @@ where
         for (i, line) in lines.iter().enumerate() {
             let style = TextStyle::from(("sans-serif", 20).into_font())
                 .pos(Pos::new(HPos::Center, VPos::Center));
-            root.draw(&Text::new(line.clone(), (cx, cy - 12 + 24 * i as i32), style))
-                .map_err(err)?;
+            root.draw(&Text::new(
+                line.clone(),
+                (cx, cy - 12 + 24 * i as i32),
+                style,
+            ))
+            .map_err(err)?;
         }
     }
     root.present().map_err(err)
@@ -213,13 +221,14 @@ where
     let points: Vec<(String, f64, f64, [f64; 2])> = r
         .models
         .iter()
-        .filter_map(|(m, s)| {
-            Some((m.clone(), s.cost_per_cell?, s.success_rate?, s.wilson95))
-        })
+        .filter_map(|(m, s)| Some((m.clone(), s.cost_per_cell?, s.success_rate?, s.wilson95)))
         .collect();
     let xmax = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-6) * 1.3;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Cost per cell vs success rate (Pareto front joined)", ("sans-serif", 24))
+        .caption(
+            "Cost per cell vs success rate (Pareto front joined)",
+            ("sans-serif", 24),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -278,7 +287,13 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(err)?;
-    let kmax = r.models.values().map(|s| s.pass_at_k.len()).max().unwrap_or(1).max(1) as f64;
+    let kmax = r
+        .models
+        .values()
+        .map(|s| s.pass_at_k.len())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption("pass@k (mean over tasks)", ("sans-serif", 24))
         .margin(15)

@@ -244,7 +244,12 @@ fn clock(config: &Config, cells: &[Cell]) -> Clock {
         models,
         caught_s: Caught::ALL
             .iter()
-            .map(|w| (w.name().to_string(), caught.get(w.name()).and_then(|v| centre(v))))
+            .map(|w| {
+                (
+                    w.name().to_string(),
+                    caught.get(w.name()).and_then(|v| centre(v)),
+                )
+            })
             .collect(),
     }
 }
@@ -314,25 +319,41 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let _ = writeln!(md, "\n## pass@k and pass^k (mean over tasks)\n");
-    let kmax = r.models.values().map(|s| s.pass_at_k.len()).max().unwrap_or(0) as u64;
+    let kmax = r
+        .models
+        .values()
+        .map(|s| s.pass_at_k.len())
+        .max()
+        .unwrap_or(0) as u64;
     let ks: Vec<String> = (1..=kmax)
         .flat_map(|k| [format!("pass@{k}"), format!("pass^{k}")])
         .collect();
-    header(&mut md, "model", &ks.iter().map(String::as_str).collect::<Vec<_>>());
+    header(
+        &mut md,
+        "model",
+        &ks.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     for mo in &models {
         let s = &r.models[*mo];
         let row: Vec<String> = (1..=kmax)
             .flat_map(|k| {
                 [
-                    s.pass_at_k.get(&k).map_or("–".into(), |v| format!("{v:.2}")),
-                    s.pass_all_k.get(&k).map_or("–".into(), |v| format!("{v:.2}")),
+                    s.pass_at_k
+                        .get(&k)
+                        .map_or("–".into(), |v| format!("{v:.2}")),
+                    s.pass_all_k
+                        .get(&k)
+                        .map_or("–".into(), |v| format!("{v:.2}")),
                 ]
             })
             .collect();
         let _ = writeln!(md, "| {mo} | {} |", row.join(" | "));
     }
 
-    let _ = writeln!(md, "\n## Error distribution (final cause of failed cells)\n");
+    let _ = writeln!(
+        md,
+        "\n## Error distribution (final cause of failed cells)\n"
+    );
     let kinds: Vec<&str> = Kind::ALL.iter().map(|(k, _)| k.name()).collect();
     header(&mut md, "model", &kinds);
     for mo in &models {
@@ -404,7 +425,11 @@ pub fn markdown(r: &Report) -> String {
     cols.extend(tasks.iter().map(|t| format!("{t}: API calls")));
     cols.push("cost per success".into());
     cols.push("tokens (prompt / completion / cached / reasoning)".into());
-    header(&mut md, "model", &cols.iter().map(String::as_str).collect::<Vec<_>>());
+    header(
+        &mut md,
+        "model",
+        &cols.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     for mo in &models {
         let s = &r.models[*mo];
         let mut row: Vec<String> = tasks
@@ -425,8 +450,15 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let _ = writeln!(md, "\n## Time per cell (clock, mean seconds)\n");
-    header(&mut md, "model", &["LLM", "build", "run", "cell", "HTTP requests"]);
-    for (mo, t) in models.iter().filter_map(|m| Some((m, r.clock.models.get(*m)?))) {
+    header(
+        &mut md,
+        "model",
+        &["LLM", "build", "run", "cell", "HTTP requests"],
+    );
+    for (mo, t) in models
+        .iter()
+        .filter_map(|m| Some((m, r.clock.models.get(*m)?)))
+    {
         let _ = writeln!(
             md,
             "| {mo} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
@@ -438,7 +470,15 @@ pub fn markdown(r: &Report) -> String {
     header(
         &mut md,
         "model",
-        &["task", "trial", "variant", "outcome", "iterations", "API calls", "cost"],
+        &[
+            "task",
+            "trial",
+            "variant",
+            "outcome",
+            "iterations",
+            "API calls",
+            "cost",
+        ],
     );
     for c in &r.cells {
         let variant: Vec<String> = c.variant.iter().map(|(k, v)| format!("{k}={v}")).collect();
