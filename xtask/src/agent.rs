@@ -91,6 +91,23 @@ fn parse_price(s: &str) -> Result<(f64, f64), String> {
     Ok((p(a)?, p(b)?))
 }
 
+/// This machine's sandbox, or an error when it cannot keep model code from the user's files
+/// and the network and `allow_weak` was not given.
+pub(crate) fn require_sandbox(allow_weak: bool) -> anyhow::Result<&'static Isolation> {
+    let iso = Isolation::current();
+    // Landlock keeps the code from your files, seccomp from sockets; namespaces add a private
+    // /proc and the kill-everything init, and are reported but not required.
+    if !(allow_weak || iso.landlock_abi.is_some() && iso.seccomp) {
+        bail!(
+            "this machine cannot keep model-written code from your files and the network \
+             (Landlock: {}, seccomp: {}); rerun with --allow-weak-sandbox to run it anyway",
+            iso.landlock_abi.is_some(),
+            iso.seccomp
+        );
+    }
+    Ok(iso)
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = Task::load(&args.task).map_err(anyhow::Error::msg)?;
     let mut config = LlmConfig::new(&args.endpoint, &args.model);
@@ -139,18 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let secrets: Vec<String> = std::env::var(&args.api_key_env).ok().into_iter().collect();
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 
-    let iso = Isolation::current();
-    // Landlock keeps the code from your files, seccomp from sockets; namespaces add a private
-    // /proc and the kill-everything init, and are reported but not required.
-    let strong = iso.landlock_abi.is_some() && iso.seccomp;
-    if !strong && !args.allow_weak_sandbox {
-        bail!(
-            "this machine cannot keep model-written code from your files and the network \
-             (Landlock: {}, seccomp: {}); rerun with --allow-weak-sandbox to run it anyway",
-            iso.landlock_abi.is_some(),
-            iso.seccomp
-        );
-    }
+    let iso = require_sandbox(args.allow_weak_sandbox)?;
     eprintln!(
         "sandbox (build and run): namespaces {}, landlock {}, network blocked by {}, control \
          groups {}{}",

@@ -5,7 +5,7 @@
 
 use agent::bench::models::ModelsFile;
 use agent::bench::{self, report, Budget, Config, Dir, Event, RunOptions};
-use agent::sandbox::{Isolation, Limits};
+use agent::sandbox::Limits;
 use agent::stage_crate::Toolchain;
 use agent::task::{Task, BUILT_IN};
 use anyhow::{anyhow, bail, Context};
@@ -84,15 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--max-cost must be a positive number of USD");
         }
     }
-    let iso = Isolation::current();
-    if !(iso.landlock_abi.is_some() && iso.seccomp) && !args.allow_weak_sandbox {
-        bail!(
-            "this machine cannot keep model-written code from your files and the network \
-             (Landlock: {}, seccomp: {}); rerun with --allow-weak-sandbox to run it anyway",
-            iso.landlock_abi.is_some(),
-            iso.seccomp
-        );
-    }
+    crate::agent::require_sandbox(args.allow_weak_sandbox)?;
     if args.replay.is_none() {
         for m in &config.models {
             eprintln!("checking {} ({} at {})", m.name, m.model, m.endpoint);

@@ -81,7 +81,7 @@ fn answer(body: &Value, seen: &Mutex<HashMap<String, u32>>) -> MockReply {
     };
     if n == 0 {
         // The first time a body arrives it is refused; the client's retry gets the answer.
-        let status = if body.to_string().len() % 2 == 0 {
+        let status = if body.to_string().len().is_multiple_of(2) {
             429
         } else {
             503
@@ -216,7 +216,8 @@ fn check_literals(r: &Value) {
 
     // (model, task) → successes, rate, wilson low, wilson high, pass@k (k = 1..3),
     // mean API calls, cost, errors.
-    let want: [(&str, &str, u64, f64, f64, f64, f64, f64, f64, &str); 6] = [
+    type Row<'a> = (&'a str, &'a str, u64, f64, f64, f64, f64, f64, f64, &'a str);
+    let want: [Row; 6] = [
         (
             "steady", "select", 3, 1.0, 0.438503, 1.0, 1.0, 2.0, 0.012, "{}",
         ),

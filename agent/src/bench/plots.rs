@@ -88,7 +88,7 @@ where
         let corners = [(x as f64, y as f64), (x as f64 + 1.0, y as f64 + 1.0)];
         chart
             .draw_series([
-                Rectangle::new(corners.clone(), colour.filled()),
+                Rectangle::new(corners, colour.filled()),
                 Rectangle::new(corners, BLACK.stroke_width(1)),
             ])
             .map_err(err)?;
