@@ -208,6 +208,20 @@ impl Task {
                 (to_json(&i), serde_json::to_value(&f).expect("plain data"))
             }
         };
+        // The reference must pass its own validation (JSON has no NaN: a reference with a
+        // non-finite value would not read back), or no answer could.
+        let own = crate::validate::validate(
+            self.stage,
+            &reference.to_string(),
+            Some(&reference),
+            &self.tolerances,
+        );
+        if !own.passed {
+            return Err(format!(
+                "the reference output for these parameters does not validate against itself: {}",
+                own.details()
+            ));
+        }
         Ok(Prepared {
             input,
             reference: with_reference.then_some(reference),

@@ -116,7 +116,20 @@ fn checks<T: serde::de::DeserializeOwned>(
     };
     sanity(c, &out);
     if let Some(r) = reference {
-        let r: T = serde_json::from_value(r.clone()).expect("the reference has the stage's type");
+        let r: T = match serde_json::from_value(r.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                // Task::prepare refuses such a reference before any model sees the task.
+                let detail = format!("the reference is not a valid {} document: {e}", kind.name());
+                c.add(
+                    "reference parses",
+                    false,
+                    detail,
+                    "the harness failed".into(),
+                );
+                return;
+            }
+        };
         compare(c, &out, &r, tol);
     }
 }

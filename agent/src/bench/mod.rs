@@ -561,9 +561,29 @@ pub fn run(
                     }
                     key
                 };
-                let cell = run_cell(
-                    config, dir, toolchain, opts, &key, slot, spend, gates, cores,
-                );
+                // A panic anywhere in a cell is the harness's failure, recorded as such; the
+                // other cells go on.
+                let cell = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_cell(
+                        config, dir, toolchain, opts, &key, slot, spend, gates, cores,
+                    )
+                }))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    let variant = config.task(&key.1).map(|t| t.draw(config.seed, key.2));
+                    let mut cell = Cell::score(
+                        (&key.0, &key.1, key.2),
+                        variant.unwrap_or_default(),
+                        &[],
+                        None,
+                    );
+                    cell.clock.error = Some(format!("the harness panicked: {what}"));
+                    Ok(cell)
+                });
                 let mut sp = spend.lock().unwrap_or_else(|p| p.into_inner());
                 sp.in_flight.remove(&slot);
                 match cell {
