@@ -255,6 +255,10 @@ fn new_config(args: &Args) -> anyhow::Result<Config> {
 
 fn rescore(from: &Path, out: Option<&Path>) -> anyhow::Result<()> {
     let out = out.unwrap_or(from);
+    // A benchmark is there before anything is locked or written.
+    Dir { root: from.into() }
+        .load_config()
+        .map_err(|e| anyhow!("--rescore: {e}"))?;
     // Not while a run writes there.
     let _lock = dirlock::DirLock::acquire(out)?;
     let _source_lock = if same_dir(from, out) {
