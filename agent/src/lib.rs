@@ -8,7 +8,8 @@
 //! * [`prompts`]: the prompt templates (`templates/prompts/*.md`);
 //! * [`check`]: one answer's code through screen, build, sandbox and validation;
 //! * [`policy`]: a fast static screen of generated code;
-//! * [`stage_crate`]: the generated stage as a crate, compiled against `analysis`;
+//! * [`stage_crate`]: the generated stage as a crate, compiled against `stage-api`;
+//! * [`stage_run`]: a built stage run in the sandbox per batch (`analyze --stage`);
 //! * [`sandbox`]: running the compiled stage with limits and without network or secrets;
 //! * [`validate`]: the stage's output against the reference's, with tolerances;
 //! * [`trajectory`]: every call and attempt as JSONL;
@@ -26,6 +27,7 @@ pub mod prompts;
 pub mod run;
 pub mod sandbox;
 pub mod stage_crate;
+pub mod stage_run;
 pub mod task;
 pub mod trajectory;
 pub mod validate;

@@ -22,6 +22,7 @@ pub mod measure;
 pub mod plot;
 pub mod rng;
 pub mod rootio;
+pub mod rules;
 pub mod select;
 pub mod stage;
 pub mod workflow;

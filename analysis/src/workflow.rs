@@ -1,5 +1,8 @@
-//! The workflow engine: files → batches of events → select → histogram → fit → measure, with
-//! any [stage](crate::stage) implementations, in parallel and deterministically.
+//! The analysis chain: files → batches of events → select → histogram → fit → measure, with
+//! any [stage](crate::stage) implementations, in parallel and deterministically. The steps are
+//! the building blocks of the rules ([`crate::rules`], run by the `flow` engine with
+//! content-hash reruns and provenance: how `cargo xtask analyze` runs) and of [`run`], the same
+//! chain in memory in one call (fit toys, tests).
 //!
 //! Every input file is cut into basket-aligned entry ranges; the ranges are selected in
 //! parallel (rayon) and their outputs merged in file and range order, so the result is the same
@@ -15,11 +18,25 @@ use crate::select::{CutFlow, Cuts};
 use crate::stage::{Fit, MakeHistogram, Measure, Select, SelectOutput, STAGE_API_VERSION};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Version of the `results.json` layout.
-pub const RESULTS_FORMAT_VERSION: u32 = 1;
+/// Version of the `results.json` layout (2: `provenance.rules` replaces the commit).
+pub const RESULTS_FORMAT_VERSION: u32 = 2;
+
+/// The implementation identity of each step's reference code: a hash of the source files the
+/// step runs, computed by `build.rs` (so a rule reruns when its own code changes, not on every
+/// commit).
+pub mod identity {
+    pub const INSPECT: &str = env!("HGG_IMPL_INSPECT");
+    pub const SELECT: &str = env!("HGG_IMPL_SELECT");
+    pub const HISTOGRAM: &str = env!("HGG_IMPL_HISTOGRAM");
+    pub const MERGE: &str = env!("HGG_IMPL_MERGE");
+    pub const FIT: &str = env!("HGG_IMPL_FIT");
+    pub const MEASURE: &str = env!("HGG_IMPL_MEASURE");
+    pub const RESULTS: &str = env!("HGG_IMPL_RESULTS");
+    pub const PLOTS: &str = env!("HGG_IMPL_PLOTS");
+}
 
 /// Everything that configures a run, as data (written into the results' provenance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,6 +74,11 @@ pub struct InputFile {
     pub path: String,
     pub role: String,
     pub release: Release,
+    /// The tree's title, as the file says it.
+    pub title: String,
+    /// Whether the file says it is SYNTHETIC (its tree title; or its name, for files written
+    /// without a title).
+    pub synthetic: bool,
     pub entries: u64,
     pub bytes: u64,
     /// BLAKE3 hash of the file's content.
@@ -64,14 +86,24 @@ pub struct InputFile {
     pub cut_flow: CutFlow,
 }
 
-/// How the result was made.
+/// What made one step's output: the implementation that ran and, when the step ran as a rule,
+/// its provenance record (a path relative to the output folder).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub implementation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+}
+
+/// How the result was made: only what the inputs, parameters and code determine (no clocks,
+/// no host — those are in the records), so identical work gives identical bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     pub inputs: Vec<InputFile>,
     pub config: AnalysisConfig,
-    /// The code that ran (crate version and git commit, as given by the caller).
-    pub code_version: String,
     pub stage_api_version: u32,
+    /// Step (rule) name → what ran.
+    pub rules: BTreeMap<String, RuleRef>,
 }
 
 /// What `cargo xtask analyze` writes to `results.json`.
@@ -114,56 +146,114 @@ pub enum WorkflowError {
         path: String,
         source: std::io::Error,
     },
+    /// A rule of the flow engine failed (its message names the rule and the file).
+    #[error(transparent)]
+    Flow(#[from] flow::FlowError),
 }
 
 /// The four stages a run uses; [`crate::stage::Reference`] is all of them.
 pub trait Stages: Select + MakeHistogram + Fit + Measure + Sync {}
 impl<T: Select + MakeHistogram + Fit + Measure + Sync> Stages for T {}
 
-struct Task {
-    file: usize,
-    range: Range<u64>,
-}
-
-/// Selects every batch of `files`, in parallel; outputs per file, in order.
-fn select_files(
-    files: &[EventFile],
-    cfg: &AnalysisConfig,
-    stages: &impl Stages,
+/// Selects every batch of `file` in parallel and merges them in range order.
+pub fn select_file(
+    file: &EventFile,
+    cuts: &Cuts,
+    batch_entries: u64,
+    stage: &(dyn Select + Sync),
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<SelectOutput>, WorkflowError> {
-    let mut tasks = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        for range in f.chunks(cfg.batch_entries)? {
-            tasks.push(Task { file: i, range });
-        }
-    }
-    let outputs: Vec<SelectOutput> = tasks
+) -> Result<SelectOutput, WorkflowError> {
+    let ranges = file.chunks(batch_entries)?;
+    let outputs: Vec<SelectOutput> = ranges
         .par_iter()
-        .map(|t| {
-            let f = &files[t.file];
-            let events = f.read(t.range.clone())?;
-            let out = stages
-                .select(&events, &cfg.cuts)
+        .map(|range| {
+            let events = file.read(range.clone())?;
+            let out = stage
+                .select(&events, cuts)
                 .map_err(|e| WorkflowError::Stage {
-                    file: f.ntuple().path().display().to_string(),
+                    file: file.ntuple().path().display().to_string(),
                     stage: "select",
                     message: e.message,
                 })?;
-            progress(t.range.end - t.range.start);
+            progress(range.end - range.start);
             Ok(out)
         })
         .collect::<Result<_, WorkflowError>>()?;
-    // Merge in task order: the same floating-point sums whatever the thread count.
-    let mut per_file: Vec<SelectOutput> = files.iter().map(|_| SelectOutput::default()).collect();
-    for (t, o) in tasks.iter().zip(outputs) {
-        per_file[t.file].diphotons.extend(&o.diphotons);
-        per_file[t.file].cut_flow.add(&o.cut_flow);
+    // Merge in range order: the same floating-point sums whatever the thread count.
+    let mut all = SelectOutput::default();
+    for o in outputs {
+        all.diphotons.extend(&o.diphotons);
+        all.cut_flow.add(&o.cut_flow);
     }
-    Ok(per_file)
+    Ok(all)
 }
 
-fn hash(path: &std::path::Path) -> Result<(String, u64), WorkflowError> {
+/// Whether a file says it is SYNTHETIC: its tree title, or (for files written by tools that
+/// set no title, such as the test fixtures) its name.
+pub fn is_synthetic(file: &EventFile) -> bool {
+    let name = file
+        .ntuple()
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    file.ntuple().title().contains("SYNTHETIC") || name.contains("SYNTHETIC")
+}
+
+/// The histograms of several files summed bin by bin, in the given (file) order.
+pub fn merge_histograms(parts: &[Histogram], binning: &Binning) -> Histogram {
+    let mut all = Histogram::new(*binning);
+    for h in parts {
+        all.add(h);
+    }
+    all
+}
+
+/// The data fit: the DSCB tails from the signal MC when there is one, then the fit.
+pub fn fit_data(
+    model: &FitModel,
+    data: &Histogram,
+    signal_mc: Option<&Histogram>,
+    stage: &dyn Fit,
+) -> Result<FitResult, WorkflowError> {
+    let mut model = *model;
+    if let Some(h) = signal_mc {
+        model.dscb_tails =
+            crate::fit::fit_signal_tails(&model, h).map_err(|e| WorkflowError::Summary {
+                stage: "fit",
+                message: e.to_string(),
+            })?;
+    }
+    stage.fit(&model, data).map_err(|e| WorkflowError::Summary {
+        stage: "fit",
+        message: e.message,
+    })
+}
+
+/// σ×B, ε×A and μ from the fit and the signal MC's histogram.
+pub fn measure(
+    fit: &FitResult,
+    signal_mc: &Histogram,
+    xsection_pb: f64,
+    lumi_pb: f64,
+    stage: &dyn Measure,
+) -> Result<Measurement, WorkflowError> {
+    let input = MeasureInput {
+        fit: fit.clone(),
+        signal_mc: SignalMc {
+            weighted_yield: signal_mc.integral(),
+            sumw2: signal_mc.sumw2.iter().sum(),
+            xsection_pb,
+        },
+        lumi_pb,
+    };
+    stage.measure(&input).map_err(|e| WorkflowError::Summary {
+        stage: "measure",
+        message: e.message,
+    })
+}
+
+pub(crate) fn hash(path: &std::path::Path) -> Result<(String, u64), WorkflowError> {
     let io = |source| WorkflowError::Io {
         path: path.display().to_string(),
         source,
@@ -183,14 +273,8 @@ pub fn count_entries(inputs: &Inputs) -> Result<u64, WorkflowError> {
     Ok(n)
 }
 
-/// Runs the whole chain. `progress` is told how many entries each finished batch held.
-pub fn run(
-    inputs: &Inputs,
-    cfg: &AnalysisConfig,
-    stages: &impl Stages,
-    code_version: &str,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<AnalysisResult, WorkflowError> {
+/// Checks the configuration before any file is read.
+pub fn check_config(inputs: &Inputs, cfg: &AnalysisConfig) -> Result<(), WorkflowError> {
     if inputs.data.is_empty() {
         return Err(WorkflowError::NoData);
     }
@@ -205,78 +289,80 @@ pub fn run(
         .map_err(|message| WorkflowError::Summary {
             stage: "fit",
             message,
-        })?;
-    let open = |paths: &[PathBuf]| {
-        paths
-            .iter()
-            .map(EventFile::open)
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let (data, mc) = (open(&inputs.data)?, open(&inputs.mc)?);
-    if let Some(f) = data.iter().chain(&mc).find(|f| f.entries() == 0) {
+        })
+}
+
+/// Opens a file for the analysis: an empty tree is an error naming the file.
+pub fn open_input(path: &std::path::Path) -> Result<EventFile, WorkflowError> {
+    let f = EventFile::open(path)?;
+    if f.entries() == 0 {
         return Err(WorkflowError::EmptyTree {
             file: f.ntuple().path().display().to_string(),
             tree: f.ntuple().tree_name().to_string(),
         });
     }
-    let data_out = select_files(&data, cfg, stages, progress)?;
-    let mc_out = select_files(&mc, cfg, stages, progress)?;
+    Ok(f)
+}
 
-    let merge = |outs: &[SelectOutput]| {
-        let mut all = SelectOutput::default();
+/// Runs the whole chain in memory with `stages`. `progress` is told how many entries each
+/// finished batch held.
+pub fn run(
+    inputs: &Inputs,
+    cfg: &AnalysisConfig,
+    stages: &impl Stages,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<AnalysisResult, WorkflowError> {
+    check_config(inputs, cfg)?;
+    let open = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| open_input(p))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (data, mc) = (open(&inputs.data)?, open(&inputs.mc)?);
+    let select = |files: &[EventFile]| {
+        files
+            .iter()
+            .map(|f| select_file(f, &cfg.cuts, cfg.batch_entries, stages, progress))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (data_out, mc_out) = (select(&data)?, select(&mc)?);
+    let histograms = |outs: &[SelectOutput]| {
+        outs.iter()
+            .map(|o| {
+                stages
+                    .histogram(&o.diphotons, &cfg.binning)
+                    .map_err(|e| WorkflowError::Summary {
+                        stage: "histogram",
+                        message: e.message,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let flows = |outs: &[SelectOutput]| {
+        let mut all = CutFlow::default();
         for o in outs {
-            all.diphotons.extend(&o.diphotons);
-            all.cut_flow.add(&o.cut_flow);
+            all.add(&o.cut_flow);
         }
         all
     };
-    let summary = |stage: &'static str| {
-        move |e: crate::stage::StageError| WorkflowError::Summary {
-            stage,
-            message: e.message,
-        }
+    let histogram = merge_histograms(&histograms(&data_out)?, &cfg.binning);
+    let mc_histogram = if mc.is_empty() {
+        None
+    } else {
+        Some(merge_histograms(&histograms(&mc_out)?, &cfg.binning))
     };
-    let data_all = merge(&data_out);
-    let histogram = stages
-        .histogram(&data_all.diphotons, &cfg.binning)
-        .map_err(summary("histogram"))?;
-    let mc_all = (!mc.is_empty()).then(|| merge(&mc_out));
-    let mc_histogram = match &mc_all {
-        Some(m) => Some(
-            stages
-                .histogram(&m.diphotons, &cfg.binning)
-                .map_err(summary("histogram"))?,
-        ),
-        None => None,
-    };
-    // A DSCB's tails are taken from the signal MC when there is one, then held in the data fit.
-    let mut model = cfg.model;
-    if let Some(h) = &mc_histogram {
-        model.dscb_tails =
-            crate::fit::fit_signal_tails(&model, h).map_err(|e| WorkflowError::Summary {
-                stage: "fit",
-                message: e.to_string(),
-            })?;
-    }
-    let fit = stages.fit(&model, &histogram).map_err(summary("fit"))?;
-
+    let fit = fit_data(&cfg.model, &histogram, mc_histogram.as_ref(), stages)?;
     let measurement = match &mc_histogram {
         None => None,
-        Some(h) => {
-            let input = MeasureInput {
-                fit: fit.clone(),
-                signal_mc: SignalMc {
-                    weighted_yield: h.integral(),
-                    sumw2: h.sumw2.iter().sum(),
-                    xsection_pb: mc_xsection(&mc)?,
-                },
-                lumi_pb: cfg.cuts.lumi_pb,
-            };
-            Some(stages.measure(&input).map_err(summary("measure"))?)
-        }
+        Some(h) => Some(measure(
+            &fit,
+            h,
+            mc_xsection(&mc)?,
+            cfg.cuts.lumi_pb,
+            stages,
+        )?),
     };
-    let mc_cut_flow = mc_all.map(|m| m.cut_flow);
-
     let mut files = Vec::new();
     for (role, opened, outs) in [("data", &data, &data_out), ("mc", &mc, &mc_out)] {
         for (f, o) in opened.iter().zip(outs.iter()) {
@@ -285,6 +371,8 @@ pub fn run(
                 path: f.ntuple().path().display().to_string(),
                 role: role.to_string(),
                 release: f.release(),
+                title: f.ntuple().title().to_string(),
+                synthetic: is_synthetic(f),
                 entries: f.entries(),
                 bytes,
                 blake3,
@@ -292,56 +380,91 @@ pub fn run(
             });
         }
     }
+    let rules = [
+        ("select", identity::SELECT),
+        ("histogram", identity::HISTOGRAM),
+        ("fit", identity::FIT),
+        ("measure", identity::MEASURE),
+    ]
+    .into_iter()
+    .map(|(n, i)| {
+        (
+            n.to_string(),
+            RuleRef {
+                implementation: i.to_string(),
+                record: None,
+            },
+        )
+    })
+    .collect();
     Ok(AnalysisResult {
         format_version: RESULTS_FORMAT_VERSION,
-        synthetic_inputs: files.iter().any(|f| f.path.contains("SYNTHETIC")),
-        cut_flow: data_all.cut_flow,
+        synthetic_inputs: files.iter().any(|f| f.synthetic),
+        cut_flow: flows(&data_out),
         histogram,
         fit,
-        mc_cut_flow,
+        mc_cut_flow: (!mc.is_empty()).then(|| flows(&mc_out)),
         mc_histogram,
         measurement,
         provenance: Provenance {
             inputs: files,
             config: cfg.clone(),
-            code_version: code_version.to_string(),
             stage_api_version: STAGE_API_VERSION,
+            rules,
         },
     })
 }
 
-/// The theory σ×B of the signal MC: each file's `XSection`, summed over distinct processes
-/// (`channelNumber`), so ggH + VBF files give the total signal cross-section.
-fn mc_xsection(mc: &[EventFile]) -> Result<f64, WorkflowError> {
-    let mut by_channel: Vec<(u64, f64)> = Vec::new();
-    for f in mc {
-        let nt = f.ntuple();
-        let stage_err = |message: String| WorkflowError::Stage {
+/// A signal MC file's process and cross-section (`channelNumber`, `XSection`).
+pub fn mc_process(f: &EventFile) -> Result<(u64, f64), WorkflowError> {
+    let nt = f.ntuple();
+    let Some(xs_branch) = crate::events::branches(f.release())
+        .xsection
+        .filter(|b| nt.has_branch(b))
+    else {
+        return Err(WorkflowError::Stage {
             file: nt.path().display().to_string(),
             stage: "measure",
-            message,
-        };
-        let Some(xs_branch) = crate::events::branches(f.release())
-            .xsection
-            .filter(|b| nt.has_branch(b))
-        else {
-            return Err(stage_err("signal MC file has no XSection branch".into()));
-        };
-        let xs = nt.read_scalar::<f32>(xs_branch, 0..1)?[0] as f64;
-        let channel = if nt.has_branch("channelNumber") {
-            nt.read_id("channelNumber", 0..1)?[0]
-        } else {
-            0
-        };
-        match by_channel.iter().find(|(c, _)| *c == channel) {
+            message: "signal MC file has no XSection branch".into(),
+        });
+    };
+    let xs = nt.read_scalar::<f32>(xs_branch, 0..1)?[0] as f64;
+    let channel = if nt.has_branch("channelNumber") {
+        nt.read_id("channelNumber", 0..1)?[0]
+    } else {
+        0
+    };
+    Ok((channel, xs))
+}
+
+/// The theory σ×B of the signal MC: the files' `XSection`, summed over distinct processes
+/// (`channelNumber`), so ggH + VBF files give the total signal cross-section. `processes`:
+/// (file, channel, σ) per file.
+pub fn total_xsection(processes: &[(String, u64, f64)]) -> Result<f64, WorkflowError> {
+    let mut by_channel: Vec<(u64, f64)> = Vec::new();
+    for (file, channel, xs) in processes {
+        match by_channel.iter().find(|(c, _)| c == channel) {
             Some((_, prev)) if (prev - xs).abs() > 1e-9 * prev.abs() => {
-                return Err(stage_err(format!(
-                    "channel {channel} has XSection {xs} pb here and {prev} pb in another file"
-                )))
+                return Err(WorkflowError::Stage {
+                    file: file.clone(),
+                    stage: "measure",
+                    message: format!(
+                        "channel {channel} has XSection {xs} pb here and {prev} pb in another file"
+                    ),
+                })
             }
             Some(_) => {}
-            None => by_channel.push((channel, xs)),
+            None => by_channel.push((*channel, *xs)),
         }
     }
     Ok(by_channel.iter().map(|(_, xs)| xs).sum())
+}
+
+fn mc_xsection(mc: &[EventFile]) -> Result<f64, WorkflowError> {
+    let mut processes = Vec::new();
+    for f in mc {
+        let (channel, xs) = mc_process(f)?;
+        processes.push((f.ntuple().path().display().to_string(), channel, xs));
+    }
+    total_xsection(&processes)
 }

@@ -64,7 +64,6 @@ fn empty_tree_reads_as_empty_and_the_analysis_refuses_it() {
         },
         &AnalysisConfig::default(),
         &Reference,
-        "",
         &|_| {},
     )
     .unwrap_err();

@@ -235,6 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "completion_tokens": outcome.usage.completion_tokens,
         "cost_usd": outcome.cost_usd,
         "error": outcome.error,
+        "stage_api_version": analysis::stage::STAGE_API_VERSION,
     });
     std::fs::write(
         out.join("outcome.json"),

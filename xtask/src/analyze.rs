@@ -1,13 +1,20 @@
-//! `cargo xtask analyze`: the whole chain (select → histogram → fit → measure → plots) on the
-//! default SYNTHETIC dataset, or on the files given.
+//! `cargo xtask analyze`: the whole chain (inspect → select → histogram → merge → fit →
+//! measure → results → plots) on the default SYNTHETIC dataset, or on the files given, as
+//! rules of the `flow` engine (`analysis::rules`): a rerun does only what changed and says
+//! why. `--stage select=PATH` runs a model-written select stage (built and sandboxed as the
+//! agent does) over everything, beside the reference, and compares the two.
 
+use agent::sandbox::Limits;
+use agent::stage_crate::{StageKind, Toolchain};
+use agent::stage_run::SandboxedStage;
 use analysis::fit::{Background, FitModel, FitStatus, Signal};
 use analysis::histogram::Binning;
-use analysis::stage::Reference;
+use analysis::rules::{self, Chain, Comparison, SelectImpl};
 use analysis::workflow::{self, AnalysisConfig, AnalysisResult, Inputs};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,7 +26,7 @@ pub struct Args {
     /// --data is not given; none otherwise.
     #[arg(long, num_args = 1..)]
     mc: Vec<String>,
-    /// Output folder for results.json and the plots.
+    /// Output folder for results.json, the plots, work/ and provenance/.
     #[arg(long, default_value = "results")]
     out: PathBuf,
     /// Signal shape: gaussian or dscb.
@@ -34,9 +41,37 @@ pub struct Args {
     /// Integrated luminosity of the data, pb⁻¹ (for MC weights and σ×B).
     #[arg(long, default_value_t = 10064.0)]
     lumi: f64,
+    /// Minimum photon pT, GeV.
+    #[arg(long, default_value_t = 25.0)]
+    pt_min: f64,
     /// Worker threads (default: all cores). The result does not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// List the rules that would run and why; run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Rerun these rules (a name such as `fit`, or a prefix such as `select`) whatever their
+    /// state.
+    #[arg(long)]
+    force: Vec<String>,
+    /// Run only this rule (name or prefix) and what it needs.
+    #[arg(long)]
+    until: Option<String>,
+    /// A model-written stage in place of the reference's, beside it: `select=PATH` (a
+    /// stage.rs, or the --out folder of `cargo xtask agent`). Built and run in the sandbox as
+    /// the agent does; its results go to OUT/stage-select/ and OUT/comparison.md.
+    #[arg(long, value_parser = parse_stage)]
+    stage: Option<PathBuf>,
+}
+
+fn parse_stage(s: &str) -> Result<PathBuf, String> {
+    match s.split_once('=') {
+        Some(("select", path)) if !path.is_empty() => Ok(PathBuf::from(path)),
+        Some((kind, _)) => Err(format!(
+            "only a select stage can replace the reference's for now (got '{kind}')"
+        )),
+        None => Err("expected select=PATH".into()),
+    }
 }
 
 /// Expands globs; a pattern that matches nothing is an error naming it.
@@ -59,43 +94,17 @@ fn expand(patterns: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Crate version and git commit of the code that runs.
-fn code_version() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask/ is in the repo");
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
-    format!(
-        "{} {commit}{}",
-        env!("CARGO_PKG_VERSION"),
-        if dirty { " (modified)" } else { "" }
-    )
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
-    // One run per output directory (a crashed run's lock goes with it).
-    let _lock = dirlock::DirLock::acquire(&args.out)?;
+    if !(args.lumi > 0.0) {
+        bail!("--lumi must be positive, got {}", args.lumi);
+    }
     let mut inputs = Inputs {
         data: expand(&args.data)?,
         mc: expand(&args.mc)?,
     };
-    if inputs.data.is_empty() {
-        let ds = dataset::ensure_default(&dataset::generated_dir(), &Default::default(), || {
-            eprintln!("generating the SYNTHETIC default dataset (first run only) ...")
-        })?;
-        inputs.data.push(ds.data);
-        if inputs.mc.is_empty() {
-            inputs.mc.push(ds.mc);
+    for p in inputs.data.iter().chain(&inputs.mc) {
+        if !p.is_file() {
+            bail!("{}: no such file", p.display());
         }
     }
     let mut cfg = AnalysisConfig {
@@ -111,68 +120,181 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..AnalysisConfig::default()
     };
     cfg.cuts.lumi_pb = args.lumi;
-    if !(args.lumi > 0.0) {
-        bail!("--lumi must be positive, got {}", args.lumi);
+    cfg.cuts.pt_min = args.pt_min;
+    if inputs.data.is_empty() {
+        let ds = dataset::ensure_default(&dataset::generated_dir(), &Default::default(), || {
+            eprintln!("generating the SYNTHETIC default dataset (first run only) ...")
+        })?;
+        inputs.data.push(ds.data);
+        if inputs.mc.is_empty() {
+            inputs.mc.push(ds.mc);
+        }
     }
+    workflow::check_config(&inputs, &cfg)?;
+    // One run per output directory (a crashed run's lock goes with it).
+    let _lock = dirlock::DirLock::acquire(&args.out)?;
+
+    let bar = Arc::new(ProgressBar::hidden());
+    let progress: Arc<dyn Fn(u64) + Send + Sync> = {
+        let bar = bar.clone();
+        Arc::new(move |n| bar.inc(n))
+    };
+    let reference = Chain {
+        prefix: String::new(),
+        dir: args.out.clone(),
+        select: SelectImpl::reference(),
+    };
+    let mut all = rules::chain(&inputs, &cfg, &reference, progress.clone())?;
+    let mut stage_chain = None;
+    if let Some(path) = &args.stage {
+        eprintln!(
+            "building the select stage {} (confined, as the agent does)",
+            path.display()
+        );
+        crate::agent::require_sandbox(false)?;
+        let stage = SandboxedStage::build(
+            &Toolchain::default(),
+            StageKind::Select,
+            path,
+            Limits::default(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let chain = Chain {
+            prefix: "stage-select/".into(),
+            dir: args.out.join("stage-select"),
+            select: SelectImpl {
+                identity: stage.identity.clone(),
+                stage: Arc::new(stage),
+            },
+        };
+        all.extend(rules::chain(&inputs, &cfg, &chain, progress.clone())?);
+        all.push(rules::compare_rule(
+            &reference,
+            &chain,
+            &args.out,
+            &format!("the select stage {}", path.display()),
+        ));
+        stage_chain = Some(chain);
+    }
+    let engine = flow::Flow::new(all, args.out.join("provenance"))?;
+    let opts = flow::Options {
+        dry_run: args.dry_run,
+        force: args.force.clone(),
+        until: args.until.clone(),
+        tools: [
+            ("hgg".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (
+                "stage-api".to_string(),
+                analysis::stage::STAGE_API_VERSION.to_string(),
+            ),
+        ]
+        .into(),
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()?;
-    let total = workflow::count_entries(&inputs)?;
-    let bar = ProgressBar::new(total);
+
+    let total: u64 = if args.dry_run {
+        0
+    } else {
+        workflow::count_entries(&inputs)?
+    };
+    bar.set_length(total);
     bar.set_style(
         ProgressStyle::with_template(
             "{msg} {bar:40} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
         )
         .expect("valid template"),
     );
-    bar.set_message("selecting");
+    let log = std::sync::Mutex::new(Vec::<String>::new());
     let t0 = std::time::Instant::now();
-    let result = pool
-        .install(|| workflow::run(&inputs, &cfg, &Reference, &code_version(), &|n| bar.inc(n)))?;
+    let on_event = |e: flow::Event| {
+        let line = match e {
+            flow::Event::Started { rule, reasons } => {
+                if rule.contains("select/") {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.set_message("selecting");
+                }
+                let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+                format!("run  {rule}: {}", why.join("; "))
+            }
+            flow::Event::Finished { rule, wall_s } => format!("done {rule} ({wall_s:.2} s)"),
+        };
+        bar.suspend(|| eprintln!("{line}"));
+        log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    };
+    let outcomes = pool.install(|| engine.run(&opts, &on_event));
     bar.finish_and_clear();
+    let outcomes = outcomes?;
     let secs = t0.elapsed().as_secs_f64();
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let label = if result.synthetic_inputs {
-        "SYNTHETIC data"
-    } else {
-        "data"
-    };
-    analysis::plot::mass_plot(
-        &result.histogram,
-        &result.fit,
-        label,
-        &args.out.join("m_yy"),
-    )
-    .map_err(|e| anyhow::anyhow!("drawing m_yy plot: {e}"))?;
-    analysis::plot::cut_flow_plot(&result.cut_flow, label, &args.out.join("cut_flow"))
-        .map_err(|e| anyhow::anyhow!("drawing cut-flow plot: {e}"))?;
-    write_atomically(
-        &args.out.join("results.json"),
-        &serde_json::to_vec_pretty(&result)?,
+    if args.dry_run {
+        let would: Vec<&flow::Outcome> =
+            outcomes.iter().filter(|o| !o.reasons.is_empty()).collect();
+        for o in &would {
+            let why: Vec<String> = o.reasons.iter().map(|r| r.to_string()).collect();
+            println!("would run {}: {}", o.rule, why.join("; "));
+        }
+        println!(
+            "{} of {} rules would run (dry run: nothing ran)",
+            would.len(),
+            outcomes.len()
+        );
+        return Ok(());
+    }
+    let ran = outcomes.iter().filter(|o| o.ran).count();
+    write_log(
+        &args.out,
+        &log.into_inner().unwrap_or_default(),
+        ran,
+        outcomes.len(),
     )?;
-    print_summary(&result, &args.out, total, secs);
+    if ran == 0 {
+        println!(
+            "nothing to do: all {} rules are up to date (inputs, parameters and code unchanged)",
+            outcomes.len()
+        );
+    } else {
+        println!("{ran} of {} rules ran in {secs:.2} s", outcomes.len());
+    }
+    if args.until.is_some() {
+        return Ok(());
+    }
+    let result: AnalysisResult =
+        flow::read_json(&args.out.join("results.json")).map_err(anyhow::Error::msg)?;
+    print_summary(&result, &args.out);
+    if let Some(chain) = stage_chain {
+        let c: Comparison =
+            flow::read_json(&args.out.join("comparison.json")).map_err(anyhow::Error::msg)?;
+        println!("\n{}", rules::comparison_markdown(&c));
+        println!(
+            "the stage's own results: {}/results.json; comparison: {}/comparison.md",
+            chain.dir.display(),
+            args.out.display()
+        );
+    }
     Ok(())
 }
 
-/// Writes `path` through a temporary file and a rename: readers never see half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+/// `OUT/logs/run-<unix seconds>.log`: what ran this time and why.
+fn write_log(out: &Path, lines: &[String], ran: usize, total: usize) -> anyhow::Result<()> {
+    let dir = out.join("logs");
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut text = lines.join("\n");
+    text.push_str(&format!("\n{ran} of {total} rules ran\n"));
+    let path = dir.join(format!("run-{now}.log"));
+    std::fs::write(&path, text).with_context(|| path.display().to_string())
 }
 
-fn print_summary(r: &AnalysisResult, out: &Path, events: u64, secs: f64) {
+fn print_summary(r: &AnalysisResult, out: &Path) {
     if r.synthetic_inputs {
         println!("NOTE: the inputs are SYNTHETIC (simulated, not real ATLAS data).");
     }
-    println!(
-        "{events} events in {secs:.2} s ({:.1} M events/s)\n",
-        events as f64 / secs / 1e6
-    );
+    let events: u64 = r.provenance.inputs.iter().map(|f| f.entries).sum();
+    println!("{events} events in {} files\n", r.provenance.inputs.len());
     println!("cut flow (data)                               pass        all");
     for c in &r.cut_flow.0 {
         println!("  {:<40} {:>9} {:>10}", c.cut, c.pass, c.all);
@@ -208,7 +330,7 @@ fn print_summary(r: &AnalysisResult, out: &Path, events: u64, secs: f64) {
         );
     }
     println!(
-        "\nwrote {}/results.json, m_yy.png/.svg, cut_flow.png/.svg",
+        "\nwrote {0}/results.json, m_yy.png/.svg, cut_flow.png/.svg (provenance in {0}/provenance/)",
         out.display()
     );
 }

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..AnalysisConfig::default()
     };
     let inputs = Inputs { data, mc: vec![] };
-    let r = workflow::run(&inputs, &cfg, &Reference, "", &|_| {})?;
+    let r = workflow::run(&inputs, &cfg, &Reference, &|_| {})?;
     let h = Reference.histogram(&Default::default(), &cfg.binning)?; // empty template, same binning
     let fit = Reference.fit(&cfg.model, &r.histogram)?;
     let t0 = std::time::Instant::now();

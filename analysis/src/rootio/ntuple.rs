@@ -40,6 +40,7 @@ pub(crate) struct BranchMeta {
 pub struct Ntuple {
     path: PathBuf,
     tree: String,
+    title: String,
     entries: u64,
     /// Branches in file order.
     branches: Vec<(String, BranchMeta)>,
@@ -55,7 +56,7 @@ impl Ntuple {
             file: path.clone(),
             reason,
         };
-        let (tree, entries, branches) = guard(|| {
+        let (tree, title, entries, branches) = guard(|| {
             let mut file = oxyroot::RootFile::open(&path).map_err(|e| e.to_string())?;
             let keys: Vec<String> = file.keys_name().map(str::to_string).collect();
             let Some(tree) = trees.iter().find(|t| keys.iter().any(|k| k == *t)) else {
@@ -88,7 +89,12 @@ impl Ntuple {
                 .branches()
                 .map(|b| (b.name().to_string(), meta(b, entries)))
                 .collect();
-            Ok(Ok((tree.to_string(), t.entries(), branches)))
+            Ok(Ok((
+                tree.to_string(),
+                t.title().to_string(),
+                t.entries(),
+                branches,
+            )))
         })
         .map_err(open_err)??;
         if entries < 0 {
@@ -111,6 +117,7 @@ impl Ntuple {
         Ok(Self {
             path,
             tree,
+            title,
             entries: entries as u64,
             branches,
             index,
@@ -123,6 +130,10 @@ impl Ntuple {
     }
     pub fn tree_name(&self) -> &str {
         &self.tree
+    }
+    /// The tree's title, as the file says it.
+    pub fn title(&self) -> &str {
+        &self.title
     }
     pub fn entries(&self) -> u64 {
         self.entries

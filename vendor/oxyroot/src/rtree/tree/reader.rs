@@ -54,6 +54,11 @@ impl ReaderTree {
     }
 
     /// Number of entries in the TTree, as reported by fEntries.
+    /// The tree's title (e.g. where a file says what it holds).
+    pub fn title(&self) -> &str {
+        self.tree.title()
+    }
+
     pub fn entries(&self) -> i64 {
         self.tree.entries
     }

@@ -1,0 +1,715 @@
+//! A small rule engine, in the spirit of Snakemake but deciding by content: each [`Rule`]
+//! declares its input files, output files, parameters (JSON) and an implementation identity,
+//! and a job that writes the outputs. [`Flow::run`] orders the rules by their files (a rule
+//! that reads another's output runs after it), runs independent rules in parallel, and runs a
+//! rule only when it has a reason ([`Reason`]):
+//!
+//! * it never ran, or `--force` names it;
+//! * its implementation identity or a declared parameter changed (the parameter diff is named);
+//! * an input's content changed (size + mtime are only a pre-check: a touched file whose
+//!   content hash is unchanged does not rerun anything);
+//! * an output is missing or not what the rule wrote.
+//!
+//! A rule whose upstream reran but wrote identical bytes does not rerun. Outputs are written to
+//! `NAME.flow-tmp` and renamed into place only when the job succeeded; then the rule's record
+//! (`provenance/RULE.json`: input and output hashes, parameters, implementation, tool versions,
+//! wall time, host) is written the same way. The record is the commit point: a rule killed at
+//! any moment has either no record (it reruns) or a record whose output hashes match the files
+//! in place, so a partial file is never taken for done. Leftover `.flow-tmp` files are removed
+//! at the next run. One run per directory at a time is the caller's job (`dirlock`).
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Instant, UNIX_EPOCH};
+
+/// The job of a rule: reads `ctx.input(i)`, writes every `ctx.output(i)`.
+pub type Job = Box<dyn Fn(&Ctx) -> Result<(), String> + Send + Sync>;
+
+/// One rule instance.
+pub struct Rule {
+    /// Unique, `/`-separated (`select/data/file_A`): `--force`/`--until` match a name or any
+    /// prefix ending at a `/`.
+    pub name: String,
+    pub inputs: Vec<PathBuf>,
+    pub outputs: Vec<PathBuf>,
+    /// The parameters the rule declares; only these can make it rerun.
+    pub params: Value,
+    /// What code runs: a hash of that code, or of a model-written stage's source + toolchain +
+    /// contract version. Never a repository commit.
+    pub implementation: String,
+    pub job: Job,
+}
+
+/// What a job sees.
+pub struct Ctx<'a> {
+    rule: &'a Rule,
+    tmp: Vec<PathBuf>,
+    input_hashes: Vec<String>,
+}
+
+impl Ctx<'_> {
+    pub fn input(&self, i: usize) -> &Path {
+        &self.rule.inputs[i]
+    }
+    /// BLAKE3 of input `i`'s content (hex).
+    pub fn input_hash(&self, i: usize) -> &str {
+        &self.input_hashes[i]
+    }
+    pub fn inputs(&self) -> &[PathBuf] {
+        &self.rule.inputs
+    }
+    /// Where to write output `i` (a temporary name; renamed into place after the job).
+    pub fn output(&self, i: usize) -> &Path {
+        &self.tmp[i]
+    }
+    pub fn params(&self) -> &Value {
+        &self.rule.params
+    }
+    /// Writes output `i` as pretty JSON.
+    pub fn write_json<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
+        let mut text = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
+        text.push(b'\n');
+        std::fs::write(self.output(i), text)
+            .map_err(|e| format!("{}: {e}", self.rule.outputs[i].display()))
+    }
+    /// Reads input `i` as JSON.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
+        read_json(self.input(i))
+    }
+}
+
+/// Reads a JSON file into `T`, naming the file in the error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A file as a record saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    pub path: String,
+    pub bytes: u64,
+    /// Modification time, ns since the epoch (the pre-check only).
+    pub mtime_ns: u64,
+    pub blake3: String,
+}
+
+/// A rule's provenance record: `provenance/RULE.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub rule: String,
+    pub implementation: String,
+    pub params: Value,
+    pub inputs: Vec<FileState>,
+    pub outputs: Vec<FileState>,
+    pub tools: BTreeMap<String, String>,
+    pub wall_s: f64,
+    pub host: String,
+    /// Seconds since the epoch when it finished.
+    pub finished: f64,
+}
+
+/// Why a rule runs (or, in a dry run, would).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    NeverRan,
+    Forced,
+    Implementation {
+        was: String,
+        now: String,
+    },
+    /// `key: old → new` per changed parameter.
+    Params(Vec<String>),
+    InputList,
+    InputChanged(String),
+    OutputMissing(String),
+    OutputChanged(String),
+    /// Dry run only: upstream rules would run, and may change this rule's inputs.
+    Upstream(Vec<String>),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::NeverRan => write!(f, "never ran"),
+            Reason::Forced => write!(f, "forced"),
+            Reason::Implementation { was, now } => {
+                write!(f, "implementation changed ({was} → {now})")
+            }
+            Reason::Params(d) => write!(f, "parameters changed: {}", d.join(", ")),
+            Reason::InputList => write!(f, "the list of inputs changed"),
+            Reason::InputChanged(p) => write!(f, "input {p} changed"),
+            Reason::OutputMissing(p) => write!(f, "output {p} is missing"),
+            Reason::OutputChanged(p) => write!(f, "output {p} is not what the rule wrote"),
+            Reason::Upstream(r) => write!(f, "may rerun: upstream {} would run", r.join(", ")),
+        }
+    }
+}
+
+/// What became of one rule.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub rule: String,
+    /// Why it ran (empty: up to date, skipped).
+    pub reasons: Vec<Reason>,
+    pub ran: bool,
+    pub wall_s: f64,
+}
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Say what would run and why; run nothing.
+    pub dry_run: bool,
+    /// Rules (names or prefixes) to run whatever their state.
+    pub force: Vec<String>,
+    /// Run only these rules (names or prefixes) and what they need.
+    pub until: Option<String>,
+    /// Tool versions, for the records.
+    pub tools: BTreeMap<String, String>,
+}
+
+/// Events for a progress display.
+pub enum Event<'a> {
+    Started {
+        rule: &'a str,
+        reasons: &'a [Reason],
+    },
+    Finished {
+        rule: &'a str,
+        wall_s: f64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("rule {rule}: {message}")]
+    Rule { rule: String, message: String },
+    #[error("rules {a} and {b} both write {path}")]
+    DuplicateOutput { a: String, b: String, path: String },
+    #[error("two rules are named {0}")]
+    DuplicateName(String),
+    #[error("the rules form a cycle through {0}")]
+    Cycle(String),
+    #[error("--until {0}: no rule has that name or prefix")]
+    NoSuchRule(String),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+/// Rules and the directory of their records.
+pub struct Flow {
+    rules: Vec<Rule>,
+    records: PathBuf,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> FlowError {
+    FlowError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// `name` is `pattern` or under it (`select` matches `select/data/a`).
+pub fn matches(name: &str, pattern: &str) -> bool {
+    name == pattern
+        || name
+            .strip_prefix(pattern.trim_end_matches('/'))
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn tmp_of(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".flow-tmp");
+    PathBuf::from(s)
+}
+
+/// Stat pre-check, then BLAKE3, with a per-run cache (inputs shared by many rules are hashed
+/// once).
+#[derive(Default)]
+struct Hashes(Mutex<HashMap<PathBuf, FileState>>);
+
+impl Hashes {
+    fn stat(path: &Path) -> std::io::Result<(u64, u64)> {
+        let m = std::fs::metadata(path)?;
+        let mtime = m
+            .modified()?
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok((m.len(), mtime))
+    }
+
+    /// The file's state; `known` (a record's) is trusted when size and mtime match it.
+    fn state(&self, path: &Path, known: Option<&FileState>) -> std::io::Result<FileState> {
+        let (bytes, mtime_ns) = Self::stat(path)?;
+        if let Some(k) = known.filter(|k| k.bytes == bytes && k.mtime_ns == mtime_ns) {
+            return Ok(k.clone());
+        }
+        if let Some(c) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+            if c.bytes == bytes && c.mtime_ns == mtime_ns {
+                return Ok(c.clone());
+            }
+        }
+        let mut h = blake3::Hasher::new();
+        h.update_mmap_rayon(path)?;
+        let s = FileState {
+            path: path.display().to_string(),
+            bytes,
+            mtime_ns,
+            blake3: h.finalize().to_hex().to_string(),
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_path_buf(), s.clone());
+        Ok(s)
+    }
+}
+
+/// `key: old → new` for every leaf that differs between two JSON documents.
+pub fn param_diff(old: &Value, new: &Value) -> Vec<String> {
+    fn walk(prefix: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>) {
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&p, x.get(k), y.get(k), out);
+                }
+            }
+            (a, b) if a != b => {
+                let show = |v: Option<&Value>| v.map_or("(none)".to_string(), |v| v.to_string());
+                out.push(format!("{prefix}: {} → {}", show(a), show(b)));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(old), Some(new), &mut out);
+    out
+}
+
+impl Flow {
+    /// `records`: the folder of the provenance records.
+    pub fn new(rules: Vec<Rule>, records: impl Into<PathBuf>) -> Result<Self, FlowError> {
+        let mut names = std::collections::HashSet::new();
+        let mut writers: HashMap<&Path, &str> = HashMap::new();
+        for r in &rules {
+            if !names.insert(r.name.as_str()) {
+                return Err(FlowError::DuplicateName(r.name.clone()));
+            }
+            for o in &r.outputs {
+                if let Some(a) = writers.insert(o, &r.name) {
+                    return Err(FlowError::DuplicateOutput {
+                        a: a.into(),
+                        b: r.name.clone(),
+                        path: o.display().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            rules,
+            records: records.into(),
+        })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The record file of `rule`.
+    pub fn record_path(&self, rule: &str) -> PathBuf {
+        self.records
+            .join(format!("{}.json", rule.replace('/', ".")))
+    }
+
+    fn load_record(&self, rule: &str) -> Option<Record> {
+        // An unreadable or older-format record means: rerun.
+        read_json(&self.record_path(rule)).ok()
+    }
+
+    /// The dependency graph (producer → consumer) and its rules in layers: every rule of a
+    /// layer depends only on earlier layers, so a layer's rules can run in parallel.
+    fn layers(&self, wanted: &[bool]) -> Result<Vec<Vec<usize>>, FlowError> {
+        let mut g: DiGraph<usize, ()> = DiGraph::new();
+        let nodes: Vec<NodeIndex> = (0..self.rules.len()).map(|i| g.add_node(i)).collect();
+        let producer: HashMap<&Path, usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.outputs.iter().map(move |o| (o.as_path(), i)))
+            .collect();
+        for (i, r) in self.rules.iter().enumerate() {
+            for input in &r.inputs {
+                if let Some(&p) = producer.get(input.as_path()) {
+                    g.add_edge(nodes[p], nodes[i], ());
+                }
+            }
+        }
+        let order = petgraph::algo::toposort(&g, None)
+            .map_err(|c| FlowError::Cycle(self.rules[g[c.node_id()]].name.clone()))?;
+        let mut level = vec![0usize; self.rules.len()];
+        for n in &order {
+            let i = g[*n];
+            for d in g.neighbors_directed(*n, petgraph::Direction::Incoming) {
+                level[i] = level[i].max(level[g[d]] + 1);
+            }
+        }
+        let depth = level.iter().max().map_or(0, |m| m + 1);
+        let mut layers = vec![Vec::new(); depth];
+        // Within a layer, rules keep their given order.
+        for (i, &l) in level.iter().enumerate() {
+            if wanted[i] {
+                layers[l].push(i);
+            }
+        }
+        Ok(layers)
+    }
+
+    /// Which rules `until` keeps: the matching ones and everything they need.
+    fn wanted(&self, until: Option<&str>) -> Result<Vec<bool>, FlowError> {
+        let Some(pattern) = until else {
+            return Ok(vec![true; self.rules.len()]);
+        };
+        let mut wanted: Vec<bool> = self
+            .rules
+            .iter()
+            .map(|r| matches(&r.name, pattern))
+            .collect();
+        if !wanted.contains(&true) {
+            return Err(FlowError::NoSuchRule(pattern.into()));
+        }
+        let producer: HashMap<&Path, usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.outputs.iter().map(move |o| (o.as_path(), i)))
+            .collect();
+        let mut stack: Vec<usize> = (0..wanted.len()).filter(|&i| wanted[i]).collect();
+        while let Some(i) = stack.pop() {
+            for input in &self.rules[i].inputs {
+                if let Some(&p) = producer.get(input.as_path()) {
+                    if !wanted[p] {
+                        wanted[p] = true;
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// Why `rule` must run, and its inputs' states (for the record).
+    fn reasons(
+        &self,
+        rule: &Rule,
+        record: Option<&Record>,
+        hashes: &Hashes,
+        forced: bool,
+        dry_upstream: &[String],
+    ) -> Result<(Vec<Reason>, Vec<Option<FileState>>), FlowError> {
+        let mut why = Vec::new();
+        if forced {
+            why.push(Reason::Forced);
+        }
+        let inputs: Vec<Option<FileState>> = rule
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let known = record
+                    .and_then(|r| r.inputs.get(i))
+                    .filter(|k| k.path == p.display().to_string());
+                match hashes.state(p, known) {
+                    Ok(s) => Ok(Some(s)),
+                    // An upstream output not there yet (dry run): the upstream says why.
+                    Err(_) if !dry_upstream.is_empty() => Ok(None),
+                    Err(e) => Err(io_err(p, e)),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let Some(rec) = record else {
+            why.push(Reason::NeverRan);
+            return Ok((why, inputs));
+        };
+        if rec.implementation != rule.implementation {
+            why.push(Reason::Implementation {
+                was: rec.implementation.clone(),
+                now: rule.implementation.clone(),
+            });
+        }
+        let diff = param_diff(&rec.params, &rule.params);
+        if !diff.is_empty() {
+            why.push(Reason::Params(diff));
+        }
+        let paths: Vec<String> = rule
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let recorded: Vec<&String> = rec.inputs.iter().map(|s| &s.path).collect();
+        if paths.iter().collect::<Vec<_>>() != recorded {
+            why.push(Reason::InputList);
+        } else {
+            for (s, r) in inputs.iter().zip(&rec.inputs) {
+                if let Some(s) = s {
+                    if s.blake3 != r.blake3 {
+                        why.push(Reason::InputChanged(s.path.clone()));
+                    }
+                }
+            }
+        }
+        for (i, o) in rule.outputs.iter().enumerate() {
+            let known = rec.outputs.get(i);
+            match hashes.state(o, known) {
+                Err(_) => why.push(Reason::OutputMissing(o.display().to_string())),
+                Ok(s) if known.is_none_or(|k| k.blake3 != s.blake3) => {
+                    why.push(Reason::OutputChanged(o.display().to_string()))
+                }
+                Ok(_) => {}
+            }
+        }
+        if !dry_upstream.is_empty() {
+            why.push(Reason::Upstream(dry_upstream.to_vec()));
+        }
+        Ok((why, inputs))
+    }
+
+    /// Runs what has a reason to run (see the module documentation); stops at the first
+    /// failing layer, keeping every rule that finished.
+    pub fn run(
+        &self,
+        opts: &Options,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<Vec<Outcome>, FlowError> {
+        let wanted = self.wanted(opts.until.as_deref())?;
+        let layers = self.layers(&wanted)?;
+        if !opts.dry_run {
+            std::fs::create_dir_all(&self.records).map_err(|e| io_err(&self.records, e))?;
+            // A killed run's temporary files.
+            for r in &self.rules {
+                for o in &r.outputs {
+                    let _ = std::fs::remove_file(tmp_of(o));
+                }
+                let _ = std::fs::remove_file(tmp_of(&self.record_path(&r.name)));
+            }
+        }
+        let producer: HashMap<&Path, usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.outputs.iter().map(move |o| (o.as_path(), i)))
+            .collect();
+        let hashes = Hashes::default();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; self.rules.len()];
+        let host = hostname();
+        for layer in layers {
+            let results: Vec<Result<Outcome, FlowError>> = layer
+                .par_iter()
+                .map(|&i| {
+                    let rule = &self.rules[i];
+                    let record = self.load_record(&rule.name);
+                    let forced = opts.force.iter().any(|f| matches(&rule.name, f));
+                    // In a dry run, upstream rules that would run are named as a reason.
+                    let upstream: Vec<String> = if opts.dry_run {
+                        rule.inputs
+                            .iter()
+                            .filter_map(|p| producer.get(p.as_path()))
+                            .filter(|&&p| outcomes_would_run(&outcomes, p))
+                            .map(|&p| self.rules[p].name.clone())
+                            .collect()
+                    } else {
+                        vec![]
+                    };
+                    let (reasons, inputs) =
+                        self.reasons(rule, record.as_ref(), &hashes, forced, &upstream)?;
+                    if opts.dry_run || reasons.is_empty() {
+                        if reasons.is_empty() && !opts.dry_run {
+                            self.refresh(rule, record, &inputs, &hashes)?;
+                        }
+                        return Ok(Outcome {
+                            rule: rule.name.clone(),
+                            ran: false,
+                            reasons,
+                            wall_s: 0.0,
+                        });
+                    }
+                    on_event(Event::Started {
+                        rule: &rule.name,
+                        reasons: &reasons,
+                    });
+                    let t = Instant::now();
+                    self.execute(rule, &inputs, &hashes, opts, &host, t)?;
+                    let wall_s = t.elapsed().as_secs_f64();
+                    on_event(Event::Finished {
+                        rule: &rule.name,
+                        wall_s,
+                    });
+                    Ok(Outcome {
+                        rule: rule.name.clone(),
+                        ran: true,
+                        reasons,
+                        wall_s,
+                    })
+                })
+                .collect();
+            let mut first_error = None;
+            for (i, r) in layer.iter().zip(results) {
+                match r {
+                    Ok(o) => outcomes[*i] = Some(o),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Runs the job, moves its outputs into place, writes the record (last).
+    fn execute(
+        &self,
+        rule: &Rule,
+        inputs: &[Option<FileState>],
+        hashes: &Hashes,
+        opts: &Options,
+        host: &str,
+        started: Instant,
+    ) -> Result<(), FlowError> {
+        let fail = |message: String| FlowError::Rule {
+            rule: rule.name.clone(),
+            message,
+        };
+        let tmp: Vec<PathBuf> = rule.outputs.iter().map(|o| tmp_of(o)).collect();
+        for o in &rule.outputs {
+            if let Some(d) = o.parent() {
+                std::fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
+            }
+        }
+        let input_hashes: Vec<String> = inputs
+            .iter()
+            .map(|s| s.as_ref().map_or(String::new(), |s| s.blake3.clone()))
+            .collect();
+        let ctx = Ctx {
+            rule,
+            tmp: tmp.clone(),
+            input_hashes,
+        };
+        let result = (rule.job)(&ctx);
+        if let Err(m) = result {
+            for t in &tmp {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(fail(m));
+        }
+        let mut outputs = Vec::new();
+        for (t, o) in tmp.iter().zip(&rule.outputs) {
+            if !t.exists() {
+                return Err(fail(format!("the job did not write {}", o.display())));
+            }
+            sync(t)?;
+            std::fs::rename(t, o).map_err(|e| io_err(o, e))?;
+            outputs.push(hashes.state(o, None).map_err(|e| io_err(o, e))?);
+        }
+        let record = Record {
+            rule: rule.name.clone(),
+            implementation: rule.implementation.clone(),
+            params: rule.params.clone(),
+            inputs: inputs.iter().flatten().cloned().collect(),
+            outputs,
+            tools: opts.tools.clone(),
+            wall_s: started.elapsed().as_secs_f64(),
+            host: host.to_string(),
+            finished: std::time::SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        };
+        self.write_record(&record)
+    }
+
+    /// An up-to-date rule whose inputs were touched (same content, new mtime): the record
+    /// takes the new times, so the next run's pre-check passes without hashing.
+    fn refresh(
+        &self,
+        rule: &Rule,
+        record: Option<Record>,
+        inputs: &[Option<FileState>],
+        hashes: &Hashes,
+    ) -> Result<(), FlowError> {
+        let Some(mut rec) = record else { return Ok(()) };
+        let now: Vec<FileState> = inputs.iter().flatten().cloned().collect();
+        let outputs: Vec<FileState> = rule
+            .outputs
+            .iter()
+            .zip(&rec.outputs)
+            .map(|(o, k)| hashes.state(o, Some(k)).map_err(|e| io_err(o, e)))
+            .collect::<Result<_, _>>()?;
+        if now != rec.inputs || outputs != rec.outputs {
+            rec.inputs = now;
+            rec.outputs = outputs;
+            self.write_record(&rec)?;
+        }
+        Ok(())
+    }
+
+    fn write_record(&self, r: &Record) -> Result<(), FlowError> {
+        let path = self.record_path(&r.rule);
+        let tmp = tmp_of(&path);
+        let mut text = serde_json::to_vec_pretty(r).expect("a record serialises");
+        text.push(b'\n');
+        std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
+        sync(&tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))
+    }
+}
+
+fn outcomes_would_run(outcomes: &[Option<Outcome>], i: usize) -> bool {
+    outcomes[i].as_ref().is_some_and(|o| !o.reasons.is_empty())
+}
+
+fn sync(path: &Path) -> Result<(), FlowError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(path, e))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_by_prefix_at_slashes() {
+        assert!(matches("select/data/a", "select"));
+        assert!(matches("select/data/a", "select/data/"));
+        assert!(matches("fit", "fit"));
+        assert!(!matches("fitx", "fit"));
+        assert!(!matches("selection/a", "select"));
+    }
+
+    #[test]
+    fn parameter_diffs_name_the_leaves() {
+        let a = serde_json::json!({"cuts": {"pt_min": 25.0, "eta": 2.37}, "bins": 55});
+        let b = serde_json::json!({"cuts": {"pt_min": 30.0, "eta": 2.37}, "bins": 55});
+        assert_eq!(param_diff(&a, &b), vec!["cuts.pt_min: 25.0 → 30.0"]);
+        assert!(param_diff(&a, &a).is_empty());
+    }
+}
