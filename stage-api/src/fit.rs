@@ -208,8 +208,10 @@ impl FitModel {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitParam {
     pub name: String,
+    #[serde(with = "crate::finite")]
     pub value: f64,
     /// Symmetric error from the Hessian (HESSE).
+    #[serde(with = "crate::finite")]
     pub error: f64,
 }
 
@@ -231,15 +233,20 @@ pub struct FitResult {
     pub model: FitModel,
     pub params: Vec<FitParam>,
     /// Covariance matrix of the parameters, in the order of `params`.
+    #[serde(with = "crate::finite::vec2")]
     pub covariance: Vec<Vec<f64>>,
     /// −ln L at the minimum (up to a constant).
+    #[serde(with = "crate::finite")]
     pub nll: f64,
     /// Estimated distance to the minimum.
+    #[serde(with = "crate::finite")]
     pub edm: f64,
     pub status: FitStatus,
     /// q0 = 2 (−ln L(nsig = 0, signal shape fixed) − −ln L(best)), 0 when nsig < 0.
+    #[serde(with = "crate::finite")]
     pub q0: f64,
     /// Discovery significance √q0.
+    #[serde(with = "crate::finite")]
     pub z: f64,
 }
 

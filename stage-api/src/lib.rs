@@ -53,6 +53,7 @@
 
 pub mod events;
 pub mod files;
+pub mod finite;
 pub mod fit;
 pub mod histogram;
 pub mod measure;
@@ -70,7 +71,7 @@ use std::path::{Path, PathBuf};
 
 /// Version of this contract. Bumped on any change to a trait or to a type it uses
 /// (`agent/tests/contract.rs` fails when a public signature changes and this does not).
-pub const STAGE_API_VERSION: u32 = 2;
+pub const STAGE_API_VERSION: u32 = 3;
 
 /// Why a stage failed: a message for the user (and, for agent-written stages, for the model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

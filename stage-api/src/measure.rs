@@ -29,18 +29,28 @@ pub struct MeasureInput {
 /// The measured quantities.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
+    #[serde(with = "crate::finite")]
     pub lumi_pb: f64,
     /// Efficiency × acceptance of the selection for the signal, and its MC-statistics error.
+    #[serde(with = "crate::finite")]
     pub eff_acc: f64,
+    #[serde(with = "crate::finite")]
     pub eff_acc_error: f64,
     /// Measured σ × B in pb, with statistical and MC-statistics errors.
+    #[serde(with = "crate::finite")]
     pub xsec_br_pb: f64,
+    #[serde(with = "crate::finite")]
     pub xsec_br_stat_error_pb: f64,
+    #[serde(with = "crate::finite")]
     pub xsec_br_mc_error_pb: f64,
     /// σ × B the signal MC assumes, pb.
+    #[serde(with = "crate::finite")]
     pub theory_xsec_br_pb: f64,
     /// Signal strength μ = σ×B / σ×B(theory), with statistical and MC-statistics errors.
+    #[serde(with = "crate::finite")]
     pub mu: f64,
+    #[serde(with = "crate::finite")]
     pub mu_stat_error: f64,
+    #[serde(with = "crate::finite")]
     pub mu_mc_error: f64,
 }

@@ -9,6 +9,7 @@ use crate::llm::Usage;
 use crate::task::Variant;
 use crate::trajectory::{Record, Status};
 use serde::{Deserialize, Serialize};
+use stage_api::finite;
 
 /// The first-level error categories (see ARCHITECTURE.md, "The benchmark's error taxonomy").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -374,79 +375,6 @@ fn runtime_detail(class: crate::sandbox::RunClass) -> &'static str {
         C::ExitCode => "exit_code",
         C::SetupFailed => "setup_failed",
         C::Ok => "ok",
-    }
-}
-
-/// Serde for `f64` that survives non-finite values: JSON has no NaN or ∞ and serde_json
-/// writes them as `null`, which then fails to read back; here they are the strings `"NaN"`,
-/// `"inf"` and `"-inf"`, and numbers stay numbers.
-pub mod finite {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Number(f64),
-        Text(String),
-    }
-
-    fn to_repr(v: f64) -> Repr {
-        if v.is_finite() {
-            Repr::Number(v)
-        } else if v.is_nan() {
-            Repr::Text("NaN".into())
-        } else if v > 0.0 {
-            Repr::Text("inf".into())
-        } else {
-            Repr::Text("-inf".into())
-        }
-    }
-
-    fn from_repr<E: serde::de::Error>(r: Repr) -> Result<f64, E> {
-        match r {
-            Repr::Number(v) => Ok(v),
-            Repr::Text(t) => match t.as_str() {
-                "NaN" => Ok(f64::NAN),
-                "inf" => Ok(f64::INFINITY),
-                "-inf" => Ok(f64::NEG_INFINITY),
-                other => Err(E::custom(format!("not a number: {other:?}"))),
-            },
-        }
-    }
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        to_repr(*v).serialize(s)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        from_repr(Repr::deserialize(d)?)
-    }
-
-    /// The same for `Option<f64>` (`null` is `None`).
-    pub mod option {
-        use super::*;
-        pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-            v.map(to_repr).serialize(s)
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-            Option::<Repr>::deserialize(d)?.map(from_repr).transpose()
-        }
-    }
-
-    /// The same for `Vec<f64>`.
-    pub mod vec {
-        use super::*;
-        pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
-            v.iter()
-                .map(|x| to_repr(*x))
-                .collect::<Vec<_>>()
-                .serialize(s)
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-            Vec::<Repr>::deserialize(d)?
-                .into_iter()
-                .map(from_repr)
-                .collect()
-        }
     }
 }
 

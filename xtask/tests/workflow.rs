@@ -1,0 +1,369 @@
+//! `cargo xtask analyze` as rules of the flow engine: reruns only what changed and says why,
+//! dry runs, provenance, crash safety under SIGKILL, and a model-written select stage running
+//! the whole analysis beside the reference.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask runs")
+}
+
+/// Runs `analyze` with `extra`; (stdout, the rules that ran).
+fn analyze(out: &Path, data: &[&Path], extra: &[&str]) -> (String, BTreeSet<String>) {
+    let mc = fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root");
+    let mut args = vec!["analyze", "--out", out.to_str().unwrap(), "--data"];
+    args.extend(data.iter().map(|d| d.to_str().unwrap()));
+    args.extend(["--mc", mc.to_str().unwrap()]);
+    args.extend(extra);
+    let o = xtask(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let ran = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("run  "))
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    (stdout, ran)
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_rerun_does_only_what_changed_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    // A copy of the data file, so it can be touched.
+    let data = tmp.path().join("data_A.GamGam.root");
+    std::fs::copy(fixture("data_2020_zlib.GamGam.root"), &data).unwrap();
+    let (stdout, ran) = analyze(&out, &[&data], &[]);
+    assert!(stdout.contains("12 of 12 rules ran"), "{stdout}");
+    assert_eq!(ran.len(), 12);
+    let first = std::fs::read(out.join("results.json")).unwrap();
+    for f in ["m_yy.png", "cut_flow.svg", "provenance/fit.json", "logs"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+
+    // Nothing changed: nothing runs, and it says so; results.json is the same file.
+    let (stdout, ran) = analyze(&out, &[&data], &[]);
+    assert!(ran.is_empty(), "{ran:?}");
+    assert!(
+        stdout.contains("nothing to do: all 12 rules are up to date"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
+
+    // Touched, same content: nothing runs.
+    let f = std::fs::File::options().append(true).open(&data).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    let (stdout, ran) = analyze(&out, &[&data], &[]);
+    assert!(
+        ran.is_empty() && stdout.contains("nothing to do"),
+        "{ran:?}"
+    );
+
+    // A dry run names each rule that would run and why, and runs nothing.
+    let (stdout, ran) = analyze(&out, &[&data], &["--pt-min", "30", "--dry-run"]);
+    assert!(ran.is_empty());
+    assert!(
+        stdout.contains(
+            "would run select/data/data_A.GamGam: parameters changed: cuts.pt_min: 25.0 → 30.0"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would run fit: may rerun: upstream merge/data, merge/mc would run"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("would run inspect"), "{stdout}");
+    assert!(
+        stdout.contains("10 of 12 rules would run (dry run: nothing ran)"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
+
+    // A selection parameter: the rules downstream of the selection run, not the inspection.
+    let (_, ran) = analyze(&out, &[&data], &["--pt-min", "30"]);
+    let downstream = set(&[
+        "select/data/data_A.GamGam",
+        "select/mc/mc_343981.ggH125_gamgam_2020_zlib.GamGam",
+        "histogram/data/data_A.GamGam",
+        "histogram/mc/mc_343981.ggH125_gamgam_2020_zlib.GamGam",
+        "merge/data",
+        "merge/mc",
+        "fit",
+        "measure",
+        "results",
+        "plots",
+    ]);
+    assert_eq!(ran, downstream);
+
+    // The luminosity weights MC only: the data selection does not rerun.
+    let (_, ran) = analyze(&out, &[&data], &["--pt-min", "30", "--lumi", "20000"]);
+    assert!(!ran.contains("select/data/data_A.GamGam"), "{ran:?}");
+    assert!(ran.contains("select/mc/mc_343981.ggH125_gamgam_2020_zlib.GamGam"));
+
+    // Back to the first parameters: the same bytes as the first run.
+    analyze(&out, &[&data], &[]);
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
+
+    // --force reruns a rule; identical output, so nothing downstream reruns.
+    let (_, ran) = analyze(&out, &[&data], &["--force", "fit"]);
+    assert_eq!(ran, set(&["fit"]));
+
+    // An output that is not what the rule wrote is rebuilt, and says so.
+    std::fs::write(out.join("work/fit.json"), "{}").unwrap();
+    let o = xtask(&[
+        "analyze",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--mc",
+        fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root")
+            .to_str()
+            .unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("run  fit: output") && err.contains("is not what the rule wrote"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
+
+    // A second data file: only its own rules and the merges and what follows run.
+    let more = fixture("data_2020_lz4.GamGam.root");
+    let (_, ran) = analyze(&out, &[&data, &more], &[]);
+    assert!(ran.contains("select/data/data_2020_lz4.GamGam"));
+    assert!(!ran.contains("select/data/data_A.GamGam"), "{ran:?}");
+    assert!(
+        ran.contains("merge/data") && !ran.contains("merge/mc"),
+        "{ran:?}"
+    );
+
+    // results.json links every rule to its provenance record, which names its inputs' hashes.
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let record = r["provenance"]["rules"]["fit"]["record"].as_str().unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(record)).unwrap()).unwrap();
+    assert_eq!(rec["inputs"][0]["blake3"].as_str().unwrap().len(), 64);
+    assert!(rec["host"].is_string() && rec["wall_s"].is_number());
+    assert!(r.get("code_version").is_none() && !String::from_utf8_lossy(&first).contains("wall_s"));
+}
+
+fn no_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            left.extend(no_temporaries(&p));
+        } else if p.to_string_lossy().ends_with(".flow-tmp") {
+            left.push(p);
+        }
+    }
+    left
+}
+
+#[test]
+fn a_run_killed_at_any_point_resumes_to_identical_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = [
+        "data_2020_zlib.GamGam.root",
+        "data_2020_lz4.GamGam.root",
+        "data_2020_lzma.GamGam.root",
+        "data_2020_zstd.GamGam.root",
+        "data_2020_zlib_smallbaskets.GamGam.root",
+    ];
+    let files: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
+    let data: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let whole = tmp.path().join("whole");
+    let (_, all) = analyze(&whole, &data, &["--threads", "1"]);
+    let total = all.len();
+    assert_eq!(
+        total, 24,
+        "6 files × 3 rules, 2 merges, fit, measure, results, plots"
+    );
+    let want = std::fs::read(whole.join("results.json")).unwrap();
+
+    let out = tmp.path().join("killed");
+    let mc = fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root");
+    let mut args = vec![
+        "analyze",
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--data",
+    ];
+    args.extend(data.iter().map(|d| d.to_str().unwrap()));
+    args.extend(["--mc", mc.to_str().unwrap()]);
+    // SIGKILL after 0, 20, 40, ... ms until a run finishes on its own.
+    let (mut killed_mid_run, mut delay) = (0, 0);
+    loop {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if !out.join("results.json").exists() {
+            killed_mid_run += 1;
+        }
+        delay += 20;
+        assert!(delay < 20_000, "the run never finishes");
+    }
+    assert!(
+        killed_mid_run >= 2,
+        "only {killed_mid_run} kills landed mid-run"
+    );
+    // A final run: nothing left to do, the same bytes, no temporary file anywhere.
+    let (stdout, ran) = analyze(&out, &data, &["--threads", "1"]);
+    assert!(ran.is_empty(), "{ran:?}\n{stdout}");
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), want);
+    assert_eq!(no_temporaries(&out), Vec::<PathBuf>::new());
+
+    // A run killed mid-way does not redo the rules it finished: kill one after its first
+    // selections, then count what the next run does.
+    let partial = tmp.path().join("partial");
+    let mut args2 = args.clone();
+    args2[2] = partial.to_str().unwrap();
+    for delay in (10..2000).step_by(10) {
+        let _ = std::fs::remove_dir_all(&partial);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(&args2)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Records in place (not a record being written when the kill came).
+        let records = std::fs::read_dir(partial.join("provenance"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if records > 0 && !partial.join("results.json").exists() {
+            let (_, ran) = analyze(&partial, &data, &["--threads", "1"]);
+            // Exactly the rules without a record run again.
+            assert_eq!(
+                ran.len(),
+                total - records,
+                "{records} records; reran {ran:?}"
+            );
+            assert_eq!(std::fs::read(partial.join("results.json")).unwrap(), want);
+            return;
+        }
+    }
+    panic!("no kill landed between the first record and the end");
+}
+
+const SELECT_OK: &str = include_str!("../../agent/tests/answers/select_ok.rs");
+
+#[test]
+fn a_model_written_select_stage_runs_the_whole_analysis_beside_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = fixture("data_2020_zlib.GamGam.root");
+    let mc = fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root");
+    let run = |stage: &Path, out: &Path| {
+        let spec = format!("select={}", stage.display());
+        xtask(&[
+            "analyze",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--mc",
+            mc.to_str().unwrap(),
+            "--stage",
+            &spec,
+        ])
+    };
+    let text = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    // The right stage: the same analysis, to the bit.
+    let good = tmp.path().join("good.rs");
+    std::fs::write(&good, SELECT_OK).unwrap();
+    let out = tmp.path().join("a");
+    let o = run(&good, &out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Identical results"), "{}", text(&o));
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
+    assert_eq!(c["identical"], true);
+    assert!(out.join("stage-select/results.json").is_file());
+    assert!(out.join("comparison.md").is_file());
+
+    // A different cut (pT > cut + 5 GeV): the whole chain differs, and the report says where.
+    let other = tmp.path().join("other.rs");
+    let edited = SELECT_OK.replacen("> cuts.pt_min", "> cuts.pt_min + 5.0", 1);
+    assert_ne!(edited, SELECT_OK);
+    std::fs::write(&other, edited).unwrap();
+    let out = tmp.path().join("b");
+    let o = run(&other, &out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("The results DIFFER"), "{}", text(&o));
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
+    assert_eq!(c["identical"], false);
+    let rows = c["differences"].as_array().unwrap();
+    let row = |q: &str| rows.iter().find(|r| r["quantity"] == q).unwrap().clone();
+    assert_ne!(
+        row("cut flow: mass window")["difference"].as_f64().unwrap(),
+        0.0
+    );
+    assert_ne!(row("μ")["difference"].as_f64().unwrap(), 0.0);
+    // The reference's own results are untouched by the stage.
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("stage-select/results.json")).unwrap())
+            .unwrap();
+    assert_ne!(r["cut_flow"], s["cut_flow"]);
+
+    // An agent run written against another contract version: refused, naming both.
+    let old = tmp.path().join("agent-run");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join("stage.rs"), SELECT_OK).unwrap();
+    std::fs::write(old.join("outcome.json"), r#"{"stage_api_version": 1}"#).unwrap();
+    let o = run(&old, &tmp.path().join("c"));
+    assert!(!o.status.success());
+    let t = text(&o);
+    let now = format!("version {}", analysis::stage::STAGE_API_VERSION);
+    assert!(t.contains("stage-api version 1") && t.contains(&now), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
