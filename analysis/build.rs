@@ -27,6 +27,10 @@ fn main() {
     let rules: &[(&str, &[&str])] = &[
         ("INSPECT", &[reader, &["src/workflow.rs"]].concat()),
         (
+            "CONVERT",
+            &[reader, &["src/convert.rs", "../stage-api/src/files.rs"]].concat(),
+        ),
+        (
             "SELECT",
             &[reader, &["src/select.rs", "src/stage.rs", api]].concat(),
         ),

@@ -51,11 +51,14 @@ impl SelectImpl {
 
 /// One chain of rules.
 pub struct Chain {
-    /// Rule-name prefix (`""` for the reference, `"agent/"` for a model-written stage's).
+    /// Rule-name prefix (`""` for the reference, `"stage-select/"` for a model-written
+    /// stage's).
     pub prefix: String,
     /// Folder of `results.json`, the plots and `work/`.
     pub dir: PathBuf,
     pub select: SelectImpl,
+    /// Also convert every input to `.npy` columns (`convert/ROLE/FILE`, the paper's step 2).
+    pub convert: bool,
 }
 
 /// What `inspect/...` writes: the file as the analysis sees it.
@@ -174,6 +177,28 @@ pub fn chain(
                 }),
             });
             inspected.push(info);
+
+            if c.convert {
+                // The columns go to a folder beside the manifest, moved into place by the job
+                // before the engine renames the manifest (the record covers the manifest).
+                let columns = work.join(format!("convert/{role}/{name}"));
+                rules.push(Rule {
+                    name: format!("{p}convert/{role}/{name}"),
+                    inputs: vec![file.clone()],
+                    outputs: vec![work.join(format!("convert/{role}/{name}.manifest.json"))],
+                    params: Value::Null,
+                    implementation: identity::CONVERT.into(),
+                    job: Box::new(move |ctx: &Ctx| {
+                        let f = workflow::open_input(ctx.input(0)).map_err(err)?;
+                        let tmp = columns.with_extension("flow-tmp-dir");
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        let m = crate::convert::convert(f.ntuple(), None, &tmp).map_err(err)?;
+                        let _ = std::fs::remove_dir_all(&columns);
+                        std::fs::rename(&tmp, &columns).map_err(err)?;
+                        ctx.write_json(0, &m)
+                    }),
+                });
+            }
 
             // Data weights are 1: the luminosity cannot change a data file's selection.
             let mut cut_params = serde_json::to_value(&cfg.cuts).expect("plain data");

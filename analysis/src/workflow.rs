@@ -29,6 +29,7 @@ pub const RESULTS_FORMAT_VERSION: u32 = 2;
 /// commit).
 pub mod identity {
     pub const INSPECT: &str = env!("HGG_IMPL_INSPECT");
+    pub const CONVERT: &str = env!("HGG_IMPL_CONVERT");
     pub const SELECT: &str = env!("HGG_IMPL_SELECT");
     pub const HISTOGRAM: &str = env!("HGG_IMPL_HISTOGRAM");
     pub const MERGE: &str = env!("HGG_IMPL_MERGE");

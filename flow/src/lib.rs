@@ -141,6 +141,12 @@ impl std::fmt::Display for Reason {
             Reason::Implementation { was, now } => {
                 write!(f, "implementation changed ({was} → {now})")
             }
+            Reason::Params(d) if d.len() > 3 => write!(
+                f,
+                "parameters changed: {} and {} more",
+                d[..3].join(", "),
+                d.len() - 3
+            ),
             Reason::Params(d) => write!(f, "parameters changed: {}", d.join(", ")),
             Reason::InputList => write!(f, "the list of inputs changed"),
             Reason::InputChanged(p) => write!(f, "input {p} changed"),

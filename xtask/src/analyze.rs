@@ -57,6 +57,10 @@ pub struct Args {
     /// Run only this rule (name or prefix) and what it needs.
     #[arg(long)]
     until: Option<String>,
+    /// Also convert every input file to .npy columns (work/convert/ROLE/FILE/, the paper's
+    /// step 2), as rules like the others.
+    #[arg(long)]
+    convert: bool,
     /// A model-written stage in place of the reference's, beside it: `select=PATH` (a
     /// stage.rs, or the --out folder of `cargo xtask agent`). Built and run in the sandbox as
     /// the agent does; its results go to OUT/stage-select/ and OUT/comparison.md.
@@ -143,6 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         prefix: String::new(),
         dir: args.out.clone(),
         select: SelectImpl::reference(),
+        convert: args.convert,
     };
     let mut all = rules::chain(&inputs, &cfg, &reference, progress.clone())?;
     let mut stage_chain = None;
@@ -166,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 identity: stage.identity.clone(),
                 stage: Arc::new(stage),
             },
+            convert: false,
         };
         all.extend(rules::chain(&inputs, &cfg, &chain, progress.clone())?);
         all.push(rules::compare_rule(
