@@ -367,3 +367,35 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
         format!("z differs from the reference (yours: {})", f.z),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_that_does_not_read_back_fails_a_check_instead_of_panicking() {
+        // JSON has no NaN: a reference written with one holds `null` there.
+        let output = serde_json::json!({"binning": {"bins": 1, "lo": 0.0, "hi": 1.0},
+            "sumw": [0.0], "sumw2": [0.0], "underflow": 0.0, "overflow": 0.0, "entries": 0});
+        let mut reference = output.clone();
+        reference["sumw"][0] = serde_json::Value::Null;
+        let v = validate(
+            StageKind::Histogram,
+            &output.to_string(),
+            Some(&reference),
+            &Tolerances {
+                rel: 1e-9,
+                value_sigma: 0.01,
+                error_rel: 0.02,
+            },
+        );
+        assert!(!v.passed);
+        let failed: Vec<&str> = v
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(failed, ["reference parses"]);
+    }
+}

@@ -84,3 +84,30 @@ fn a_present_dataset_is_reused_not_regenerated() {
     dataset::ensure_default(dir.path(), &other, || regenerated = true).unwrap();
     assert!(regenerated, "another seed regenerates");
 }
+
+#[test]
+fn a_synthetic_file_says_so_itself_whatever_its_name() {
+    let a = tempfile::tempdir().unwrap();
+    let ds = dataset::ensure_default(a.path(), &small(), || {}).unwrap();
+    // Renamed to look like a real Open Data file: its tree title still says SYNTHETIC.
+    let renamed = a.path().join("data_A.GamGam.root");
+    std::fs::copy(&ds.data, &renamed).unwrap();
+    let f = EventFile::open(&renamed).unwrap();
+    assert!(
+        f.ntuple().title().contains("SYNTHETIC"),
+        "{}",
+        f.ntuple().title()
+    );
+    assert!(analysis::workflow::is_synthetic(&f));
+    let r = analysis::workflow::run(
+        &analysis::workflow::Inputs {
+            data: vec![renamed],
+            mc: vec![],
+        },
+        &Default::default(),
+        &analysis::stage::Reference,
+        &|_| {},
+    )
+    .unwrap();
+    assert!(r.synthetic_inputs && r.provenance.inputs[0].synthetic);
+}
