@@ -19,8 +19,9 @@ pub enum Verdict {
     Fix(String),
     /// It ran but failed (the run's class, or validation): for the supervisor to review.
     Failed { failure: String, report: String },
-    /// It passed validation, or the sanity checks when no reference covers the instruction.
-    Passed(Validation),
+    /// It passed validation, or the sanity checks when no reference covers the instruction:
+    /// the validation and the output document.
+    Passed(Validation, String),
     /// The harness itself failed (disk, permissions).
     Harness(String),
 }
@@ -269,7 +270,7 @@ impl Checker<'_> {
                 "sane, but NOT VALIDATED (no reference for this instruction)"
             };
             progress(&format!("  run ok ({:.2} s); {what}", report.wall_s));
-            return Verdict::Passed(v);
+            return Verdict::Passed(v, text);
         }
         progress(&format!("  validation failed: {}", v.details()));
         let what = if v.validated {

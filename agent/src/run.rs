@@ -66,6 +66,9 @@ pub struct Outcome {
     /// The last code the coder wrote.
     pub code: Option<String>,
     pub validation: Option<Validation>,
+    /// The output document of the run that passed (validation or, without a reference, the
+    /// sanity checks).
+    pub output: Option<String>,
     pub timings: Vec<Timing>,
     pub error: Option<String>,
 }
@@ -154,6 +157,7 @@ pub fn run_task(
         cost_usd: None,
         code: None,
         validation: None,
+        output: None,
         timings: vec![],
         error: None,
     };
@@ -194,7 +198,19 @@ pub fn run_task(
         &[("instruction", &instruction), ("contract", &contract)],
     );
     let mut supervisor_msgs = vec![
-        Message::system(render("supervisor_system", &[])),
+        Message::system(render(
+            "supervisor_system",
+            &[(
+                "checked_by",
+                if prepared.reference.is_some() {
+                    "its output is compared with a reference implementation that neither of \
+                     you can see"
+                } else {
+                    "its output is only sanity-checked (no reference covers this instruction): \
+                     make sure the task states what a correct output must satisfy"
+                },
+            )],
+        )),
         Message::user(&plan_prompt),
     ];
     let plan = match call(pick(&mut supervisor, llm), &supervisor_msgs, &mut tally) {
@@ -252,7 +268,8 @@ pub fn run_task(
         // What goes back to the coder; `None` ends the loop.
         let feedback = match checker.check(code, &mut attempt, progress) {
             Verdict::Fix(prompt) => Some(prompt),
-            Verdict::Passed(v) => {
+            Verdict::Passed(v, output) => {
+                out.output = Some(output);
                 out.status = if v.validated {
                     Status::Accepted
                 } else {
@@ -279,14 +296,16 @@ pub fn run_task(
                         ("code", out.code.as_deref().unwrap_or("").trim_end()),
                     ],
                 );
-                let mut msgs = supervisor_msgs.clone();
-                msgs.push(Message::user(&review_prompt));
-                match call(pick(&mut supervisor, llm), &msgs, &mut tally) {
+                // The supervisor's conversation keeps every review and its own advice, so it
+                // can see what an attempt changed (or did not).
+                supervisor_msgs.push(Message::user(&review_prompt));
+                match call(pick(&mut supervisor, llm), &supervisor_msgs, &mut tally) {
                     Err(e) => {
                         failed(&mut out, e);
                         None
                     }
                     Ok(review) => {
+                        supervisor_msgs.push(Message::assistant(&review.content));
                         let give_up = gives_up(&review.content);
                         traj.push(attempt.take().expect("not yet pushed"))?;
                         traj.push(Record::Review {

@@ -186,13 +186,26 @@ impl Task {
                 )
             }
             StageKind::Histogram => {
+                // The selection's masses are all inside the window and weigh 1: add the edge
+                // cases the instruction defines (below lo, at lo, just below and at hi, above
+                // hi) with non-unit and negative weights, so the stage must handle them.
+                let mut diphotons = selected.diphotons;
+                let (lo, hi) = (binning.lo, binning.hi);
+                for (m, w) in [
+                    (lo - 0.5, 0.5),
+                    (lo, 2.0),
+                    (hi - 1e-9, -1.0),
+                    (hi, 1.5),
+                    (hi + 3.0, 0.25),
+                    (0.5 * (lo + hi), 3.0),
+                ] {
+                    diphotons.m_yy.push(m);
+                    diphotons.weight.push(w);
+                }
                 let h = Reference
-                    .histogram(&selected.diphotons, &binning)
+                    .histogram(&diphotons, &binning)
                     .map_err(|e| e.message)?;
-                let i = HistogramInput {
-                    diphotons: selected.diphotons,
-                    binning,
-                };
+                let i = HistogramInput { diphotons, binning };
                 (to_json(&i), serde_json::to_value(&h).expect("plain data"))
             }
             StageKind::Fit => {

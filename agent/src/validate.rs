@@ -32,14 +32,24 @@ pub struct Validation {
 }
 
 impl Validation {
-    /// The failed checks' hints, one per line: what the model is told.
+    /// What the model is told: the failed checks' hints, one per line, then the names of the
+    /// checks that passed (so it knows what not to change).
     pub fn hints(&self) -> String {
-        let lines: Vec<String> = self
+        let mut lines: Vec<String> = self
             .checks
             .iter()
             .filter(|c| !c.passed)
             .map(|c| format!("- {}", c.hint))
             .collect();
+        let passed: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        if !passed.is_empty() {
+            lines.push(format!("Checks that passed: {}.", passed.join(", ")));
+        }
         lines.join("\n")
     }
     /// Failed checks' details, for the user.
@@ -65,6 +75,16 @@ impl Checks {
             detail,
             hint,
         });
+    }
+    /// A sanity rule: its text says "holds" or "violated", so a passed check never reads as
+    /// a failure in a trajectory.
+    fn rule(&mut self, name: &str, passed: bool, rule: &str) {
+        let text = if passed {
+            format!("holds: {rule}")
+        } else {
+            format!("violated: {rule}")
+        };
+        self.add(name, passed, text.clone(), text);
     }
     fn finish(self, validated: bool) -> Validation {
         let passed = self.0.iter().all(|c| c.passed);
@@ -161,8 +181,11 @@ fn sanity_select(c: &mut Checks, out: &SelectOutput) {
     let flow = &out.cut_flow.0;
     let consistent =
         flow.iter().all(|l| l.pass <= l.all) && flow.windows(2).all(|w| w[1].all == w[0].pass);
-    let msg = "the cut flow is inconsistent: every cut must see exactly the events that passed the one before, and pass no more than it sees".to_string();
-    c.add("cut flow consistent", consistent, msg.clone(), msg);
+    c.rule(
+        "cut flow consistent",
+        consistent,
+        "every cut sees exactly the events that passed the one before, and passes no more than it sees",
+    );
     let n = out.diphotons.m_yy.len();
     let selected = flow.last().map_or(0, |l| l.pass) as usize;
     let ok = n == out.diphotons.weight.len() && n == selected;
@@ -177,8 +200,7 @@ fn sanity_select(c: &mut Checks, out: &SelectOutput) {
         .iter()
         .chain(&out.diphotons.weight)
         .all(|x| x.is_finite());
-    let msg = "masses and weights must be finite".to_string();
-    c.add("finite values", finite, msg.clone(), msg);
+    c.rule("finite values", finite, "masses and weights are finite");
 }
 
 fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &Tolerances) {
@@ -230,14 +252,14 @@ fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &To
             "m_yy",
             w <= tol.rel,
             format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
-            format!("m_yy differs from the reference beyond {:.0e} relative (first large difference at selected event {i}, your value {})", tol.rel, out.diphotons.m_yy[i]),
+            format!("m_yy differs from the reference by {:.1}× the tolerance of {:.0e} relative (largest at selected event {i}, your value {})", w / tol.rel, tol.rel, out.diphotons.m_yy[i]),
         );
         let (w, i) = worst(&out.diphotons.weight, &r.diphotons.weight);
         c.add(
             "weights",
             w <= tol.rel,
             format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
-            format!("event weights differ from the reference beyond {:.0e} relative (selected event {i}, your weight {})", tol.rel, out.diphotons.weight[i]),
+            format!("event weights differ from the reference by {:.1}× the tolerance of {:.0e} relative (largest at selected event {i}, your weight {})", w / tol.rel, tol.rel, out.diphotons.weight[i]),
         );
     }
 }
@@ -257,8 +279,7 @@ fn sanity_histogram(c: &mut Checks, h: &Histogram) {
         .chain(&h.sumw2)
         .chain([&h.underflow, &h.overflow])
         .all(|x| x.is_finite());
-    let msg = "bin contents must be finite".to_string();
-    c.add("finite values", finite, msg.clone(), msg);
+    c.rule("finite values", finite, "bin contents are finite");
 }
 
 fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Tolerances) {
@@ -279,7 +300,7 @@ fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Toleran
             name,
             w <= tol.rel,
             format!("largest relative difference {w:.2e} in bin {i}, tolerance {:.0e}", tol.rel),
-            format!("{name} differs from the reference (first large difference in bin {i}, your value {})", a[i]),
+            format!("{name} differs from the reference by {:.1}× the tolerance of {:.0e} relative (largest in bin {i}, your value {})", w / tol.rel, tol.rel, a[i]),
         );
     }
     let flows = rel_diff(h.underflow, r.underflow) <= tol.rel
@@ -311,12 +332,18 @@ fn sanity_fit(c: &mut Checks, f: &FitResult) {
         .all(|p| p.value.is_finite() && p.error.is_finite())
         && f.nll.is_finite()
         && f.z.is_finite();
-    let msg = "parameter values, errors, nll and z must be finite".to_string();
-    c.add("finite values", finite, msg.clone(), msg);
+    c.rule(
+        "finite values",
+        finite,
+        "parameter values, errors, nll and z are finite",
+    );
     let n = f.params.len();
     let square = f.covariance.len() == n && f.covariance.iter().all(|r| r.len() == n);
-    let msg = format!("the covariance must be {n}×{n}");
-    c.add("covariance shape", square, msg.clone(), msg);
+    c.rule(
+        "covariance shape",
+        square,
+        &format!("the covariance is {n}×{n}"),
+    );
 }
 
 fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
@@ -341,8 +368,12 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
                 p.value, q.value, tol.value_sigma
             ),
             format!(
-                "the fitted {} is not at the likelihood minimum the reference finds (yours: {})",
-                p.name, p.value
+                "the fitted {} is not at the likelihood minimum the reference finds: {:.1}× the \
+                 tolerance of {}σ away (yours: {})",
+                p.name,
+                pull / tol.value_sigma,
+                tol.value_sigma,
+                p.value
             ),
         );
         let d = rel_diff(p.error, q.error);
@@ -354,8 +385,12 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
                 p.error, q.error, tol.error_rel
             ),
             format!(
-                "the error of {} differs from the reference's Hessian error (yours: {})",
-                p.name, p.error
+                "the error of {} differs from the reference's Hessian error by {:.1}× the \
+                 tolerance of {} relative (yours: {})",
+                p.name,
+                d / tol.error_rel,
+                tol.error_rel,
+                p.error
             ),
         );
     }
@@ -364,7 +399,11 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
         "significance",
         dz <= 0.01,
         format!("stage z {} reference {}", f.z, r.z),
-        format!("z differs from the reference (yours: {})", f.z),
+        format!(
+            "z differs from the reference by {:.1}× the tolerance of 0.01 (yours: {})",
+            dz / 0.01,
+            f.z
+        ),
     );
 }
 

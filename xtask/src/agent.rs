@@ -221,6 +221,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(code) = &outcome.code {
         std::fs::write(out.join("stage.rs"), code)?;
     }
+    // The stage's own output (e.g. the selected masses), when a run passed.
+    if let Some(doc) = &outcome.output {
+        std::fs::write(out.join("output.json"), doc)?;
+    }
     std::fs::write(
         out.join("timings.json"),
         serde_json::to_string_pretty(&outcome.timings)?,

@@ -131,6 +131,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let bar = indicatif::ProgressBar::hidden();
     let on_event = |e: Event| match e {
+        Event::Preparing => eprintln!(
+            "preparing the stage toolchain (the first time on a machine this compiles the \
+             contract crate: a minute or two)"
+        ),
         Event::Planned { todo, total } => {
             eprintln!(
                 "{} models × {} tasks × {} trials = {total} cells; {todo} to run, {} at once, \

@@ -167,6 +167,8 @@ pub struct RunOptions {
 
 /// Progress events for the terminal.
 pub enum Event<'a> {
+    /// The stage toolchain is being prepared (the first time on a machine: a minute or two).
+    Preparing,
     /// `todo` cells will run now (of `total` in the matrix).
     Planned { todo: usize, total: usize },
     Finished {
@@ -502,6 +504,7 @@ pub fn run(
         todo: todo.len(),
         total,
     });
+    on_event(Event::Preparing);
     toolchain.prepare()?;
     let mut results =
         Results::open(&dir.results()).map_err(|e| format!("{}: {e}", dir.results().display()))?;
@@ -730,6 +733,7 @@ fn run_cell(
             cost_usd: None,
             code: None,
             validation: None,
+            output: None,
             timings: vec![],
             error: Some(e.to_string()),
         },
