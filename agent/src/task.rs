@@ -190,6 +190,8 @@ impl Task {
                 // cases the instruction defines (below lo, at lo, just below and at hi, above
                 // hi) with non-unit and negative weights, so the stage must handle them.
                 let mut diphotons = selected.diphotons;
+                // A histogram needs only masses and weights.
+                diphotons.kinematics = Default::default();
                 let (lo, hi) = (binning.lo, binning.hi);
                 for (m, w) in [
                     (lo - 0.5, 0.5),

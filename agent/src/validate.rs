@@ -201,6 +201,25 @@ fn sanity_select(c: &mut Checks, out: &SelectOutput) {
         .chain(&out.diphotons.weight)
         .all(|x| x.is_finite());
     c.rule("finite values", finite, "masses and weights are finite");
+    let k = &out.diphotons.kinematics;
+    let short: Vec<&str> = k
+        .columns()
+        .iter()
+        .filter(|(_, v)| v.len() != n)
+        .map(|(name, _)| *name)
+        .collect();
+    c.rule(
+        "kinematics columns",
+        short.is_empty(),
+        &format!(
+            "every kinematics column has one entry per selected event ({n}){}",
+            if short.is_empty() {
+                String::new()
+            } else {
+                format!("; these do not: {}", short.join(", "))
+            }
+        ),
+    );
 }
 
 fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &Tolerances) {
@@ -254,6 +273,24 @@ fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &To
             format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
             format!("m_yy differs from the reference by {:.1}× the tolerance of {:.0e} relative (largest at selected event {i}, your value {})", w / tol.rel, tol.rel, out.diphotons.m_yy[i]),
         );
+        let columns = out
+            .diphotons
+            .kinematics
+            .columns()
+            .into_iter()
+            .zip(r.diphotons.kinematics.columns());
+        for ((name, a), (_, b)) in columns {
+            if a.len() != b.len() {
+                continue; // the sanity check names it
+            }
+            let (w, i) = worst(a, b);
+            c.add(
+                &format!("kinematics {name}"),
+                w <= tol.rel,
+                format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
+                format!("kinematics.{name} differs from the reference by {:.1}× the tolerance of {:.0e} relative (largest at selected event {i}, your value {})", w / tol.rel, tol.rel, a[i]),
+            );
+        }
         let (w, i) = worst(&out.diphotons.weight, &r.diphotons.weight);
         c.add(
             "weights",

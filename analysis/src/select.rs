@@ -6,7 +6,7 @@
 //! `mYY` returns `float`), and every later cut and the histogram use that `float` value.
 
 use crate::events::PhotonEvents;
-pub use stage_api::select::{CutCount, CutFlow, Cuts, Diphotons, CUT_NAMES};
+pub use stage_api::select::{CutCount, CutFlow, Cuts, Diphotons, Kinematics, CUT_NAMES};
 
 /// Applies the selection to one batch of events.
 pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
@@ -65,8 +65,31 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
             }
             _ => 1.0,
         });
+        push_kinematics(&mut out.kinematics, p, good[0], good[1]);
     }
     (out, flow)
+}
+
+/// Appends the two photons' kinematics (`a` is photon 1) and the diphoton's pT.
+fn push_kinematics(k: &mut Kinematics, p: &crate::events::Photons, a: usize, b: usize) {
+    let w = |x: f32| x as f64;
+    k.pt1.push(w(p.pt[a]));
+    k.eta1.push(w(p.eta[a]));
+    k.phi1.push(w(p.phi[a]));
+    k.e1.push(w(p.e[a]));
+    k.pt2.push(w(p.pt[b]));
+    k.eta2.push(w(p.eta[b]));
+    k.phi2.push(w(p.phi[b]));
+    k.e2.push(w(p.e[b]));
+    let (pa, pb) = (w(p.pt[a]), w(p.pt[b]));
+    let (fa, fb) = (w(p.phi[a]), w(p.phi[b]));
+    let px = pa * fa.cos() + pb * fb.cos();
+    let py = pa * fa.sin() + pb * fb.sin();
+    k.pt_yy.push((px * px + py * py).sqrt());
+    k.track_iso1.push(w(p.track_iso[a] / p.pt[a]));
+    k.track_iso2.push(w(p.track_iso[b] / p.pt[b]));
+    k.calo_iso1.push(w(p.calo_iso[a] / p.pt[a]));
+    k.calo_iso2.push(w(p.calo_iso[b] / p.pt[b]));
 }
 
 /// Invariant mass of photons `a` and `b` (from pT, η, φ, E), rounded to `float` as ROOT's

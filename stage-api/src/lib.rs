@@ -64,14 +64,14 @@ pub use files::{BranchSummary, ConvertInput, FileSummary, NpyColumn, NpyManifest
 pub use fit::{Background, DscbTails, FitModel, FitParam, FitResult, FitStatus, ParamSpec, Signal};
 pub use histogram::{Binning, Histogram};
 pub use measure::{MeasureInput, Measurement, SignalMc};
-pub use select::{CutCount, CutFlow, Cuts, Diphotons, CUT_NAMES};
+pub use select::{CutCount, CutFlow, Cuts, Diphotons, Kinematics, CUT_NAMES};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version of this contract. Bumped on any change to a trait or to a type it uses
 /// (`agent/tests/contract.rs` fails when a public signature changes and this does not).
-pub const STAGE_API_VERSION: u32 = 3;
+pub const STAGE_API_VERSION: u32 = 4;
 
 /// Why a stage failed: a message for the user (and, for agent-written stages, for the model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,13 +97,83 @@ impl CutFlow {
     }
 }
 
-/// Selected events: the diphoton mass and the event weight, in file order.
+/// Selected events: the diphoton mass and the event weight, in file order, and the
+/// kinematics the later steps (classification, categorization) need.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Diphotons {
     /// m_γγ in GeV (a value ROOT stored as `float`, widened to f64: compute with it as f64).
     pub m_yy: Vec<f64>,
     /// Event weight: 1 for data; for MC mcWeight × scale factors × σ × L / ΣW.
     pub weight: Vec<f64>,
+    /// One entry per selected event in every column (empty when a step does not need them).
+    #[serde(default)]
+    pub kinematics: Kinematics,
+}
+
+/// The selected events' two photons (the diphoton's first photon in file order is photon 1)
+/// and the diphoton: columns, one entry per selected event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kinematics {
+    /// pT, η, φ and E of photon 1 and photon 2 in GeV (the file's `float`s widened to f64).
+    pub pt1: Vec<f64>,
+    pub eta1: Vec<f64>,
+    pub phi1: Vec<f64>,
+    pub e1: Vec<f64>,
+    pub pt2: Vec<f64>,
+    pub eta2: Vec<f64>,
+    pub phi2: Vec<f64>,
+    pub e2: Vec<f64>,
+    /// Transverse momentum of the two photons' sum, GeV, computed in f64 from the widened
+    /// values: √((pT1 cos φ1 + pT2 cos φ2)² + (pT1 sin φ1 + pT2 sin φ2)²).
+    pub pt_yy: Vec<f64>,
+    /// Isolation ratios of each photon, divided in f32 (as the cuts do) and widened.
+    pub track_iso1: Vec<f64>,
+    pub track_iso2: Vec<f64>,
+    pub calo_iso1: Vec<f64>,
+    pub calo_iso2: Vec<f64>,
+}
+
+impl Kinematics {
+    /// The columns with their names, in declaration order.
+    pub fn columns(&self) -> [(&'static str, &Vec<f64>); 13] {
+        [
+            ("pt1", &self.pt1),
+            ("eta1", &self.eta1),
+            ("phi1", &self.phi1),
+            ("e1", &self.e1),
+            ("pt2", &self.pt2),
+            ("eta2", &self.eta2),
+            ("phi2", &self.phi2),
+            ("e2", &self.e2),
+            ("pt_yy", &self.pt_yy),
+            ("track_iso1", &self.track_iso1),
+            ("track_iso2", &self.track_iso2),
+            ("calo_iso1", &self.calo_iso1),
+            ("calo_iso2", &self.calo_iso2),
+        ]
+    }
+    fn columns_mut(&mut self) -> [&mut Vec<f64>; 13] {
+        [
+            &mut self.pt1,
+            &mut self.eta1,
+            &mut self.phi1,
+            &mut self.e1,
+            &mut self.pt2,
+            &mut self.eta2,
+            &mut self.phi2,
+            &mut self.e2,
+            &mut self.pt_yy,
+            &mut self.track_iso1,
+            &mut self.track_iso2,
+            &mut self.calo_iso1,
+            &mut self.calo_iso2,
+        ]
+    }
+    pub fn extend(&mut self, other: &Kinematics) {
+        for (a, (_, b)) in self.columns_mut().into_iter().zip(other.columns()) {
+            a.extend_from_slice(b);
+        }
+    }
 }
 
 impl Diphotons {
@@ -117,5 +187,6 @@ impl Diphotons {
     pub fn extend(&mut self, other: &Diphotons) {
         self.m_yy.extend_from_slice(&other.m_yy);
         self.weight.extend_from_slice(&other.weight);
+        self.kinematics.extend(&other.kinematics);
     }
 }

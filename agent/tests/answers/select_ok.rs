@@ -74,6 +74,24 @@ impl Select for Stage {
                 _ => 1.0,
             };
             out.weight.push(w);
+            let k = &mut out.kinematics;
+            k.pt1.push(p.pt[a] as f64);
+            k.eta1.push(p.eta[a] as f64);
+            k.phi1.push(p.phi[a] as f64);
+            k.e1.push(p.e[a] as f64);
+            k.pt2.push(p.pt[b] as f64);
+            k.eta2.push(p.eta[b] as f64);
+            k.phi2.push(p.phi[b] as f64);
+            k.e2.push(p.e[b] as f64);
+            let (px, py) = [a, b].iter().fold((0.0, 0.0), |(x, y), &j| {
+                let (pt, phi) = (p.pt[j] as f64, p.phi[j] as f64);
+                (x + pt * phi.cos(), y + pt * phi.sin())
+            });
+            k.pt_yy.push((px * px + py * py).sqrt());
+            k.track_iso1.push((p.track_iso[a] / p.pt[a]) as f64);
+            k.track_iso2.push((p.track_iso[b] / p.pt[b]) as f64);
+            k.calo_iso1.push((p.calo_iso[a] / p.pt[a]) as f64);
+            k.calo_iso2.push((p.calo_iso[b] / p.pt[b]) as f64);
         }
         Ok(SelectOutput { diphotons: out, cut_flow: flow })
     }
