@@ -13,6 +13,8 @@
 //! * [`workflow`]: runs the stages over files, in parallel and deterministically;
 //! * [`rng`]: the seeded random numbers of synthetic data and toys.
 
+pub mod categorize;
+pub mod classify;
 pub mod convert;
 pub mod events;
 pub mod fit;
