@@ -38,6 +38,16 @@ fn main() {
         ("MERGE", &["src/histogram.rs", "src/workflow.rs", api]),
         ("FIT", &["src/fit", "src/stage.rs", api]),
         ("MEASURE", &["src/measure.rs", "src/stage.rs", api]),
+        ("CLASSIFY", &["src/classify.rs", api]),
+        (
+            "CATEGORIZE",
+            &[
+                "src/categorize.rs",
+                "src/classify.rs",
+                "src/histogram.rs",
+                api,
+            ],
+        ),
         ("RESULTS", &["src/workflow.rs", api]),
         ("PLOTS", &["src/plot.rs", "assets"]),
     ];

@@ -143,6 +143,10 @@ pub struct Categories {
     /// Background in the window per sideband event (from an exponential fitted to the
     /// inclusive sidebands).
     pub sideband_to_window: f64,
+    /// Per score bin: Σw of signal MC (all masses) and of data in the sidebands (the score
+    /// distributions; the data window stays blinded).
+    pub score_signal: Vec<f64>,
+    pub score_background: Vec<f64>,
 }
 
 /// The exponential slope that best describes the sideband bins (binned maximum likelihood on
@@ -215,7 +219,10 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
     };
     let mut z = total(&edges).unwrap_or(z_inclusive);
     let mut z_by = vec![z];
-    let target = cfg.categories.unwrap_or(cfg.max_categories).min(cfg.max_categories);
+    let target = cfg
+        .categories
+        .unwrap_or(cfg.max_categories)
+        .min(cfg.max_categories);
     while edges.len() - 1 < target {
         let best = (1..n)
             .filter(|e| !edges.contains(e))
@@ -260,6 +267,8 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
         z_inclusive,
         z_by_categories: z_by,
         sideband_to_window: ratio,
+        score_signal: signal.per_score(|_| true),
+        score_background: side_bins,
     }
 }
 
@@ -298,8 +307,16 @@ mod tests {
         let top = c.categories.last().unwrap();
         assert!((top.s - 20.0).abs() < 1e-9, "{top:?}");
         // The boundary falls between the two populations.
-        assert!(c.boundaries[0] > 0.2 && c.boundaries[0] <= 0.9, "{:?}", c.boundaries);
+        assert!(
+            c.boundaries[0] > 0.2 && c.boundaries[0] <= 0.9,
+            "{:?}",
+            c.boundaries
+        );
         // Flat sidebands: the window (2 of 10 bins... here 120–130 = 2 bins) gets 2/8 of them.
-        assert!((c.sideband_to_window - 0.25).abs() < 0.01, "{}", c.sideband_to_window);
+        assert!(
+            (c.sideband_to_window - 0.25).abs() < 0.01,
+            "{}",
+            c.sideband_to_window
+        );
     }
 }

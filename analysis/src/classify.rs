@@ -41,7 +41,12 @@ pub fn features(d: &Diphotons, i: usize) -> [f64; 12] {
         dphi = std::f64::consts::TAU - dphi;
     }
     // pTt: the diphoton pT perpendicular to the thrust axis t = (pT1 − pT2)/|pT1 − pT2|.
-    let (x1, y1, x2, y2) = (pt1 * phi1.cos(), pt1 * phi1.sin(), pt2 * phi2.cos(), pt2 * phi2.sin());
+    let (x1, y1, x2, y2) = (
+        pt1 * phi1.cos(),
+        pt1 * phi1.sin(),
+        pt2 * phi2.cos(),
+        pt2 * phi2.sin(),
+    );
     let (tx, ty) = (x1 - x2, y1 - y2);
     let tn = (tx * tx + ty * ty).sqrt().max(1e-12);
     let ptt = ((x1 + x2) * ty - (y1 + y2) * tx).abs() / tn;
@@ -217,7 +222,11 @@ pub fn roc(scores: &[f64], y: &[f64], w: &[f64]) -> (f64, Vec<(f64, f64)>) {
         s += ds;
         k = j;
     }
-    let auc = if ts > 0.0 && tb > 0.0 { auc / (ts * tb) } else { 0.5 };
+    let auc = if ts > 0.0 && tb > 0.0 {
+        auc / (ts * tb)
+    } else {
+        0.5
+    };
     let curve = (0..=100)
         .map(|t| {
             let cut = t as f64 / 100.0;
@@ -231,7 +240,10 @@ pub fn roc(scores: &[f64], y: &[f64], w: &[f64]) -> (f64, Vec<(f64, f64)>) {
                     }
                 }
             }
-            (eb / tb.max(f64::MIN_POSITIVE), es / ts.max(f64::MIN_POSITIVE))
+            (
+                eb / tb.max(f64::MIN_POSITIVE),
+                es / ts.max(f64::MIN_POSITIVE),
+            )
         })
         .collect();
     (auc, curve)
@@ -249,25 +261,55 @@ pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, Stri
              background (data sidebands); at least 20 of each"
         ));
     }
+    // Balanced classes: signal weights (σ × L / ΣW, a few hundred events in all) rescaled so
+    // that both classes weigh the same; the AUC uses the same weights.
+    let total = |label: f64| -> f64 {
+        (0..sample.y.len())
+            .filter(|&i| sample.y[i] == label)
+            .map(|i| sample.w[i])
+            .sum()
+    };
+    let scale = total(0.0) / total(1.0);
+    let weights: Vec<f64> = (0..sample.y.len())
+        .map(|i| {
+            if sample.y[i] > 0.5 {
+                sample.w[i] * scale
+            } else {
+                sample.w[i]
+            }
+        })
+        .collect();
+    let sample = &Sample {
+        w: weights,
+        ..sample.clone()
+    };
     let mut models: Vec<GradientBooster> = Vec::new();
     let mut jsons: Vec<String> = Vec::new();
     for fold in 0..2u8 {
         // The model that scores `fold` learns from the other fold.
-        let rows: Vec<usize> = (0..sample.x.len()).filter(|&i| sample.fold[i] != fold).collect();
+        let rows: Vec<usize> = (0..sample.x.len())
+            .filter(|&i| sample.fold[i] != fold)
+            .collect();
         let x: Vec<&[f64; 12]> = rows.iter().map(|&i| &sample.x[i]).collect();
         let y: Vec<f64> = rows.iter().map(|&i| sample.y[i]).collect();
         let w: Vec<f64> = rows.iter().map(|&i| sample.w[i]).collect();
         let buf = matrix_buffer(&x);
         let m = Matrix::new(&buf, x.len(), 12);
         let mut b = booster(cfg);
-        b.fit(&m, &y, &w, None).map_err(|e| format!("training: {e}"))?;
-        jsons.push(b.json_dump().map_err(|e| format!("saving the model: {e}"))?);
+        b.fit(&m, &y, &w, None)
+            .map_err(|e| format!("training: {e}"))?;
+        jsons.push(
+            b.json_dump()
+                .map_err(|e| format!("saving the model: {e}"))?,
+        );
         models.push(b);
     }
     // Held-out scores of the sample.
     let mut scores = vec![0.0; sample.x.len()];
     for fold in 0..2u8 {
-        let rows: Vec<usize> = (0..sample.x.len()).filter(|&i| sample.fold[i] == fold).collect();
+        let rows: Vec<usize> = (0..sample.x.len())
+            .filter(|&i| sample.fold[i] == fold)
+            .collect();
         let x: Vec<&[f64; 12]> = rows.iter().map(|&i| &sample.x[i]).collect();
         for (i, s) in rows.iter().zip(predict(&models[fold as usize], &x)) {
             scores[*i] = s;
@@ -307,7 +349,8 @@ pub struct Scorer {
 
 impl Scorer {
     pub fn new(c: &Classifier) -> Result<Self, String> {
-        let load = |j: &str| GradientBooster::from_json(j).map_err(|e| format!("loading the model: {e}"));
+        let load =
+            |j: &str| GradientBooster::from_json(j).map_err(|e| format!("loading the model: {e}"));
         Ok(Self {
             models: [load(&c.models[0])?, load(&c.models[1])?],
         })
@@ -341,6 +384,9 @@ mod tests {
         assert_eq!(roc(&[0.1, 0.2, 0.8, 0.9], &y, &w).0, 0.0);
         assert_eq!(roc(&[0.5, 0.5], &[1.0, 0.0], &[1.0, 1.0]).0, 0.5);
         // Weights count: s=(0.9, w 3), b=(0.95, w 1), b=(0.1, w 1) → 3·1 of 3·2 pairs right.
-        assert_eq!(roc(&[0.9, 0.95, 0.1], &[1.0, 0.0, 0.0], &[3.0, 1.0, 1.0]).0, 0.5);
+        assert_eq!(
+            roc(&[0.9, 0.95, 0.1], &[1.0, 0.0, 0.0], &[3.0, 1.0, 1.0]).0,
+            0.5
+        );
     }
 }

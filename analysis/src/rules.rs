@@ -135,6 +135,7 @@ pub fn chain(
     let mut merged: BTreeMap<&str, PathBuf> = BTreeMap::new();
     let mut inspected: Vec<PathBuf> = Vec::new();
     let mut implementations: BTreeMap<String, String> = BTreeMap::new();
+    let mut selected_files: Vec<(&str, String, PathBuf)> = Vec::new();
     for (role, files) in [("data", &inputs.data), ("mc", &inputs.mc)] {
         if files.is_empty() {
             continue;
@@ -226,6 +227,7 @@ pub fn chain(
                 }),
             });
 
+            selected_files.push((role, name.clone(), selected.clone()));
             let binning = cfg.binning;
             rules.push(Rule {
                 name: format!("{p}histogram/{role}/{name}"),
@@ -340,6 +342,82 @@ pub fn chain(
         });
     }
 
+    // Steps 4–5: the classifier (a bounded sample of every file), the scores (per file, into
+    // score × m_γγ histograms), the categories.
+    let steps45 = match (cfg.categorization, merged.contains_key("mc")) {
+        (Some(c), true) => Some(c),
+        _ => None,
+    };
+    let model_out = work.join("classify/model.json");
+    let categories_out = work.join("categories.json");
+    if let Some(cat) = steps45 {
+        let roles: Vec<bool> = selected_files.iter().map(|(r, _, _)| *r == "mc").collect();
+        let classifier = cat.classifier;
+        rules.push(Rule {
+            name: format!("{p}classify/train"),
+            inputs: selected_files.iter().map(|(_, _, f)| f.clone()).collect(),
+            outputs: vec![model_out.clone()],
+            params: json!({ "classifier": classifier, "signal": roles }),
+            implementation: identity::CLASSIFY.into(),
+            job: Box::new(move |ctx: &Ctx| {
+                let mut sample = crate::classify::Sample::default();
+                // One file's selected events in memory at a time.
+                for (i, signal) in roles.iter().enumerate() {
+                    let s: SelectOutput = ctx.read_json(i)?;
+                    sample.add(&s.diphotons, *signal, &classifier);
+                }
+                let c = crate::classify::train(&sample, &classifier)?;
+                ctx.write_json(0, &c)
+            }),
+        });
+        let mut scored: Vec<(bool, PathBuf)> = Vec::new();
+        for (role, name, selected) in &selected_files {
+            let out = work.join(format!("score/{role}/{name}.json"));
+            let binning = cfg.binning;
+            rules.push(Rule {
+                name: format!("{p}score/{role}/{name}"),
+                inputs: vec![selected.clone(), model_out.clone()],
+                outputs: vec![out.clone()],
+                params: json!({ "binning": binning }),
+                implementation: identity::CLASSIFY.into(),
+                job: Box::new(move |ctx: &Ctx| {
+                    let s: SelectOutput = ctx.read_json(0)?;
+                    let c: crate::classify::Classifier = ctx.read_json(1)?;
+                    let scores = crate::classify::Scorer::new(&c)?.score(&s.diphotons);
+                    let mut h = crate::categorize::ScoreMass::new(binning);
+                    for (i, score) in scores.iter().enumerate() {
+                        h.fill(*score, s.diphotons.m_yy[i], s.diphotons.weight[i]);
+                    }
+                    ctx.write_json(0, &h)
+                }),
+            });
+            scored.push((*role == "mc", out));
+        }
+        let is_mc: Vec<bool> = scored.iter().map(|(m, _)| *m).collect();
+        let categorize = cat.categorize;
+        let binning = cfg.binning;
+        rules.push(Rule {
+            name: format!("{p}categorize"),
+            inputs: scored.into_iter().map(|(_, p)| p).collect(),
+            outputs: vec![categories_out.clone()],
+            params: json!({ "categorize": categorize, "signal": is_mc }),
+            implementation: identity::CATEGORIZE.into(),
+            job: Box::new(move |ctx: &Ctx| {
+                use crate::categorize::ScoreMass;
+                let (mut sig, mut data) = (ScoreMass::new(binning), ScoreMass::new(binning));
+                for (i, mc) in is_mc.iter().enumerate() {
+                    let h: ScoreMass = ctx.read_json(i)?;
+                    if *mc {
+                        sig.add(&h)
+                    } else {
+                        data.add(&h)
+                    }
+                }
+                ctx.write_json(0, &crate::categorize::categorize(&sig, &data, &categorize))
+            }),
+        });
+    }
+
     // results.json: only what inputs, parameters and code determine.
     for r in &rules {
         implementations.insert(r.name.clone(), r.implementation.clone());
@@ -353,6 +431,11 @@ pub fn chain(
     let has_mc = merged.contains_key("mc");
     if has_mc {
         inputs_r.push(measure_out);
+    }
+    let has_categories = steps45.is_some();
+    if has_categories {
+        inputs_r.push(model_out.clone());
+        inputs_r.push(categories_out.clone());
     }
     let rule_refs: BTreeMap<String, RuleRef> = implementations
         .iter()
@@ -394,6 +477,19 @@ pub fn chain(
             } else {
                 None
             };
+            let (classifier, categories) = if has_categories {
+                let c: crate::classify::Classifier = ctx.read_json(take())?;
+                let summary = crate::workflow::ClassifierSummary {
+                    hash: c.hash,
+                    auc: c.auc,
+                    importance: c.importance,
+                    n_signal: c.n_signal,
+                    n_background: c.n_background,
+                };
+                (Some(summary), Some(ctx.read_json(take())?))
+            } else {
+                (None, None)
+            };
             let flows = data
                 .cut_flows
                 .iter()
@@ -422,6 +518,8 @@ pub fn chain(
                 mc_cut_flow: mc.as_ref().map(|m| m.cut_flow.clone()),
                 mc_histogram: mc.map(|m| m.histogram),
                 measurement,
+                classifier,
+                categories,
                 provenance: Provenance {
                     inputs: files,
                     config: config.clone(),

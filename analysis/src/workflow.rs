@@ -35,6 +35,8 @@ pub mod identity {
     pub const MERGE: &str = env!("HGG_IMPL_MERGE");
     pub const FIT: &str = env!("HGG_IMPL_FIT");
     pub const MEASURE: &str = env!("HGG_IMPL_MEASURE");
+    pub const CLASSIFY: &str = env!("HGG_IMPL_CLASSIFY");
+    pub const CATEGORIZE: &str = env!("HGG_IMPL_CATEGORIZE");
     pub const RESULTS: &str = env!("HGG_IMPL_RESULTS");
     pub const PLOTS: &str = env!("HGG_IMPL_PLOTS");
 }
@@ -48,6 +50,16 @@ pub struct AnalysisConfig {
     pub model: FitModel,
     /// Target entries per batch (batches follow the files' baskets).
     pub batch_entries: u64,
+    /// Steps 4–5 (classifier and categories; needs signal MC). `None`: inclusive only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categorization: Option<Categorization>,
+}
+
+/// How steps 4–5 run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Categorization {
+    pub classifier: crate::classify::ClassifierConfig,
+    pub categorize: crate::categorize::CategorizeConfig,
 }
 
 impl Default for AnalysisConfig {
@@ -57,6 +69,7 @@ impl Default for AnalysisConfig {
             binning: Binning::default(),
             model: FitModel::default(),
             batch_entries: 100_000,
+            categorization: None,
         }
     }
 }
@@ -119,7 +132,22 @@ pub struct AnalysisResult {
     pub mc_cut_flow: Option<CutFlow>,
     pub mc_histogram: Option<Histogram>,
     pub measurement: Option<Measurement>,
+    /// Steps 4–5, when they ran: the classifier's summary and the categories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<ClassifierSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<crate::categorize::Categories>,
     pub provenance: Provenance,
+}
+
+/// What results.json says of the classifier (the model itself is in `work/classify/`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierSummary {
+    pub hash: String,
+    pub auc: f64,
+    pub importance: Vec<(String, f64)>,
+    pub n_signal: usize,
+    pub n_background: usize,
 }
 
 /// Why a run failed.
@@ -407,6 +435,8 @@ pub fn run(
         mc_cut_flow: (!mc.is_empty()).then(|| flows(&mc_out)),
         mc_histogram,
         measurement,
+        classifier: None,
+        categories: None,
         provenance: Provenance {
             inputs: files,
             config: cfg.clone(),

@@ -57,6 +57,11 @@ pub struct Args {
     /// Run only this rule (name or prefix) and what it needs.
     #[arg(long)]
     until: Option<String>,
+    /// Steps 4–5 (with signal MC): a classifier separates signal from background and the
+    /// score is cut into categories maximising the expected significance: `auto` (add
+    /// boundaries while Z grows by ≥ 1 %), a number of categories, or `none`.
+    #[arg(long, default_value = "auto", value_parser = parse_categories)]
+    categories: CategoriesArg,
     /// Also convert every input file to .npy columns (work/convert/ROLE/FILE/, the paper's
     /// step 2), as rules like the others.
     #[arg(long)]
@@ -66,6 +71,24 @@ pub struct Args {
     /// the agent does; its results go to OUT/stage-select/ and OUT/comparison.md.
     #[arg(long, value_parser = parse_stage)]
     stage: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum CategoriesArg {
+    None,
+    Auto,
+    Exactly(usize),
+}
+
+fn parse_categories(s: &str) -> Result<CategoriesArg, String> {
+    match s {
+        "none" => Ok(CategoriesArg::None),
+        "auto" => Ok(CategoriesArg::Auto),
+        n => match n.parse::<usize>() {
+            Ok(n) if (1..=8).contains(&n) => Ok(CategoriesArg::Exactly(n)),
+            _ => Err(format!("expected auto, none or 1..8, got '{n}'")),
+        },
+    }
 }
 
 fn parse_stage(s: &str) -> Result<PathBuf, String> {
@@ -125,6 +148,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     cfg.cuts.lumi_pb = args.lumi;
     cfg.cuts.pt_min = args.pt_min;
+    cfg.categorization = match args.categories {
+        CategoriesArg::None => None,
+        CategoriesArg::Auto => Some(Default::default()),
+        CategoriesArg::Exactly(n) => {
+            let mut c = workflow::Categorization::default();
+            c.categorize.categories = Some(n);
+            Some(c)
+        }
+    };
     if inputs.data.is_empty() {
         let ds = dataset::ensure_default(&dataset::generated_dir(), &Default::default(), || {
             eprintln!("generating the SYNTHETIC default dataset (first run only) ...")
@@ -333,6 +365,38 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
         println!(
             "μ    = {:.3} ± {:.3} (stat) ± {:.3} (MC stat)",
             m.mu, m.mu_stat_error, m.mu_mc_error
+        );
+    }
+    if let (Some(c), Some(cats)) = (&r.classifier, &r.categories) {
+        println!(
+            "\nclassifier (GBDT, {} signal MC / {} sideband events, two folds): held-out AUC {:.4}",
+            c.n_signal, c.n_background, c.auc
+        );
+        let top: Vec<String> = {
+            let mut imp = c.importance.clone();
+            imp.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            imp.iter()
+                .take(4)
+                .map(|(n, v)| format!("{n} {v:.2}"))
+                .collect()
+        };
+        println!("  most important: {}", top.join(", "));
+        println!(
+            "categories (expected in {:?} GeV, blinded):",
+            cats.config.signal_window
+        );
+        println!("  score range        s         b      Z_A");
+        for k in &cats.categories {
+            println!(
+                "  [{:.3}, {:.3})  {:>8.2}  {:>8.2}  {:>6.3}",
+                k.score.0, k.score.1, k.s, k.b, k.z
+            );
+        }
+        println!(
+            "  expected Z: inclusive {:.3}, categorized {:.3} ({} categories)",
+            cats.z_inclusive,
+            cats.z,
+            cats.categories.len()
         );
     }
     println!(
