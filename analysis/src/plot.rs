@@ -274,3 +274,173 @@ where
         .map_err(err)?;
     root.present().map_err(err)
 }
+
+/// Steps 4–5: the score distributions of signal MC and the data sidebands (each normalised
+/// to 1) with the category boundaries, into `<stem>.png|svg`.
+pub fn score_plot(c: &crate::categorize::Categories, label: &str, stem: &Path) -> PlotResult {
+    png_and_svg!(stem, (1000, 600), |root| draw_scores(root, c, label))
+}
+
+fn draw_scores<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    c: &crate::categorize::Categories,
+    label: &str,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let norm = |v: &[f64]| {
+        let t: f64 = v.iter().sum();
+        v.iter()
+            .map(|x| x / t.max(f64::MIN_POSITIVE))
+            .collect::<Vec<f64>>()
+    };
+    let (s, b) = (norm(&c.score_signal), norm(&c.score_background));
+    let n = s.len().max(1);
+    let ymax = s.iter().chain(&b).fold(0.0f64, |m, x| m.max(*x)) * 1.2;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .caption(
+            format!("Classifier score (held-out), {label}"),
+            ("sans-serif", 24),
+        )
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0, 0.0..ymax.max(1e-6))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("score")
+        .y_desc("fraction per bin")
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    for (v, colour, name) in [
+        (&s, RED, "signal MC"),
+        (&b, BLUE, "data sidebands (background)"),
+    ] {
+        let steps = (0..n).flat_map(|i| {
+            let (x0, x1) = (i as f64 / n as f64, (i + 1) as f64 / n as f64);
+            [(x0, v[i]), (x1, v[i])]
+        });
+        chart
+            .draw_series(LineSeries::new(steps, colour.stroke_width(2)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    for &edge in &c.boundaries {
+        chart
+            .draw_series(LineSeries::new(
+                [(edge, 0.0), (edge, ymax)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// The held-out ROC curve with its AUC, into `<stem>.png|svg`.
+pub fn roc_plot(roc: &[(f64, f64)], auc: f64, stem: &Path) -> PlotResult {
+    png_and_svg!(stem, (700, 700), |root| draw_roc(root, roc, auc))
+}
+
+fn draw_roc<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    roc: &[(f64, f64)],
+    auc: f64,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .caption(
+            format!("ROC (held-out), AUC = {auc:.4}"),
+            ("sans-serif", 24),
+        )
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("background efficiency")
+        .y_desc("signal efficiency")
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(roc.iter().copied(), RED.stroke_width(2)))
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Combined expected Z against the number of categories, into `<stem>.png|svg`.
+pub fn z_plot(c: &crate::categorize::Categories, stem: &Path) -> PlotResult {
+    png_and_svg!(stem, (800, 500), |root| draw_z(root, c))
+}
+
+fn draw_z<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    c: &crate::categorize::Categories,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let n = c.z_by_categories.len();
+    let zmax = c.z_by_categories.iter().fold(0.0f64, |m, z| m.max(*z)) * 1.2;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .caption(
+            "Expected significance vs categories (blinded)",
+            ("sans-serif", 22),
+        )
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.5..n as f64 + 0.5, 0.0..zmax.max(1e-6))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("categories")
+        .y_desc("combined Asimov Z")
+        .x_labels(n + 1)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    let pts: Vec<(f64, f64)> = c
+        .z_by_categories
+        .iter()
+        .enumerate()
+        .map(|(i, z)| ((i + 1) as f64, *z))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(pts.clone(), BLUE.stroke_width(2)))
+        .map_err(err)?;
+    chart
+        .draw_series(pts.iter().map(|p| Circle::new(*p, 5, BLUE.filled())))
+        .map_err(err)?;
+    root.present().map_err(err)
+}

@@ -532,6 +532,41 @@ pub fn chain(
     });
 
     #[cfg(feature = "plot")]
+    if steps45.is_some() {
+        let outputs: Vec<PathBuf> = ["score", "roc", "z_categories"]
+            .iter()
+            .flat_map(|s| ["png", "svg"].map(|e| c.dir.join(format!("{s}.{e}"))))
+            .collect();
+        let scratch = c.dir.join(".plots-classifier");
+        rules.push(Rule {
+            name: format!("{p}plots/classifier"),
+            inputs: vec![model_out.clone(), categories_out.clone()],
+            outputs,
+            params: Value::Null,
+            implementation: identity::PLOTS.into(),
+            job: Box::new(move |ctx: &Ctx| {
+                let model: crate::classify::Classifier = ctx.read_json(0)?;
+                let cats: crate::categorize::Categories = ctx.read_json(1)?;
+                std::fs::create_dir_all(&scratch).map_err(err)?;
+                crate::plot::score_plot(
+                    &cats,
+                    "signal MC vs data sidebands",
+                    &scratch.join("score"),
+                )?;
+                crate::plot::roc_plot(&model.roc, model.auc, &scratch.join("roc"))?;
+                crate::plot::z_plot(&cats, &scratch.join("z_categories"))?;
+                let names = ["score", "roc", "z_categories"]
+                    .iter()
+                    .flat_map(|s| ["png", "svg"].map(|e| format!("{s}.{e}")));
+                for (i, name) in names.enumerate() {
+                    std::fs::rename(scratch.join(name), ctx.output(i)).map_err(err)?;
+                }
+                let _ = std::fs::remove_dir(&scratch);
+                Ok(())
+            }),
+        });
+    }
+    #[cfg(feature = "plot")]
     {
         let stems = ["m_yy", "cut_flow"];
         let outputs: Vec<PathBuf> = stems

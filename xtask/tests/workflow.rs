@@ -53,8 +53,8 @@ fn a_rerun_does_only_what_changed_and_says_why() {
     let data = tmp.path().join("data_A.GamGam.root");
     std::fs::copy(fixture("data_2020_zlib.GamGam.root"), &data).unwrap();
     let (stdout, ran) = analyze(&out, &[&data], &[]);
-    assert!(stdout.contains("12 of 12 rules ran"), "{stdout}");
-    assert_eq!(ran.len(), 12);
+    assert!(stdout.contains("16 of 16 rules ran"), "{stdout}");
+    assert_eq!(ran.len(), 16);
     let first = std::fs::read(out.join("results.json")).unwrap();
     for f in ["m_yy.png", "cut_flow.svg", "provenance/fit.json", "logs"] {
         assert!(out.join(f).exists(), "{f}");
@@ -64,7 +64,7 @@ fn a_rerun_does_only_what_changed_and_says_why() {
     let (stdout, ran) = analyze(&out, &[&data], &[]);
     assert!(ran.is_empty(), "{ran:?}");
     assert!(
-        stdout.contains("nothing to do: all 12 rules are up to date"),
+        stdout.contains("nothing to do: all 16 rules are up to date"),
         "{stdout}"
     );
     assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
@@ -95,7 +95,7 @@ fn a_rerun_does_only_what_changed_and_says_why() {
     );
     assert!(!stdout.contains("would run inspect"), "{stdout}");
     assert!(
-        stdout.contains("10 of 12 rules would run (dry run: nothing ran)"),
+        stdout.contains("14 of 16 rules would run (dry run: nothing ran)"),
         "{stdout}"
     );
     assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
@@ -111,6 +111,10 @@ fn a_rerun_does_only_what_changed_and_says_why() {
         "merge/mc",
         "fit",
         "measure",
+        "classify/train",
+        "score/data/data_A.GamGam",
+        "score/mc/mc_343981.ggH125_gamgam_2020_zlib.GamGam",
+        "categorize",
         "results",
         "plots",
     ]);
@@ -199,8 +203,9 @@ fn a_run_killed_at_any_point_resumes_to_identical_results() {
     let (_, all) = analyze(&whole, &data, &["--threads", "1"]);
     let total = all.len();
     assert_eq!(
-        total, 24,
-        "6 files × 3 rules, 2 merges, fit, measure, results, plots"
+        total, 32,
+        "6 files × 4 rules (inspect, select, histogram, score), 2 merges, fit, measure, \
+         train, categorize, results, plots"
     );
     let want = std::fs::read(whole.join("results.json")).unwrap();
 
@@ -366,4 +371,37 @@ fn a_model_written_select_stage_runs_the_whole_analysis_beside_the_reference() {
     let now = format!("version {}", analysis::stage::STAGE_API_VERSION);
     assert!(t.contains("stage-api version 1") && t.contains(&now), "{t}");
     assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn steps_4_and_5_give_identical_scores_boundaries_and_results_at_any_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = [
+        fixture("data_2020_zlib.GamGam.root"),
+        fixture("data_2020_lz4.GamGam.root"),
+    ];
+    let data: Vec<&Path> = data.iter().map(|p| p.as_path()).collect();
+    let run = |name: &str, threads: &str| {
+        let out = tmp.path().join(name);
+        let (stdout, _) = analyze(&out, &data, &["--threads", threads]);
+        assert!(stdout.contains("held-out AUC"), "{stdout}");
+        let read = |p: &str| std::fs::read(out.join(p)).unwrap();
+        (
+            read("results.json"),
+            read("work/classify/model.json"),
+            read("work/categories.json"),
+            read("work/score/data/data_2020_lz4.GamGam.json"),
+        )
+    };
+    let one = run("a", "1");
+    assert!(one == run("b", "1"), "two runs differ");
+    assert!(one == run("c", "2"), "one and two threads differ");
+    let r: serde_json::Value = serde_json::from_slice(&one.0).unwrap();
+    let auc = r["classifier"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.5 && auc < 1.0, "{auc}");
+    let cats = r["categories"]["categories"].as_array().unwrap();
+    assert!(!cats.is_empty());
+    assert!(
+        r["categories"]["z"].as_f64().unwrap() >= r["categories"]["z_inclusive"].as_f64().unwrap()
+    );
 }
