@@ -48,6 +48,10 @@ fn main() {
                 api,
             ],
         ),
+        (
+            "FIT_CATEGORIES",
+            &["src/fit", "src/categorize.rs", "src/histogram.rs", api],
+        ),
         ("RESULTS", &["src/workflow.rs", api]),
         ("PLOTS", &["src/plot.rs", "assets"]),
     ];

@@ -82,6 +82,41 @@ impl ScoreMass {
     }
 }
 
+impl Categories {
+    /// Score-bin ranges of the categories (lowest score first).
+    pub fn bin_ranges(&self, score_bins: usize) -> Vec<(usize, usize)> {
+        self.categories
+            .iter()
+            .map(|c| {
+                let b = |x: f64| (x * score_bins as f64).round() as usize;
+                (b(c.score.0), b(c.score.1))
+            })
+            .collect()
+    }
+}
+
+/// The weighted mean and standard deviation of a histogram within `range` (the signal MC's
+/// peak and width).
+pub fn peak(h: &Histogram, range: (f64, f64)) -> (f64, f64) {
+    let b = &h.binning;
+    let (mut w, mut wx, mut wxx) = (0.0, 0.0, 0.0);
+    for i in 0..b.bins {
+        let x = b.center(i);
+        if x > range.0 && x < range.1 {
+            w += h.sumw[i];
+            wx += h.sumw[i] * x;
+            wxx += h.sumw[i] * x * x;
+        }
+    }
+    let mean = wx / w.max(f64::MIN_POSITIVE);
+    (
+        mean,
+        (wxx / w.max(f64::MIN_POSITIVE) - mean * mean)
+            .max(0.0)
+            .sqrt(),
+    )
+}
+
 /// The Asimov significance of `s` over `b` (0 when either is not positive).
 pub fn asimov_z(s: f64, b: f64) -> f64 {
     if s <= 0.0 || b <= 0.0 {

@@ -418,6 +418,60 @@ pub fn chain(
         });
     }
 
+    // The simultaneous fit of the categories (shared μ and mass, a background per category).
+    let combined_out = work.join("fit_categories.json");
+    if let Some(cat) = steps45 {
+        let score_files: Vec<(bool, PathBuf)> = selected_files
+            .iter()
+            .map(|(role, name, _)| {
+                (
+                    *role == "mc",
+                    work.join(format!("score/{role}/{name}.json")),
+                )
+            })
+            .collect();
+        let is_mc: Vec<bool> = score_files.iter().map(|(m, _)| *m).collect();
+        let mut inputs_f = vec![categories_out.clone()];
+        inputs_f.extend(score_files.into_iter().map(|(_, p)| p));
+        let binning = cfg.binning;
+        let blind = cat.blind.then_some(cat.categorize.signal_window);
+        rules.push(Rule {
+            name: format!("{p}fit/categories"),
+            inputs: inputs_f,
+            outputs: vec![combined_out.clone()],
+            params: json!({ "blind": blind, "signal": is_mc }),
+            implementation: identity::FIT_CATEGORIES.into(),
+            job: Box::new(move |ctx: &Ctx| {
+                use crate::categorize::{Categories, ScoreMass};
+                use crate::fit::simultaneous::{Channel, Model};
+                let cats: Categories = ctx.read_json(0)?;
+                let (mut sig, mut data) = (ScoreMass::new(binning), ScoreMass::new(binning));
+                for (i, mc) in is_mc.iter().enumerate() {
+                    let h: ScoreMass = ctx.read_json(i + 1)?;
+                    if *mc {
+                        sig.add(&h)
+                    } else {
+                        data.add(&h)
+                    }
+                }
+                let channels: Vec<Channel> = cats
+                    .bin_ranges(sig.score_bins)
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(lo, hi))| Channel {
+                        name: k.to_string(),
+                        data: data.mass(lo, hi),
+                        signal_yield: sig.mass(lo, hi).integral(),
+                    })
+                    .collect();
+                let (_, sigma) =
+                    crate::categorize::peak(&sig.mass(0, sig.score_bins), (115.0, 135.0));
+                let model = Model::new(channels, sigma, cats.config.signal_window, blind);
+                ctx.write_json(0, &model.fit()?)
+            }),
+        });
+    }
+
     // results.json: only what inputs, parameters and code determine.
     for r in &rules {
         implementations.insert(r.name.clone(), r.implementation.clone());
@@ -436,6 +490,7 @@ pub fn chain(
     if has_categories {
         inputs_r.push(model_out.clone());
         inputs_r.push(categories_out.clone());
+        inputs_r.push(combined_out.clone());
     }
     let rule_refs: BTreeMap<String, RuleRef> = implementations
         .iter()
@@ -477,7 +532,7 @@ pub fn chain(
             } else {
                 None
             };
-            let (classifier, categories) = if has_categories {
+            let (classifier, categories, combined) = if has_categories {
                 let c: crate::classify::Classifier = ctx.read_json(take())?;
                 let summary = crate::workflow::ClassifierSummary {
                     hash: c.hash,
@@ -486,9 +541,10 @@ pub fn chain(
                     n_signal: c.n_signal,
                     n_background: c.n_background,
                 };
-                (Some(summary), Some(ctx.read_json(take())?))
+                let cats = ctx.read_json(take())?;
+                (Some(summary), Some(cats), Some(ctx.read_json(take())?))
             } else {
-                (None, None)
+                (None, None, None)
             };
             let flows = data
                 .cut_flows
@@ -520,6 +576,7 @@ pub fn chain(
                 measurement,
                 classifier,
                 categories,
+                combined,
                 provenance: Provenance {
                     inputs: files,
                     config: config.clone(),

@@ -37,6 +37,7 @@ pub mod identity {
     pub const MEASURE: &str = env!("HGG_IMPL_MEASURE");
     pub const CLASSIFY: &str = env!("HGG_IMPL_CLASSIFY");
     pub const CATEGORIZE: &str = env!("HGG_IMPL_CATEGORIZE");
+    pub const FIT_CATEGORIES: &str = env!("HGG_IMPL_FIT_CATEGORIES");
     pub const RESULTS: &str = env!("HGG_IMPL_RESULTS");
     pub const PLOTS: &str = env!("HGG_IMPL_PLOTS");
 }
@@ -60,6 +61,9 @@ pub struct AnalysisConfig {
 pub struct Categorization {
     pub classifier: crate::classify::ClassifierConfig,
     pub categorize: crate::categorize::CategorizeConfig,
+    /// Keep the signal window out of the categorized fit (expected results only).
+    #[serde(default)]
+    pub blind: bool,
 }
 
 impl Default for AnalysisConfig {
@@ -137,6 +141,9 @@ pub struct AnalysisResult {
     pub classifier: Option<ClassifierSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<crate::categorize::Categories>,
+    /// The simultaneous fit of the categories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined: Option<crate::fit::simultaneous::Combined>,
     pub provenance: Provenance,
 }
 
@@ -437,6 +444,7 @@ pub fn run(
         measurement,
         classifier: None,
         categories: None,
+        combined: None,
         provenance: Provenance {
             inputs: files,
             config: cfg.clone(),

@@ -62,6 +62,10 @@ pub struct Args {
     /// boundaries while Z grows by ≥ 1 %), a number of categories, or `none`.
     #[arg(long, default_value = "auto", value_parser = parse_categories)]
     categories: CategoriesArg,
+    /// Keep the signal window (120–130 GeV) out of the categorized fit: only the expected
+    /// significance is reported until you rerun without it.
+    #[arg(long)]
+    blind: bool,
     /// Also convert every input file to .npy columns (work/convert/ROLE/FILE/, the paper's
     /// step 2), as rules like the others.
     #[arg(long)]
@@ -150,9 +154,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.cuts.pt_min = args.pt_min;
     cfg.categorization = match args.categories {
         CategoriesArg::None => None,
-        CategoriesArg::Auto => Some(Default::default()),
+        CategoriesArg::Auto => Some(workflow::Categorization {
+            blind: args.blind,
+            ..Default::default()
+        }),
         CategoriesArg::Exactly(n) => {
-            let mut c = workflow::Categorization::default();
+            let mut c = workflow::Categorization {
+                blind: args.blind,
+                ..Default::default()
+            };
             c.categorize.categories = Some(n);
             Some(c)
         }
@@ -393,11 +403,32 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
             );
         }
         println!(
-            "  expected Z: inclusive {:.3}, categorized {:.3} ({} categories)",
+            "  expected Z (counting in the window): inclusive {:.3}, categorized {:.3} ({} categories)",
             cats.z_inclusive,
             cats.z,
             cats.categories.len()
         );
+    }
+    if let Some(c) = &r.combined {
+        let inclusive_mu = r.measurement.as_ref().map_or("–".to_string(), |m| {
+            format!("{:.3} ± {:.3}", m.mu, m.mu_stat_error)
+        });
+        println!("\n                      inclusive fit      simultaneous fit of the categories");
+        let combined_mu = if c.blinded {
+            "blinded (background from the sidebands)".to_string()
+        } else {
+            format!("{:.3} ± {:.3}", c.mu, c.mu_error)
+        };
+        println!("  μ                   {inclusive_mu:<18} {combined_mu}");
+        println!(
+            "  Z observed          {:<18} {}",
+            format!("{:.2} σ", r.fit.z),
+            c.z.map_or("blinded".to_string(), |z| format!("{z:.2} σ"))
+        );
+        println!("  Z expected (μ = 1)  {:<18} {:.2} σ", "", c.z_expected);
+        if !c.hessian_ok {
+            println!("  WARNING: the simultaneous fit's Hessian is not positive definite");
+        }
     }
     println!(
         "\nwrote {0}/results.json, m_yy.png/.svg, cut_flow.png/.svg (provenance in {0}/provenance/)",

@@ -12,6 +12,7 @@
 
 mod minimize;
 mod model;
+pub mod simultaneous;
 pub mod toys;
 
 pub use minimize::invert_spd;
