@@ -436,7 +436,7 @@ pub fn chain(
         let binning = cfg.binning;
         let blind = cat.blind.then_some(cat.categorize.signal_window);
         rules.push(Rule {
-            name: format!("{p}fit/categories"),
+            name: format!("{p}categories/fit"),
             inputs: inputs_f,
             outputs: vec![combined_out.clone()],
             params: json!({ "blind": blind, "signal": is_mc }),

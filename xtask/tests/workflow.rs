@@ -53,8 +53,8 @@ fn a_rerun_does_only_what_changed_and_says_why() {
     let data = tmp.path().join("data_A.GamGam.root");
     std::fs::copy(fixture("data_2020_zlib.GamGam.root"), &data).unwrap();
     let (stdout, ran) = analyze(&out, &[&data], &[]);
-    assert!(stdout.contains("16 of 16 rules ran"), "{stdout}");
-    assert_eq!(ran.len(), 16);
+    assert!(stdout.contains("18 of 18 rules ran"), "{stdout}");
+    assert_eq!(ran.len(), 18);
     let first = std::fs::read(out.join("results.json")).unwrap();
     for f in ["m_yy.png", "cut_flow.svg", "provenance/fit.json", "logs"] {
         assert!(out.join(f).exists(), "{f}");
@@ -64,7 +64,7 @@ fn a_rerun_does_only_what_changed_and_says_why() {
     let (stdout, ran) = analyze(&out, &[&data], &[]);
     assert!(ran.is_empty(), "{ran:?}");
     assert!(
-        stdout.contains("nothing to do: all 16 rules are up to date"),
+        stdout.contains("nothing to do: all 18 rules are up to date"),
         "{stdout}"
     );
     assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
@@ -95,7 +95,7 @@ fn a_rerun_does_only_what_changed_and_says_why() {
     );
     assert!(!stdout.contains("would run inspect"), "{stdout}");
     assert!(
-        stdout.contains("14 of 16 rules would run (dry run: nothing ran)"),
+        stdout.contains("16 of 18 rules would run (dry run: nothing ran)"),
         "{stdout}"
     );
     assert_eq!(std::fs::read(out.join("results.json")).unwrap(), first);
@@ -115,8 +115,10 @@ fn a_rerun_does_only_what_changed_and_says_why() {
         "score/data/data_A.GamGam",
         "score/mc/mc_343981.ggH125_gamgam_2020_zlib.GamGam",
         "categorize",
+        "categories/fit",
         "results",
         "plots",
+        "plots/classifier",
     ]);
     assert_eq!(ran, downstream);
 
@@ -203,9 +205,9 @@ fn a_run_killed_at_any_point_resumes_to_identical_results() {
     let (_, all) = analyze(&whole, &data, &["--threads", "1"]);
     let total = all.len();
     assert_eq!(
-        total, 32,
+        total, 34,
         "6 files × 4 rules (inspect, select, histogram, score), 2 merges, fit, measure, \
-         train, categorize, results, plots"
+         train, categorize, categories/fit, results, plots, plots/classifier"
     );
     let want = std::fs::read(whole.join("results.json")).unwrap();
 
