@@ -406,4 +406,51 @@ fn steps_4_and_5_give_identical_scores_boundaries_and_results_at_any_thread_coun
     assert!(
         r["categories"]["z"].as_f64().unwrap() >= r["categories"]["z_inclusive"].as_f64().unwrap()
     );
+    // The classifier does not sculpt m_γγ: in every category the data sideband spectrum has
+    // the inclusive sideband shape within statistics (χ²/ndf well below 2).
+    use analysis::categorize::{Categories, ScoreMass};
+    let out = tmp.path().join("a");
+    let cats: Categories = flow::read_json(&out.join("work/categories.json")).unwrap();
+    let mut data: Option<ScoreMass> = None;
+    for f in ["data_2020_zlib.GamGam", "data_2020_lz4.GamGam"] {
+        let h: ScoreMass = flow::read_json(&out.join(format!("work/score/data/{f}.json"))).unwrap();
+        match &mut data {
+            None => data = Some(h),
+            Some(d) => d.add(&h),
+        }
+    }
+    let data = data.unwrap();
+    let inclusive = data.mass(0, data.score_bins);
+    let window = cats.config.signal_window;
+    let side: Vec<usize> = (0..inclusive.binning.bins)
+        .filter(|&i| {
+            let x = inclusive.binning.center(i);
+            x < window.0 || x > window.1
+        })
+        .collect();
+    let total_in: f64 = side.iter().map(|&i| inclusive.sumw[i]).sum();
+    for (lo, hi) in cats.bin_ranges(data.score_bins) {
+        let h = data.mass(lo, hi);
+        let n: f64 = side.iter().map(|&i| h.sumw[i]).sum();
+        if n < 100.0 {
+            continue; // too few events for a shape test
+        }
+        let chi2: f64 = side
+            .iter()
+            .map(|&i| {
+                let e = n * inclusive.sumw[i] / total_in;
+                if e > 0.0 {
+                    (h.sumw[i] - e).powi(2) / e
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        let ndf = (side.len() - 1) as f64;
+        assert!(
+            chi2 / ndf < 2.0,
+            "category [{lo}, {hi}): χ²/ndf = {:.2}",
+            chi2 / ndf
+        );
+    }
 }

@@ -275,11 +275,13 @@ impl Model {
         Ok((2.0 * (bonly.f - free.f)).max(0.0).sqrt())
     }
 
-    /// Fits pseudo-data `data` (one histogram per channel): the fitted μ and its error.
+    /// Fits pseudo-data `data` (one histogram per channel) with the mass held at its initial
+    /// value (a known Higgs mass: a floating mass on a background-only toy looks elsewhere):
+    /// the fitted μ and its error.
     pub fn fit_mu(&self, data: &[Vec<f64>]) -> Result<(f64, f64), String> {
         let x0: Vec<f64> = self.parameters.iter().map(|p| p.init).collect();
-        let mu = self.index("mu");
-        let m = self.minimum(data, &x0, &[])?;
+        let (mu, mass) = (self.index("mu"), self.index("mass"));
+        let m = self.minimum(data, &x0, &[mass])?;
         Ok((m.x[mu], m.cov[mu][mu].max(0.0).sqrt()))
     }
 
