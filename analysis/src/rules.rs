@@ -466,8 +466,17 @@ pub fn chain(
                     .collect();
                 let (_, sigma) =
                     crate::categorize::peak(&sig.mass(0, sig.score_bins), (115.0, 135.0));
-                let model = Model::new(channels, sigma, cats.config.signal_window, blind);
-                ctx.write_json(0, &model.fit()?)
+                let one = vec![Channel {
+                    name: "inclusive".into(),
+                    data: data.mass(0, data.score_bins),
+                    signal_yield: sig.mass(0, sig.score_bins).integral(),
+                }];
+                let window = cats.config.signal_window;
+                let fits = crate::fit::simultaneous::Fits {
+                    inclusive: Model::new(one, sigma, window, blind).fit()?,
+                    combined: Model::new(channels, sigma, window, blind).fit()?,
+                };
+                ctx.write_json(0, &fits)
             }),
         });
     }
@@ -542,7 +551,8 @@ pub fn chain(
                     n_background: c.n_background,
                 };
                 let cats = ctx.read_json(take())?;
-                (Some(summary), Some(cats), Some(ctx.read_json(take())?))
+                let fits: crate::fit::simultaneous::Fits = ctx.read_json(take())?;
+                (Some(summary), Some(cats), Some(fits))
             } else {
                 (None, None, None)
             };
@@ -576,7 +586,8 @@ pub fn chain(
                 measurement,
                 classifier,
                 categories,
-                combined,
+                combined: combined.as_ref().map(|f| f.combined.clone()),
+                combined_inclusive: combined.map(|f| f.inclusive),
                 provenance: Provenance {
                     inputs: files,
                     config: config.clone(),

@@ -144,6 +144,9 @@ pub struct AnalysisResult {
     /// The simultaneous fit of the categories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combined: Option<crate::fit::simultaneous::Combined>,
+    /// The same model on one inclusive category (the comparison for `combined`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_inclusive: Option<crate::fit::simultaneous::Combined>,
     pub provenance: Provenance,
 }
 
@@ -445,6 +448,7 @@ pub fn run(
         classifier: None,
         categories: None,
         combined: None,
+        combined_inclusive: None,
         provenance: Provenance {
             inputs: files,
             config: cfg.clone(),

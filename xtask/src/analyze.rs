@@ -337,6 +337,10 @@ fn write_log(out: &Path, lines: &[String], ran: usize, total: usize) -> anyhow::
     std::fs::write(&path, text).with_context(|| path.display().to_string())
 }
 
+fn cats_len(r: &AnalysisResult) -> usize {
+    r.categories.as_ref().map_or(0, |c| c.categories.len())
+}
+
 fn print_summary(r: &AnalysisResult, out: &Path) {
     if r.synthetic_inputs {
         println!("NOTE: the inputs are SYNTHETIC (simulated, not real ATLAS data).");
@@ -409,25 +413,31 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
             cats.categories.len()
         );
     }
-    if let Some(c) = &r.combined {
-        let inclusive_mu = r.measurement.as_ref().map_or("–".to_string(), |m| {
-            format!("{:.3} ± {:.3}", m.mu, m.mu_stat_error)
-        });
-        println!("\n                      inclusive fit      simultaneous fit of the categories");
-        let combined_mu = if c.blinded {
-            "blinded (background from the sidebands)".to_string()
-        } else {
-            format!("{:.3} ± {:.3}", c.mu, c.mu_error)
+    if let (Some(c), Some(i)) = (&r.combined, &r.combined_inclusive) {
+        let mu = |c: &analysis::fit::simultaneous::Combined| {
+            if c.blinded {
+                "blinded".to_string()
+            } else {
+                format!("{:.3} ± {:.3}", c.mu, c.mu_error)
+            }
         };
-        println!("  μ                   {inclusive_mu:<18} {combined_mu}");
-        println!(
-            "  Z observed          {:<18} {}",
-            format!("{:.2} σ", r.fit.z),
+        let z = |c: &analysis::fit::simultaneous::Combined| {
             c.z.map_or("blinded".to_string(), |z| format!("{z:.2} σ"))
+        };
+        println!("\nsame model (shared μ and mass, σ from MC), one category vs the categories:");
+        println!(
+            "                      inclusive          {} categories",
+            cats_len(r)
         );
-        println!("  Z expected (μ = 1)  {:<18} {:.2} σ", "", c.z_expected);
-        if !c.hessian_ok {
-            println!("  WARNING: the simultaneous fit's Hessian is not positive definite");
+        println!("  μ                   {:<18} {}", mu(i), mu(c));
+        println!("  Z observed          {:<18} {}", z(i), z(c));
+        println!(
+            "  Z expected (μ = 1)  {:<18} {}",
+            format!("{:.2} σ", i.z_expected),
+            format!("{:.2} σ", c.z_expected)
+        );
+        if !c.hessian_ok || !i.hessian_ok {
+            println!("  WARNING: a simultaneous fit's Hessian is not positive definite");
         }
     }
     println!(

@@ -77,6 +77,13 @@ pub struct Combined {
     pub hessian_ok: bool,
 }
 
+/// The categorized fit and, for comparison, the same model on one inclusive category.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fits {
+    pub inclusive: Combined,
+    pub combined: Combined,
+}
+
 impl Model {
     /// The standard parameters for `channels`: μ in [−5, 20], the mass in `mass_range`, σ
     /// fixed at `sigma` (from the signal MC), per channel a background normalisation around
