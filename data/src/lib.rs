@@ -14,6 +14,9 @@ pub struct DefaultDataset {
     /// Always true: these files are simulated, not real ATLAS data.
     pub synthetic: bool,
     pub seed: u64,
+    /// The generator's version ([`synth::GENERATOR_VERSION`]); 0 in manifests older than it.
+    #[serde(default)]
+    pub generator: u32,
     pub written: synth::Written,
 }
 
@@ -40,11 +43,13 @@ pub fn ensure_default(
         mc: dir.join(MC_FILE),
         synthetic: true,
         seed: cfg.seed,
+        generator: synth::GENERATOR_VERSION,
         written,
     };
     if let Ok(text) = std::fs::read_to_string(&manifest) {
         if let Ok(ds) = serde_json::from_str::<DefaultDataset>(&text) {
             let same = ds.seed == cfg.seed
+                && ds.generator == synth::GENERATOR_VERSION
                 && ds.written.data_events == cfg.data_events
                 && ds.written.mc_events == cfg.mc_events;
             if same && ds.data.exists() && ds.mc.exists() {

@@ -20,6 +20,10 @@ pub const LUMI_PB: f64 = 10064.0;
 /// Channel number of the real ggH125 γγ sample, reused for the synthetic one.
 pub const GGH_CHANNEL: i32 = 343981;
 /// Title written into every synthetic tree, so the label travels with the file.
+/// Bumped whenever the generated events change: a dataset made by another version is
+/// regenerated.
+pub const GENERATOR_VERSION: u32 = 2;
+
 pub const SYNTHETIC_TITLE: &str =
     "SYNTHETIC events in the ATLAS Open Data 2020 GamGam layout - NOT real ATLAS data";
 
@@ -91,8 +95,11 @@ fn generate(rng: &mut Rng, signal: bool, mc: bool) -> Event {
     } else {
         95.0 + rng.exp(28.0)
     };
-    let ptyy = rng.exp(if signal { 40.0 } else { 25.0 });
-    let y = rng.gaus(0.0, 1.2);
+    // As in nature: the Higgs is produced harder (gluon fusion's pT_γγ) and more central than
+    // the diphoton continuum, whose decay angle is forward-peaked (t-channel qq̄ → γγ), and the
+    // background has fakes (below). These are what a classifier can use; m_γγ itself is not.
+    let ptyy = rng.exp(if signal { 50.0 } else { 20.0 });
+    let y = rng.gaus(0.0, if signal { 1.0 } else { 1.5 });
     let phiyy = rng.range(-std::f64::consts::PI, std::f64::consts::PI);
     let mt = (m * m + ptyy * ptyy).sqrt();
     let (sx, sy, sz, se) = (
@@ -104,7 +111,18 @@ fn generate(rng: &mut Rng, signal: bool, mc: bool) -> Event {
     let (bx, by, bz) = (sx / se, sy / se, sz / se);
     let b2 = bx * bx + by * by + bz * bz;
     let g = 1.0 / (1.0 - b2).sqrt();
-    let ct = rng.range(-1.0, 1.0);
+    let ct = if signal {
+        // A scalar decays isotropically.
+        rng.range(-1.0, 1.0)
+    } else {
+        // Density ∝ 1 / (1 − 0.8 cos²θ*), by rejection (its maximum is 5).
+        loop {
+            let c = rng.range(-1.0, 1.0);
+            if rng.uniform() * 5.0 < 1.0 / (1.0 - 0.8 * c * c) {
+                break c;
+            }
+        }
+    };
     let st = (1.0 - ct * ct).sqrt();
     let ph = rng.range(-std::f64::consts::PI, std::f64::consts::PI);
     // (px, py, pz, E, real photon?)
