@@ -22,7 +22,7 @@ pub const GGH_CHANNEL: i32 = 343981;
 /// Title written into every synthetic tree, so the label travels with the file.
 /// Bumped whenever the generated events change: a dataset made by another version is
 /// regenerated.
-pub const GENERATOR_VERSION: u32 = 2;
+pub const GENERATOR_VERSION: u32 = 3;
 
 pub const SYNTHETIC_TITLE: &str =
     "SYNTHETIC events in the ATLAS Open Data 2020 GamGam layout - NOT real ATLAS data";
@@ -98,7 +98,9 @@ fn generate(rng: &mut Rng, signal: bool, mc: bool) -> Event {
     // As in nature: the Higgs is produced harder (gluon fusion's pT_γγ) and more central than
     // the diphoton continuum, whose decay angle is forward-peaked (t-channel qq̄ → γγ), and the
     // background has fakes (below). These are what a classifier can use; m_γγ itself is not.
-    let ptyy = rng.exp(if signal { 50.0 } else { 20.0 });
+    // pT_γγ/m has one distribution at every mass (the continuum scales with m, as the relative
+    // pT/m cuts assume), so a classifier on pT/m ratios does not sculpt the background m_γγ.
+    let ptyy = m * rng.exp(if signal { 50.0 / 125.0 } else { 20.0 / 125.0 });
     let y = rng.gaus(0.0, if signal { 1.0 } else { 1.5 });
     let phiyy = rng.range(-std::f64::consts::PI, std::f64::consts::PI);
     let mt = (m * m + ptyy * ptyy).sqrt();
