@@ -444,3 +444,87 @@ where
         .map_err(err)?;
     root.present().map_err(err)
 }
+
+/// The simultaneous fit: one panel per category with its data and the fitted signal +
+/// background and background, into `<stem>.png|svg`.
+pub fn categories_fit_plot(
+    fits: &crate::fit::simultaneous::Fits,
+    cats: &crate::categorize::Categories,
+    stem: &Path,
+) -> PlotResult {
+    let n = fits.model.channels.len().max(1);
+    let cols = n.min(3);
+    let rows = n.div_ceil(cols);
+    png_and_svg!(stem, (420 * cols as u32, 340 * rows as u32), |root| {
+        draw_categories(root, fits, cats, rows, cols)
+    })
+}
+
+fn draw_categories<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    fits: &crate::fit::simultaneous::Fits,
+    cats: &crate::categorize::Categories,
+    rows: usize,
+    cols: usize,
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let model = &fits.model;
+    let p = model.values(&fits.combined);
+    let panels = root.split_evenly((rows, cols));
+    for (k, (panel, ch)) in panels.iter().zip(&model.channels).enumerate() {
+        let b = &ch.data.binning;
+        let total = &model.expectation(&p)[k];
+        let bkg = model.background(k, &p);
+        let ymax = ch
+            .data
+            .sumw
+            .iter()
+            .map(|n| n + n.sqrt())
+            .chain(total.iter().copied())
+            .fold(0.0, f64::max)
+            * 1.2;
+        let range = cats.categories.get(k).map_or((0.0, 1.0), |c| c.score);
+        let mut chart = ChartBuilder::on(panel)
+            .margin(8)
+            .caption(
+                format!("score [{:.3}, {:.3})", range.0, range.1),
+                ("sans-serif", 16),
+            )
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(b.lo..b.hi, 0.0..ymax.max(1.0))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(5)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        let line = |v: &[f64]| (0..b.bins).map(|i| (b.center(i), v[i])).collect::<Vec<_>>();
+        chart
+            .draw_series(LineSeries::new(line(&bkg), BLUE.stroke_width(2)))
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(line(total), RED.stroke_width(2)))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                (0..b.bins)
+                    .filter(|&i| {
+                        let x = b.center(i);
+                        model.blind.is_none_or(|(a, c)| x < a || x > c)
+                    })
+                    .map(|i| {
+                        let (x, y) = (b.center(i), ch.data.sumw[i]);
+                        let e = y.sqrt();
+                        ErrorBar::new_vertical(x, y - e, y, y + e, BLACK.filled(), 3)
+                    }),
+            )
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}

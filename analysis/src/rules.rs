@@ -472,9 +472,11 @@ pub fn chain(
                     signal_yield: sig.mass(0, sig.score_bins).integral(),
                 }];
                 let window = cats.config.signal_window;
+                let model = Model::new(channels, sigma, window, blind);
                 let fits = crate::fit::simultaneous::Fits {
                     inclusive: Model::new(one, sigma, window, blind).fit()?,
-                    combined: Model::new(channels, sigma, window, blind).fit()?,
+                    combined: model.fit()?,
+                    model,
                 };
                 ctx.write_json(0, &fits)
             }),
@@ -601,20 +603,27 @@ pub fn chain(
 
     #[cfg(feature = "plot")]
     if steps45.is_some() {
-        let outputs: Vec<PathBuf> = ["score", "roc", "z_categories"]
+        // The categories' fits in one picture, a panel per category (how many categories
+        // there are is known only after categorize, and a rule's outputs are fixed).
+        let outputs: Vec<PathBuf> = ["score", "roc", "z_categories", "m_yy_categories"]
             .iter()
             .flat_map(|s| ["png", "svg"].map(|e| c.dir.join(format!("{s}.{e}"))))
             .collect();
         let scratch = c.dir.join(".plots-classifier");
         rules.push(Rule {
             name: format!("{p}plots/classifier"),
-            inputs: vec![model_out.clone(), categories_out.clone()],
+            inputs: vec![
+                model_out.clone(),
+                categories_out.clone(),
+                combined_out.clone(),
+            ],
             outputs,
             params: Value::Null,
             implementation: identity::PLOTS.into(),
             job: Box::new(move |ctx: &Ctx| {
                 let model: crate::classify::Classifier = ctx.read_json(0)?;
                 let cats: crate::categorize::Categories = ctx.read_json(1)?;
+                let fits: crate::fit::simultaneous::Fits = ctx.read_json(2)?;
                 std::fs::create_dir_all(&scratch).map_err(err)?;
                 crate::plot::score_plot(
                     &cats,
@@ -623,7 +632,8 @@ pub fn chain(
                 )?;
                 crate::plot::roc_plot(&model.roc, model.auc, &scratch.join("roc"))?;
                 crate::plot::z_plot(&cats, &scratch.join("z_categories"))?;
-                let names = ["score", "roc", "z_categories"]
+                crate::plot::categories_fit_plot(&fits, &cats, &scratch.join("m_yy_categories"))?;
+                let names = ["score", "roc", "z_categories", "m_yy_categories"]
                     .iter()
                     .flat_map(|s| ["png", "svg"].map(|e| format!("{s}.{e}")));
                 for (i, name) in names.enumerate() {

@@ -82,6 +82,8 @@ pub struct Combined {
 pub struct Fits {
     pub inclusive: Combined,
     pub combined: Combined,
+    /// The categorized model (its channels hold the data histograms), for the plots.
+    pub model: Model,
 }
 
 impl Model {
@@ -290,6 +292,13 @@ impl Model {
         let (mu, mass) = (self.index("mu"), self.index("mass"));
         let m = self.minimum(data, &x0, &[mass])?;
         Ok((m.x[mu], m.cov[mu][mu].max(0.0).sqrt()))
+    }
+
+    /// Expected background events per bin of channel `k` at `p` (μ = 0).
+    pub fn background(&self, k: usize, p: &[f64]) -> Vec<f64> {
+        let mut q = p.to_vec();
+        q[0] = 0.0;
+        self.expected(k, &q)
     }
 
     /// Expected events per bin of every channel at `p`.
