@@ -50,6 +50,8 @@ pub fn ensure_default(
         if let Ok(ds) = serde_json::from_str::<DefaultDataset>(&text) {
             let same = ds.seed == cfg.seed
                 && ds.generator == synth::GENERATOR_VERSION
+                && ds.written.data_signal_generated
+                    == (cfg.signal_strength * synth::XSECTION_PB * synth::LUMI_PB).round() as usize
                 && ds.written.data_events == cfg.data_events
                 && ds.written.mc_events == cfg.mc_events;
             if same && ds.data.exists() && ds.mc.exists() {

@@ -37,6 +37,9 @@ pub struct Config {
     pub mc_events: usize,
     /// Compression setting of the files (ROOT's algorithm × 100 + level; 101 = zlib-1).
     pub compression: i32,
+    /// Signal in the data relative to the Standard Model's σ × B (1: the default; 0:
+    /// background-only pseudo-data, for closure tests that inject signal).
+    pub signal_strength: f64,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             data_events: 430_000,
             mc_events: 100_000,
             compression: 101,
+            signal_strength: 1.0,
         }
     }
 }
@@ -303,7 +307,7 @@ pub fn write_dataset(
     // Data: exactly round(σ×B × L) generated signal events, the skim survivors interleaved at
     // random positions among background events.
     let mut rng = Rng::new(cfg.seed);
-    let signal_generated = (XSECTION_PB * LUMI_PB).round() as usize;
+    let signal_generated = (cfg.signal_strength * XSECTION_PB * LUMI_PB).round() as usize;
     let mut signal = Vec::new();
     for _ in 0..signal_generated {
         let ev = generate(&mut rng, true, false);
