@@ -24,6 +24,7 @@ prompts!(
     "contract/select",
     "contract/histogram",
     "contract/fit",
+    "contract/categorize",
 );
 
 /// The prompt `name` with each `{{key}}` replaced, in one pass over the template (values are

@@ -49,6 +49,7 @@ pub enum StageKind {
     Select,
     Histogram,
     Fit,
+    Categorize,
 }
 
 impl StageKind {
@@ -57,6 +58,7 @@ impl StageKind {
             StageKind::Select => "select",
             StageKind::Histogram => "histogram",
             StageKind::Fit => "fit",
+            StageKind::Categorize => "categorize",
         }
     }
     /// The trait the model implements.
@@ -65,6 +67,7 @@ impl StageKind {
             StageKind::Select => "Select",
             StageKind::Histogram => "MakeHistogram",
             StageKind::Fit => "Fit",
+            StageKind::Categorize => "Categorize",
         }
     }
 }

@@ -12,7 +12,8 @@
 
 use crate::stage_crate::StageKind;
 use analysis::stage::{
-    Binning, Cuts, FitModel, HistogramInput, MakeHistogram, Reference, Select, SelectInput,
+    Binning, Categorize, Cuts, FitModel, HistogramInput, MakeHistogram, Reference, Select,
+    SelectInput,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,13 +24,17 @@ use std::path::{Path, PathBuf};
 pub type Variant = BTreeMap<String, serde_json::Value>;
 
 /// The built-in tasks, by name.
-pub const BUILT_IN: [(&str, &str); 3] = [
+pub const BUILT_IN: [(&str, &str); 4] = [
     ("select", include_str!("../../templates/tasks/select.toml")),
     (
         "histogram",
         include_str!("../../templates/tasks/histogram.toml"),
     ),
     ("fit", include_str!("../../templates/tasks/fit.toml")),
+    (
+        "categorize",
+        include_str!("../../templates/tasks/categorize.toml"),
+    ),
 ];
 
 /// A task file.
@@ -54,6 +59,9 @@ pub struct Task {
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     pub file: PathBuf,
+    /// Signal MC, for the steps that need it (categorize).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mc: Option<PathBuf>,
 }
 
 /// How close the stage's output must be to the reference's.
@@ -69,6 +77,9 @@ pub struct Tolerances {
     /// Fit: largest relative difference of the errors.
     #[serde(default = "default_error_rel")]
     pub error_rel: f64,
+    /// Categorize: the stage's boundaries must reach this fraction of the reference's Z.
+    #[serde(default = "default_z_fraction")]
+    pub z_fraction: f64,
 }
 
 fn default_rel() -> f64 {
@@ -79,6 +90,9 @@ fn default_sigma() -> f64 {
 }
 fn default_error_rel() -> f64 {
     0.02
+}
+fn default_z_fraction() -> f64 {
+    0.98
 }
 
 /// A task made concrete: the input document and the reference output.
@@ -209,6 +223,31 @@ impl Task {
                     .map_err(|e| e.message)?;
                 let i = HistogramInput { diphotons, binning };
                 (to_json(&i), serde_json::to_value(&h).expect("plain data"))
+            }
+            StageKind::Categorize => {
+                let mc = self
+                    .input
+                    .mc
+                    .as_ref()
+                    .ok_or("the categorize task needs [input] mc")?;
+                let mc = if mc.is_absolute() {
+                    mc.clone()
+                } else {
+                    repo.join(mc)
+                };
+                let f = analysis::events::EventFile::open(&mc).map_err(|e| e.to_string())?;
+                let mc_events = f.read(0..f.entries()).map_err(|e| e.to_string())?;
+                let mc_selected = Reference.select(&mc_events, &cuts).map_err(|e| e.message)?;
+                let input = analysis::categorize::categorize_input(
+                    &selected.diphotons,
+                    &mc_selected.diphotons,
+                    &binning,
+                )?;
+                let out = Reference.categorize(&input).map_err(|e| e.message)?;
+                // The reference document carries the input: validation computes Z from it.
+                let mut reference = serde_json::to_value(&out).expect("plain data");
+                reference["input"] = serde_json::to_value(&input).expect("plain data");
+                (to_json(&input), reference)
             }
             StageKind::Fit => {
                 use analysis::stage::Fit;

@@ -111,6 +111,15 @@ pub fn validate(
             checks(&mut c, kind, o, r, tol, sanity_histogram, compare_histogram)
         }
         StageKind::Fit => checks(&mut c, kind, o, r, tol, sanity_fit, compare_fit),
+        StageKind::Categorize => checks(
+            &mut c,
+            kind,
+            o,
+            r,
+            tol,
+            sanity_categorize,
+            compare_categorize,
+        ),
     }
     c.finish(reference.is_some())
 }
@@ -444,6 +453,72 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
     );
 }
 
+/// A categorization as validation reads it: the stage's boundaries; in the reference
+/// document also the input, from which the harness computes each answer's Z.
+#[derive(serde::Deserialize)]
+struct CategorizeDoc {
+    boundaries: Vec<f64>,
+    #[serde(default)]
+    input: Option<analysis::stage::CategorizeInput>,
+}
+
+fn sanity_categorize(c: &mut Checks, out: &CategorizeDoc) {
+    let b = &out.boundaries;
+    let ok = b.iter().all(|x| x.is_finite() && *x > 0.0 && *x < 1.0)
+        && b.windows(2).all(|w| w[0] < w[1]);
+    c.rule(
+        "boundaries ordered",
+        ok,
+        "the boundaries are finite, strictly inside (0, 1) and strictly ascending",
+    );
+}
+
+fn compare_categorize(c: &mut Checks, out: &CategorizeDoc, r: &CategorizeDoc, tol: &Tolerances) {
+    let Some(input) = &r.input else { return };
+    let z = |b: &[f64]| {
+        analysis::categorize::total_z(&input.signal, &input.background, b, input.min_background)
+    };
+    let n = input.signal.len();
+    let count_ok = out.boundaries.len() < input.max_categories.max(1);
+    let stage_z = z(&out.boundaries);
+    c.add(
+        "valid categories",
+        stage_z.is_some() && count_ok,
+        format!(
+            "{} boundaries; every one a bin edge (multiple of 1/{n}), at most {} categories, \
+             each with background ≥ {}: {}",
+            out.boundaries.len(),
+            input.max_categories,
+            input.min_background,
+            if stage_z.is_some() && count_ok {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
+        format!(
+            "the boundaries must be bin edges (multiples of 1/{n}), make at most {} categories, \
+             and leave every category at least {} background",
+            input.max_categories, input.min_background
+        ),
+    );
+    let (Some(zs), Some(zr)) = (stage_z, z(&r.boundaries)) else {
+        return;
+    };
+    let need = tol.z_fraction * zr;
+    c.add(
+        "significance",
+        zs >= need,
+        format!("stage Z {zs:.4}, reference Z {zr:.4} (needed {need:.4})"),
+        format!(
+            "your boundaries reach a combined Z of {zs:.4}: {:.1}× the allowed shortfall of {:.0} % \
+             below what is reachable",
+            (1.0 - zs / zr).max(0.0) / (1.0 - tol.z_fraction),
+            100.0 * (1.0 - tol.z_fraction)
+        ),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +538,7 @@ mod tests {
                 rel: 1e-9,
                 value_sigma: 0.01,
                 error_rel: 0.02,
+                z_fraction: 0.98,
             },
         );
         assert!(!v.passed);

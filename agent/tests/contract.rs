@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use syn::spanned::Spanned;
 
 /// What each stage's excerpt shows, in order.
-const EXCERPTS: [(&str, &str, &[&str]); 3] = [
+const EXCERPTS: [(&str, &str, &[&str]); 4] = [
     (
         "select",
         "Select",
@@ -61,6 +61,11 @@ const EXCERPTS: [(&str, &str, &[&str]); 3] = [
             "FitParam",
             "FitStatus",
         ],
+    ),
+    (
+        "categorize",
+        "Categorize",
+        &["Categorize", "StageError", "CategorizeInput", "Boundaries"],
     ),
 ];
 
@@ -329,7 +334,8 @@ fn the_excerpts_are_what_the_prompts_send() {
         let kind = match stage {
             "select" => agent::stage_crate::StageKind::Select,
             "histogram" => agent::stage_crate::StageKind::Histogram,
-            _ => agent::stage_crate::StageKind::Fit,
+            "fit" => agent::stage_crate::StageKind::Fit,
+            _ => agent::stage_crate::StageKind::Categorize,
         };
         let sent = agent::prompts::contract(kind);
         let file =

@@ -24,6 +24,11 @@ fn perturb(kind: StageKind, v: &mut Value) -> String {
             *x = (x.as_f64().unwrap() + 0.1).into();
             "mean value".into()
         }
+        StageKind::Categorize => {
+            // One category instead of the optimised ones.
+            v["boundaries"] = serde_json::json!([]);
+            "significance".into()
+        }
     }
 }
 
@@ -59,6 +64,7 @@ fn built_in_tasks_prepare_and_validate() {
             StageKind::Select => reference["diphotons"]["m_yy"][0].to_string(),
             StageKind::Histogram => reference["sumw"][20].to_string(),
             StageKind::Fit => reference["params"][2]["value"].to_string(),
+            StageKind::Categorize => reference["boundaries"][0].to_string(),
         };
         assert!(
             !v.hints().contains(&reference_number),
@@ -77,7 +83,10 @@ fn built_in_tasks_prepare_and_validate() {
 #[test]
 fn bad_task_files_are_clear_errors() {
     let e = Task::load("no-such-task").unwrap_err();
-    assert!(e.contains("not one of select, histogram, fit"), "{e}");
+    assert!(
+        e.contains("not one of select, histogram, fit, categorize"),
+        "{e}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t.toml");
     std::fs::write(&f, "name = \"x\"\nstage = \"select\"\n").unwrap();

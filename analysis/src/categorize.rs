@@ -218,13 +218,63 @@ fn sideband_ratio(h: &Histogram, window: (f64, f64)) -> f64 {
     sum(&inside) / sum(&side).max(f64::MIN_POSITIVE)
 }
 
-/// Chooses the boundaries from the signal MC's and the data's score × mass histograms.
-pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) -> Categories {
-    let w = cfg.signal_window;
-    let inside = |m: f64| !crate::classify::in_sidebands(m, w);
+/// Per score bin: the expected signal in the window (MC) and background in the window (data
+/// sidebands × the exponential's window/sideband ratio), and that ratio. The data window is
+/// never looked at.
+pub fn window_arrays(
+    signal: &ScoreMass,
+    data: &ScoreMass,
+    window: (f64, f64),
+) -> (Vec<f64>, Vec<f64>, f64) {
+    let inside = |m: f64| !crate::classify::in_sidebands(m, window);
     let s_bins = signal.per_score(inside);
-    let side_bins = data.per_score(|m| crate::classify::in_sidebands(m, w));
-    let ratio = sideband_ratio(&data.mass(0, data.score_bins), w);
+    let side = data.per_score(|m| crate::classify::in_sidebands(m, window));
+    let ratio = sideband_ratio(&data.mass(0, data.score_bins), window);
+    (s_bins, side.iter().map(|b| b * ratio).collect(), ratio)
+}
+
+/// The combined Asimov Z of `boundaries` (score values, ascending, on bin edges) over the
+/// per-bin `s` and `b`; `None` when a category has less than `min_background`, or a
+/// boundary is not an inner bin edge in ascending order.
+pub fn total_z(s: &[f64], b: &[f64], boundaries: &[f64], min_background: f64) -> Option<f64> {
+    let n = s.len();
+    let mut edges = vec![0usize];
+    for &x in boundaries {
+        let e = (x * n as f64).round();
+        if (e / n as f64 - x).abs() > 1e-9 || e <= 0.0 || e >= n as f64 {
+            return None;
+        }
+        let e = e as usize;
+        if e <= *edges.last().expect("non-empty") {
+            return None;
+        }
+        edges.push(e);
+    }
+    edges.push(n);
+    let mut z2 = 0.0;
+    for w in edges.windows(2) {
+        let (cs, cb): (f64, f64) = (s[w[0]..w[1]].iter().sum(), b[w[0]..w[1]].iter().sum());
+        if cb < min_background {
+            return None;
+        }
+        z2 += asimov_z(cs, cb).powi(2);
+    }
+    Some(z2.sqrt())
+}
+
+/// Greedy boundaries on per-bin `s` and `b`: each step adds the single bin edge that raises
+/// the combined Z most (the lowest edge among equals), until `target` categories, or (when
+/// `target` is `None`) until a step gains less than `min_gain`. Returns the inner edges (bin
+/// indices) and Z after each step.
+pub fn choose(
+    s: &[f64],
+    b: &[f64],
+    min_background: f64,
+    min_gain: f64,
+    target: Option<usize>,
+    max_categories: usize,
+) -> (Vec<usize>, Vec<f64>) {
+    let n = s.len();
     let prefix = |v: &[f64]| {
         let mut p = vec![0.0];
         for x in v {
@@ -232,33 +282,23 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
         }
         p
     };
-    let (ps, pb) = (prefix(&s_bins), prefix(&side_bins));
-    let cat = |lo: usize, hi: usize| (ps[hi] - ps[lo], ratio * (pb[hi] - pb[lo]));
-    // Total Z of edges (sorted, including 0 and the end); None when a category is too small.
+    let (ps, pb) = (prefix(s), prefix(b));
     let total = |edges: &[usize]| -> Option<f64> {
         let mut z2 = 0.0;
         for e in edges.windows(2) {
-            let (s, b) = cat(e[0], e[1]);
-            if b < cfg.min_background {
+            let (cs, cb) = (ps[e[1]] - ps[e[0]], pb[e[1]] - pb[e[0]]);
+            if cb < min_background {
                 return None;
             }
-            z2 += asimov_z(s, b).powi(2);
+            z2 += asimov_z(cs, cb).powi(2);
         }
         Some(z2.sqrt())
     };
-    let n = signal.score_bins;
     let mut edges = vec![0, n];
-    let z_inclusive = {
-        let (s, b) = cat(0, n);
-        asimov_z(s, b)
-    };
-    let mut z = total(&edges).unwrap_or(z_inclusive);
+    let mut z = total(&edges).unwrap_or_else(|| asimov_z(ps[n], pb[n]));
     let mut z_by = vec![z];
-    let target = cfg
-        .categories
-        .unwrap_or(cfg.max_categories)
-        .min(cfg.max_categories);
-    while edges.len() - 1 < target {
+    let limit = target.unwrap_or(max_categories).min(max_categories);
+    while edges.len() - 1 < limit {
         let best = (1..n)
             .filter(|e| !edges.contains(e))
             .filter_map(|e| {
@@ -267,13 +307,12 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
                 trial.sort_unstable();
                 total(&trial).map(|z| (z, e))
             })
-            // The highest Z; the lowest edge among equals (deterministic).
             .fold(None, |acc: Option<(f64, usize)>, (z, e)| match acc {
                 Some((bz, be)) if bz > z || (bz == z && be < e) => Some((bz, be)),
                 _ => Some((z, e)),
             });
         let Some((z_new, e)) = best else { break };
-        if cfg.categories.is_none() && z_new < z * (1.0 + cfg.min_gain) {
+        if target.is_none() && z_new < z * (1.0 + min_gain) {
             break;
         }
         edges.push(e);
@@ -281,29 +320,47 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
         z = z_new;
         z_by.push(z);
     }
+    (edges[1..edges.len() - 1].to_vec(), z_by)
+}
+
+/// Chooses the boundaries from the signal MC's and the data's score × mass histograms.
+pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) -> Categories {
+    let (s, b, ratio) = window_arrays(signal, data, cfg.signal_window);
+    let n = s.len();
+    let (inner, z_by) = choose(
+        &s,
+        &b,
+        cfg.min_background,
+        cfg.min_gain,
+        cfg.categories,
+        cfg.max_categories,
+    );
     let edge = |e: usize| e as f64 / n as f64;
+    let mut edges = vec![0];
+    edges.extend(&inner);
+    edges.push(n);
     let categories = edges
         .windows(2)
         .map(|p| {
-            let (s, b) = cat(p[0], p[1]);
+            let (cs, cb) = (s[p[0]..p[1]].iter().sum(), b[p[0]..p[1]].iter().sum());
             Category {
                 score: (edge(p[0]), edge(p[1])),
-                s,
-                b,
-                z: asimov_z(s, b),
+                s: cs,
+                b: cb,
+                z: asimov_z(cs, cb),
             }
         })
         .collect();
     Categories {
         config: *cfg,
-        boundaries: edges[1..edges.len() - 1].iter().map(|&e| edge(e)).collect(),
+        boundaries: inner.iter().map(|&e| edge(e)).collect(),
         categories,
-        z,
-        z_inclusive,
+        z: *z_by.last().expect("at least one"),
+        z_inclusive: asimov_z(s.iter().sum(), b.iter().sum()),
         z_by_categories: z_by,
         sideband_to_window: ratio,
         score_signal: signal.per_score(|_| true),
-        score_background: side_bins,
+        score_background: data.per_score(|m| crate::classify::in_sidebands(m, cfg.signal_window)),
     }
 }
 
@@ -354,4 +411,35 @@ mod tests {
             c.sideband_to_window
         );
     }
+}
+
+/// The input of a categorization stage from one data and one signal MC selection: the
+/// classifier trained on them (two folds, default configuration), every event scored, and the
+/// per-bin expected signal and background in the window (the categorize task's input).
+pub fn categorize_input(
+    data: &crate::select::Diphotons,
+    mc: &crate::select::Diphotons,
+    binning: &Binning,
+) -> Result<stage_api::CategorizeInput, String> {
+    let ccfg = crate::classify::ClassifierConfig::default();
+    let cfg = CategorizeConfig::default();
+    let mut sample = crate::classify::Sample::default();
+    sample.add(data, false, &ccfg);
+    sample.add(mc, true, &ccfg);
+    let classifier = crate::classify::train(&sample, &ccfg)?;
+    let scorer = crate::classify::Scorer::new(&classifier)?;
+    let fill = |d: &crate::select::Diphotons| {
+        let mut h = ScoreMass::new(*binning);
+        for (i, s) in scorer.score(d).iter().enumerate() {
+            h.fill(*s, d.m_yy[i], d.weight[i]);
+        }
+        h
+    };
+    let (s, b, _) = window_arrays(&fill(mc), &fill(data), cfg.signal_window);
+    Ok(stage_api::CategorizeInput {
+        signal: s,
+        background: b,
+        min_background: cfg.min_background,
+        max_categories: cfg.max_categories,
+    })
 }

@@ -1,6 +1,6 @@
-//! The stage contract, as this crate uses it: everything of the `stage-api` crate (the six
+//! The stage contract, as this crate uses it: everything of the `stage-api` crate (the
 //! traits, their data types, [`STAGE_API_VERSION`], [`run_json`]) plus [`Reference`], the
-//! implementation of all six that agent-written stages are validated against. The contract
+//! implementation of all of them that agent-written stages are validated against. The contract
 //! lives in its own crate so that agent-written stages can be compiled against it without
 //! this crate (the reference) being linkable, includable or nameable.
 
@@ -61,5 +61,38 @@ impl Fit for Reference {
 impl Measure for Reference {
     fn measure(&self, input: &MeasureInput) -> Result<Measurement, StageError> {
         crate::measure::measure(input).map_err(StageError::from)
+    }
+}
+
+impl Categorize for Reference {
+    fn categorize(&self, input: &CategorizeInput) -> Result<Boundaries, StageError> {
+        let n = input.signal.len();
+        if n < 2 || input.background.len() != n {
+            return Err(format!(
+                "need at least 2 score bins and as many background as signal values (got {n} \
+                 and {})",
+                input.background.len()
+            )
+            .into());
+        }
+        if input
+            .signal
+            .iter()
+            .chain(&input.background)
+            .any(|x| !x.is_finite())
+        {
+            return Err("signal and background must be finite".into());
+        }
+        let (inner, _) = crate::categorize::choose(
+            &input.signal,
+            &input.background,
+            input.min_background,
+            0.01,
+            None,
+            input.max_categories.max(1),
+        );
+        Ok(Boundaries {
+            boundaries: inner.iter().map(|&e| e as f64 / n as f64).collect(),
+        })
     }
 }

@@ -1,9 +1,9 @@
 //! # The stage contract
 //!
-//! The analysis is six steps. Each is one trait with one required method, typed input and
+//! The analysis is seven steps. Each is one trait with one required method, typed input and
 //! output that serialise to JSON (serde), so every stage can run as its own process and be
 //! validated on its own against the reference (`analysis::stage::Reference`, which implements
-//! all six in the `analysis` crate).
+//! all of them in the `analysis` crate).
 //!
 //! | step | trait | input | output |
 //! |------|-------|-------|--------|
@@ -13,6 +13,7 @@
 //! | 4 histogram | [`MakeHistogram`] | [`Diphotons`] + [`Binning`] | [`Histogram`] |
 //! | 5 fit | [`Fit`] | [`FitModel`] + [`Histogram`] | [`FitResult`] |
 //! | 6 measure | [`Measure`] | [`MeasureInput`] | [`Measurement`] |
+//! | 7 categorize | [`Categorize`] | [`CategorizeInput`] (s, b per score bin) | [`Boundaries`] |
 //!
 //! Conventions every stage can rely on and must keep:
 //! * energies and momenta in GeV, η and φ dimensionless, m_γγ in GeV;
@@ -51,6 +52,7 @@
 //! assert!(json::histogram(&Empty, bad).is_err());
 //! ```
 
+pub mod categorize;
 pub mod events;
 pub mod files;
 pub mod finite;
@@ -59,6 +61,7 @@ pub mod histogram;
 pub mod measure;
 pub mod select;
 
+pub use categorize::{Boundaries, CategorizeInput};
 pub use events::{McInfo, PhotonEvents, Photons, Release};
 pub use files::{BranchSummary, ConvertInput, FileSummary, NpyColumn, NpyManifest, TreeSummary};
 pub use fit::{Background, DscbTails, FitModel, FitParam, FitResult, FitStatus, ParamSpec, Signal};
@@ -71,7 +74,7 @@ use std::path::{Path, PathBuf};
 
 /// Version of this contract. Bumped on any change to a trait or to a type it uses
 /// (`agent/tests/contract.rs` fails when a public signature changes and this does not).
-pub const STAGE_API_VERSION: u32 = 4;
+pub const STAGE_API_VERSION: u32 = 5;
 
 /// Why a stage failed: a message for the user (and, for agent-written stages, for the model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +141,12 @@ pub trait Measure {
     fn measure(&self, input: &MeasureInput) -> Result<Measurement, StageError>;
 }
 
+/// Step 7 (the paper's step 5): boundaries on the classifier score that maximise the combined
+/// expected significance.
+pub trait Categorize {
+    fn categorize(&self, input: &CategorizeInput) -> Result<Boundaries, StageError>;
+}
+
 /// Input of [`Select`] as one document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,13 +172,14 @@ pub struct FitInput {
 }
 
 /// The stages by name, as `run_json` and the command line know them.
-pub const STAGES: [&str; 6] = [
+pub const STAGES: [&str; 7] = [
     "inspect",
     "convert",
     "select",
     "histogram",
     "fit",
     "measure",
+    "categorize",
 ];
 
 /// Runs one stage on a JSON input document and returns its JSON output: what a stage process
@@ -178,7 +188,7 @@ pub const STAGES: [&str; 6] = [
 /// [`FitInput`]; `measure` a [`MeasureInput`]. Unknown fields are errors.
 pub fn run_json<S>(stages: &S, stage: &str, input: &str) -> Result<String, StageError>
 where
-    S: Inspect + Convert + Select + MakeHistogram + Fit + Measure,
+    S: Inspect + Convert + Select + MakeHistogram + Fit + Measure + Categorize,
 {
     match stage {
         "inspect" => json::inspect(stages, input),
@@ -187,6 +197,7 @@ where
         "histogram" => json::histogram(stages, input),
         "fit" => json::fit(stages, input),
         "measure" => json::measure(stages, input),
+        "categorize" => json::categorize(stages, input),
         _ => Err(format!("unknown stage '{stage}': one of {}", STAGES.join(", ")).into()),
     }
 }
@@ -243,5 +254,10 @@ pub mod json {
     /// [`MeasureInput`] → [`Measurement`].
     pub fn measure(s: &dyn Measure, input: &str) -> Result<String, StageError> {
         out(s.measure(&parse("measure", input)?)?)
+    }
+
+    /// [`CategorizeInput`] → [`Boundaries`].
+    pub fn categorize(s: &dyn Categorize, input: &str) -> Result<String, StageError> {
+        out(s.categorize(&parse("categorize", input)?)?)
     }
 }

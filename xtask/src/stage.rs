@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The stage: inspect, convert, select, histogram, fit or measure.
+    /// The stage: inspect, convert, select, histogram, fit, measure or categorize.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(STAGES))]
     name: String,
     /// Input JSON document (default: stdin).
