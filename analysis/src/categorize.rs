@@ -234,8 +234,8 @@ pub fn window_arrays(
 }
 
 /// The combined Asimov Z of `boundaries` (score values, ascending, on bin edges) over the
-/// per-bin `s` and `b`; `None` when a category has less than `min_background`, or a
-/// boundary is not an inner bin edge in ascending order.
+/// per-bin `s` and `b`; `None` when one of several categories has less than
+/// `min_background`, or a boundary is not an inner bin edge in ascending order.
 pub fn total_z(s: &[f64], b: &[f64], boundaries: &[f64], min_background: f64) -> Option<f64> {
     let n = s.len();
     let mut edges = vec![0usize];
@@ -252,9 +252,11 @@ pub fn total_z(s: &[f64], b: &[f64], boundaries: &[f64], min_background: f64) ->
     }
     edges.push(n);
     let mut z2 = 0.0;
+    let single = edges.len() == 2;
     for w in edges.windows(2) {
         let (cs, cb): (f64, f64) = (s[w[0]..w[1]].iter().sum(), b[w[0]..w[1]].iter().sum());
-        if cb < min_background {
+        // One category is always allowed (there is nothing to split).
+        if cb < min_background && !single {
             return None;
         }
         z2 += asimov_z(cs, cb).powi(2);
