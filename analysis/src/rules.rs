@@ -121,6 +121,26 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The score × m_γγ histograms of inputs `first..` summed by role: (signal MC, data).
+fn sum_scores(
+    ctx: &Ctx,
+    first: usize,
+    is_mc: &[bool],
+    binning: crate::histogram::Binning,
+) -> Result<(crate::categorize::ScoreMass, crate::categorize::ScoreMass), String> {
+    use crate::categorize::ScoreMass;
+    let (mut sig, mut data) = (ScoreMass::new(binning), ScoreMass::new(binning));
+    for (i, mc) in is_mc.iter().enumerate() {
+        let h: ScoreMass = ctx.read_json(first + i)?;
+        if *mc {
+            sig.add(&h)
+        } else {
+            data.add(&h)
+        }
+    }
+    Ok((sig, data))
+}
+
 /// The rules of one chain. `progress` is told how many entries each selected batch held.
 pub fn chain(
     inputs: &Inputs,
@@ -350,6 +370,7 @@ pub fn chain(
     };
     let model_out = work.join("classify/model.json");
     let categories_out = work.join("categories.json");
+    let combined_out = work.join("fit_categories.json");
     if let Some(cat) = steps45 {
         let roles: Vec<bool> = selected_files.iter().map(|(r, _, _)| *r == "mc").collect();
         let classifier = cat.classifier;
@@ -394,46 +415,26 @@ pub fn chain(
             scored.push((*role == "mc", out));
         }
         let is_mc: Vec<bool> = scored.iter().map(|(m, _)| *m).collect();
+        let score_files: Vec<PathBuf> = scored.into_iter().map(|(_, p)| p).collect();
         let categorize = cat.categorize;
         let binning = cfg.binning;
+        let flags = is_mc.clone();
         rules.push(Rule {
             name: format!("{p}categorize"),
-            inputs: scored.into_iter().map(|(_, p)| p).collect(),
+            inputs: score_files.clone(),
             outputs: vec![categories_out.clone()],
             params: json!({ "categorize": categorize, "signal": is_mc }),
             implementation: identity::CATEGORIZE.into(),
             job: Box::new(move |ctx: &Ctx| {
-                use crate::categorize::ScoreMass;
-                let (mut sig, mut data) = (ScoreMass::new(binning), ScoreMass::new(binning));
-                for (i, mc) in is_mc.iter().enumerate() {
-                    let h: ScoreMass = ctx.read_json(i)?;
-                    if *mc {
-                        sig.add(&h)
-                    } else {
-                        data.add(&h)
-                    }
-                }
+                let (sig, data) = sum_scores(ctx, 0, &flags, binning)?;
                 ctx.write_json(0, &crate::categorize::categorize(&sig, &data, &categorize))
             }),
         });
-    }
 
-    // The simultaneous fit of the categories (shared μ and mass, a background per category).
-    let combined_out = work.join("fit_categories.json");
-    if let Some(cat) = steps45 {
-        let score_files: Vec<(bool, PathBuf)> = selected_files
-            .iter()
-            .map(|(role, name, _)| {
-                (
-                    *role == "mc",
-                    work.join(format!("score/{role}/{name}.json")),
-                )
-            })
-            .collect();
-        let is_mc: Vec<bool> = score_files.iter().map(|(m, _)| *m).collect();
+        // The simultaneous fit of the categories (shared μ and mass, a background per
+        // category).
         let mut inputs_f = vec![categories_out.clone()];
-        inputs_f.extend(score_files.into_iter().map(|(_, p)| p));
-        let binning = cfg.binning;
+        inputs_f.extend(score_files);
         let blind = cat.blind.then_some(cat.categorize.signal_window);
         rules.push(Rule {
             name: format!("{p}categories/fit"),
@@ -442,18 +443,9 @@ pub fn chain(
             params: json!({ "blind": blind, "signal": is_mc }),
             implementation: identity::FIT_CATEGORIES.into(),
             job: Box::new(move |ctx: &Ctx| {
-                use crate::categorize::{Categories, ScoreMass};
                 use crate::fit::simultaneous::{Channel, Model};
-                let cats: Categories = ctx.read_json(0)?;
-                let (mut sig, mut data) = (ScoreMass::new(binning), ScoreMass::new(binning));
-                for (i, mc) in is_mc.iter().enumerate() {
-                    let h: ScoreMass = ctx.read_json(i + 1)?;
-                    if *mc {
-                        sig.add(&h)
-                    } else {
-                        data.add(&h)
-                    }
-                }
+                let cats: crate::categorize::Categories = ctx.read_json(0)?;
+                let (sig, data) = sum_scores(ctx, 1, &is_mc, binning)?;
                 let channels: Vec<Channel> = cats
                     .bin_ranges(sig.score_bins)
                     .iter()

@@ -68,16 +68,8 @@ pub struct Args {
     /// sampling options and --trial as when it was recorded (they are part of each call's key).
     #[arg(long)]
     replay: Option<PathBuf>,
-    /// Sandbox wall-clock limit per run, seconds.
-    #[arg(long, default_value_t = 60.0)]
-    wall: f64,
-    /// Sandbox address-space limit per run, MiB.
-    #[arg(long, default_value_t = 2048)]
-    memory_mb: u64,
-    /// Run model-written code even where this machine lacks Landlock or seccomp (the sandbox
-    /// then cannot keep the code from your files or the network).
-    #[arg(long)]
-    allow_weak_sandbox: bool,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     /// Output directory (default: agent-runs/TASK-MODEL-TRIAL).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -89,6 +81,36 @@ fn parse_price(s: &str) -> Result<(f64, f64), String> {
         .ok_or("expected PROMPT,COMPLETION (USD per million tokens)")?;
     let p = |x: &str| x.trim().parse::<f64>().map_err(|e| format!("{x:?}: {e}"));
     Ok((p(a)?, p(b)?))
+}
+
+/// The sandbox options of the commands that run model-written code.
+#[derive(clap::Args)]
+pub struct SandboxArgs {
+    /// Sandbox wall-clock limit per run, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    wall: f64,
+    /// Sandbox memory limit per run, MiB.
+    #[arg(long, default_value_t = 2048)]
+    memory_mb: u64,
+    /// Run model-written code even where this machine lacks Landlock or seccomp (the sandbox
+    /// then cannot keep the code from your files or the network).
+    #[arg(long)]
+    allow_weak_sandbox: bool,
+}
+
+impl SandboxArgs {
+    /// The limits of each sandboxed run.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            wall_s: self.wall,
+            memory_bytes: self.memory_mb << 20,
+            ..Limits::default()
+        }
+    }
+    /// This machine's sandbox, or the error of [`require_sandbox`].
+    pub fn require(&self) -> anyhow::Result<&'static Isolation> {
+        require_sandbox(self.allow_weak_sandbox)
+    }
 }
 
 /// This machine's sandbox, or an error when it cannot keep model code from the user's files
@@ -156,7 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let secrets: Vec<String> = std::env::var(&args.api_key_env).ok().into_iter().collect();
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 
-    let iso = require_sandbox(args.allow_weak_sandbox)?;
+    let iso = args.sandbox.require()?;
     eprintln!(
         "sandbox (build and run): namespaces {}, landlock {}, network blocked by {}, control \
          groups {}{}",
@@ -183,11 +205,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = Options {
         max_iterations: args.max_iterations,
         trial: args.trial,
-        limits: Limits {
-            wall_s: args.wall,
-            memory_bytes: args.memory_mb << 20,
-            ..Limits::default()
-        },
+        limits: args.sandbox.limits(),
         instruction: args.instruction.clone(),
         ..Options::default()
     };

@@ -5,7 +5,6 @@
 
 use agent::bench::models::ModelsFile;
 use agent::bench::{self, report, Budget, Config, Dir, Event, RunOptions};
-use agent::sandbox::Limits;
 use agent::stage_crate::Toolchain;
 use agent::task::{Task, BUILT_IN};
 use anyhow::{anyhow, bail, Context};
@@ -57,15 +56,8 @@ pub struct Args {
     /// can be replayed.
     #[arg(long, conflicts_with = "models")]
     replay: Option<PathBuf>,
-    /// Sandbox wall-clock limit per run, seconds.
-    #[arg(long, default_value_t = 60.0)]
-    wall: f64,
-    /// Sandbox memory limit per run, MiB.
-    #[arg(long, default_value_t = 2048)]
-    memory_mb: u64,
-    /// Run model-written code even where this machine lacks Landlock or seccomp.
-    #[arg(long)]
-    allow_weak_sandbox: bool,
+    #[command(flatten)]
+    sandbox: crate::agent::SandboxArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -84,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--max-cost must be a positive number of USD");
         }
     }
-    crate::agent::require_sandbox(args.allow_weak_sandbox)?;
+    args.sandbox.require()?;
     if args.replay.is_none() {
         for m in &config.models {
             eprintln!("checking {} ({} at {})", m.name, m.model, m.endpoint);
@@ -122,11 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = RunOptions {
         concurrency: args.concurrency,
         max_cost: args.max_cost,
-        limits: Limits {
-            wall_s: args.wall,
-            memory_bytes: args.memory_mb << 20,
-            ..Limits::default()
-        },
+        limits: args.sandbox.limits(),
         replay_from: args.replay.clone(),
     };
     let bar = indicatif::ProgressBar::hidden();

@@ -467,17 +467,22 @@ fn assert_no_sculpting(categories: &Path, data_scores: &[PathBuf]) {
     assert!(tested >= 1, "no category large enough to test");
 }
 
-#[test]
-fn on_a_default_like_dataset_the_categories_gain_and_do_not_sculpt_the_background() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Generates a default-like dataset (150k data, 40k MC events) with `seed` and signal strength
+/// `mu` under `dir`, analyses it there: (the dataset, results.json).
+fn analyze_default_like(
+    dir: &Path,
+    seed: u64,
+    mu: f64,
+) -> (dataset::DefaultDataset, serde_json::Value) {
     let cfg = dataset::synth::Config {
-        seed: 5,
+        seed,
         data_events: 150_000,
         mc_events: 40_000,
+        signal_strength: mu,
         ..Default::default()
     };
-    let ds = dataset::ensure_default(&tmp.path().join("ds"), &cfg, || {}).unwrap();
-    let out = tmp.path().join("out");
+    let ds = dataset::ensure_default(&dir.join("ds"), &cfg, || {}).unwrap();
+    let out = dir.join("out");
     let o = xtask(&[
         "analyze",
         "--out",
@@ -488,8 +493,15 @@ fn on_a_default_like_dataset_the_categories_gain_and_do_not_sculpt_the_backgroun
         ds.mc.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let r = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    (ds, r)
+}
+
+#[test]
+fn on_a_default_like_dataset_the_categories_gain_and_do_not_sculpt_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ds, r) = analyze_default_like(tmp.path(), 5, 1.0);
+    let out = tmp.path().join("out");
     // Signal and background differ (the generator's README says how): the classifier learns it
     // and the categories raise the expected significance of the same model.
     assert!(
@@ -521,31 +533,12 @@ fn on_a_default_like_dataset_the_categories_gain_and_do_not_sculpt_the_backgroun
 fn signal_injected_into_background_only_data_is_recovered_through_the_whole_chain() {
     let tmp = tempfile::tempdir().unwrap();
     for (k, mu) in [0.0, 3.0].into_iter().enumerate() {
-        let cfg = dataset::synth::Config {
-            seed: 77,
-            data_events: 150_000,
-            mc_events: 40_000,
-            signal_strength: mu,
-            ..Default::default()
-        };
-        let ds = dataset::ensure_default(&tmp.path().join(format!("ds{k}")), &cfg, || {}).unwrap();
+        let dir = tmp.path().join(k.to_string());
+        let (ds, r) = analyze_default_like(&dir, 77, mu);
         assert_eq!(
             ds.written.data_signal_generated,
             (mu * dataset::synth::XSECTION_PB * dataset::synth::LUMI_PB).round() as usize
         );
-        let out = tmp.path().join(format!("out{k}"));
-        let o = xtask(&[
-            "analyze",
-            "--out",
-            out.to_str().unwrap(),
-            "--data",
-            ds.data.to_str().unwrap(),
-            "--mc",
-            ds.mc.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let r: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
         let (fitted, error) = (
             r["combined"]["mu"].as_f64().unwrap(),
             r["combined"]["mu_error"].as_f64().unwrap(),
