@@ -113,7 +113,7 @@ impl Checker<'_> {
 
         // The screen, then the build.
         if self.screen {
-            a.policy = policy::check(&code);
+            a.policy = policy::check_allowing(&code, &self.task.allow_std);
         }
         if !a.policy.is_empty() {
             progress(&format!(
@@ -205,11 +205,19 @@ impl Checker<'_> {
             "  built in {:.2} s; running in the sandbox",
             build.wall_s
         ));
-        let dir = match RunDir::new(
-            &binary,
-            &[("input.json", self.prepared.input.as_bytes())],
-            self.limits,
-        ) {
+        let mut inputs: Vec<(String, Vec<u8>)> =
+            vec![("input.json".into(), self.prepared.input.as_bytes().to_vec())];
+        for (name, path) in &self.prepared.files {
+            match std::fs::read(path) {
+                Ok(bytes) => inputs.push((name.clone(), bytes)),
+                Err(e) => return Verdict::Harness(format!("{}: {e}", path.display())),
+            }
+        }
+        let inputs: Vec<(&str, &[u8])> = inputs
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let dir = match RunDir::new(&binary, &inputs, self.limits) {
             Ok(d) => d,
             Err(e) => return Verdict::Harness(format!("run directory: {e}")),
         };
@@ -259,6 +267,7 @@ impl Checker<'_> {
         let v = validate(
             self.task.stage,
             &text,
+            Some(&dir.out()),
             self.prepared.reference.as_ref(),
             &self.task.tolerances,
         );

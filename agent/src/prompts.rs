@@ -21,10 +21,16 @@ prompts!(
     "coder_policy",
     "coder_no_code",
     "coder_guidance",
+    "contract/inspect",
+    "contract/convert",
     "contract/select",
     "contract/histogram",
     "contract/fit",
+    "contract/separate",
     "contract/categorize",
+    "crates/oxyroot",
+    "crates/forust-ml",
+    "access_fs",
 );
 
 /// The prompt `name` with each `{{key}}` replaced, in one pass over the template (values are

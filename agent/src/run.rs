@@ -13,7 +13,7 @@
 
 use crate::check::{Attempt, Checker, Timing, Verdict};
 use crate::llm::{Llm, LlmError, Message, Reply, Usage};
-use crate::prompts::{contract, render};
+use crate::prompts::render;
 use crate::sandbox::Limits;
 use crate::stage_crate::Toolchain;
 use crate::task::Task;
@@ -126,7 +126,7 @@ pub fn run_task(
     let prepared = task
         .prepare(&toolchain.repo, opts.instruction.is_none(), &opts.variant)
         .map_err(task_err)?;
-    let contract = contract(kind);
+    let contract = task.contract();
     let instruction = opts
         .instruction
         .clone()
@@ -144,9 +144,10 @@ pub fn run_task(
     })?;
     progress("preparing the stage toolchain");
     toolchain.prepare().map_err(task_err)?;
-    let krate = toolchain
+    let mut krate = toolchain
         .new_crate(kind)
         .map_err(|e| task_err(format!("stage crate: {e}")))?;
+    krate.allow_crates(&task.crates).map_err(task_err)?;
 
     let mut tally = Tally::default();
     let mut out = Outcome {

@@ -46,31 +46,46 @@ pub fn build_limits() -> Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StageKind {
+    Inspect,
+    Convert,
     Select,
     Histogram,
     Fit,
+    Separate,
     Categorize,
 }
 
 impl StageKind {
     pub fn name(self) -> &'static str {
         match self {
+            StageKind::Inspect => "inspect",
+            StageKind::Convert => "convert",
             StageKind::Select => "select",
             StageKind::Histogram => "histogram",
             StageKind::Fit => "fit",
+            StageKind::Separate => "separate",
             StageKind::Categorize => "categorize",
         }
     }
     /// The trait the model implements.
     pub fn trait_name(self) -> &'static str {
         match self {
+            StageKind::Inspect => "Inspect",
+            StageKind::Convert => "Convert",
             StageKind::Select => "Select",
             StageKind::Histogram => "MakeHistogram",
             StageKind::Fit => "Fit",
+            StageKind::Separate => "Separate",
             StageKind::Categorize => "Categorize",
         }
     }
 }
+
+/// The crates a task may allow its stage beyond `stage_api` and `std` (package, crate name):
+/// built with the contract by [`Toolchain::prepare`]; a stage can name one only when its task
+/// lists it (`--extern` is passed for those alone; the rest of `deps/` is on the
+/// `-L dependency=` path, which resolves dependencies but never a name in the code).
+pub const EXTRA_CRATES: [(&str, &str); 2] = [("oxyroot", "oxyroot"), ("forust-ml", "forust_ml")];
 
 /// What the trusted preparation found.
 #[derive(Clone, Debug)]
@@ -78,10 +93,10 @@ pub struct Prepared {
     /// The compiler's sysroot (`bin/rustc`, `lib/`).
     pub sysroot: PathBuf,
     /// The prebuilt dependencies: cargo's `debug/` of a target directory that holds
-    /// `stage-api` and what it pulls in, nothing else (the rlib in it, the rest in `deps/`).
+    /// `stage-api`, the [`EXTRA_CRATES`] and what they pull in, nothing else.
     pub deps: PathBuf,
-    /// File name of the `stage-api` rlib in `deps`.
-    pub rlib: String,
+    /// (crate name, rlib path relative to `deps`) of `stage_api` and each extra crate.
+    pub rlibs: Vec<(String, PathBuf)>,
 }
 
 /// Where stages are compiled.
@@ -172,6 +187,8 @@ pub struct StageCrate {
     /// Limits of each build ([`build_limits`] unless set).
     limits: Limits,
     pub kind: StageKind,
+    /// The extra crates (crate names from [`EXTRA_CRATES`]) this stage may name.
+    crates: Vec<String>,
 }
 
 impl Toolchain {
@@ -196,53 +213,69 @@ impl Toolchain {
     fn prepare_now(&self) -> Result<Prepared, String> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let target = self.target_dir.join("stage-api");
-        let mut cmd = Command::new(cargo);
-        scrub(&mut cmd);
-        cmd.args([
-            "build",
-            "--offline",
-            "--quiet",
-            "--message-format=json",
-            "-p",
-            "stage-api",
-        ])
-        .current_dir(&self.repo)
-        .env("CARGO_TARGET_DIR", &target)
-        .env("CARGO_TERM_COLOR", "never");
-        let out = cmd
-            .output()
-            .map_err(|e| format!("running cargo for the stage toolchain: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "building stage-api failed:\n{}",
-                tail(&String::from_utf8_lossy(&out.stderr), 4000)
-            ));
+        // One cargo call per package: cargo refuses `-p` of a non-member (forust-ml) beside
+        // another `-p`. All into one target directory, so they share what they have in common.
+        let mut stdout = String::new();
+        for package in std::iter::once("stage-api").chain(EXTRA_CRATES.iter().map(|(p, _)| *p)) {
+            let mut cmd = Command::new(&cargo);
+            scrub(&mut cmd);
+            cmd.args([
+                "build",
+                "--offline",
+                "--quiet",
+                "--message-format=json",
+                "-p",
+                package,
+            ])
+            .current_dir(&self.repo)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_TERM_COLOR", "never");
+            let out = cmd
+                .output()
+                .map_err(|e| format!("running cargo for the stage toolchain: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "building {package} for the stage toolchain failed:\n{}",
+                    tail(&String::from_utf8_lossy(&out.stderr), 4000)
+                ));
+            }
+            stdout.push_str(&String::from_utf8_lossy(&out.stdout));
         }
-        let mut rlib = None;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // `debug/` of this target directory holds these builds and nothing else: the rlibs
+        // and `deps/` with what they were compiled against.
+        let deps = target.join("debug");
+        let mut rlibs = Vec::new();
+        for line in stdout.lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            if v["reason"] == "compiler-artifact" && v["target"]["name"] == "stage_api" {
-                rlib = v["filenames"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f.as_str())
-                    .find(|f| f.ends_with(".rlib"))
-                    .map(PathBuf::from);
+            let name = v["target"]["name"].as_str().unwrap_or("");
+            let wanted = name == "stage_api" || EXTRA_CRATES.iter().any(|(_, n)| *n == name);
+            if v["reason"] != "compiler-artifact" || !wanted {
+                continue;
+            }
+            let rlib = v["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with(".rlib"))
+                .map(PathBuf::from);
+            if let Some(rlib) = rlib {
+                let rel = rlib.strip_prefix(&deps).map_err(|_| {
+                    format!(
+                        "the {name} rlib {} is outside {}",
+                        rlib.display(),
+                        deps.display()
+                    )
+                })?;
+                rlibs.push((name.to_string(), rel.to_path_buf()));
             }
         }
-        let rlib = rlib.ok_or("cargo named no stage_api rlib")?;
-        // `debug/` of this target directory holds stage-api's build and nothing else: the
-        // rlib (uplifted) and `deps/` with what it was compiled against.
-        let deps = target.join("debug");
-        if !rlib.starts_with(&deps) {
-            return Err(format!(
-                "the stage_api rlib {} is outside {}",
-                rlib.display(),
-                deps.display()
-            ));
+        for name in std::iter::once("stage_api").chain(EXTRA_CRATES.iter().map(|(_, n)| *n)) {
+            if !rlibs.iter().any(|(n, _)| n == name) {
+                return Err(format!("cargo named no {name} rlib"));
+            }
         }
         let mut cmd = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
         cmd.args(["--print", "sysroot"]);
@@ -257,10 +290,7 @@ impl Toolchain {
         Ok(Prepared {
             sysroot,
             deps,
-            rlib: rlib
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            rlibs,
         })
     }
 
@@ -292,6 +322,7 @@ impl Toolchain {
             prepared,
             limits: build_limits(),
             kind,
+            crates: vec![],
         })
     }
 }
@@ -325,6 +356,27 @@ impl StageCrate {
     /// Other limits for its builds (tests: a short wall clock).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Lets the stage name these extra crates (package or crate names from [`EXTRA_CRATES`]).
+    pub fn allow_crates(&mut self, crates: &[String]) -> Result<(), String> {
+        self.crates = crates
+            .iter()
+            .map(|c| {
+                EXTRA_CRATES
+                    .iter()
+                    .find(|(p, n)| p == c || n == c)
+                    .map(|(_, n)| n.to_string())
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = EXTRA_CRATES.iter().map(|(p, _)| *p).collect();
+                        format!(
+                            "crate '{c}' is not one a stage may use ({})",
+                            known.join(", ")
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(())
     }
 
     /// Replaces `src/stage.rs` with the model's code.
@@ -394,7 +446,11 @@ impl StageCrate {
         };
         args.push(flag("-Cincremental=", &out.join("incremental")));
         args.push(flag("-Ldependency=", &deps.join("deps")));
-        args.push(flag("--extern=stage_api=", &deps.join(&p.rlib)));
+        for (name, rlib) in &p.rlibs {
+            if name == "stage_api" || self.crates.contains(name) {
+                args.push(flag(&format!("--extern={name}="), &deps.join(rlib)));
+            }
+        }
         if link {
             args.push("--emit=link".into());
             args.push(flag("-o", &out.join("stage")));

@@ -12,8 +12,8 @@
 
 use crate::stage_crate::StageKind;
 use analysis::stage::{
-    Binning, Categorize, Cuts, FitModel, HistogramInput, MakeHistogram, Reference, Select,
-    SelectInput,
+    Binning, Categorize, Convert, ConvertInput, Cuts, FitModel, HistogramInput, Inspect,
+    MakeHistogram, Reference, Select, SelectInput, Separate, SeparateInput, TrainingSet,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,13 +24,29 @@ use std::path::{Path, PathBuf};
 pub type Variant = BTreeMap<String, serde_json::Value>;
 
 /// The built-in tasks, by name.
-pub const BUILT_IN: [(&str, &str); 4] = [
+pub const BUILT_IN: [(&str, &str); 8] = [
+    (
+        "inspect",
+        include_str!("../../templates/tasks/inspect.toml"),
+    ),
+    (
+        "convert",
+        include_str!("../../templates/tasks/convert.toml"),
+    ),
+    (
+        "preprocess",
+        include_str!("../../templates/tasks/preprocess.toml"),
+    ),
     ("select", include_str!("../../templates/tasks/select.toml")),
     (
         "histogram",
         include_str!("../../templates/tasks/histogram.toml"),
     ),
     ("fit", include_str!("../../templates/tasks/fit.toml")),
+    (
+        "separate",
+        include_str!("../../templates/tasks/separate.toml"),
+    ),
     (
         "categorize",
         include_str!("../../templates/tasks/categorize.toml"),
@@ -47,6 +63,15 @@ pub struct Task {
     pub instruction: String,
     pub input: InputSpec,
     pub tolerances: Tolerances,
+    /// Crates the stage may use beyond `stage_api` and `std` (from
+    /// [`crate::stage_crate::EXTRA_CRATES`]): the build passes them, the contract names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crates: Vec<String>,
+    /// Standard-library modules the code screen lets this stage use (only `fs`, for the
+    /// stages that read their input file or write files; the sandbox still limits reads to
+    /// the run's input and writes to its output directory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_std: Vec<String>,
     /// Parameters drawn per trial: `"doc.field"` → the values to draw from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vary: BTreeMap<String, Vec<serde_json::Value>>,
@@ -80,6 +105,10 @@ pub struct Tolerances {
     /// Categorize: the stage's boundaries must reach this fraction of the reference's Z.
     #[serde(default = "default_z_fraction")]
     pub z_fraction: f64,
+    /// Separate: the AUC of the stage's scores may fall at most this far below the
+    /// reference classifier's on the same events.
+    #[serde(default = "default_auc_margin")]
+    pub auc_margin: f64,
 }
 
 fn default_rel() -> f64 {
@@ -94,11 +123,18 @@ fn default_error_rel() -> f64 {
 fn default_z_fraction() -> f64 {
     0.98
 }
+fn default_auc_margin() -> f64 {
+    0.02
+}
 
 /// A task made concrete: the input document and the reference output.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub input: String,
+    /// Files the stage reads beside `input.json` in the run's `in/` (name, host path): the
+    /// ROOT file of inspect and convert, named in the input document as `../in/NAME` (a
+    /// stage runs in its output directory).
+    pub files: Vec<(String, PathBuf)>,
     /// `None` when no reference covers what was asked (a user's own instruction).
     pub reference: Option<serde_json::Value>,
 }
@@ -169,6 +205,22 @@ impl Task {
         text
     }
 
+    /// The contract the coder sees: the stage's excerpt, then what this task allows beyond
+    /// it (crates with their usage notes, standard-library modules and what the stage may
+    /// touch).
+    pub fn contract(&self) -> String {
+        let mut text = crate::prompts::contract(self.stage);
+        for c in &self.crates {
+            text.push_str("\n\n");
+            text.push_str(&crate::prompts::render(&format!("crates/{c}"), &[]));
+        }
+        if self.allow_std.iter().any(|m| m == "fs") {
+            text.push_str("\n\n");
+            text.push_str(&crate::prompts::render("access_fs", &[]));
+        }
+        text
+    }
+
     /// Reads the input file and runs the reference stages with `variant`'s parameters: the
     /// stage's input document and (when `with_reference`) the expected output.
     pub fn prepare(
@@ -178,21 +230,76 @@ impl Task {
         variant: &Variant,
     ) -> Result<Prepared, String> {
         let params = Params::new(variant)?;
-        let path = if self.input.file.is_absolute() {
-            self.input.file.clone()
-        } else {
-            repo.join(&self.input.file)
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                repo.join(p)
+            }
         };
-        let file = analysis::events::EventFile::open(&path).map_err(|e| e.to_string())?;
-        let events = file.read(0..file.entries()).map_err(|e| e.to_string())?;
+        let path = resolve(&self.input.file);
+        let read = |path: &Path| -> Result<analysis::stage::PhotonEvents, String> {
+            let file = analysis::events::EventFile::open(path).map_err(|e| e.to_string())?;
+            file.read(0..file.entries()).map_err(|e| e.to_string())
+        };
+        let mc = || -> Result<PathBuf, String> {
+            let mc = self
+                .input
+                .mc
+                .as_ref()
+                .ok_or(format!("the {} task needs [input] mc", self.stage.name()))?;
+            Ok(resolve(mc))
+        };
         let Params {
             cuts,
             binning,
             model,
         } = params;
-        let selected = Reference.select(&events, &cuts).map_err(|e| e.message)?;
+        let mut files = vec![];
+        // A file the stage reads, as the input document names it.
+        let mut give = |path: &Path| -> String {
+            let name = path
+                .file_name()
+                .map_or("input.root".into(), |n| n.to_string_lossy().into_owned());
+            files.push((name.clone(), path.to_path_buf()));
+            format!("../in/{name}")
+        };
+        let mut scratch = None;
         let (input, reference) = match self.stage {
+            StageKind::Inspect => {
+                let file = give(&path);
+                let mut r = Reference.inspect(&path).map_err(|e| e.message)?;
+                r.path = file.clone();
+                (
+                    to_json(&serde_json::json!({ "file": file })),
+                    serde_json::to_value(&r).expect("plain data"),
+                )
+            }
+            StageKind::Convert => {
+                let i = ConvertInput {
+                    file: give(&path).into(),
+                    branches: Some(CONVERT_BRANCHES.iter().map(|b| b.to_string()).collect()),
+                    out_dir: "npy".into(),
+                };
+                // The reference writes where the stage will (relative to a scratch output
+                // directory): validation reads both the same way.
+                let dir = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
+                let mut r = Reference
+                    .convert(&ConvertInput {
+                        file: path.clone(),
+                        out_dir: dir.path().join(&i.out_dir),
+                        ..i.clone()
+                    })
+                    .map_err(|e| e.message)?;
+                r.source = i.file.display().to_string();
+                let mut reference = serde_json::to_value(&r).expect("plain data");
+                reference["arrays"] = crate::validate::npy_digests(dir.path(), &i.out_dir, &r)?;
+                scratch = Some(dir);
+                (to_json(&i), reference)
+            }
             StageKind::Select => {
+                let events = read(&path)?;
+                let selected = Reference.select(&events, &cuts).map_err(|e| e.message)?;
                 let i = SelectInput { events, cuts };
                 (
                     to_json(&i),
@@ -200,6 +307,9 @@ impl Task {
                 )
             }
             StageKind::Histogram => {
+                let selected = Reference
+                    .select(&read(&path)?, &cuts)
+                    .map_err(|e| e.message)?;
                 // The selection's masses are all inside the window and weigh 1: add the edge
                 // cases the instruction defines (below lo, at lo, just below and at hi, above
                 // hi) with non-unit and negative weights, so the stage must handle them.
@@ -224,20 +334,29 @@ impl Task {
                 let i = HistogramInput { diphotons, binning };
                 (to_json(&i), serde_json::to_value(&h).expect("plain data"))
             }
+            StageKind::Separate => {
+                let data = Reference
+                    .select(&read(&path)?, &cuts)
+                    .map_err(|e| e.message)?;
+                let mc = Reference
+                    .select(&read(&mc()?)?, &cuts)
+                    .map_err(|e| e.message)?;
+                let (input, truth) = separate_input(&data.diphotons, &mc.diphotons);
+                let out = Reference.separate(&input).map_err(|e| e.message)?;
+                // The reference document carries the held-out labels and weights: validation
+                // computes both AUCs from them. They never reach the stage.
+                let mut reference = serde_json::to_value(&out).expect("plain data");
+                reference["signal"] = serde_json::to_value(&truth.signal).expect("plain data");
+                reference["weight"] = serde_json::to_value(&truth.weight).expect("plain data");
+                (to_json(&input), reference)
+            }
             StageKind::Categorize => {
-                let mc = self
-                    .input
-                    .mc
-                    .as_ref()
-                    .ok_or("the categorize task needs [input] mc")?;
-                let mc = if mc.is_absolute() {
-                    mc.clone()
-                } else {
-                    repo.join(mc)
-                };
-                let f = analysis::events::EventFile::open(&mc).map_err(|e| e.to_string())?;
-                let mc_events = f.read(0..f.entries()).map_err(|e| e.to_string())?;
-                let mc_selected = Reference.select(&mc_events, &cuts).map_err(|e| e.message)?;
+                let selected = Reference
+                    .select(&read(&path)?, &cuts)
+                    .map_err(|e| e.message)?;
+                let mc_selected = Reference
+                    .select(&read(&mc()?)?, &cuts)
+                    .map_err(|e| e.message)?;
                 let input = analysis::categorize::categorize_input(
                     &selected.diphotons,
                     &mc_selected.diphotons,
@@ -251,6 +370,9 @@ impl Task {
             }
             StageKind::Fit => {
                 use analysis::stage::Fit;
+                let selected = Reference
+                    .select(&read(&path)?, &cuts)
+                    .map_err(|e| e.message)?;
                 let h = Reference
                     .histogram(&selected.diphotons, &binning)
                     .map_err(|e| e.message)?;
@@ -267,6 +389,7 @@ impl Task {
         let own = crate::validate::validate(
             self.stage,
             &reference.to_string(),
+            scratch.as_ref().map(|d| d.path()),
             Some(&reference),
             &self.tolerances,
         );
@@ -278,9 +401,78 @@ impl Task {
         }
         Ok(Prepared {
             input,
+            files,
             reference: with_reference.then_some(reference),
         })
     }
+}
+
+/// The branches the convert task asks for: every kind of column the 2020 layout has (jagged
+/// float, int and bool vectors; float, int and unsigned scalars; MC information).
+pub const CONVERT_BRANCHES: [&str; 8] = [
+    "runNumber",
+    "eventNumber",
+    "trigP",
+    "photon_n",
+    "photon_pt",
+    "photon_isTightID",
+    "mcWeight",
+    "scaleFactor_PHOTON",
+];
+
+/// The separation task's events: signal MC (every selected event) against background from
+/// the data sidebands, as rows of the reference classifier's features. Half of each, chosen
+/// by a hash of the event's class and index, is labelled for training; the other half is
+/// scored, in an order fixed by the same hash (so position says nothing about the class).
+/// Weights: MC weights (their magnitude) scaled so the signal weighs as much as the
+/// background, whose events weigh 1. Returns the stage's input and the held-out truth.
+fn separate_input(
+    data: &analysis::stage::Diphotons,
+    mc: &analysis::stage::Diphotons,
+) -> (SeparateInput, TrainingSet) {
+    use analysis::classify::{features, in_sidebands, ClassifierConfig, FEATURES};
+    let window = ClassifierConfig::default().signal_window;
+    let background: Vec<usize> = (0..data.len())
+        .filter(|&i| in_sidebands(data.m_yy[i], window))
+        .collect();
+    let signal_total: f64 = mc.weight.iter().map(|w| w.abs()).sum();
+    let scale = background.len() as f64 / signal_total.max(f64::MIN_POSITIVE);
+    // (hash, row, signal, weight) for every event.
+    let mut all: Vec<([u8; 8], Vec<f64>, bool, f64)> = Vec::new();
+    let key = |class: &str, i: usize| -> [u8; 8] {
+        let h = blake3::hash(format!("separate/{class}/{i}").as_bytes());
+        h.as_bytes()[..8].try_into().expect("8 bytes")
+    };
+    for &i in &background {
+        all.push((key("b", i), features(data, i).to_vec(), false, 1.0));
+    }
+    for i in 0..mc.len() {
+        let w = (mc.weight[i].abs() * scale).max(f64::MIN_POSITIVE);
+        all.push((key("s", i), features(mc, i).to_vec(), true, w));
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let (mut train, mut truth, mut test) = (TrainingSet::default(), TrainingSet::default(), vec![]);
+    for (h, row, signal, weight) in all {
+        let set = if h[0] & 1 == 0 {
+            &mut train
+        } else {
+            &mut truth
+        };
+        if h[0] & 1 == 1 {
+            test.push(row.clone());
+        }
+        set.x.push(row);
+        set.signal.push(signal);
+        set.weight.push(weight);
+    }
+    truth.x.clear();
+    let input = SeparateInput {
+        features: FEATURES.iter().map(|f| f.to_string()).collect(),
+        train,
+        test,
+        seed: 42,
+    };
+    (input, truth)
 }
 
 /// The stage documents' parameter parts, defaults overridden by a variant.

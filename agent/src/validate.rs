@@ -7,9 +7,10 @@
 
 use crate::stage_crate::StageKind;
 use crate::task::Tolerances;
-use analysis::stage::{FitResult, Histogram, SelectOutput};
+use analysis::stage::{FileSummary, FitResult, Histogram, NpyManifest, SelectOutput, TreeSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::path::Path;
 
 /// One check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,16 +97,26 @@ impl Checks {
     }
 }
 
-/// Compares `output` (the stage's JSON) with `reference` (when there is one).
+/// Compares `output` (the stage's JSON) with `reference` (when there is one). `dir` is the
+/// directory the stage ran in (its output directory), for stages that write files (convert).
 pub fn validate(
     kind: StageKind,
     output: &str,
+    dir: Option<&Path>,
     reference: Option<&Value>,
     tol: &Tolerances,
 ) -> Validation {
     let mut c = Checks::default();
     let (o, r) = (output, reference);
     match kind {
+        StageKind::Inspect => checks(&mut c, kind, o, r, tol, sanity_inspect, compare_inspect),
+        StageKind::Convert => {
+            checks(&mut c, kind, o, r, tol, sanity_convert, compare_convert);
+            if let (Some(r), Some(dir)) = (r, dir) {
+                compare_arrays(&mut c, dir, r);
+            }
+        }
+        StageKind::Separate => checks(&mut c, kind, o, r, tol, sanity_separate, compare_separate),
         StageKind::Select => checks(&mut c, kind, o, r, tol, sanity_select, compare_select),
         StageKind::Histogram => {
             checks(&mut c, kind, o, r, tol, sanity_histogram, compare_histogram)
@@ -519,6 +530,372 @@ fn compare_categorize(c: &mut Checks, out: &CategorizeDoc, r: &CategorizeDoc, to
     );
 }
 
+fn sanity_inspect(c: &mut Checks, out: &FileSummary) {
+    let ok = out.trees.iter().all(|t| {
+        let mut names: Vec<&str> = t.branches.iter().map(|b| b.name.as_str()).collect();
+        names.sort_unstable();
+        names.windows(2).all(|w| w[0] != w[1])
+    });
+    c.rule("branches unique", ok, "no tree lists a branch twice");
+}
+
+fn compare_inspect(c: &mut Checks, out: &FileSummary, r: &FileSummary, _: &Tolerances) {
+    let same =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
+    c.add(
+        "path",
+        out.path == r.path,
+        format!("stage {:?}, reference {:?}", out.path, r.path),
+        format!(
+            "`path` must be the path as the input gives it (yours: {:?})",
+            out.path
+        ),
+    );
+    c.add(
+        "size",
+        out.size_bytes == r.size_bytes,
+        format!("stage {}, reference {}", out.size_bytes, r.size_bytes),
+        format!(
+            "`size_bytes` must be the file's size in bytes (yours: {})",
+            out.size_bytes
+        ),
+    );
+    c.add(
+        "compression",
+        out.compression == r.compression,
+        format!("stage {:?}, reference {:?}", out.compression, r.compression),
+        format!(
+            "`compression` of the file is not right (yours: {:?}; see the instruction for the \
+             naming)",
+            out.compression
+        ),
+    );
+    let trees = |s: &FileSummary| -> Vec<(String, u64)> {
+        s.trees
+            .iter()
+            .map(|t| (t.name.clone(), t.entries))
+            .collect()
+    };
+    c.add(
+        "trees",
+        same(&trees(out), &trees(r)),
+        format!("stage {:?}, reference {:?}", trees(out), trees(r)),
+        format!(
+            "the trees (name, entries) are not right (yours: {:?}): every TTree of the file, \
+             once each, in the file's key order",
+            trees(out)
+        ),
+    );
+    // Branches of the trees both list, by name: which are missing, extra or mistyped.
+    let (mut missing, mut extra, mut typed, mut order) = (vec![], vec![], vec![], true);
+    for rt in &r.trees {
+        let Some(ot) = out.trees.iter().find(|t| t.name == rt.name) else {
+            continue;
+        };
+        for rb in &rt.branches {
+            match ot.branches.iter().find(|b| b.name == rb.name) {
+                None => missing.push(rb.name.clone()),
+                Some(ob) if ob.type_name != rb.type_name => {
+                    typed.push(format!("{} (yours: {:?})", ob.name, ob.type_name))
+                }
+                Some(_) => {}
+            }
+        }
+        for ob in &ot.branches {
+            if !rt.branches.iter().any(|b| b.name == ob.name) {
+                extra.push(ob.name.clone());
+            }
+        }
+        let names = |t: &TreeSummary| -> Vec<String> {
+            t.branches.iter().map(|b| b.name.clone()).collect()
+        };
+        order &= names(ot) == names(rt);
+    }
+    let mut hint = vec![];
+    if !missing.is_empty() {
+        hint.push(format!("{} branch(es) missing", missing.len()));
+    }
+    if !extra.is_empty() {
+        hint.push(format!("not branches of the tree: {}", extra.join(", ")));
+    }
+    if !typed.is_empty() {
+        hint.push(format!("wrong type names: {}", typed.join(", ")));
+    }
+    if hint.is_empty() && !order {
+        hint.push("the branches are not in the tree's order".into());
+    }
+    c.add(
+        "branches",
+        hint.is_empty(),
+        format!("missing {missing:?}, extra {extra:?}, mistyped {typed:?}, same order: {order}"),
+        format!("branches: {}", hint.join("; ")),
+    );
+}
+
+fn sanity_convert(c: &mut Checks, out: &NpyManifest) {
+    let ok = out
+        .columns
+        .iter()
+        .all(|col| safe_name(&col.values) && col.offsets.as_deref().is_none_or(safe_name));
+    c.rule(
+        "file names",
+        ok,
+        "every column's files are plain names in the output directory (no `/`, no `..`)",
+    );
+}
+
+/// A file name a manifest may list: one plain component.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && name != "." && name != ".."
+}
+
+fn compare_convert(c: &mut Checks, out: &NpyManifest, r: &NpyManifest, _: &Tolerances) {
+    c.add(
+        "manifest header",
+        out.source == r.source && out.tree == r.tree && out.entries == r.entries,
+        format!(
+            "stage ({:?}, {:?}, {}), reference ({:?}, {:?}, {})",
+            out.source, out.tree, out.entries, r.source, r.tree, r.entries
+        ),
+        format!(
+            "`source` (the input path as given), `tree` and `entries` are not all right (yours: \
+             {:?}, {:?}, {})",
+            out.source, out.tree, out.entries
+        ),
+    );
+    let mut wrong = vec![];
+    for rc in &r.columns {
+        match out.columns.iter().find(|o| o.branch == rc.branch) {
+            None => wrong.push(format!("{}: not in the manifest", rc.branch)),
+            Some(o) => {
+                let mut what = vec![];
+                if o.type_name != rc.type_name {
+                    what.push(format!("type_name {:?}", o.type_name));
+                }
+                if o.dtype != rc.dtype {
+                    what.push(format!("dtype {:?}", o.dtype));
+                }
+                if o.values != rc.values || o.offsets != rc.offsets {
+                    what.push(format!("files {:?} / {:?}", o.values, o.offsets));
+                }
+                if o.len != rc.len {
+                    what.push(format!("len {}", o.len));
+                }
+                if !what.is_empty() {
+                    wrong.push(format!("{}: {}", rc.branch, what.join(", ")));
+                }
+            }
+        }
+    }
+    if out.columns.len() != r.columns.len() {
+        wrong.push(format!("{} columns listed", out.columns.len()));
+    }
+    c.add(
+        "manifest columns",
+        wrong.is_empty(),
+        format!("differences: {wrong:?}"),
+        format!("manifest columns not as specified: {}", wrong.join("; ")),
+    );
+}
+
+/// The `.npy` files of a conversion as validation compares them: per file, dtype, shape and
+/// BLAKE3 of the data bytes (headers may differ in spacing and still be valid).
+pub fn npy_digests(dir: &Path, sub: &Path, manifest: &NpyManifest) -> Result<Value, String> {
+    let mut out = serde_json::Map::new();
+    for col in &manifest.columns {
+        for name in std::iter::once(&col.values).chain(col.offsets.as_ref()) {
+            let a = read_npy(&dir.join(sub), name, u64::MAX).map_err(|e| format!("{name}: {e}"))?;
+            out.insert(name.clone(), serde_json::to_value(a).expect("plain data"));
+        }
+    }
+    Ok(serde_json::json!({ "dir": sub, "files": out }))
+}
+
+/// One `.npy` file as validation sees it.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct NpyArray {
+    dtype: String,
+    len: u64,
+    blake3: String,
+}
+
+/// Reads a 1-D `.npy` file `name` in `dir` written by the stage: neither the directory nor
+/// the file may be a link (the stage's uid made them), at most `cap` bytes. The header is
+/// parsed by hand (a few fields of a Python dict literal): the npy crates read whole typed
+/// arrays, while this needs only dtype, shape and the raw bytes, from a file that may be
+/// hostile.
+fn read_npy(dir: &Path, name: &str, cap: u64) -> Result<NpyArray, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !safe_name(name) {
+        return Err("not a plain file name".into());
+    }
+    // Errors name the file as the stage knows it, never the harness's paths.
+    let what = |io: std::io::Error| match io.kind() {
+        std::io::ErrorKind::NotFound => "not written".to_string(),
+        _ => format!("unreadable ({})", io.kind()),
+    };
+    for p in [dir, &dir.join(name)] {
+        let m = std::fs::symlink_metadata(p).map_err(what)?;
+        if m.file_type().is_symlink() {
+            return Err("a link, not a file".into());
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(name))
+        .map_err(what)?;
+    let mut bytes = vec![];
+    f.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(what)?;
+    if bytes.len() as u64 > cap {
+        return Err(format!("larger than {cap} bytes"));
+    }
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not an .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unknown .npy format version {v}")),
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("truncated or non-text header")?;
+    let field = |key: &str| -> Option<&str> {
+        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+        Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
+    };
+    let dtype = field("descr")
+        .and_then(|v| v.strip_prefix('\'')?.split('\'').next())
+        .ok_or("no 'descr' in the header")?
+        .to_string();
+    if !field("fortran_order").is_some_and(|v| v.starts_with("False")) {
+        return Err("fortran_order must be False".into());
+    }
+    let shape = field("shape")
+        .and_then(|v| v.strip_prefix('(')?.split(')').next())
+        .ok_or("no 'shape' in the header")?;
+    let dims: Vec<&str> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    let [len] = dims.as_slice() else {
+        return Err(format!("shape ({shape}) is not one-dimensional"));
+    };
+    let len: u64 = len
+        .parse()
+        .map_err(|_| format!("shape ({shape}) is not a count"))?;
+    let data = &bytes[start + hlen..];
+    Ok(NpyArray {
+        dtype,
+        len,
+        blake3: blake3::hash(data).to_hex()[..32].to_string(),
+    })
+}
+
+/// The stage's `.npy` files against the reference's digests (`reference["arrays"]`).
+fn compare_arrays(c: &mut Checks, dir: &Path, reference: &Value) {
+    let Some(files) = reference["arrays"]["files"].as_object() else {
+        return;
+    };
+    let sub = dir.join(reference["arrays"]["dir"].as_str().unwrap_or("npy"));
+    let mut wrong = vec![];
+    for (name, want) in files {
+        let Ok(want) = serde_json::from_value::<NpyArray>(want.clone()) else {
+            continue;
+        };
+        // Twice the reference's size, with room for a header: a right file is never larger.
+        let cap = 2 * want.len * 8 + 4096;
+        match read_npy(&sub, name, cap) {
+            Err(e) => wrong.push(format!("{name}: {e}")),
+            Ok(a) if a.dtype != want.dtype => wrong.push(format!(
+                "{name}: dtype '{}', not the branch's type",
+                a.dtype
+            )),
+            Ok(a) if a.len != want.len => wrong.push(format!(
+                "{name}: shape ({},) is not the right length",
+                a.len
+            )),
+            Ok(a) if a.blake3 != want.blake3 => wrong.push(format!(
+                "{name}: the values differ (dtype and length are right)"
+            )),
+            Ok(_) => {}
+        }
+    }
+    c.add(
+        "arrays",
+        wrong.is_empty(),
+        format!("differences: {wrong:?}"),
+        format!("the .npy files: {}", wrong.join("; ")),
+    );
+}
+
+/// A separation as validation reads it: the stage's scores; in the reference document also
+/// the held-out events' labels and weights.
+#[derive(serde::Deserialize)]
+struct SeparateDoc {
+    score: Vec<f64>,
+    #[serde(default)]
+    signal: Option<Vec<bool>>,
+    #[serde(default)]
+    weight: Option<Vec<f64>>,
+}
+
+fn sanity_separate(c: &mut Checks, out: &SeparateDoc) {
+    c.rule(
+        "scores finite",
+        out.score.iter().all(|s| s.is_finite()),
+        "every score is a finite number",
+    );
+}
+
+fn compare_separate(c: &mut Checks, out: &SeparateDoc, r: &SeparateDoc, tol: &Tolerances) {
+    let (Some(signal), Some(weight)) = (&r.signal, &r.weight) else {
+        return;
+    };
+    let n = signal.len();
+    c.add(
+        "one score per event",
+        out.score.len() == n,
+        format!("stage {} scores, {n} events", out.score.len()),
+        format!(
+            "{} scores for {n} events to score: one per row of `test`, in its order",
+            out.score.len()
+        ),
+    );
+    if out.score.len() != n || !out.score.iter().all(|s| s.is_finite()) {
+        return;
+    }
+    let y: Vec<f64> = signal.iter().map(|&s| f64::from(u8::from(s))).collect();
+    let auc = |s: &[f64]| analysis::classify::roc(s, &y, weight).0;
+    let (a, ar) = (auc(&out.score), auc(&r.score));
+    let need = ar - tol.auc_margin;
+    let reversed = if a < 0.5 {
+        " — below 0.5: signal must score high"
+    } else {
+        ""
+    };
+    c.add(
+        "separation",
+        a >= need,
+        format!("stage AUC {a:.4}, reference {ar:.4} (needed {need:.4})"),
+        format!(
+            "the ROC AUC of your scores on the held-out events is {a:.4}{reversed}; it falls \
+             short of the required level by {:.1}× the allowed margin of {}",
+            ((need - a) / tol.auc_margin).max(0.0),
+            tol.auc_margin
+        ),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,12 +910,14 @@ mod tests {
         let v = validate(
             StageKind::Histogram,
             &output.to_string(),
+            None,
             Some(&reference),
             &Tolerances {
                 rel: 1e-9,
                 value_sigma: 0.01,
                 error_rel: 0.02,
                 z_fraction: 0.98,
+                auc_margin: 0.02,
             },
         );
         assert!(!v.passed);

@@ -33,6 +33,7 @@ fn a_correct_categorization_passes_and_equal_width_categories_fail_with_a_hint()
     let v = validate(
         task.stage,
         &run(OK, &p.input),
+        None,
         Some(&reference),
         &task.tolerances,
     );
@@ -44,6 +45,7 @@ fn a_correct_categorization_passes_and_equal_width_categories_fail_with_a_hint()
     let v = validate(
         task.stage,
         &run(&wrong, &p.input),
+        None,
         Some(&reference),
         &task.tolerances,
     );
@@ -60,6 +62,7 @@ fn a_correct_categorization_passes_and_equal_width_categories_fail_with_a_hint()
     let v = validate(
         task.stage,
         &run(&single, &p.input),
+        None,
         Some(&reference),
         &task.tolerances,
     );

@@ -12,7 +12,29 @@ use std::path::{Path, PathBuf};
 use syn::spanned::Spanned;
 
 /// What each stage's excerpt shows, in order.
-const EXCERPTS: [(&str, &str, &[&str]); 4] = [
+const EXCERPTS: [(&str, &str, &[&str]); 7] = [
+    (
+        "inspect",
+        "Inspect",
+        &[
+            "Inspect",
+            "StageError",
+            "FileSummary",
+            "TreeSummary",
+            "BranchSummary",
+        ],
+    ),
+    (
+        "convert",
+        "Convert",
+        &[
+            "Convert",
+            "StageError",
+            "ConvertInput",
+            "NpyManifest",
+            "NpyColumn",
+        ],
+    ),
     (
         "select",
         "Select",
@@ -63,11 +85,25 @@ const EXCERPTS: [(&str, &str, &[&str]); 4] = [
         ],
     ),
     (
+        "separate",
+        "Separate",
+        &[
+            "Separate",
+            "StageError",
+            "SeparateInput",
+            "TrainingSet",
+            "Scores",
+        ],
+    ),
+    (
         "categorize",
         "Categorize",
         &["Categorize", "StageError", "CategorizeInput", "Boundaries"],
     ),
 ];
+
+/// The stages whose data carry physical units (the others: counts, bytes, scores).
+const IN_GEV: [&str; 3] = ["select", "histogram", "fit"];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -197,12 +233,17 @@ fn excerpt_of(name: &str, srcs: &[Source]) -> String {
     out
 }
 
-fn render(trait_name: &str, items: &[&str], srcs: &[Source]) -> String {
+fn render(stage: &str, trait_name: &str, items: &[&str], srcs: &[Source]) -> String {
     let body: Vec<String> = items.iter().map(|n| excerpt_of(n, srcs)).collect();
+    let units = if IN_GEV.contains(&stage) {
+        " Units: GeV."
+    } else {
+        ""
+    };
     format!(
         "Stage API version {} (crate `stage_api`; every item below is at its root, e.g.\n\
          `use stage_api::{{{trait_name}, StageError}};`). Write `src/stage.rs` with\n\
-         `pub struct Stage;` and `impl {trait_name} for Stage`. Units: GeV.\n\
+         `pub struct Stage;` and `impl {trait_name} for Stage`.{units}\n\
          \n```rust\n{}\n```\n",
         stage_api::STAGE_API_VERSION,
         body.join("\n\n")
@@ -315,7 +356,7 @@ fn contract_excerpts_are_generated_from_stage_api_and_the_version_follows_its_si
     }
     for (stage, trait_name, items) in EXCERPTS {
         let path = repo().join(format!("templates/prompts/contract/{stage}.md"));
-        let want = render(trait_name, items, &srcs);
+        let want = render(stage, trait_name, items, &srcs);
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         if have != want {
             assert!(
@@ -331,12 +372,8 @@ fn contract_excerpts_are_generated_from_stage_api_and_the_version_follows_its_si
 #[test]
 fn the_excerpts_are_what_the_prompts_send() {
     for (stage, _, _) in EXCERPTS {
-        let kind = match stage {
-            "select" => agent::stage_crate::StageKind::Select,
-            "histogram" => agent::stage_crate::StageKind::Histogram,
-            "fit" => agent::stage_crate::StageKind::Fit,
-            _ => agent::stage_crate::StageKind::Categorize,
-        };
+        let kind: agent::stage_crate::StageKind =
+            serde_json::from_value(serde_json::json!(stage)).unwrap();
         let sent = agent::prompts::contract(kind);
         let file =
             std::fs::read_to_string(repo().join(format!("templates/prompts/contract/{stage}.md")))

@@ -9,6 +9,22 @@ use serde_json::Value;
 
 fn perturb(kind: StageKind, v: &mut Value) -> String {
     match kind {
+        StageKind::Inspect => {
+            let x = &mut v["trees"][0]["entries"];
+            *x = (x.as_u64().unwrap() + 1).into();
+            "trees".into()
+        }
+        StageKind::Convert => {
+            v["columns"][0]["dtype"] = "<f8".into();
+            "manifest columns".into()
+        }
+        StageKind::Separate => {
+            // Reversed scores: background-like events score high.
+            for x in v["score"].as_array_mut().unwrap() {
+                *x = (1.0 - x.as_f64().unwrap()).into();
+            }
+            "separation".into()
+        }
         StageKind::Select => {
             let x = &mut v["diphotons"]["m_yy"][0];
             *x = (x.as_f64().unwrap() * 1.001).into();
@@ -43,6 +59,7 @@ fn built_in_tasks_prepare_and_validate() {
         let v = validate(
             task.stage,
             &reference.to_string(),
+            None,
             Some(&reference),
             &task.tolerances,
         );
@@ -53,6 +70,7 @@ fn built_in_tasks_prepare_and_validate() {
         let v = validate(
             task.stage,
             &bad.to_string(),
+            None,
             Some(&reference),
             &task.tolerances,
         );
@@ -61,6 +79,9 @@ fn built_in_tasks_prepare_and_validate() {
         assert_eq!(failed.name, check, "{name}");
         // The hint may quote the stage's own number, never the reference's.
         let reference_number = match task.stage {
+            StageKind::Inspect => reference["trees"][0]["entries"].to_string(),
+            StageKind::Convert => reference["columns"][0]["dtype"].to_string(),
+            StageKind::Separate => reference["score"][0].to_string(),
             StageKind::Select => reference["diphotons"]["m_yy"][0].to_string(),
             StageKind::Histogram => reference["sumw"][20].to_string(),
             StageKind::Fit => reference["params"][2]["value"].to_string(),
@@ -73,9 +94,15 @@ fn built_in_tasks_prepare_and_validate() {
         );
 
         // Without a reference only sanity checks run, and it says so.
-        let v = validate(task.stage, &reference.to_string(), None, &task.tolerances);
+        let v = validate(
+            task.stage,
+            &reference.to_string(),
+            None,
+            None,
+            &task.tolerances,
+        );
         assert!(v.passed && !v.validated);
-        let v = validate(task.stage, "{\"not\": 1}", None, &task.tolerances);
+        let v = validate(task.stage, "{\"not\": 1}", None, None, &task.tolerances);
         assert!(!v.passed && v.checks[0].name == "output parses");
     }
 }
@@ -84,7 +111,9 @@ fn built_in_tasks_prepare_and_validate() {
 fn bad_task_files_are_clear_errors() {
     let e = Task::load("no-such-task").unwrap_err();
     assert!(
-        e.contains("not one of select, histogram, fit, categorize"),
+        e.contains(
+            "not one of inspect, convert, preprocess, select, histogram, fit, separate, categorize"
+        ),
         "{e}"
     );
     let dir = tempfile::tempdir().unwrap();
@@ -130,9 +159,11 @@ fn a_variant_reaches_the_input_the_reference_and_the_instruction() {
     // A key that names no parameter fails when the task loads, naming the key.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.toml");
-    let text = agent::task::BUILT_IN[1]
-        .1
-        .replace("\"binning.bins\"", "\"binning.nbins\"");
+    let (_, text) = agent::task::BUILT_IN
+        .iter()
+        .find(|(n, _)| *n == "histogram")
+        .unwrap();
+    let text = text.replace("\"binning.bins\"", "\"binning.nbins\"");
     std::fs::write(&path, text).unwrap();
     let e = Task::load(path.to_str().unwrap()).unwrap_err();
     assert!(e.contains("binning.nbins"), "{e}");

@@ -342,6 +342,52 @@ pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, Stri
     })
 }
 
+/// One model trained on labelled rows (`y` 1 for signal, weights as given) that scores
+/// other rows: the reference `Separate` stage. Any number of features; rows must agree.
+pub fn fit_predict(
+    train: &[Vec<f64>],
+    y: &[f64],
+    w: &[f64],
+    test: &[Vec<f64>],
+    cfg: &ClassifierConfig,
+) -> Result<Vec<f64>, String> {
+    let cols = train.first().map_or(0, Vec::len);
+    if cols == 0 || train.len() != y.len() || train.len() != w.len() {
+        return Err(format!(
+            "{} training rows, {} labels, {} weights, {cols} features: need rows, labels and \
+             weights of one length and at least one feature",
+            train.len(),
+            y.len(),
+            w.len()
+        ));
+    }
+    if let Some(i) = train.iter().chain(test).position(|r| r.len() != cols) {
+        return Err(format!("row {i} has not {cols} features"));
+    }
+    let column_major = |rows: &[Vec<f64>]| -> Vec<f64> {
+        let n = rows.len();
+        let mut v = vec![0.0; n * cols];
+        for (i, r) in rows.iter().enumerate() {
+            for (j, x) in r.iter().enumerate() {
+                v[j * n + i] = *x;
+            }
+        }
+        v
+    };
+    let buf = column_major(train);
+    let mut b = booster(cfg);
+    b.fit(&Matrix::new(&buf, train.len(), cols), y, w, None)
+        .map_err(|e| format!("training: {e}"))?;
+    if test.is_empty() {
+        return Ok(vec![]);
+    }
+    let buf = column_major(test);
+    Ok(b.predict(&Matrix::new(&buf, test.len(), cols), false)
+        .iter()
+        .map(|z| 1.0 / (1.0 + (-z).exp()))
+        .collect())
+}
+
 /// A loaded classifier that scores events.
 pub struct Scorer {
     models: [GradientBooster; 2],

@@ -64,6 +64,19 @@ impl Measure for Reference {
     }
 }
 
+impl Separate for Reference {
+    fn separate(&self, input: &SeparateInput) -> Result<Scores, StageError> {
+        let t = &input.train;
+        let y: Vec<f64> = t.signal.iter().map(|&s| f64::from(u8::from(s))).collect();
+        let cfg = crate::classify::ClassifierConfig {
+            seed: input.seed,
+            ..Default::default()
+        };
+        let score = crate::classify::fit_predict(&t.x, &y, &t.weight, &input.test, &cfg)?;
+        Ok(Scores { score })
+    }
+}
+
 impl Categorize for Reference {
     fn categorize(&self, input: &CategorizeInput) -> Result<Boundaries, StageError> {
         let n = input.signal.len();

@@ -1,6 +1,6 @@
 //! # The stage contract
 //!
-//! The analysis is seven steps. Each is one trait with one required method, typed input and
+//! The analysis is eight steps. Each is one trait with one required method, typed input and
 //! output that serialise to JSON (serde), so every stage can run as its own process and be
 //! validated on its own against the reference (`analysis::stage::Reference`, which implements
 //! all of them in the `analysis` crate).
@@ -13,7 +13,8 @@
 //! | 4 histogram | [`MakeHistogram`] | [`Diphotons`] + [`Binning`] | [`Histogram`] |
 //! | 5 fit | [`Fit`] | [`FitModel`] + [`Histogram`] | [`FitResult`] |
 //! | 6 measure | [`Measure`] | [`MeasureInput`] | [`Measurement`] |
-//! | 7 categorize | [`Categorize`] | [`CategorizeInput`] (s, b per score bin) | [`Boundaries`] |
+//! | 7 separate | [`Separate`] | [`SeparateInput`] (labelled and unlabelled feature rows) | [`Scores`] |
+//! | 8 categorize | [`Categorize`] | [`CategorizeInput`] (s, b per score bin) | [`Boundaries`] |
 //!
 //! Conventions every stage can rely on and must keep:
 //! * energies and momenta in GeV, η and φ dimensionless, m_γγ in GeV;
@@ -60,6 +61,7 @@ pub mod fit;
 pub mod histogram;
 pub mod measure;
 pub mod select;
+pub mod separate;
 
 pub use categorize::{Boundaries, CategorizeInput};
 pub use events::{McInfo, PhotonEvents, Photons, Release};
@@ -68,13 +70,14 @@ pub use fit::{Background, DscbTails, FitModel, FitParam, FitResult, FitStatus, P
 pub use histogram::{Binning, Histogram};
 pub use measure::{MeasureInput, Measurement, SignalMc};
 pub use select::{CutCount, CutFlow, Cuts, Diphotons, Kinematics, CUT_NAMES};
+pub use separate::{Scores, SeparateInput, TrainingSet};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version of this contract. Bumped on any change to a trait or to a type it uses
 /// (`agent/tests/contract.rs` fails when a public signature changes and this does not).
-pub const STAGE_API_VERSION: u32 = 5;
+pub const STAGE_API_VERSION: u32 = 6;
 
 /// Why a stage failed: a message for the user (and, for agent-written stages, for the model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +144,13 @@ pub trait Measure {
     fn measure(&self, input: &MeasureInput) -> Result<Measurement, StageError>;
 }
 
-/// Step 7 (the paper's step 5): boundaries on the classifier score that maximise the combined
+/// Step 7 (the paper's step 4): signal–background separation — train on labelled events,
+/// score the others.
+pub trait Separate {
+    fn separate(&self, input: &SeparateInput) -> Result<Scores, StageError>;
+}
+
+/// Step 8 (the paper's step 5): boundaries on the classifier score that maximise the combined
 /// expected significance.
 pub trait Categorize {
     fn categorize(&self, input: &CategorizeInput) -> Result<Boundaries, StageError>;
@@ -172,23 +181,25 @@ pub struct FitInput {
 }
 
 /// The stages by name, as `run_json` and the command line know them.
-pub const STAGES: [&str; 7] = [
+pub const STAGES: [&str; 8] = [
     "inspect",
     "convert",
     "select",
     "histogram",
     "fit",
     "measure",
+    "separate",
     "categorize",
 ];
 
 /// Runs one stage on a JSON input document and returns its JSON output: what a stage process
 /// does (`cargo xtask stage NAME`). Inputs: `inspect` takes `{"file": PATH}`; `convert` a
 /// [`ConvertInput`]; `select` a [`SelectInput`]; `histogram` a [`HistogramInput`]; `fit` a
-/// [`FitInput`]; `measure` a [`MeasureInput`]. Unknown fields are errors.
+/// [`FitInput`]; `measure` a [`MeasureInput`]; `separate` a [`SeparateInput`]; `categorize` a
+/// [`CategorizeInput`]. Unknown fields are errors.
 pub fn run_json<S>(stages: &S, stage: &str, input: &str) -> Result<String, StageError>
 where
-    S: Inspect + Convert + Select + MakeHistogram + Fit + Measure + Categorize,
+    S: Inspect + Convert + Select + MakeHistogram + Fit + Measure + Separate + Categorize,
 {
     match stage {
         "inspect" => json::inspect(stages, input),
@@ -197,6 +208,7 @@ where
         "histogram" => json::histogram(stages, input),
         "fit" => json::fit(stages, input),
         "measure" => json::measure(stages, input),
+        "separate" => json::separate(stages, input),
         "categorize" => json::categorize(stages, input),
         _ => Err(format!("unknown stage '{stage}': one of {}", STAGES.join(", ")).into()),
     }
@@ -254,6 +266,11 @@ pub mod json {
     /// [`MeasureInput`] → [`Measurement`].
     pub fn measure(s: &dyn Measure, input: &str) -> Result<String, StageError> {
         out(s.measure(&parse("measure", input)?)?)
+    }
+
+    /// [`SeparateInput`] → [`Scores`].
+    pub fn separate(s: &dyn Separate, input: &str) -> Result<String, StageError> {
+        out(s.separate(&parse("separate", input)?)?)
     }
 
     /// [`CategorizeInput`] → [`Boundaries`].
