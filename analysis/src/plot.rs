@@ -43,14 +43,25 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// Draws the m_γγ plot into `<stem>.png` and `<stem>.svg`. `label` names the data
 /// (e.g. "SYNTHETIC data").
-pub fn mass_plot(h: &Histogram, fit: &FitResult, label: &str, stem: &Path) -> PlotResult {
-    png_and_svg!(stem, (1000, 800), |root| draw_mass(root, h, fit, label))
+/// The m_γγ spectrum with the fit. `blind`: the data in that window are not drawn and the fit
+/// is the background-only fit to the sidebands.
+pub fn mass_plot(
+    h: &Histogram,
+    fit: &FitResult,
+    blind: Option<(f64, f64)>,
+    label: &str,
+    stem: &Path,
+) -> PlotResult {
+    png_and_svg!(stem, (1000, 800), |root| draw_mass(
+        root, h, fit, blind, label
+    ))
 }
 
 fn draw_mass<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     h: &Histogram,
     fit: &FitResult,
+    blind: Option<(f64, f64)>,
     label: &str,
 ) -> PlotResult
 where
@@ -72,8 +83,14 @@ where
         })
         .collect();
     let err_of = |i: usize| h.sumw2[i].sqrt();
-    let ymax = (0..b.bins)
-        .map(|i| h.sumw[i] + err_of(i))
+    // Blinded: the bins whose centre is in the window are not drawn, nor do they set the
+    // axis range (a range set by the peak would show it).
+    let shown: Vec<usize> = (0..b.bins)
+        .filter(|&i| blind.is_none_or(|(a, c)| b.center(i) < a || b.center(i) > c))
+        .collect();
+    let ymax = shown
+        .iter()
+        .map(|&i| h.sumw[i] + err_of(i))
         .chain(curve.iter().map(|c| c.1))
         .fold(0.0, f64::max)
         * 1.25;
@@ -102,16 +119,18 @@ where
         .map_err(err)?
         .label("background only")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    if blind.is_none() {
+        chart
+            .draw_series(LineSeries::new(
+                curve.iter().map(|c| (c.0, c.1)),
+                RED.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label("signal + background fit")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    }
     chart
-        .draw_series(LineSeries::new(
-            curve.iter().map(|c| (c.0, c.1)),
-            RED.stroke_width(2),
-        ))
-        .map_err(err)?
-        .label("signal + background fit")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .draw_series((0..b.bins).map(|i| {
+        .draw_series(shown.iter().map(|&i| {
             let (x, y, e) = (b.center(i), h.sumw[i], err_of(i));
             ErrorBar::new_vertical(x, y - e, y, y + e, BLACK.filled(), 4)
         }))
@@ -119,7 +138,11 @@ where
         .label(label.to_string())
         .legend(|(x, y)| Circle::new((x + 10, y), 3, BLACK.filled()));
     chart
-        .draw_series((0..b.bins).map(|i| Circle::new((b.center(i), h.sumw[i]), 3, BLACK.filled())))
+        .draw_series(
+            shown
+                .iter()
+                .map(|&i| Circle::new((b.center(i), h.sumw[i]), 3, BLACK.filled())),
+        )
         .map_err(err)?;
     // Fit results as legend entries.
     let text = |name: &str, unit: &str| {
@@ -127,12 +150,19 @@ where
             .map(|q| format!("{name} = {:.3} ± {:.3} {unit}", q.value, q.error))
             .unwrap_or_default()
     };
-    for line in [
-        text("mean", "GeV"),
-        text("sigma", "GeV"),
-        text("nsig", ""),
-        format!("Z = {:.2} σ   (fit status: {:?})", fit.z, fit.status),
-    ] {
+    let lines = match blind {
+        Some((a, c)) => vec![
+            format!("BLINDED: data in {a}–{c} GeV not shown"),
+            format!("background-only fit to the sidebands ({:?})", fit.status),
+        ],
+        None => vec![
+            text("mean", "GeV"),
+            text("sigma", "GeV"),
+            text("nsig", ""),
+            format!("Z = {:.2} σ   (fit status: {:?})", fit.z, fit.status),
+        ],
+    };
+    for line in lines {
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(err)?
@@ -149,8 +179,9 @@ where
         .map_err(err)?;
 
     // Residuals: data − background, with the fitted signal.
-    let resid: Vec<(f64, f64, f64)> = (0..b.bins)
-        .map(|i| {
+    let resid: Vec<(f64, f64, f64)> = shown
+        .iter()
+        .map(|&i| {
             let x = b.center(i);
             (
                 x,
@@ -478,11 +509,14 @@ where
         let b = &ch.data.binning;
         let total = &model.expectation(&p)[k];
         let bkg = model.background(k, &p);
-        let ymax = ch
-            .data
-            .sumw
-            .iter()
-            .map(|n| n + n.sqrt())
+        // Blinded bins neither drawn nor setting the axis range (which would show the peak).
+        let shown = |i: usize| {
+            let x = b.center(i);
+            model.blind.is_none_or(|(a, c)| x < a || x > c)
+        };
+        let ymax = (0..b.bins)
+            .filter(|&i| shown(i))
+            .map(|i| ch.data.sumw[i] + ch.data.sumw[i].sqrt())
             .chain(total.iter().copied())
             .fold(0.0, f64::max)
             * 1.2;
@@ -512,18 +546,11 @@ where
             .draw_series(LineSeries::new(line(total), RED.stroke_width(2)))
             .map_err(err)?;
         chart
-            .draw_series(
-                (0..b.bins)
-                    .filter(|&i| {
-                        let x = b.center(i);
-                        model.blind.is_none_or(|(a, c)| x < a || x > c)
-                    })
-                    .map(|i| {
-                        let (x, y) = (b.center(i), ch.data.sumw[i]);
-                        let e = y.sqrt();
-                        ErrorBar::new_vertical(x, y - e, y, y + e, BLACK.filled(), 3)
-                    }),
-            )
+            .draw_series((0..b.bins).filter(|&i| shown(i)).map(|i| {
+                let (x, y) = (b.center(i), ch.data.sumw[i]);
+                let e = y.sqrt();
+                ErrorBar::new_vertical(x, y - e, y, y + e, BLACK.filled(), 3)
+            }))
             .map_err(err)?;
     }
     root.present().map_err(err)

@@ -306,11 +306,12 @@ pub fn chain(
     let mut fit_inputs = vec![merged["data"].clone()];
     fit_inputs.extend(merged.get("mc").cloned());
     let model = cfg.model;
+    let blind = cfg.blind;
     rules.push(Rule {
         name: format!("{p}fit"),
         inputs: fit_inputs,
         outputs: vec![fit_out.clone()],
-        params: json!({ "model": model }),
+        params: json!({ "model": model, "blind": blind }),
         implementation: identity::FIT.into(),
         job: Box::new(move |ctx: &Ctx| {
             let data: Merged = ctx.read_json(0)?;
@@ -321,6 +322,7 @@ pub fn chain(
                 &model,
                 &data.histogram,
                 mc.as_ref().map(|m| &m.histogram),
+                blind,
                 &Reference,
             )
             .map_err(err)?;
@@ -328,9 +330,9 @@ pub fn chain(
         }),
     });
 
-    // The measurement, with signal MC.
+    // The measurement, with signal MC (not when blinded: no signal yield is fitted).
     let measure_out = work.join("measure.json");
-    if let Some(mc) = merged.get("mc") {
+    if let (Some(mc), None) = (merged.get("mc"), cfg.blind) {
         let mc_infos: Vec<PathBuf> = inspected
             .iter()
             .filter(|p| p.to_string_lossy().contains("/inspect/mc/"))
@@ -435,7 +437,6 @@ pub fn chain(
         // category).
         let mut inputs_f = vec![categories_out.clone()];
         inputs_f.extend(score_files);
-        let blind = cat.blind.then_some(cat.categorize.signal_window);
         rules.push(Rule {
             name: format!("{p}categories/fit"),
             inputs: inputs_f,
@@ -486,7 +487,8 @@ pub fn chain(
     inputs_r.extend(merged.get("mc").cloned());
     inputs_r.push(fit_out);
     let has_mc = merged.contains_key("mc");
-    if has_mc {
+    let measured = has_mc && cfg.blind.is_none();
+    if measured {
         inputs_r.push(measure_out);
     }
     let has_categories = steps45.is_some();
@@ -530,7 +532,7 @@ pub fn chain(
                 None
             };
             let fit = ctx.read_json(take())?;
-            let measurement = if has_mc {
+            let measurement = if measured {
                 Some(ctx.read_json(take())?)
             } else {
                 None
@@ -660,7 +662,8 @@ pub fn chain(
                 // The plot functions name their files from a stem: draw into a scratch
                 // folder, then move each file to the temporary name the engine renames.
                 std::fs::create_dir_all(&scratch).map_err(err)?;
-                crate::plot::mass_plot(&r.histogram, &r.fit, label, &scratch.join("m_yy"))?;
+                let blind = r.provenance.config.blind;
+                crate::plot::mass_plot(&r.histogram, &r.fit, blind, label, &scratch.join("m_yy"))?;
                 crate::plot::cut_flow_plot(&r.cut_flow, label, &scratch.join("cut_flow"))?;
                 for (i, name) in ["m_yy.png", "m_yy.svg", "cut_flow.png", "cut_flow.svg"]
                     .iter()

@@ -54,6 +54,11 @@ pub struct AnalysisConfig {
     /// Steps 4–5 (classifier and categories; needs signal MC). `None`: inclusive only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categorization: Option<Categorization>,
+    /// The blinded signal window (m_γγ, GeV): the data in it are kept out of every fit and
+    /// plot (`--blind`). The inclusive fit is then background-only on the sidebands, there is
+    /// no measurement, and the categorized fit gives expected results only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blind: Option<(f64, f64)>,
 }
 
 /// How steps 4–5 run.
@@ -61,9 +66,6 @@ pub struct AnalysisConfig {
 pub struct Categorization {
     pub classifier: crate::classify::ClassifierConfig,
     pub categorize: crate::categorize::CategorizeConfig,
-    /// Keep the signal window out of the categorized fit (expected results only).
-    #[serde(default)]
-    pub blind: bool,
 }
 
 impl Default for AnalysisConfig {
@@ -74,6 +76,7 @@ impl Default for AnalysisConfig {
             model: FitModel::default(),
             batch_entries: 100_000,
             categorization: None,
+            blind: None,
         }
     }
 }
@@ -248,13 +251,24 @@ pub fn merge_histograms(parts: &[Histogram], binning: &Binning) -> Histogram {
     all
 }
 
-/// The data fit: the DSCB tails from the signal MC when there is one, then the fit.
+/// The data fit: the DSCB tails from the signal MC when there is one, then the fit — or,
+/// blinded, the background-only fit to the sidebands outside `blind`
+/// ([`crate::fit::fit_sidebands`]).
 pub fn fit_data(
     model: &FitModel,
     data: &Histogram,
     signal_mc: Option<&Histogram>,
+    blind: Option<(f64, f64)>,
     stage: &dyn Fit,
 ) -> Result<FitResult, WorkflowError> {
+    if let Some(window) = blind {
+        return crate::fit::fit_sidebands(model, data, window).map_err(|e| {
+            WorkflowError::Summary {
+                stage: "fit",
+                message: format!("blinded fit to the sidebands: {e}"),
+            }
+        });
+    }
     let mut model = *model;
     if let Some(h) = signal_mc {
         model.dscb_tails =
@@ -391,8 +405,16 @@ pub fn run(
     } else {
         Some(merge_histograms(&histograms(&mc_out)?, &cfg.binning))
     };
-    let fit = fit_data(&cfg.model, &histogram, mc_histogram.as_ref(), stages)?;
+    let fit = fit_data(
+        &cfg.model,
+        &histogram,
+        mc_histogram.as_ref(),
+        cfg.blind,
+        stages,
+    )?;
     let measurement = match &mc_histogram {
+        // Blinded: no signal yield from data, so nothing to measure.
+        _ if cfg.blind.is_some() => None,
         None => None,
         Some(h) => Some(measure(
             &fit,

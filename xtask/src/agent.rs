@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Task: select, histogram, fit, categorize (templates/tasks/NAME.toml), or a path to a task file.
+    /// Task: inspect, convert, preprocess, select, histogram, fit, separate, categorize (templates/tasks/NAME.toml), or a path to a task file.
     #[arg(long)]
     task: String,
     /// Model name as the endpoint knows it.

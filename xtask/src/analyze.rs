@@ -62,8 +62,10 @@ pub struct Args {
     /// boundaries while Z grows by ≥ 1 %), a number of categories, or `none`.
     #[arg(long, default_value = "auto", value_parser = parse_categories)]
     categories: CategoriesArg,
-    /// Keep the signal window (120–130 GeV) out of the categorized fit: only the expected
-    /// significance is reported until you rerun without it.
+    /// Keep the data in the signal window (120–130 GeV) out of every fit and plot until you
+    /// rerun without it: the inclusive fit is background-only on the sidebands (no μ, no
+    /// measurement), the m_γγ plots hide the window, and the categorized fit reports only
+    /// the expected significance.
     #[arg(long)]
     blind: bool,
     /// Also convert every input file to .npy columns (work/convert/ROLE/FILE/, the paper's
@@ -152,17 +154,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     cfg.cuts.lumi_pb = args.lumi;
     cfg.cuts.pt_min = args.pt_min;
+    cfg.blind = args
+        .blind
+        .then_some(analysis::categorize::CategorizeConfig::default().signal_window);
     cfg.categorization = match args.categories {
         CategoriesArg::None => None,
-        CategoriesArg::Auto => Some(workflow::Categorization {
-            blind: args.blind,
-            ..Default::default()
-        }),
+        CategoriesArg::Auto => Some(workflow::Categorization::default()),
         CategoriesArg::Exactly(n) => {
-            let mut c = workflow::Categorization {
-                blind: args.blind,
-                ..Default::default()
-            };
+            let mut c = workflow::Categorization::default();
             c.categorize.categories = Some(n);
             Some(c)
         }
@@ -352,14 +351,28 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
         println!("  {:<40} {:>9} {:>10}", c.cut, c.pass, c.all);
     }
     let f = &r.fit;
-    println!(
-        "\nfit: {} signal + {} background, status {:?}",
-        f.model.signal, f.model.background, f.status
-    );
-    for p in &f.params {
-        println!("  {:<9} = {:>12.5} ± {:.5}", p.name, p.value, p.error);
+    let blind = r.provenance.config.blind;
+    match blind {
+        Some((a, b)) => println!(
+            "\nfit: BLINDED — {} background only, to the sidebands (data in {a}–{b} GeV not \
+             used), status {:?}",
+            f.model.background, f.status
+        ),
+        None => println!(
+            "\nfit: {} signal + {} background, status {:?}",
+            f.model.signal, f.model.background, f.status
+        ),
     }
-    println!("  q0 = {:.3}, Z = {:.2} σ", f.q0, f.z);
+    // Blinded, the signal's parameters were held at their starting values: not shown.
+    let background = |i: usize| i == analysis::fit::NBKG || i >= 2 + f.model.n_signal_shape();
+    for (i, p) in f.params.iter().enumerate() {
+        if blind.is_none() || background(i) {
+            println!("  {:<9} = {:>12.5} ± {:.5}", p.name, p.value, p.error);
+        }
+    }
+    if blind.is_none() {
+        println!("  q0 = {:.3}, Z = {:.2} σ", f.q0, f.z);
+    }
     if f.status != FitStatus::Ok {
         println!("  WARNING: the fit is not trustworthy ({:?})", f.status);
     }

@@ -15,7 +15,7 @@ pub struct Args {
     /// The models file (TOML, `[[model]]` entries; see templates/bench/models.example.toml).
     #[arg(long, required_unless_present_any = ["rescore", "replay"])]
     models: Option<PathBuf>,
-    /// Tasks, comma-separated: built-in names (select, histogram, fit, categorize) or task files.
+    /// Tasks, comma-separated: built-in names (inspect, convert, preprocess, select, histogram, fit, separate, categorize) or task files.
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
     /// Trials per (model, task).

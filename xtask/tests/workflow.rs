@@ -550,3 +550,40 @@ fn signal_injected_into_background_only_data_is_recovered_through_the_whole_chai
         );
     }
 }
+
+#[test]
+fn blind_keeps_the_window_out_of_every_fit_and_unblinding_restores_the_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let data = fixture("data_2020_zlib.GamGam.root");
+    analyze(&out, &[&data], &[]);
+    let open = std::fs::read(out.join("results.json")).unwrap();
+
+    let (stdout, ran) = analyze(&out, &[&data], &["--blind"]);
+    assert!(stdout.contains("fit: BLINDED"), "{stdout}");
+    assert!(!stdout.contains("q0 ="), "{stdout}");
+    // The fits and what follows them rerun; selection and training do not.
+    for rule in ["fit", "categories/fit", "results", "plots"] {
+        assert!(ran.contains(rule), "{rule}: {ran:?}");
+    }
+    assert!(!ran.contains("classify/train"), "{ran:?}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        r["provenance"]["config"]["blind"],
+        serde_json::json!([120.0, 130.0])
+    );
+    assert!(r["measurement"].is_null(), "no μ from blinded data");
+    assert_eq!(r["fit"]["params"][0]["name"], "nsig");
+    assert_eq!(r["fit"]["params"][0]["value"], 0.0);
+    assert_eq!(r["fit"]["q0"], 0.0);
+    for fit in ["combined", "combined_inclusive"] {
+        assert_eq!(r[fit]["blinded"], true, "{fit}");
+        assert!(r[fit]["z"].is_null(), "{fit}: no observed Z");
+        assert!(r[fit]["z_expected"].as_f64().unwrap() > 0.0, "{fit}");
+    }
+
+    // Unblinded again: the same results as before, byte for byte.
+    analyze(&out, &[&data], &[]);
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), open);
+}
