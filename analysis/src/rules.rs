@@ -488,6 +488,7 @@ pub fn chain(
     inputs_r.push(fit_out);
     let has_mc = merged.contains_key("mc");
     let measured = has_mc && cfg.blind.is_none();
+    let blind = cfg.blind;
     if measured {
         inputs_r.push(measure_out);
     }
@@ -575,7 +576,10 @@ pub fn chain(
                 format_version: RESULTS_FORMAT_VERSION,
                 synthetic_inputs: files.iter().any(|f| f.synthetic),
                 cut_flow: data.cut_flow,
-                histogram: data.histogram,
+                histogram: match blind {
+                    Some(window) => crate::histogram::blinded(data.histogram, window),
+                    None => data.histogram,
+                },
                 fit,
                 mc_cut_flow: mc.as_ref().map(|m| m.cut_flow.clone()),
                 mc_histogram: mc.map(|m| m.histogram),

@@ -577,6 +577,13 @@ fn blind_keeps_the_window_out_of_every_fit_and_unblinding_restores_the_results()
     assert_eq!(r["fit"]["params"][0]["name"], "nsig");
     assert_eq!(r["fit"]["params"][0]["value"], 0.0);
     assert_eq!(r["fit"]["q0"], 0.0);
+    // 55 bins on 105–160 GeV: bins 15..25 have their centres in the window, emptied.
+    let sumw = r["histogram"]["sumw"].as_array().unwrap();
+    assert!(sumw[15..25].iter().all(|w| w == 0.0), "{sumw:?}");
+    assert!(sumw[..15]
+        .iter()
+        .chain(&sumw[25..])
+        .all(|w| w.as_f64().unwrap() > 0.0));
     for fit in ["combined", "combined_inclusive"] {
         assert_eq!(r[fit]["blinded"], true, "{fit}");
         assert!(r[fit]["z"].is_null(), "{fit}: no observed Z");
