@@ -54,6 +54,14 @@ enum Command {
 }
 
 fn main() {
+    // Output piped into `head` ends the way any Unix tool's does: quietly, by SIGPIPE. (Rust
+    // ignores SIGPIPE by default, so `println!` would panic on the closed pipe.) `analyze`
+    // commits its outputs by renames, so a run ended this way leaves nothing half-written.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(a) => analyze::run(a),

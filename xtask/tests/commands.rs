@@ -237,3 +237,42 @@ fn a_second_run_on_the_same_output_directory_is_refused() {
     assert!(!out.join("results.json").exists());
     drop(held);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `cargo xtask inspect ... | head -1` and `cargo xtask stage ... | head -1`: the reader
+    // goes away after one line; the writer must end without a panic message.
+    let inspect = format!(
+        "'{}' inspect '{}' '{}'",
+        env!("CARGO_BIN_EXE_xtask"),
+        fixture("data_2020_zlib.GamGam.root").display(),
+        fixture("data_2025_zstd.GamGam.root").display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.json");
+    std::fs::write(
+        &input,
+        format!(
+            r#"{{"file": "{}"}}"#,
+            fixture("data_2020_zlib.GamGam.root").display()
+        ),
+    )
+    .unwrap();
+    let stage = format!(
+        "'{}' stage inspect --input '{}'",
+        env!("CARGO_BIN_EXE_xtask"),
+        input.display()
+    );
+    for cmd in [inspect, stage] {
+        // `set -o pipefail` would report the writer's SIGPIPE; the line that `head` printed
+        // and an empty stderr are what the user sees.
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cmd} | head -n 1"))
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(err.is_empty(), "{cmd}: {err}");
+    }
+}
