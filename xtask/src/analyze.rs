@@ -18,11 +18,12 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Data files or globs (release auto-detected). Default: the SYNTHETIC default dataset,
-    /// generated into data/generated/ on first use.
+    /// Data: files, globs ('data/*.root'), directories (their *.root files) or @LIST (a file
+    /// with one path per line, relative to the list; '#' comments). Release auto-detected.
+    /// Default: the SYNTHETIC default dataset, generated into data/generated/ on first use.
     #[arg(long, num_args = 1..)]
     data: Vec<String>,
-    /// Signal MC files or globs, for ε×A, σ×B and μ. Default: the default dataset's MC when
+    /// Signal MC, given as --data is, for ε×A, σ×B and μ. Default: the default dataset's MC when
     /// --data is not given; none otherwise.
     #[arg(long, num_args = 1..)]
     mc: Vec<String>,
@@ -107,39 +108,14 @@ fn parse_stage(s: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Expands globs; a pattern that matches nothing is an error naming it.
-fn expand(patterns: &[String]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in patterns {
-        if !p.contains(['*', '?', '[']) {
-            out.push(PathBuf::from(p));
-            continue;
-        }
-        let matches: Vec<PathBuf> = glob::glob(p)
-            .with_context(|| format!("bad glob pattern '{p}'"))?
-            .filter_map(Result::ok)
-            .collect();
-        if matches.is_empty() {
-            bail!("no file matches '{p}'");
-        }
-        out.extend(matches);
-    }
-    Ok(out)
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     if !(args.lumi > 0.0) {
         bail!("--lumi must be positive, got {}", args.lumi);
     }
     let mut inputs = Inputs {
-        data: expand(&args.data)?,
-        mc: expand(&args.mc)?,
+        data: crate::inputs::expand(&args.data)?,
+        mc: crate::inputs::expand(&args.mc)?,
     };
-    for p in inputs.data.iter().chain(&inputs.mc) {
-        if !p.is_file() {
-            bail!("{}: no such file", p.display());
-        }
-    }
     let mut cfg = AnalysisConfig {
         model: FitModel {
             signal: args.signal,

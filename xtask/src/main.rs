@@ -10,6 +10,7 @@ mod convert;
 mod fetch;
 mod fit_toys;
 mod generate;
+mod inputs;
 mod inspect;
 mod stage;
 
