@@ -426,8 +426,8 @@ pub fn categorize_input(
     let ccfg = crate::classify::ClassifierConfig::default();
     let cfg = CategorizeConfig::default();
     let mut sample = crate::classify::Sample::default();
-    sample.add(data, false, &ccfg);
-    sample.add(mc, true, &ccfg);
+    sample.add(data, false, 1, &ccfg);
+    sample.add(mc, true, 1, &ccfg);
     let classifier = crate::classify::train(&sample, &ccfg)?;
     let scorer = crate::classify::Scorer::new(&classifier)?;
     let fill = |d: &crate::select::Diphotons| {

@@ -87,9 +87,10 @@ pub struct ClassifierConfig {
     pub max_depth: usize,
     pub learning_rate: f32,
     pub seed: u64,
-    /// At most this many events per file enter the training sample (every k-th selected
-    /// event): memory and training time bounded at any input size.
-    pub max_per_file: usize,
+    /// At most this many events of each class (signal MC, data sidebands) enter the
+    /// training sample, shared evenly between the class's files (every k-th eligible event of
+    /// each): memory and training time bounded whatever the number of files.
+    pub max_per_class: usize,
     /// The signal window kept out of the background sample (and blinded in categorization).
     pub signal_window: (f64, f64),
 }
@@ -101,7 +102,7 @@ impl Default for ClassifierConfig {
             max_depth: 5,
             learning_rate: 0.1,
             seed: 42,
-            max_per_file: 20_000,
+            max_per_class: 20_000,
             signal_window: (120.0, 130.0),
         }
     }
@@ -118,12 +119,14 @@ pub struct Sample {
 
 impl Sample {
     /// Adds a bounded, deterministic share of one file's selected events: signal MC (all
-    /// masses) or data background (sidebands only).
-    pub fn add(&mut self, d: &Diphotons, signal: bool, cfg: &ClassifierConfig) {
+    /// masses) or data background (sidebands only); `files` is how many files the class has
+    /// (each gets an equal share of `max_per_class`).
+    pub fn add(&mut self, d: &Diphotons, signal: bool, files: usize, cfg: &ClassifierConfig) {
         let eligible: Vec<usize> = (0..d.len())
             .filter(|&i| signal || in_sidebands(d.m_yy[i], cfg.signal_window))
             .collect();
-        let stride = eligible.len().div_ceil(cfg.max_per_file.max(1)).max(1);
+        let share = cfg.max_per_class.div_ceil(files.max(1)).max(1);
+        let stride = eligible.len().div_ceil(share).max(1);
         for &i in eligible.iter().step_by(stride) {
             self.x.push(features(d, i));
             self.y.push(if signal { 1.0 } else { 0.0 });

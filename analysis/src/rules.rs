@@ -384,10 +384,13 @@ pub fn chain(
             implementation: identity::CLASSIFY.into(),
             job: Box::new(move |ctx: &Ctx| {
                 let mut sample = crate::classify::Sample::default();
+                let n_signal = roles.iter().filter(|&&s| s).count();
+                let n_background = roles.len() - n_signal;
                 // One file's selected events in memory at a time.
-                for (i, signal) in roles.iter().enumerate() {
+                for (i, &signal) in roles.iter().enumerate() {
                     let s: SelectOutput = ctx.read_json(i)?;
-                    sample.add(&s.diphotons, *signal, &classifier);
+                    let files = if signal { n_signal } else { n_background };
+                    sample.add(&s.diphotons, signal, files, &classifier);
                 }
                 let c = crate::classify::train(&sample, &classifier)?;
                 ctx.write_json(0, &c)

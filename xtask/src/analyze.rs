@@ -12,7 +12,6 @@ use analysis::histogram::Binning;
 use analysis::rules::{self, Chain, Comparison, SelectImpl};
 use analysis::workflow::{self, AnalysisConfig, AnalysisResult, Inputs};
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -155,10 +154,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // One run per output directory (a crashed run's lock goes with it).
     let _lock = dirlock::DirLock::acquire(&args.out)?;
 
-    let bar = Arc::new(ProgressBar::hidden());
+    // Every event goes through each chain's selection (the reference's, and a --stage's).
+    let chains = 1 + u64::from(args.stage.is_some());
+    let total: u64 = if args.dry_run {
+        0
+    } else {
+        chains * workflow::count_entries(&inputs)?
+    };
+    let event_loop = Arc::new(crate::progress::EventLoop::new(total));
     let progress: Arc<dyn Fn(u64) + Send + Sync> = {
-        let bar = bar.clone();
-        Arc::new(move |n| bar.inc(n))
+        let event_loop = event_loop.clone();
+        Arc::new(move |n| event_loop.batch(n))
     };
     let reference = Chain {
         prefix: String::new(),
@@ -217,37 +223,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .num_threads(args.threads.unwrap_or(0))
         .build()?;
 
-    let total: u64 = if args.dry_run {
-        0
-    } else {
-        workflow::count_entries(&inputs)?
+    // With many files, the per-file steps' lines go to the log only.
+    let files = inputs.data.len() + inputs.mc.len();
+    let quiet_per_file = files > 8;
+    let per_file = |rule: &str| {
+        ["inspect/", "select/", "histogram/", "score/", "convert/"]
+            .iter()
+            .any(|p| rule.contains(p))
     };
-    bar.set_length(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:40} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
-        )
-        .expect("valid template"),
-    );
+    if quiet_per_file {
+        eprintln!(
+            "{files} input files: per-file steps are logged in {}/logs/",
+            args.out.display()
+        );
+    }
     let log = std::sync::Mutex::new(Vec::<String>::new());
     let t0 = std::time::Instant::now();
     let on_event = |e: flow::Event| {
-        let line = match e {
+        let (line, rule) = match e {
             flow::Event::Started { rule, reasons } => {
                 if rule.contains("select/") {
-                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    bar.set_message("selecting");
+                    event_loop.started();
                 }
                 let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
-                format!("run  {rule}: {}", why.join("; "))
+                (format!("run  {rule}: {}", why.join("; ")), rule)
             }
-            flow::Event::Finished { rule, wall_s } => format!("done {rule} ({wall_s:.2} s)"),
+            flow::Event::Finished { rule, wall_s } => {
+                if rule.contains("select/") {
+                    event_loop.finished();
+                }
+                (format!("done {rule} ({wall_s:.2} s)"), rule)
+            }
         };
-        bar.suspend(|| eprintln!("{line}"));
+        if !(quiet_per_file && per_file(&rule)) {
+            event_loop.suspend(|| eprintln!("{line}"));
+        }
         log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
     };
     let outcomes = pool.install(|| engine.run(&opts, &on_event));
-    bar.finish_and_clear();
+    let looped = event_loop.finish();
     let outcomes = outcomes?;
     let secs = t0.elapsed().as_secs_f64();
 
@@ -279,6 +293,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     } else {
         println!("{ran} of {} rules ran in {secs:.2} s", outcomes.len());
+    }
+    if let Some(l) = looped {
+        println!(
+            "event loop: {} events read and selected in {:.2} s = {} events/s (the time any \
+             file was being selected; inspection, merging, training, fits and plots not counted)",
+            crate::progress::human(l.events as f64),
+            l.seconds,
+            crate::progress::human(l.events as f64 / l.seconds.max(1e-9))
+        );
     }
     if args.until.is_some() {
         return Ok(());

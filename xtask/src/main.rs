@@ -12,6 +12,7 @@ mod fit_toys;
 mod generate;
 mod inputs;
 mod inspect;
+mod progress;
 mod stage;
 
 use clap::{Parser, Subcommand};
