@@ -296,7 +296,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(l) = looped {
         println!(
-            "event loop: {} events read and selected in {:.2} s = {} events/s (the time any \
+            "event loop: {} events read and selected in {:.3} s = {} events/s (the time any \
              file was being selected; inspection, merging, training, fits and plots not counted)",
             crate::progress::human(l.events as f64),
             l.seconds,

@@ -6,6 +6,7 @@ mod analyze;
 mod bench;
 mod bench_agents;
 mod bench_compile;
+mod bench_reprocess;
 mod convert;
 mod fetch;
 mod fit_toys;
@@ -50,6 +51,9 @@ enum Command {
     Agent(agent::Args),
     /// Benchmark: latency of the agent's compile loop (confined rustc check / build of a stage).
     BenchCompile(bench_compile::Args),
+    /// Benchmark: reprocessing 1 and N files at 1..T threads — events/s, peak RSS, next to
+    /// the inflate-only limit.
+    BenchReprocess(bench_reprocess::Args),
     /// Benchmark LLMs: models × tasks × trials → success rates with intervals, error
     /// taxonomy, cost, API calls; resumable, re-scorable, replayable.
     BenchAgents(bench_agents::Args),
@@ -77,6 +81,7 @@ fn main() {
         Command::Agent(a) => agent::run(a),
         Command::BenchCompile(a) => bench_compile::run(a),
         Command::BenchAgents(a) => bench_agents::run(a),
+        Command::BenchReprocess(a) => bench_reprocess::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -145,6 +145,13 @@ impl Ntuple {
     pub fn branch_names(&self) -> impl Iterator<Item = &str> {
         self.branches.iter().map(|(n, _)| n.as_str())
     }
+    /// Where `branch`'s baskets are (for benchmarks that read them raw), if it has any.
+    pub fn basket_locations(&self, branch: &str) -> Option<&[BasketLocation]> {
+        self.branches
+            .iter()
+            .find(|(n, _)| n == branch)
+            .map(|(_, m)| m.baskets.as_slice())
+    }
     pub(crate) fn branches(&self) -> &[(String, BranchMeta)] {
         &self.branches
     }

@@ -1,0 +1,247 @@
+//! `cargo xtask bench-reprocess`: the whole `analyze` on 1 and N distinct files (the
+//! project's generator, different seeds) at 1..T threads — the event loop's events/s as
+//! `analyze` reports it, the process's wall time and peak RSS — next to the limit for these
+//! files on one core: their baskets read and inflated, nothing decoded.
+//!
+//! Each configuration runs `analyze` as its own process (this binary), into a fresh output
+//! directory, `--categories none` (steps 4–5 train on a bounded sample and are not part of
+//! the reprocessing loop); peak RSS is the child's, from `wait4`.
+
+use analysis::rootio::Ntuple;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How many distinct files (seeds 1..=N).
+    #[arg(long, default_value_t = 16)]
+    files: usize,
+    /// Events per file (after the generator's ≥ 2 photon skim).
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Most threads to try (1, 2, 4, ... up to it). Default: the cores available.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// File counts to run (each ≤ --files), comma-separated. Default: 1 and --files.
+    #[arg(long, value_delimiter = ',')]
+    counts: Vec<usize>,
+    /// Runs per configuration; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Where the generated files are kept between runs.
+    #[arg(long, default_value = "target/bench-data/reprocess")]
+    dir: PathBuf,
+}
+
+/// The branches the selection reads (what the inflate-only limit inflates).
+const BRANCHES: [&str; 9] = [
+    "trigP",
+    "photon_n",
+    "photon_pt",
+    "photon_eta",
+    "photon_phi",
+    "photon_E",
+    "photon_isTightID",
+    "photon_ptcone30",
+    "photon_etcone20",
+];
+
+struct Run {
+    loop_s: f64,
+    wall_s: f64,
+    rss_mib: f64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.files == 0 || args.events == 0 || args.repeats == 0 {
+        bail!("--files, --events and --repeats must be positive");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max_threads = args.threads.unwrap_or(cores).max(1);
+    let files = generate(&args)?;
+    let events_per_file = Ntuple::open(&files[0], &["mini"])?.entries();
+
+    // The limit: every basket of the selection's branches read and inflated, one thread.
+    let mut limit = vec![];
+    for _ in 0..args.repeats {
+        let t = Instant::now();
+        for f in &files {
+            inflate_only(f)?;
+        }
+        limit.push(t.elapsed().as_secs_f64());
+    }
+    let limit_s = median(&mut limit);
+    let all_events = events_per_file as f64 * files.len() as f64;
+
+    let mut threads = vec![];
+    let mut t = 1;
+    while t < max_threads {
+        threads.push(t);
+        t *= 2;
+    }
+    threads.push(max_threads);
+
+    let scratch = tempfile::tempdir()?;
+    println!(
+        "bench-reprocess: {} SYNTHETIC files of {} events (2020 layout, zlib), this machine: {cores} cores",
+        files.len(),
+        events_per_file
+    );
+    println!(
+        "limit, 1 thread: the selection's {} branches of all {} files read and inflated, \
+         nothing decoded: {:.3} s = {}events/s",
+        BRANCHES.len(),
+        files.len(),
+        limit_s,
+        crate::progress::human(all_events / limit_s) + " "
+    );
+    println!();
+    println!(
+        "| files | threads | event loop events/s | × 1 thread | efficiency | vs inflate-only | wall s | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let counts = if args.counts.is_empty() {
+        vec![1, files.len()]
+    } else {
+        args.counts.clone()
+    };
+    if let Some(n) = counts.iter().find(|&&n| n == 0 || n > files.len()) {
+        bail!("--counts {n}: each count must be between 1 and --files ({})", files.len());
+    }
+    for n in counts {
+        let list = scratch.path().join(format!("files-{n}.txt"));
+        let names: Vec<String> = files[..n].iter().map(|f| f.display().to_string()).collect();
+        std::fs::write(&list, names.join("\n"))?;
+        let events = events_per_file as f64 * n as f64;
+        let mut one_thread = None;
+        for &t in &threads {
+            let mut runs = vec![];
+            for r in 0..args.repeats {
+                runs.push(analyze(&list, t, &scratch.path().join(format!("out-{n}-{t}-{r}")))?);
+            }
+            let loop_s = median(&mut runs.iter().map(|r| r.loop_s).collect::<Vec<_>>());
+            let wall_s = median(&mut runs.iter().map(|r| r.wall_s).collect::<Vec<_>>());
+            let rss = runs.iter().map(|r| r.rss_mib).fold(0.0, f64::max);
+            let rate = events / loop_s;
+            let base = *one_thread.get_or_insert(rate);
+            // The inflate-only time of these n files on one core, over t threads.
+            let limit_n = limit_s * n as f64 / files.len() as f64;
+            println!(
+                "| {n} | {t} | {} | {:.2} | {:.2} | {:.2}× | {wall_s:.2} | {rss:.1} |",
+                crate::progress::human(rate),
+                rate / base,
+                rate / base / t as f64,
+                loop_s / (limit_n / t as f64),
+            );
+        }
+    }
+    println!(
+        "\nevent loop: events over the time any file was being selected (read, inflate, decode, \
+         select), as `analyze` prints it; median of {} runs. efficiency: speed-up / threads. \
+         vs inflate-only: event loop time / (the inflate-only time of the same files / threads). \
+         Peak RSS: the largest of the runs, whole process.",
+        args.repeats
+    );
+    Ok(())
+}
+
+/// The N files, generated once (seeds 1..=N) into `--dir`.
+fn generate(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for seed in 1..=args.files as u64 {
+        let dir = args.dir.join(format!("{}-{seed}", args.events));
+        let cfg = dataset::synth::Config {
+            seed,
+            data_events: args.events,
+            mc_events: 1_000,
+            ..Default::default()
+        };
+        let ds = dataset::ensure_default(&dir, &cfg, || {
+            eprintln!("generating file {seed} of {} ({} events) ...", args.files, args.events)
+        })?;
+        out.push(std::fs::canonicalize(&ds.data)?);
+    }
+    Ok(out)
+}
+
+/// Reads and inflates every basket of the selection's branches; returns the bytes inflated.
+fn inflate_only(file: &Path) -> anyhow::Result<u64> {
+    use oxyroot::rtree::columnar::{BasketSource, RawBasket};
+    let nt = Ntuple::open(file, &["mini"])?;
+    let source = BasketSource::open(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut scratch, mut basket) = (Vec::new(), RawBasket::default());
+    let mut bytes = 0;
+    for name in BRANCHES {
+        let baskets = nt
+            .basket_locations(name)
+            .with_context(|| format!("{}: no branch {name}", file.display()))?;
+        for loc in baskets {
+            source
+                .read_basket(loc, &mut scratch, &mut basket)
+                .map_err(|e| anyhow::anyhow!("{}: {name}: {e}", file.display()))?;
+            bytes += basket.data.len() as u64;
+        }
+    }
+    Ok(bytes)
+}
+
+/// One `analyze` process: the event loop's seconds (from its own line), wall time, peak RSS.
+fn analyze(list: &Path, threads: usize, out: &Path) -> anyhow::Result<Run> {
+    let stdout = out.with_extension("stdout");
+    let t = Instant::now();
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["analyze", "--categories", "none", "--threads"])
+        .arg(threads.to_string())
+        .arg("--data")
+        .arg(format!("@{}", list.display()))
+        .arg("--out")
+        .arg(out)
+        .stdout(std::fs::File::create(&stdout)?)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting analyze")?;
+    let (status, rss_kib) = wait_with_rss(child.id() as libc::pid_t)?;
+    let wall_s = t.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&stdout)?;
+    if status != 0 {
+        bail!("analyze failed (status {status}):\n{text}");
+    }
+    let loop_s = text
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("event loop: ")?;
+            let secs = rest.split(" in ").nth(1)?.split(" s").next()?;
+            secs.trim().parse::<f64>().ok()
+        })
+        .with_context(|| format!("no event loop line in analyze's output:\n{text}"))?;
+    let _ = std::fs::remove_dir_all(out);
+    Ok(Run {
+        loop_s,
+        wall_s,
+        rss_mib: rss_kib as f64 / 1024.0,
+    })
+}
+
+/// Waits for `pid`; its exit status and peak RSS (KiB), from the kernel's accounting.
+fn wait_with_rss(pid: libc::pid_t) -> anyhow::Result<(i32, i64)> {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child, with pointers to live locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Ok((code, usage.ru_maxrss))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
