@@ -8,6 +8,7 @@
 //! the reprocessing loop); peak RSS is the child's, from `wait4`.
 
 use analysis::rootio::Ntuple;
+
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,6 +33,9 @@ pub struct Args {
     /// Where the generated files are kept between runs.
     #[arg(long, default_value = "target/bench-data/reprocess")]
     dir: PathBuf,
+    /// (Internal) time the inflate-only pass over the files in this list and print seconds.
+    #[arg(long, hide = true)]
+    inflate_only: Option<PathBuf>,
 }
 
 /// The branches the selection reads (what the inflate-only limit inflates).
@@ -54,22 +58,44 @@ struct Run {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.files == 0 || args.events == 0 || args.repeats == 0 {
-        bail!("--files, --events and --repeats must be positive");
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let max_threads = args.threads.unwrap_or(cores).max(1);
-    let files = generate(&args)?;
-    let events_per_file = Ntuple::open(&files[0], &["mini"])?.entries();
-
-    // The limit: every basket of the selection's branches read and inflated, one thread.
-    let mut limit = vec![];
-    for _ in 0..args.repeats {
+    if let Some(list) = &args.inflate_only {
+        let files: Vec<PathBuf> = std::fs::read_to_string(list)?
+            .lines()
+            .map(PathBuf::from)
+            .collect();
         let t = Instant::now();
         for f in &files {
             inflate_only(f)?;
         }
-        limit.push(t.elapsed().as_secs_f64());
+        println!("{}", t.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    if args.files == 0 || args.events == 0 || args.repeats == 0 {
+        bail!("--files, --events and --repeats must be positive");
+    }
+    // Everything heavy runs in child processes (generation, the inflate-only pass, analyze):
+    // the kernel's peak RSS of a child counts its parent's at the fork, so this process stays
+    // small.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max_threads = args.threads.unwrap_or(cores).max(1);
+    let files = generate(&args)?;
+    let events_per_file = args.events as u64;
+    let scratch = tempfile::tempdir()?;
+    let all_list = scratch.path().join("all.txt");
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    std::fs::write(&all_list, names.join("\n"))?;
+
+    // The limit: every basket of the selection's branches read and inflated, one thread.
+    let mut limit = vec![];
+    for _ in 0..args.repeats {
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .args(["bench-reprocess", "--inflate-only"])
+            .arg(&all_list)
+            .output()?;
+        if !out.status.success() {
+            bail!("the inflate-only pass failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        limit.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>()?);
     }
     let limit_s = median(&mut limit);
     let all_events = events_per_file as f64 * files.len() as f64;
@@ -82,7 +108,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     threads.push(max_threads);
 
-    let scratch = tempfile::tempdir()?;
     println!(
         "bench-reprocess: {} SYNTHETIC files of {} events (2020 layout, zlib), this machine: {cores} cores",
         files.len(),
@@ -137,6 +162,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     println!(
+        "(this process's own peak RSS, a floor for the column: {:.1} MiB)",
+        own_rss_mib()
+    );
+    println!(
         "\nevent loop: events over the time any file was being selected (read, inflate, decode, \
          select), as `analyze` prints it; median of {} runs. efficiency: speed-up / threads. \
          vs inflate-only: event loop time / (the inflate-only time of the same files / threads). \
@@ -146,21 +175,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The N files, generated once (seeds 1..=N) into `--dir`.
+/// The N files, generated once (seeds 1..=N) into `--dir`, each by `generate` in its own
+/// process (which keeps an existing file whose manifest matches).
 fn generate(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = vec![];
     for seed in 1..=args.files as u64 {
         let dir = args.dir.join(format!("{}-{seed}", args.events));
-        let cfg = dataset::synth::Config {
-            seed,
-            data_events: args.events,
-            mc_events: 1_000,
-            ..Default::default()
-        };
-        let ds = dataset::ensure_default(&dir, &cfg, || {
-            eprintln!("generating file {seed} of {} ({} events) ...", args.files, args.events)
-        })?;
-        out.push(std::fs::canonicalize(&ds.data)?);
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args(["generate", "--mc-events", "1000", "--data-events"])
+            .arg(args.events.to_string())
+            .arg("--seed")
+            .arg(seed.to_string())
+            .arg("--out")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("generating file {seed} into {} failed", dir.display());
+        }
+        out.push(std::fs::canonicalize(dir.join(dataset::DATA_FILE))?);
     }
     Ok(out)
 }
@@ -244,4 +277,13 @@ fn wait_with_rss(pid: libc::pid_t) -> anyhow::Result<(i32, i64)> {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// This process's peak RSS so far, MiB.
+fn own_rss_mib() -> f64 {
+    // SAFETY: a zeroed rusage is a valid value for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a pointer to a live local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
 }
