@@ -72,10 +72,14 @@ impl Ctx<'_> {
     }
     /// Writes output `i` as pretty JSON.
     pub fn write_json<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
-        let mut text = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
-        text.push(b'\n');
-        std::fs::write(self.output(i), text)
-            .map_err(|e| format!("{}: {e}", self.rule.outputs[i].display()))
+        use std::io::Write;
+        // Streamed: a large output (a file's selected events) is never one string in memory.
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
+        let file = std::fs::File::create(self.output(i)).map_err(|e| err(&e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+        serde_json::to_writer_pretty(&mut w, value).map_err(|e| err(&e))?;
+        w.write_all(b"\n").map_err(|e| err(&e))?;
+        w.flush().map_err(|e| err(&e))
     }
     /// Reads input `i` as JSON.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
