@@ -20,9 +20,9 @@ pub const LUMI_PB: f64 = 10064.0;
 /// Channel number of the real ggH125 γγ sample, reused for the synthetic one.
 pub const GGH_CHANNEL: i32 = 343981;
 /// Title written into every synthetic tree, so the label travels with the file.
-/// Bumped whenever the generated events change: a dataset made by another version is
-/// regenerated.
-pub const GENERATOR_VERSION: u32 = 3;
+/// Bumped whenever the generated events or the files' bytes change (4: branches record their
+/// compression, no vector StreamerInfo): a dataset made by another version is regenerated.
+pub const GENERATOR_VERSION: u32 = 4;
 
 pub const SYNTHETIC_TITLE: &str =
     "SYNTHETIC events in the ATLAS Open Data 2020 GamGam layout - NOT real ATLAS data";

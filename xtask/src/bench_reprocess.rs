@@ -93,7 +93,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .arg(&all_list)
             .output()?;
         if !out.status.success() {
-            bail!("the inflate-only pass failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "the inflate-only pass failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         limit.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>()?);
     }
@@ -132,7 +135,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.counts.clone()
     };
     if let Some(n) = counts.iter().find(|&&n| n == 0 || n > files.len()) {
-        bail!("--counts {n}: each count must be between 1 and --files ({})", files.len());
+        bail!(
+            "--counts {n}: each count must be between 1 and --files ({})",
+            files.len()
+        );
     }
     for n in counts {
         let list = scratch.path().join(format!("files-{n}.txt"));
@@ -143,7 +149,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for &t in &threads {
             let mut runs = vec![];
             for r in 0..args.repeats {
-                runs.push(analyze(&list, t, &scratch.path().join(format!("out-{n}-{t}-{r}")))?);
+                runs.push(analyze(
+                    &list,
+                    t,
+                    &scratch.path().join(format!("out-{n}-{t}-{r}")),
+                )?);
             }
             let loop_s = median(&mut runs.iter().map(|r| r.loop_s).collect::<Vec<_>>());
             let wall_s = median(&mut runs.iter().map(|r| r.wall_s).collect::<Vec<_>>());

@@ -1,6 +1,5 @@
 use crate::rbytes::wbuffer::WBuffer;
 use crate::rbytes::{Marshaler, MarshallerKind, RVersioner};
-use crate::rdict::streamers::make_streamer_for_marshaler_type;
 use crate::rtree::basket::Basket;
 use crate::rtree::branch::tbranch::{DEFAULT_BASKET_SIZE, DEFAULT_MAX_BASKETS};
 use crate::rtree::branch::{TBranch, TBranchElement};
@@ -26,6 +25,11 @@ where
 {
     pub fn branch(&self) -> &Branch {
         &self.branch
+    }
+
+    /// Records the compression setting its baskets are written with (`fCompress`).
+    pub(crate) fn set_compression(&mut self, setting: i32) {
+        self.branch.tbranch_mut().compress = setting;
     }
 }
 
@@ -78,8 +82,10 @@ where
                 tbanch.entry_offset_len = 1000;
                 let class_name = U::class_name();
                 trace!(";WBranch.new.class_name:{:?}", U::class_name());
-                let streamer = make_streamer_for_marshaler_type::<U>();
-                tree.add_streamer(streamer);
+                // No StreamerInfo for `vector<T>` of a fundamental type: ROOT writes none (it
+                // knows the collection), and the entry this crate wrote (its element named
+                // after the class, not "This") made ROOT print "ReadStreamerInfo, class:
+                // vector<float>, illegal uid=-2" on every open.
 
                 let branch = TBranchElement::new(class_name, tbanch);
 

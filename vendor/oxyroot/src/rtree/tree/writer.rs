@@ -126,6 +126,18 @@ impl WriterTree {
             .map(|_b| false)
             .collect::<Vec<_>>();
         let mut branches = std::mem::take(&mut self.tree.branches);
+        // Each branch records the setting its baskets are compressed with: the file's when it
+        // is one `compress` writes (zlib, 101-109), else none (0): below 100 nothing is
+        // compressed. (Before, every branch said 0 while its baskets were zlib.)
+        let setting = file.compression();
+        let recorded = if (101..=109).contains(&setting) {
+            setting
+        } else {
+            0
+        };
+        for b in branches.iter_mut() {
+            b.set_compression(recorded);
+        }
         loop {
             let mut tot = 0;
             let zip = 0;
