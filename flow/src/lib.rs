@@ -495,6 +495,11 @@ impl Flow {
         Ok((why, inputs))
     }
 
+    /// The rules' names, in the order they were given.
+    pub fn rule_names(&self) -> Vec<String> {
+        self.rules.iter().map(|r| r.name.clone()).collect()
+    }
+
     /// Runs what has a reason to run (see the module documentation); stops at the first
     /// failing layer, keeping every rule that finished.
     pub fn run(
@@ -506,8 +511,9 @@ impl Flow {
         let layers = self.layers(&wanted)?;
         if !opts.dry_run {
             std::fs::create_dir_all(&self.records).map_err(|e| io_err(&self.records, e))?;
-            // A killed run's temporary files.
-            for r in &self.rules {
+            // A killed run's temporary files, of the rules this run may write (others may be
+            // another process's work in progress: a Slurm task beside this one).
+            for r in self.rules.iter().zip(&wanted).filter(|(_, w)| **w).map(|(r, _)| r) {
                 for o in &r.outputs {
                     let _ = std::fs::remove_file(tmp_of(o));
                 }

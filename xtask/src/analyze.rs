@@ -77,6 +77,41 @@ pub struct Args {
     /// the agent does; its results go to OUT/stage-select/ and OUT/comparison.md.
     #[arg(long, value_parser = parse_stage)]
     stage: Option<PathBuf>,
+    /// Where the per-file steps run: `local` (this machine's threads) or `slurm` (job arrays
+    /// submitted with sbatch; OUT must be on a filesystem the nodes share). The merges, fits
+    /// and plots run here; results.json is the same bytes either way.
+    #[arg(long, value_enum, default_value = "local")]
+    executor: Executor,
+    /// Slurm partition (sbatch --partition).
+    #[arg(long)]
+    partition: Option<String>,
+    /// Slurm account (sbatch --account).
+    #[arg(long)]
+    account: Option<String>,
+    /// Time limit of each task (sbatch --time, e.g. 00:30:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// Memory of each task (sbatch --mem, e.g. 2G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// At most this many tasks of an array at once (sbatch --array=…%N).
+    #[arg(long)]
+    max_jobs: Option<usize>,
+    /// Any other sbatch option, passed as is (repeatable): --sbatch-arg=--qos=short.
+    #[arg(long, allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
+    /// Resubmissions of tasks that did not finish, per step.
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// (Internal) a Slurm task: no directory lock (the coordinator holds it), no run log.
+    #[arg(long, hide = true)]
+    worker: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    Local,
+    Slurm,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -151,8 +186,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     workflow::check_config(&inputs, &cfg)?;
-    // One run per output directory (a crashed run's lock goes with it).
-    let _lock = dirlock::DirLock::acquire(&args.out)?;
+    let slurm = args.executor == Executor::Slurm;
+    if slurm && (args.stage.is_some() || args.dry_run || !args.force.is_empty() || args.until.is_some())
+    {
+        bail!("--executor slurm runs the whole analysis: not with --stage, --dry-run, --force or --until");
+    }
+    // One run per output directory (a crashed run's lock goes with it); a Slurm task works
+    // under its coordinator's lock.
+    let _lock = if args.worker {
+        None
+    } else {
+        Some(dirlock::DirLock::acquire(&args.out)?)
+    };
 
     // Every event goes through each chain's selection (the reference's, and a --stage's).
     let chains = 1 + u64::from(args.stage.is_some());
@@ -219,6 +264,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ]
         .into(),
     };
+    if slurm {
+        run_on_slurm(&args, &engine, &opts)?;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()?;
@@ -280,6 +328,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let ran = outcomes.iter().filter(|o| o.ran).count();
+    if args.worker {
+        return Ok(());
+    }
     write_log(
         &args.out,
         &log.into_inner().unwrap_or_default(),
@@ -323,6 +374,55 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// `OUT/logs/run-<unix seconds>.log`: what ran this time and why.
+/// The per-file rules through Slurm (see `slurm.rs`); returns when they are all up to date.
+fn run_on_slurm(args: &Args, engine: &flow::Flow, opts: &flow::Options) -> anyhow::Result<()> {
+    let names = engine.rule_names();
+    let with = |prefixes: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
+            .cloned()
+            .collect()
+    };
+    let phases = [
+        crate::slurm::Phase {
+            name: "files",
+            targets: with(&["histogram/", "convert/"]),
+        },
+        crate::slurm::Phase {
+            name: "train",
+            targets: with(&["classify/train"]),
+        },
+        crate::slurm::Phase {
+            name: "scores",
+            targets: with(&["score/"]),
+        },
+    ];
+    let cpus = args.threads.unwrap_or(1).max(1);
+    let argv: Vec<String> = std::env::args().collect();
+    let worker = crate::slurm::worker_command(&argv, cpus)?;
+    let up_to_date = |target: &str| -> anyhow::Result<bool> {
+        let dry = flow::Options {
+            dry_run: true,
+            until: Some(target.to_string()),
+            ..opts.clone()
+        };
+        let outcomes = engine.run(&dry, &|_| {})?;
+        Ok(outcomes.iter().all(|o| o.reasons.is_empty()))
+    };
+    let s = crate::slurm::Options {
+        partition: args.partition.clone(),
+        account: args.account.clone(),
+        time: args.time.clone(),
+        mem: args.mem.clone(),
+        max_jobs: args.max_jobs,
+        sbatch_args: args.sbatch_arg.clone(),
+        retries: args.retries,
+        cpus,
+    };
+    crate::slurm::run(&s, &phases, &worker, &args.out, &up_to_date)
+}
+
 fn write_log(out: &Path, lines: &[String], ran: usize, total: usize) -> anyhow::Result<()> {
     let dir = out.join("logs");
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;

@@ -14,6 +14,7 @@ mod generate;
 mod inputs;
 mod inspect;
 mod progress;
+mod slurm;
 mod stage;
 
 use clap::{Parser, Subcommand};
