@@ -178,7 +178,7 @@ pub struct Options {
     pub dry_run: bool,
     /// Rules (names or prefixes) to run whatever their state.
     pub force: Vec<String>,
-    /// Run only these rules (names or prefixes) and what they need.
+    /// Run only these rules (names or prefixes; several, comma-separated) and what they need.
     pub until: Option<String>,
     /// Tool versions, for the records.
     pub tools: BTreeMap<String, String>,
@@ -391,10 +391,11 @@ impl Flow {
         let Some(pattern) = until else {
             return Ok(vec![true; self.rules.len()]);
         };
+        // Several patterns, comma-separated.
         let mut wanted: Vec<bool> = self
             .rules
             .iter()
-            .map(|r| matches(&r.name, pattern))
+            .map(|r| pattern.split(',').any(|p| matches(&r.name, p.trim())))
             .collect();
         if !wanted.contains(&true) {
             return Err(FlowError::NoSuchRule(pattern.into()));
@@ -513,7 +514,13 @@ impl Flow {
             std::fs::create_dir_all(&self.records).map_err(|e| io_err(&self.records, e))?;
             // A killed run's temporary files, of the rules this run may write (others may be
             // another process's work in progress: a Slurm task beside this one).
-            for r in self.rules.iter().zip(&wanted).filter(|(_, w)| **w).map(|(r, _)| r) {
+            for r in self
+                .rules
+                .iter()
+                .zip(&wanted)
+                .filter(|(_, w)| **w)
+                .map(|(r, _)| r)
+            {
                 for o in &r.outputs {
                     let _ = std::fs::remove_file(tmp_of(o));
                 }

@@ -63,14 +63,16 @@ for s in $(seq 1 "$N"); do
     echo "$WORK/gen-$s/SYNTHETIC_data_A.GamGam.root" >> "$WORK/files.txt"
 done
 MC=$WORK/gen-1/SYNTHETIC_mc_343981.ggH125_gamgam.GamGam.root
+# Each generated file stands for one 2020 data period: N of them, N times its luminosity.
+LUMI=$(( N * 10064 ))
 
 echo "== through Slurm"
 rm -rf "$WORK/slurm" "$WORK/local"
 "$XTASK" analyze --executor slurm --partition check --time 00:10:00 --mem 1G \
-    --data "@$WORK/files.txt" --mc "$MC" --out "$WORK/slurm" | tee "$WORK/slurm.txt"
+    --lumi "$LUMI" --data "@$WORK/files.txt" --mc "$MC" --out "$WORK/slurm" | tee "$WORK/slurm.txt"
 
 echo "== locally"
-"$XTASK" analyze --data "@$WORK/files.txt" --mc "$MC" --out "$WORK/local" > "$WORK/local.txt"
+"$XTASK" analyze --lumi "$LUMI" --data "@$WORK/files.txt" --mc "$MC" --out "$WORK/local" > "$WORK/local.txt"
 
 if cmp -s "$WORK/slurm/results.json" "$WORK/local/results.json"; then
     echo "results.json: identical (Slurm and local, $N files)"

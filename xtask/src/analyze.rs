@@ -54,7 +54,7 @@ pub struct Args {
     /// state.
     #[arg(long)]
     force: Vec<String>,
-    /// Run only this rule (name or prefix) and what it needs.
+    /// Run only these rules (names or prefixes, comma-separated) and what they need.
     #[arg(long)]
     until: Option<String>,
     /// Steps 4–5 (with signal MC): a classifier separates signal from background and the
@@ -187,7 +187,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     workflow::check_config(&inputs, &cfg)?;
     let slurm = args.executor == Executor::Slurm;
-    if slurm && (args.stage.is_some() || args.dry_run || !args.force.is_empty() || args.until.is_some())
+    if slurm
+        && (args.stage.is_some() || args.dry_run || !args.force.is_empty() || args.until.is_some())
     {
         bail!("--executor slurm runs the whole analysis: not with --stage, --dry-run, --force or --until");
     }
@@ -384,10 +385,26 @@ fn run_on_slurm(args: &Args, engine: &flow::Flow, opts: &flow::Options) -> anyho
             .cloned()
             .collect()
     };
+    // One task per input file: its histogram (which needs its selection), its inspection and
+    // (with --convert) its conversion.
+    let files: Vec<String> = with(&["histogram/"])
+        .iter()
+        .map(|h| {
+            let file = h.trim_start_matches("histogram/");
+            let mut t = vec![h.clone()];
+            for step in ["inspect", "convert"] {
+                let name = format!("{step}/{file}");
+                if names.contains(&name) {
+                    t.push(name);
+                }
+            }
+            t.join(",")
+        })
+        .collect();
     let phases = [
         crate::slurm::Phase {
             name: "files",
-            targets: with(&["histogram/", "convert/"]),
+            targets: files,
         },
         crate::slurm::Phase {
             name: "train",

@@ -136,8 +136,7 @@ fn task_script(worker: &[String]) -> String {
 
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c))
     {
         s.to_string()
@@ -171,10 +170,7 @@ fn submit(
             "--output={}",
             dir.join("logs/%x-%A_%a.out").display()
         ))
-        .arg(format!(
-            "--chdir={}",
-            std::env::current_dir()?.display()
-        ));
+        .arg(format!("--chdir={}", std::env::current_dir()?.display()));
     for (flag, v) in [
         ("partition", &opts.partition),
         ("account", &opts.account),
@@ -269,10 +265,7 @@ pub fn worker_command(args: &[String], threads: usize) -> anyhow::Result<Vec<Str
             it.next();
             continue;
         }
-        if WITH_VALUE
-            .iter()
-            .any(|f| a.starts_with(&format!("{f}=")))
-        {
+        if WITH_VALUE.iter().any(|f| a.starts_with(&format!("{f}="))) {
             continue;
         }
         out.push(a.clone());
@@ -286,8 +279,19 @@ mod tests {
     #[test]
     fn the_worker_gets_the_analysis_options_and_not_the_executors() {
         let args: Vec<String> = [
-            "xtask", "analyze", "--executor", "slurm", "--partition=short", "--data", "a b.root",
-            "--sbatch-arg", "--qos=x", "--threads", "8", "--bins", "44",
+            "xtask",
+            "analyze",
+            "--executor",
+            "slurm",
+            "--partition=short",
+            "--data",
+            "a b.root",
+            "--sbatch-arg",
+            "--qos=x",
+            "--threads",
+            "8",
+            "--bins",
+            "44",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -295,7 +299,16 @@ mod tests {
         let w = super::worker_command(&args, 1).unwrap();
         assert_eq!(
             &w[1..],
-            ["analyze", "--data", "a b.root", "--bins", "44", "--worker", "--threads", "1"]
+            [
+                "analyze",
+                "--data",
+                "a b.root",
+                "--bins",
+                "44",
+                "--worker",
+                "--threads",
+                "1"
+            ]
         );
         let script = super::task_script(&w);
         assert!(script.contains("'a b.root'"), "{script}");
