@@ -33,6 +33,10 @@ pub struct Args {
     /// Where the generated files are kept between runs.
     #[arg(long, default_value = "target/bench-data/reprocess")]
     dir: PathBuf,
+    /// A Python with uproot and awkward (and optionally PyPI `root`): the same event loop in
+    /// uproot+awkward and RDataFrame, one thread, on the same files, as anchors.
+    #[arg(long)]
+    python: Option<PathBuf>,
     /// (Internal) time the inflate-only pass over the files in this list and print seconds.
     #[arg(long, hide = true)]
     inflate_only: Option<PathBuf>,
@@ -52,6 +56,8 @@ const BRANCHES: [&str; 9] = [
 ];
 
 struct Run {
+    /// Events passing the whole selection (the cut flow's last line).
+    selected: u64,
     loop_s: f64,
     wall_s: f64,
     rss_mib: f64,
@@ -140,6 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             files.len()
         );
     }
+    let mut one_thread_rates = vec![];
     for n in counts {
         let list = scratch.path().join(format!("files-{n}.txt"));
         let names: Vec<String> = files[..n].iter().map(|f| f.display().to_string()).collect();
@@ -160,6 +167,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let rss = runs.iter().map(|r| r.rss_mib).fold(0.0, f64::max);
             let rate = events / loop_s;
             let base = *one_thread.get_or_insert(rate);
+            if t == 1 {
+                one_thread_rates.push((n, list.clone(), rate, runs[0].selected));
+            }
             // The inflate-only time of these n files on one core, over t threads.
             let limit_n = limit_s * n as f64 / files.len() as f64;
             println!(
@@ -169,6 +179,55 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 rate / base / t as f64,
                 loop_s / (limit_n / t as f64),
             );
+        }
+    }
+    if let Some(python) = &args.python {
+        println!(
+            "\n| anchor (1 thread, same files) | files | events/s | this project ÷ anchor | selected (this project) |"
+        );
+        println!("|---|---|---|---|---|");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reprocess_anchors.py");
+        for (n, list, ours, selected) in &one_thread_rates {
+            let out = std::process::Command::new(python)
+                .arg(&script)
+                .arg(list)
+                .arg(args.repeats.to_string())
+                .env("OMP_NUM_THREADS", "1")
+                .output()
+                .context("running the Python anchors")?;
+            if !out.status.success() {
+                bail!(
+                    "the Python anchors failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| String::from_utf8_lossy(&out.stdout).to_string())?;
+            let events = events_per_file as f64 * *n as f64;
+            for (name, key) in [
+                (
+                    format!(
+                        "uproot {} + awkward {}",
+                        v["uproot"].as_str().unwrap_or("?"),
+                        v["awkward"].as_str().unwrap_or("?")
+                    ),
+                    "uproot_s",
+                ),
+                (
+                    format!("RDataFrame (ROOT {})", v["root"].as_str().unwrap_or("?")),
+                    "rdf_s",
+                ),
+            ] {
+                if let Some(secs) = v[key].as_f64() {
+                    let rate = events / secs;
+                    let theirs = v[key.replace("_s", "_selected")].as_u64().unwrap_or(0);
+                    println!(
+                        "| {name} | {n} | {} | {:.2} | {theirs} ({selected}) |",
+                        crate::progress::human(rate),
+                        ours / rate
+                    );
+                }
+            }
         }
     }
     println!(
@@ -258,8 +317,16 @@ fn analyze(list: &Path, threads: usize, out: &Path) -> anyhow::Result<Run> {
             secs.trim().parse::<f64>().ok()
         })
         .with_context(|| format!("no event loop line in analyze's output:\n{text}"))?;
+    let selected = text
+        .lines()
+        .find_map(|l| {
+            let rest = l.trim_start().strip_prefix("mass window")?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .with_context(|| format!("no cut flow in analyze's output:\n{text}"))?;
     let _ = std::fs::remove_dir_all(out);
     Ok(Run {
+        selected,
         loop_s,
         wall_s,
         rss_mib: rss_kib as f64 / 1024.0,

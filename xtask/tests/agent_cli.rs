@@ -118,7 +118,7 @@ fn agent_errors_are_clear() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        err.contains("task 'nonsense': not one of select, histogram, fit"),
+        err.contains("task 'nonsense': not one of inspect, convert, preprocess, select"),
         "{err}"
     );
     // A remote endpoint without its key variable: named, before any request.
