@@ -141,9 +141,6 @@ impl EventFile {
     pub fn read(&self, range: Range<u64>) -> Result<PhotonEvents, ReadError> {
         let nt = &self.ntuple;
         let b = branches(self.release);
-        let trigger = nt.read_scalar::<bool>(b.trigger, range.clone())?;
-        let event_number = nt.read_id(b.event_number, range.clone())?;
-        let photon_n = nt.read_count(b.photon_n, range.clone())?;
         let scale = self.release.units_per_gev();
         let read_f32 = |name: &str, gev: bool| -> Result<Jagged<f32>, ReadError> {
             let mut j = nt.read_jagged::<f32>(name, range.clone())?;
@@ -152,7 +149,55 @@ impl EventFile {
             }
             Ok(j)
         };
-        let pt = read_f32(b.pt, true)?;
+        // The branches are read (inflated, decoded) in parallel: a batch of one file uses
+        // every core there is. Errors are taken in branch order, so the message does not
+        // depend on which thread finished first.
+        use rayon::prelude::*;
+        let floats = [
+            (b.pt, true),
+            (b.eta, false),
+            (b.phi, false),
+            (b.e, true),
+            (b.track_iso, true),
+            (b.calo_iso, true),
+        ];
+        let ((trigger, event_number), ((photon_n, tight), (floats, mc))) = rayon::join(
+            || {
+                rayon::join(
+                    || nt.read_scalar::<bool>(b.trigger, range.clone()),
+                    || nt.read_id(b.event_number, range.clone()),
+                )
+            },
+            || {
+                rayon::join(
+                    || {
+                        rayon::join(
+                            || nt.read_count(b.photon_n, range.clone()),
+                            || nt.read_jagged::<bool>(b.tight_id, range.clone()),
+                        )
+                    },
+                    || {
+                        rayon::join(
+                            || {
+                                floats
+                                    .par_iter()
+                                    .map(|&(name, gev)| read_f32(name, gev))
+                                    .collect::<Vec<_>>()
+                            },
+                            || self.read_mc(range.clone()),
+                        )
+                    },
+                )
+            },
+        );
+        let (trigger, event_number, photon_n) = (trigger?, event_number?, photon_n?);
+        let mut floats = floats
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter();
+        let mut next = || floats.next().expect("six float branches");
+        let (pt, eta, phi, e, track_iso, calo_iso) =
+            (next(), next(), next(), next(), next(), next());
         let offsets = pt.offsets.clone();
         let check = |name: &str, o: &[u32]| -> Result<(), ReadError> {
             if o == offsets.as_slice() {
@@ -181,19 +226,14 @@ impl EventFile {
             counts.push(total.min(u32::MAX as u64) as u32);
         }
         check(b.photon_n, &counts)?;
-        let eta = read_f32(b.eta, false)?;
         check(b.eta, &eta.offsets)?;
-        let phi = read_f32(b.phi, false)?;
         check(b.phi, &phi.offsets)?;
-        let e = read_f32(b.e, true)?;
         check(b.e, &e.offsets)?;
-        let tight = nt.read_jagged::<bool>(b.tight_id, range.clone())?;
+        let tight = tight?;
         check(b.tight_id, &tight.offsets)?;
-        let track_iso = read_f32(b.track_iso, true)?;
         check(b.track_iso, &track_iso.offsets)?;
-        let calo_iso = read_f32(b.calo_iso, true)?;
         check(b.calo_iso, &calo_iso.offsets)?;
-        let mc = self.read_mc(range.clone())?;
+        let mc = mc?;
         Ok(PhotonEvents {
             release: self.release,
             entries: range,
