@@ -598,7 +598,7 @@ pub fn chain(
                     rules: rule_refs.clone(),
                 },
             };
-            ctx.write_json(0, &result)
+            ctx.write_json_pretty(0, &result)
         }),
     });
 
@@ -790,7 +790,7 @@ pub fn compare_rule(reference: &Chain, stage: &Chain, out: &Path, what: &str) ->
             let a: AnalysisResult = ctx.read_json(0)?;
             let b: AnalysisResult = ctx.read_json(1)?;
             let c = compare(&a, &b, &what);
-            ctx.write_json(0, &c)?;
+            ctx.write_json_pretty(0, &c)?;
             std::fs::write(ctx.output(1), comparison_markdown(&c)).map_err(err)
         }),
     }
