@@ -16,10 +16,12 @@
 //! between all builds in a target directory, so one hostile build (a `const` that takes
 //! minutes) would stall every other, and a confined cargo would need write access to what
 //! the others read. Each stage compiles alone, into its own directory, against read-only
-//! inputs; the crate graph is fixed (one crate, one dependency), so cargo has nothing to add.
+//! inputs; the crate graph is fixed (one crate, its prebuilt dependencies), so cargo has
+//! nothing to add.
 //!
-//! What the model's crate can name is `stage_api` and `std`: the reference implementation
-//! (`analysis`) is neither linked, nor on any search path, nor readable.
+//! What the model's crate can name is `stage_api`, `std` and the [`EXTRA_CRATES`] its task
+//! lists (`--extern` for those alone): the reference implementation (`analysis`) is neither
+//! linked, nor on any search path, nor readable.
 
 use crate::sandbox::{self, Ended, Limits};
 use serde::{Deserialize, Serialize};
