@@ -901,6 +901,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn npy_files_are_read_only_as_plain_files_and_never_through_links() {
+        let d = tempfile::tempdir().unwrap();
+        let npy = d.path().join("npy");
+        std::fs::create_dir(&npy).unwrap();
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }          \n";
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0u8; 8]);
+        std::fs::write(npy.join("a.npy"), &bytes).unwrap();
+        let a = read_npy(&npy, "a.npy", 1 << 20).unwrap();
+        assert_eq!((a.dtype.as_str(), a.len), ("<f4", 2));
+        // A link to a file, a linked directory, a path with a separator, a file too large.
+        std::os::unix::fs::symlink(npy.join("a.npy"), npy.join("b.npy")).unwrap();
+        assert_eq!(
+            read_npy(&npy, "b.npy", 1 << 20).unwrap_err(),
+            "a link, not a file"
+        );
+        let linked = d.path().join("linked");
+        std::os::unix::fs::symlink(&npy, &linked).unwrap();
+        assert_eq!(
+            read_npy(&linked, "a.npy", 1 << 20).unwrap_err(),
+            "a link, not a file"
+        );
+        assert!(read_npy(&npy, "../npy/a.npy", 1 << 20).is_err());
+        assert!(read_npy(&npy, "a.npy", 16)
+            .unwrap_err()
+            .contains("larger than"));
+        assert_eq!(read_npy(&npy, "c.npy", 1 << 20).unwrap_err(), "not written");
+    }
+
+    #[test]
     fn a_reference_that_does_not_read_back_fails_a_check_instead_of_panicking() {
         // JSON has no NaN: a reference written with one holds `null` there.
         let output = serde_json::json!({"binning": {"bins": 1, "lo": 0.0, "hi": 1.0},

@@ -14,6 +14,11 @@ use agent::trajectory::Call;
 
 /// The verdict on `code` for the built-in task `name`.
 fn attempt(name: &str, code: &str) -> Verdict {
+    attempt_screened(name, code, true)
+}
+
+/// The same, with the code screen on or off (off: what the OS and the harness hold alone).
+fn attempt_screened(name: &str, code: &str, screen: bool) -> Verdict {
     let task = Task::load(name).unwrap();
     let prepared = task
         .prepare(&support::toolchain().repo, true, &Default::default())
@@ -27,7 +32,7 @@ fn attempt(name: &str, code: &str) -> Verdict {
         prepared: &prepared,
         limits: &limits,
         diagnostics_budget: 20_000,
-        screen: true,
+        screen,
         cores: None,
     };
     let call = Call {
@@ -120,6 +125,34 @@ fn convert_correct_arrays_pass_and_offsets_without_the_leading_zero_fail() {
     let report = fails("convert", &wrong);
     assert!(report.contains("photon_pt.offsets.npy: shape"), "{report}");
     assert!(report.contains("not the right length"), "{report}");
+}
+
+#[test]
+fn a_convert_stage_cannot_plant_links_for_the_harness_to_follow() {
+    // A hostile convert stage (the screen off: `std::os` would stop it there) writes one
+    // column as a link to a host file, or makes its output directory a link to /etc: the
+    // sandbox refuses to create the link (the harness, which reads the stage's files after
+    // the run, would also refuse to follow one: `validate::tests`).
+    let column = CONVERT.replace(
+        "    let mut header = format!(",
+        "    if path.ends_with(\"photon_pt.values.npy\") {\n\
+             return std::os::unix::fs::symlink(\"/etc/hostname\", path).map_err(|e| e.to_string().into());\n\
+         }\n\
+         let mut header = format!(",
+    );
+    let directory = CONVERT.replace(
+        "        std::fs::create_dir_all(&input.out_dir).map_err(|e| e.to_string())?;",
+        "        std::os::unix::fs::symlink(\"/etc\", &input.out_dir).map_err(|e| e.to_string())?;",
+    );
+    for attack in [column, directory] {
+        assert_ne!(attack, CONVERT);
+        match attempt_screened("convert", &attack, false) {
+            Verdict::Failed { report, .. } => {
+                assert!(report.contains("Permission denied"), "{report}")
+            }
+            other => panic!("a planted link must fail: {other:?}"),
+        }
+    }
 }
 
 #[test]
