@@ -568,6 +568,15 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
         if !c.hessian_ok || !i.hessian_ok {
             println!("  WARNING: a simultaneous fit's Hessian is not positive definite");
         }
+        for (fit, which) in [(i, "inclusive"), (c, "categorized")] {
+            if !fit.at_bound.is_empty() {
+                println!(
+                    "  WARNING: the {which} fit ended with {} at a bound: its errors mean nothing \
+                     (is --lumi the data's luminosity?)",
+                    fit.at_bound.join(", ")
+                );
+            }
+        }
     }
     println!(
         "\nwrote {0}/results.json, m_yy.png/.svg, cut_flow.png/.svg (provenance in {0}/provenance/)",

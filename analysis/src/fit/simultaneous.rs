@@ -75,6 +75,9 @@ pub struct Combined {
     pub blinded: bool,
     /// Whether the Hessian was positive definite at the minimum.
     pub hessian_ok: bool,
+    /// Free parameters that ended at a bound (their errors mean nothing there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_bound: Vec<String>,
 }
 
 /// The categorized fit and, for comparison, the same model on one inclusive category.
@@ -259,6 +262,12 @@ impl Model {
             z_expected,
             blinded,
             hessian_ok: best.hessian_ok,
+            at_bound: best
+                .at_bound
+                .iter()
+                .filter(|&&i| !(blinded && (i == mu || i == mass)))
+                .map(|&i| self.parameters[i].name.clone())
+                .collect(),
         })
     }
 
@@ -364,10 +373,19 @@ mod tests {
         let mass = r.parameters.iter().find(|p| p.name == "mass").unwrap();
         assert!((mass.value - 125.0).abs() < 1e-2, "{mass:?}");
         assert!(r.hessian_ok && r.mu_error > 0.0);
+        assert!(r.at_bound.is_empty(), "{:?}", r.at_bound);
         // On its own Asimov dataset, observed and expected agree.
         assert!(
             (r.z.unwrap() - r.z_expected).abs() < 0.05 * r.z_expected,
             "{r:?}"
         );
+
+        // The same data with the signal expectation 40 times too small (data of 40 periods
+        // read with one period's luminosity): μ runs into its bound, and the fit says so.
+        for c in m.channels.iter_mut() {
+            c.signal_yield /= 40.0;
+        }
+        let r = m.fit().unwrap();
+        assert!(r.at_bound.contains(&"mu".to_string()), "{r:?}");
     }
 }
