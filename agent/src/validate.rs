@@ -588,6 +588,7 @@ fn compare_inspect(c: &mut Checks, out: &FileSummary, r: &FileSummary, _: &Toler
     );
     // Branches of the trees both list, by name: which are missing, extra or mistyped.
     let (mut missing, mut extra, mut typed, mut order) = (vec![], vec![], vec![], true);
+    let mut fields = vec![];
     for rt in &r.trees {
         let Some(ot) = out.trees.iter().find(|t| t.name == rt.name) else {
             continue;
@@ -598,7 +599,25 @@ fn compare_inspect(c: &mut Checks, out: &FileSummary, r: &FileSummary, _: &Toler
                 Some(ob) if ob.type_name != rb.type_name => {
                     typed.push(format!("{} (yours: {:?})", ob.name, ob.type_name))
                 }
-                Some(_) => {}
+                Some(ob) => {
+                    for (field, same) in [
+                        ("columnar", ob.columnar == rb.columnar),
+                        ("compression", ob.compression == rb.compression),
+                        ("baskets", ob.baskets == rb.baskets),
+                        (
+                            "compressed_bytes",
+                            ob.compressed_bytes == rb.compressed_bytes,
+                        ),
+                        (
+                            "uncompressed_bytes",
+                            ob.uncompressed_bytes == rb.uncompressed_bytes,
+                        ),
+                    ] {
+                        if !same {
+                            fields.push(format!("{}.{field}", ob.name));
+                        }
+                    }
+                }
             }
         }
         for ob in &ot.branches {
@@ -620,6 +639,9 @@ fn compare_inspect(c: &mut Checks, out: &FileSummary, r: &FileSummary, _: &Toler
     }
     if !typed.is_empty() {
         hint.push(format!("wrong type names: {}", typed.join(", ")));
+    }
+    if !fields.is_empty() {
+        hint.push(format!("wrong values: {}", fields.join(", ")));
     }
     if hint.is_empty() && !order {
         hint.push("the branches are not in the tree's order".into());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The branches uproot reads in `xtask/bench/uproot_read.py`: what the selection needs.
-const BRANCHES: [&str; 9] = [
+pub(crate) const BRANCHES: [&str; 9] = [
     "photon_n",
     "trigP",
     "photon_pt",

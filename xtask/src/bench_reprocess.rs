@@ -8,6 +8,8 @@
 //! the reprocessing loop); peak RSS is the child's, from `wait4`.
 
 use analysis::rootio::Ntuple;
+// The branches the selection reads (what the inflate-only limit inflates): bench-read's.
+use crate::bench::BRANCHES;
 
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -41,19 +43,6 @@ pub struct Args {
     #[arg(long, hide = true)]
     inflate_only: Option<PathBuf>,
 }
-
-/// The branches the selection reads (what the inflate-only limit inflates).
-const BRANCHES: [&str; 9] = [
-    "trigP",
-    "photon_n",
-    "photon_pt",
-    "photon_eta",
-    "photon_phi",
-    "photon_E",
-    "photon_isTightID",
-    "photon_ptcone30",
-    "photon_etcone20",
-];
 
 struct Run {
     /// Events passing the whole selection (the cut flow's last line).

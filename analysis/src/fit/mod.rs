@@ -106,6 +106,11 @@ pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
         0.0
     };
 
+    Ok(result(model, &specs, best, q0))
+}
+
+/// A minimum as a [`FitResult`]: its status, the named parameters with Hessian errors.
+fn result(model: &FitModel, specs: &[ParamSpec], best: minimize::Minimum, q0: f64) -> FitResult {
     let status = if !best.hessian_ok || best.edm > 1e-3 {
         FitStatus::Failed
     } else if !best.at_bound.is_empty() {
@@ -113,7 +118,7 @@ pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
     } else {
         FitStatus::Ok
     };
-    Ok(FitResult {
+    FitResult {
         model: *model,
         params: specs
             .iter()
@@ -130,7 +135,7 @@ pub fn fit(model: &FitModel, hist: &Histogram) -> Result<FitResult, FitError> {
         status,
         q0,
         z: q0.sqrt(),
-    })
+    }
 }
 
 /// The blinded fit: background only, to the bins outside `window` (by bin centre); the data
@@ -190,38 +195,13 @@ pub fn fit_sidebands(
         .map(|(i, s)| Bound {
             lo: s.lo,
             hi: s.hi,
-            // Only the background's normalisation and shape float.
-            fixed: i == NSIG
-                || (2..2 + model.n_signal_shape()).contains(&i)
-                || model.tail_params().any(|t| t == i),
+            // Only the background's normalisation and shape float (the signal's shape
+            // parameters, tails included, sit at 2..2 + n_signal_shape).
+            fixed: i == NSIG || (2..2 + model.n_signal_shape()).contains(&i),
         })
         .collect();
     let best = minimize(&nll_sb, &x0, &bounds).map_err(FitError::Minimizer)?;
-    let status = if !best.hessian_ok || best.edm > 1e-3 {
-        FitStatus::Failed
-    } else if !best.at_bound.is_empty() {
-        FitStatus::AtBound
-    } else {
-        FitStatus::Ok
-    };
-    Ok(FitResult {
-        model: *model,
-        params: specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| FitParam {
-                name: s.name.clone(),
-                value: best.x[i],
-                error: best.cov[i][i].max(0.0).sqrt(),
-            })
-            .collect(),
-        covariance: best.cov,
-        nll: best.f,
-        edm: best.edm,
-        status,
-        q0: 0.0,
-        z: 0.0,
-    })
+    Ok(result(model, &specs, best, 0.0))
 }
 
 /// Fits the DSCB tails (and mean, width) to a signal-only histogram, the signal MC: no
