@@ -9,7 +9,7 @@
 //! columnar batches ([`PhotonEvents`]): flat photon arrays plus per-event offsets, read over entry
 //! ranges so memory stays bounded whatever the file size.
 
-use crate::rootio::{Jagged, Ntuple, ReadError};
+use crate::rootio::{Ntuple, ReadError};
 use std::ops::Range;
 use std::path::Path;
 
@@ -139,73 +139,96 @@ impl EventFile {
     /// Reads entries `range` into the event model. Checks that every photon vector has
     /// `photon_n` values in every event.
     pub fn read(&self, range: Range<u64>) -> Result<PhotonEvents, ReadError> {
+        let mut events = empty_events(self.release);
+        self.read_into(range, &mut events, &mut ReadBuffers::default())?;
+        Ok(events)
+    }
+
+    /// [`EventFile::read`] into `events`, reusing its columns' memory and `buffers`' (the
+    /// event loop keeps one of each per thread: no allocation from batch to batch). On an
+    /// error `events` holds a partial batch.
+    pub fn read_into(
+        &self,
+        range: Range<u64>,
+        events: &mut PhotonEvents,
+        buffers: &mut ReadBuffers,
+    ) -> Result<(), ReadError> {
         let nt = &self.ntuple;
         let b = branches(self.release);
         let scale = self.release.units_per_gev();
-        let read_f32 = |name: &str, gev: bool| -> Result<Jagged<f32>, ReadError> {
-            let mut j = nt.read_jagged::<f32>(name, range.clone())?;
+        let read_f32 = |name: &str, gev: bool, values: &mut Vec<f32>, offsets: &mut Vec<u32>| {
+            nt.read_jagged_into::<f32>(name, range.clone(), values, offsets)?;
             if gev && scale != 1.0 {
-                j.values.iter_mut().for_each(|v| *v /= scale);
+                values.iter_mut().for_each(|v| *v /= scale);
             }
-            Ok(j)
+            Ok::<_, ReadError>(())
         };
+        events.release = self.release;
+        events.entries = range.clone();
+        let p = &mut events.photons;
+        let [o_eta, o_phi, o_e, o_tight, o_track, o_calo] = &mut buffers.offsets;
         // The branches are read (inflated, decoded) in parallel: a batch of one file uses
         // every core there is. Errors are taken in branch order, so the message does not
         // depend on which thread finished first.
-        use rayon::prelude::*;
-        let floats = [
-            (b.pt, true),
-            (b.eta, false),
-            (b.phi, false),
-            (b.e, true),
-            (b.track_iso, true),
-            (b.calo_iso, true),
+        let mut floats = [
+            (b.pt, true, &mut p.pt, &mut p.offsets),
+            (b.eta, false, &mut p.eta, o_eta),
+            (b.phi, false, &mut p.phi, o_phi),
+            (b.e, true, &mut p.e, o_e),
+            (b.track_iso, true, &mut p.track_iso, o_track),
+            (b.calo_iso, true, &mut p.calo_iso, o_calo),
         ];
         let ((trigger, event_number), ((photon_n, tight), (floats, mc))) = rayon::join(
             || {
                 rayon::join(
-                    || nt.read_scalar::<bool>(b.trigger, range.clone()),
-                    || nt.read_id(b.event_number, range.clone()),
+                    || nt.read_scalar_into::<bool>(b.trigger, range.clone(), &mut events.trigger),
+                    || nt.read_id_into(b.event_number, range.clone(), &mut events.event_number),
                 )
             },
             || {
                 rayon::join(
                     || {
                         rayon::join(
-                            || nt.read_count(b.photon_n, range.clone()),
-                            || nt.read_jagged::<bool>(b.tight_id, range.clone()),
+                            || nt.read_count_into(b.photon_n, range.clone(), &mut buffers.counts),
+                            || {
+                                nt.read_jagged_into::<bool>(
+                                    b.tight_id,
+                                    range.clone(),
+                                    &mut p.tight_id,
+                                    o_tight,
+                                )
+                            },
                         )
                     },
                     || {
                         rayon::join(
                             || {
+                                use rayon::prelude::*;
                                 floats
-                                    .par_iter()
-                                    .map(|&(name, gev)| read_f32(name, gev))
+                                    .par_iter_mut()
+                                    .map(|(name, gev, values, offsets)| {
+                                        read_f32(name, *gev, values, offsets)
+                                    })
                                     .collect::<Vec<_>>()
                             },
-                            || self.read_mc(range.clone()),
+                            || self.read_mc_into(range.clone(), &mut events.mc, &mut buffers.factor),
                         )
                     },
                 )
             },
         );
-        let (trigger, event_number, photon_n) = (trigger?, event_number?, photon_n?);
-        let mut floats = floats
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter();
-        let mut next = || floats.next().expect("six float branches");
-        let (pt, eta, phi, e, track_iso, calo_iso) =
-            (next(), next(), next(), next(), next(), next());
-        let offsets = pt.offsets.clone();
+        trigger?;
+        event_number?;
+        photon_n?;
+        floats.into_iter().collect::<Result<(), _>>()?;
+        let offsets = &events.photons.offsets;
         let check = |name: &str, o: &[u32]| -> Result<(), ReadError> {
             if o == offsets.as_slice() {
                 return Ok(());
             }
             let i = o
                 .iter()
-                .zip(&offsets)
+                .zip(offsets)
                 .position(|(a, b)| a != b)
                 .unwrap_or(0);
             Err(ReadError::Inconsistent {
@@ -218,63 +241,74 @@ impl EventFile {
                 ),
             })
         };
-        let mut counts = Vec::with_capacity(photon_n.len() + 1);
-        counts.push(0u32);
+        // photon_n as running offsets, in place: counts[i] becomes the end of event i.
+        let counts = &mut buffers.counts;
         let mut total = 0u64;
-        for n in &photon_n {
+        for n in counts.iter_mut() {
             total += *n as u64;
-            counts.push(total.min(u32::MAX as u64) as u32);
+            *n = total.min(u32::MAX as u64) as u32;
         }
-        check(b.photon_n, &counts)?;
-        check(b.eta, &eta.offsets)?;
-        check(b.phi, &phi.offsets)?;
-        check(b.e, &e.offsets)?;
-        let tight = tight?;
-        check(b.tight_id, &tight.offsets)?;
-        check(b.track_iso, &track_iso.offsets)?;
-        check(b.calo_iso, &calo_iso.offsets)?;
-        let mc = mc?;
-        Ok(PhotonEvents {
-            release: self.release,
-            entries: range,
-            trigger,
-            event_number,
-            photons: Photons {
-                offsets,
-                pt: pt.values,
-                eta: eta.values,
-                phi: phi.values,
-                e: e.values,
-                tight_id: tight.values,
-                track_iso: track_iso.values,
-                calo_iso: calo_iso.values,
-            },
-            mc,
-        })
+        counts.insert(0, 0);
+        check(b.photon_n, counts)?;
+        let [o_eta, o_phi, o_e, o_tight, o_track, o_calo] = &buffers.offsets;
+        check(b.eta, o_eta)?;
+        check(b.phi, o_phi)?;
+        check(b.e, o_e)?;
+        tight?;
+        check(b.tight_id, o_tight)?;
+        check(b.track_iso, o_track)?;
+        check(b.calo_iso, o_calo)?;
+        mc
     }
 
-    fn read_mc(&self, range: Range<u64>) -> Result<Option<McInfo>, ReadError> {
+    /// The MC columns of `range` into `mc` (left `None` for data: no cross-section branches).
+    fn read_mc_into(
+        &self,
+        range: Range<u64>,
+        mc: &mut Option<McInfo>,
+        factor: &mut Vec<f32>,
+    ) -> Result<(), ReadError> {
         let nt = &self.ntuple;
         let b = branches(self.release);
         let (Some(xs), Some(sw)) = (b.xsection, b.sum_weights) else {
-            return Ok(None);
+            *mc = None;
+            return Ok(());
         };
         if !nt.has_branch(xs) || !nt.has_branch(sw) {
-            return Ok(None);
+            *mc = None;
+            return Ok(());
         }
-        let mut weight = vec![1.0f64; (range.end - range.start) as usize];
+        let mc = mc.get_or_insert_with(McInfo::default);
+        mc.weight.clear();
+        mc.weight.resize((range.end - range.start) as usize, 1.0);
         for f in b.weight_factors.iter().filter(|f| nt.has_branch(f)) {
-            for (w, v) in weight
-                .iter_mut()
-                .zip(nt.read_scalar::<f32>(f, range.clone())?)
-            {
-                *w *= v as f64;
+            nt.read_scalar_into::<f32>(f, range.clone(), factor)?;
+            for (w, v) in mc.weight.iter_mut().zip(factor.iter()) {
+                *w *= *v as f64;
             }
         }
-        Ok(Some(McInfo {
-            weight,
-            xsection_pb: nt.read_scalar::<f32>(xs, range.clone())?,
-            sum_weights: nt.read_scalar::<f32>(sw, range)?,
-        }))
+        nt.read_scalar_into::<f32>(xs, range.clone(), &mut mc.xsection_pb)?;
+        nt.read_scalar_into::<f32>(sw, range, &mut mc.sum_weights)
     }
+}
+
+/// A batch of no events, to be filled by [`EventFile::read_into`].
+pub fn empty_events(release: Release) -> PhotonEvents {
+    PhotonEvents {
+        release,
+        entries: 0..0,
+        trigger: Vec::new(),
+        event_number: Vec::new(),
+        photons: Photons::default(),
+        mc: None,
+    }
+}
+
+/// Scratch memory of [`EventFile::read_into`] besides the events: each photon vector's
+/// offsets (checked against `photon_pt`'s), the photon counts, one MC weight factor.
+#[derive(Debug, Default)]
+pub struct ReadBuffers {
+    offsets: [Vec<u32>; 6],
+    counts: Vec<u32>,
+    factor: Vec<f32>,
 }

@@ -141,12 +141,12 @@ fn sum_scores(
     Ok((sig, data))
 }
 
-/// The rules of one chain. `progress` is told how many entries each selected batch held.
+/// The rules of one chain. `progress` is told what each file's event loop does.
 pub fn chain(
     inputs: &Inputs,
     cfg: &AnalysisConfig,
     c: &Chain,
-    progress: Arc<dyn Fn(u64) + Send + Sync>,
+    progress: Arc<dyn Fn(workflow::LoopEvent) + Send + Sync>,
 ) -> Result<Vec<Rule>, WorkflowError> {
     workflow::check_config(inputs, cfg)?;
     let work = c.dir.join("work");
@@ -163,7 +163,7 @@ pub fn chain(
         let mut histograms = Vec::new();
         for (file, name) in files.iter().zip(file_names(files)) {
             let info = work.join(format!("inspect/{role}/{name}.json"));
-            let selected = work.join(format!("select/{role}/{name}.json"));
+            let selected = work.join(format!("select/{role}/{name}.bin"));
             let hist = work.join(format!("histogram/{role}/{name}.json"));
             let role_s = role.to_string();
             rules.push(Rule {
@@ -241,9 +241,9 @@ pub fn chain(
                 job: Box::new(move |ctx: &Ctx| {
                     let f = workflow::open_input(ctx.input(0)).map_err(err)?;
                     let out: SelectOutput =
-                        workflow::select_file(&f, &cuts, batch, stage.as_ref(), &|n| bar(n))
+                        workflow::select_file(&f, &cuts, batch, stage.as_ref(), &|e| bar(e))
                             .map_err(err)?;
-                    ctx.write_json(0, &out)
+                    ctx.write_binary(0, &out)
                 }),
             });
 
@@ -256,7 +256,7 @@ pub fn chain(
                 params: json!({ "binning": binning }),
                 implementation: identity::HISTOGRAM.into(),
                 job: Box::new(move |ctx: &Ctx| {
-                    let s: SelectOutput = ctx.read_json(0)?;
+                    let s: SelectOutput = ctx.read_binary(0)?;
                     let histogram =
                         crate::stage::MakeHistogram::histogram(&Reference, &s.diphotons, &binning)
                             .map_err(|e| e.message)?;
@@ -388,7 +388,7 @@ pub fn chain(
                 let n_background = roles.len() - n_signal;
                 // One file's selected events in memory at a time.
                 for (i, &signal) in roles.iter().enumerate() {
-                    let s: SelectOutput = ctx.read_json(i)?;
+                    let s: SelectOutput = ctx.read_binary(i)?;
                     let files = if signal { n_signal } else { n_background };
                     sample.add(&s.diphotons, signal, files, &classifier);
                 }
@@ -407,7 +407,7 @@ pub fn chain(
                 params: json!({ "binning": binning }),
                 implementation: identity::CLASSIFY.into(),
                 job: Box::new(move |ctx: &Ctx| {
-                    let s: SelectOutput = ctx.read_json(0)?;
+                    let s: SelectOutput = ctx.read_binary(0)?;
                     let c: crate::classify::Classifier = ctx.read_json(1)?;
                     let scores = crate::classify::Scorer::new(&c)?.score(&s.diphotons);
                     let mut h = crate::categorize::ScoreMass::new(binning);

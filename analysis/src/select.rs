@@ -48,7 +48,7 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
         if !count(3, iso_ok(&p.calo_iso, cuts.calo_iso_max)) {
             continue;
         }
-        let m = diphoton_mass(p, good[0], good[1]);
+        let (m, pt_yy) = diphoton_mass(p, good[0], good[1]);
         if !count(4, p.pt[good[0]] as f64 / m > cuts.lead_pt_over_m) {
             continue;
         }
@@ -65,13 +65,19 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
             }
             _ => 1.0,
         });
-        push_kinematics(&mut out.kinematics, p, good[0], good[1]);
+        push_kinematics(&mut out.kinematics, p, good[0], good[1], pt_yy);
     }
     (out, flow)
 }
 
 /// Appends the two photons' kinematics (`a` is photon 1) and the diphoton's pT.
-fn push_kinematics(k: &mut Kinematics, p: &crate::events::Photons, a: usize, b: usize) {
+fn push_kinematics(
+    k: &mut Kinematics,
+    p: &crate::events::Photons,
+    a: usize,
+    b: usize,
+    pt_yy: f64,
+) {
     let w = |x: f32| x as f64;
     k.pt1.push(w(p.pt[a]));
     k.eta1.push(w(p.eta[a]));
@@ -81,11 +87,7 @@ fn push_kinematics(k: &mut Kinematics, p: &crate::events::Photons, a: usize, b: 
     k.eta2.push(w(p.eta[b]));
     k.phi2.push(w(p.phi[b]));
     k.e2.push(w(p.e[b]));
-    let (pa, pb) = (w(p.pt[a]), w(p.pt[b]));
-    let (fa, fb) = (w(p.phi[a]), w(p.phi[b]));
-    let px = pa * fa.cos() + pb * fb.cos();
-    let py = pa * fa.sin() + pb * fb.sin();
-    k.pt_yy.push((px * px + py * py).sqrt());
+    k.pt_yy.push(pt_yy);
     k.track_iso1.push(w(p.track_iso[a] / p.pt[a]));
     k.track_iso2.push(w(p.track_iso[b] / p.pt[b]));
     k.calo_iso1.push(w(p.calo_iso[a] / p.pt[a]));
@@ -93,8 +95,8 @@ fn push_kinematics(k: &mut Kinematics, p: &crate::events::Photons, a: usize, b: 
 }
 
 /// Invariant mass of photons `a` and `b` (from pT, η, φ, E), rounded to `float` as ROOT's
-/// `mYY` does.
-fn diphoton_mass(p: &crate::events::Photons, a: usize, b: usize) -> f64 {
+/// `mYY` does, and the diphoton's pT (from the same sums: the trigonometry is done once).
+fn diphoton_mass(p: &crate::events::Photons, a: usize, b: usize) -> (f64, f64) {
     let four = |j: usize| {
         let (pt, eta, phi) = (p.pt[j] as f64, p.eta[j] as f64, p.phi[j] as f64);
         [
@@ -109,5 +111,5 @@ fn diphoton_mass(p: &crate::events::Photons, a: usize, b: usize) -> f64 {
     let m2 = e * e - px * px - py * py - pz * pz;
     // ROOT's LorentzVector::M() returns −√(−m²) for a spacelike sum (E slightly below |p|).
     let m = if m2 >= 0.0 { m2.sqrt() } else { -(-m2).sqrt() };
-    (m as f32) as f64
+    ((m as f32) as f64, (px * px + py * py).sqrt())
 }

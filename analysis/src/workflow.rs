@@ -9,7 +9,7 @@
 //! bit for bit for any number of threads. A failure in any file stops the run with an error
 //! naming that file.
 
-use crate::events::{EventFile, Release};
+use crate::events::{empty_events, EventFile, PhotonEvents, ReadBuffers, Release};
 use crate::fit::FitModel;
 use crate::fit::FitResult;
 use crate::histogram::{Binning, Histogram};
@@ -197,19 +197,51 @@ pub enum WorkflowError {
 pub trait Stages: Select + MakeHistogram + Fit + Measure + Sync {}
 impl<T: Select + MakeHistogram + Fit + Measure + Sync> Stages for T {}
 
+/// What the event loop tells whoever watches it (a progress bar, a throughput count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopEvent {
+    /// A file's batches start being read and selected.
+    FileStarted,
+    /// `n` more events went through the selection.
+    Batch(u64),
+    /// A file's batches are all read, selected and merged (or one failed).
+    FileFinished,
+}
+
 /// Selects every batch of `file` in parallel and merges them in range order.
 pub fn select_file(
     file: &EventFile,
     cuts: &Cuts,
     batch_entries: u64,
     stage: &(dyn Select + Sync),
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(LoopEvent) + Sync),
+) -> Result<SelectOutput, WorkflowError> {
+    progress(LoopEvent::FileStarted);
+    let out = select_batches(file, cuts, batch_entries, stage, progress);
+    progress(LoopEvent::FileFinished);
+    out
+}
+
+fn select_batches(
+    file: &EventFile,
+    cuts: &Cuts,
+    batch_entries: u64,
+    stage: &(dyn Select + Sync),
+    progress: &(dyn Fn(LoopEvent) + Sync),
 ) -> Result<SelectOutput, WorkflowError> {
     let ranges = file.chunks(batch_entries)?;
     let outputs: Vec<SelectOutput> = ranges
         .par_iter()
         .map(|range| {
-            let events = file.read(range.clone())?;
+            // Each thread reuses one batch's memory from batch to batch and file to file.
+            thread_local! {
+                static BATCH: std::cell::RefCell<Option<(PhotonEvents, ReadBuffers)>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            let (mut events, mut buffers) = BATCH
+                .with(|b| b.borrow_mut().take())
+                .unwrap_or_else(|| (empty_events(file.release()), ReadBuffers::default()));
+            file.read_into(range.clone(), &mut events, &mut buffers)?;
             let out = stage
                 .select(&events, cuts)
                 .map_err(|e| WorkflowError::Stage {
@@ -217,7 +249,8 @@ pub fn select_file(
                     stage: "select",
                     message: e.message,
                 })?;
-            progress(range.end - range.start);
+            BATCH.with(|b| *b.borrow_mut() = Some((events, buffers)));
+            progress(LoopEvent::Batch(range.end - range.start));
             Ok(out)
         })
         .collect::<Result<_, WorkflowError>>()?;
@@ -357,13 +390,13 @@ pub fn open_input(path: &std::path::Path) -> Result<EventFile, WorkflowError> {
     Ok(f)
 }
 
-/// Runs the whole chain in memory with `stages`. `progress` is told how many entries each
-/// finished batch held.
+/// Runs the whole chain in memory with `stages`, telling `progress` what the event loop
+/// does.
 pub fn run(
     inputs: &Inputs,
     cfg: &AnalysisConfig,
     stages: &impl Stages,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(LoopEvent) + Sync),
 ) -> Result<AnalysisResult, WorkflowError> {
     check_config(inputs, cfg)?;
     let open = |paths: &[PathBuf]| {

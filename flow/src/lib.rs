@@ -97,6 +97,24 @@ impl Ctx<'_> {
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
         read_json(self.input(i))
     }
+    /// Writes output `i` in [postcard](https://docs.rs/postcard)'s binary encoding: for bulk
+    /// work files (a file's selected events), written in the event loop, where JSON's float
+    /// formatting, twice the bytes to flush and hash, and the reader's float parsing cost a
+    /// sixth of the loop's time.
+    pub fn write_binary<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
+        use std::io::Write;
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
+        let file = std::fs::File::create(self.output(i)).map_err(|e| err(&e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+        postcard::to_io(value, &mut w).map_err(|e| err(&e))?;
+        w.flush().map_err(|e| err(&e))
+    }
+    /// Reads input `i` as written by [`Ctx::write_binary`].
+    pub fn read_binary<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
+        let path = self.input(i);
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        postcard::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 /// Reads a JSON file into `T`, naming the file in the error.

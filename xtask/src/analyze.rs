@@ -208,9 +208,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         chains * workflow::count_entries(&inputs)?
     };
     let event_loop = Arc::new(crate::progress::EventLoop::new(total));
-    let progress: Arc<dyn Fn(u64) + Send + Sync> = {
+    let progress: Arc<dyn Fn(workflow::LoopEvent) + Send + Sync> = {
         let event_loop = event_loop.clone();
-        Arc::new(move |n| event_loop.batch(n))
+        Arc::new(move |e| event_loop.on(e))
     };
     let reference = Chain {
         prefix: String::new(),
@@ -347,12 +347,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{ran} of {} rules ran in {secs:.2} s", outcomes.len());
     }
     if let Some(l) = looped {
+        let rate = |s: f64| crate::progress::human(l.events as f64 / s.max(1e-9));
         println!(
             "event loop: {} events read and selected in {:.3} s = {} events/s (the time any \
-             file was being selected; inspection, merging, training, fits and plots not counted)",
+             file's batches were being read, inflated, decoded and selected); with each file's \
+             selected events written and committed: {:.3} s = {} events/s (inspection, merging, \
+             training, fits and plots not counted)",
             crate::progress::human(l.events as f64),
-            l.seconds,
-            crate::progress::human(l.events as f64 / l.seconds.max(1e-9))
+            l.loop_seconds,
+            rate(l.loop_seconds),
+            l.rule_seconds,
+            rate(l.rule_seconds),
         );
     }
     if args.until.is_some() {

@@ -48,6 +48,8 @@ struct Run {
     /// Events passing the whole selection (the cut flow's last line).
     selected: u64,
     loop_s: f64,
+    /// The selection rules' time: the loop plus opening files and writing their outputs.
+    rule_s: f64,
     wall_s: f64,
     rss_mib: f64,
 }
@@ -121,9 +123,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| files | threads | event loop events/s | × 1 thread | efficiency | vs inflate-only | wall s | peak RSS MiB |"
+        "| files | threads | event loop events/s | × 1 thread | efficiency | vs inflate-only | with outputs events/s | vs inflate-only | wall s | peak RSS MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let counts = if args.counts.is_empty() {
         vec![1, files.len()]
     } else {
@@ -152,31 +154,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 )?);
             }
             let loop_s = median(&mut runs.iter().map(|r| r.loop_s).collect::<Vec<_>>());
+            let rule_s = median(&mut runs.iter().map(|r| r.rule_s).collect::<Vec<_>>());
             let wall_s = median(&mut runs.iter().map(|r| r.wall_s).collect::<Vec<_>>());
             let rss = runs.iter().map(|r| r.rss_mib).fold(0.0, f64::max);
             let rate = events / loop_s;
             let base = *one_thread.get_or_insert(rate);
             if t == 1 {
-                one_thread_rates.push((n, list.clone(), rate, runs[0].selected));
+                one_thread_rates.push((n, list.clone(), rate, events / rule_s, runs[0].selected));
             }
             // The inflate-only time of these n files on one core, over t threads.
             let limit_n = limit_s * n as f64 / files.len() as f64;
             println!(
-                "| {n} | {t} | {} | {:.2} | {:.2} | {:.2}× | {wall_s:.2} | {rss:.1} |",
+                "| {n} | {t} | {} | {:.2} | {:.2} | {:.2}× | {} | {:.2}× | {wall_s:.2} | {rss:.1} |",
                 crate::progress::human(rate),
                 rate / base,
                 rate / base / t as f64,
                 loop_s / (limit_n / t as f64),
+                crate::progress::human(events / rule_s),
+                rule_s / (limit_n / t as f64),
             );
         }
     }
     if let Some(python) = &args.python {
         println!(
-            "\n| anchor (1 thread, same files) | files | events/s | this project ÷ anchor | selected (this project) |"
+            "\n| anchor (1 thread, same files) | files | events/s | this project ÷ anchor | with outputs ÷ anchor | selected (this project) |"
         );
-        println!("|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reprocess_anchors.py");
-        for (n, list, ours, selected) in &one_thread_rates {
+        for (n, list, ours, ours_with_outputs, selected) in &one_thread_rates {
             let out = std::process::Command::new(python)
                 .arg(&script)
                 .arg(list)
@@ -211,9 +216,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     let rate = events / secs;
                     let theirs = v[key.replace("_s", "_selected")].as_u64().unwrap_or(0);
                     println!(
-                        "| {name} | {n} | {} | {:.2} | {theirs} ({selected}) |",
+                        "| {name} | {n} | {} | {:.2} | {:.2} | {theirs} ({selected}) |",
                         crate::progress::human(rate),
-                        ours / rate
+                        ours / rate,
+                        ours_with_outputs / rate
                     );
                 }
             }
@@ -224,9 +230,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         own_rss_mib()
     );
     println!(
-        "\nevent loop: events over the time any file was being selected (read, inflate, decode, \
-         select), as `analyze` prints it; median of {} runs. efficiency: speed-up / threads. \
-         vs inflate-only: event loop time / (the inflate-only time of the same files / threads). \
+        "\nevent loop: events over the time any file's batches were being read, inflated, decoded \
+         and selected, as `analyze` prints it (what the anchors time); with outputs: over the \
+         time any selection rule ran (also opening each file and writing, hashing and committing \
+         its selected events); median of {} runs. efficiency: speed-up / threads. \
+         vs inflate-only: time / (the inflate-only time of the same files / threads). \
          Peak RSS: the largest of the runs, whole process.",
         args.repeats
     );
@@ -298,14 +306,17 @@ fn analyze(list: &Path, threads: usize, out: &Path) -> anyhow::Result<Run> {
     if status != 0 {
         bail!("analyze failed (status {status}):\n{text}");
     }
-    let loop_s = text
-        .lines()
-        .find_map(|l| {
+    // "event loop: N events read and selected in X s = … committed: Y s = …"
+    let seconds = |after: &str| {
+        text.lines().find_map(|l| {
             let rest = l.strip_prefix("event loop: ")?;
-            let secs = rest.split(" in ").nth(1)?.split(" s").next()?;
+            let secs = rest.split(after).nth(1)?.split(" s").next()?;
             secs.trim().parse::<f64>().ok()
         })
-        .with_context(|| format!("no event loop line in analyze's output:\n{text}"))?;
+    };
+    let (Some(loop_s), Some(rule_s)) = (seconds(" in "), seconds(" committed: ")) else {
+        bail!("no event loop line in analyze's output:\n{text}");
+    };
     let selected = text
         .lines()
         .find_map(|l| {
@@ -317,6 +328,7 @@ fn analyze(list: &Path, threads: usize, out: &Path) -> anyhow::Result<Run> {
     Ok(Run {
         selected,
         loop_s,
+        rule_s,
         wall_s,
         rss_mib: rss_kib as f64 / 1024.0,
     })

@@ -1,8 +1,12 @@
 //! Progress of `analyze`'s event loop (every batch of every file through the selection): a
 //! bar that fits 80 columns on a terminal, a plain line every 10 s otherwise, and at the end
-//! the event loop's own throughput — events over the time any file was being selected, so
-//! inspection, hashing, merging, training, fits and plots are not in it.
+//! the event loop's own throughput — events over the time any file's batches were being
+//! read and selected (what the uproot and RDataFrame anchors of `bench-reprocess` time), and
+//! over the time any selection rule ran (the same plus opening each file and writing,
+//! hashing and committing its selected events). Inspection, hashing of inputs, merging,
+//! training, fits and plots are in neither.
 
+use analysis::workflow::LoopEvent;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,14 +16,43 @@ use std::time::{Duration, Instant};
 /// How often the plain line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
+/// The union of possibly overlapping intervals (one per file or rule, from any thread).
+#[derive(Default)]
+struct Busy {
+    /// Intervals open now.
+    running: usize,
+    /// Since when at least one has been open.
+    since: Option<Instant>,
+    /// Time with at least one open, before `since`.
+    before: Duration,
+}
+
+impl Busy {
+    fn start(&mut self) {
+        if self.running == 0 {
+            self.since = Some(Instant::now());
+        }
+        self.running += 1;
+    }
+    fn stop(&mut self) {
+        self.running = self.running.saturating_sub(1);
+        if self.running == 0 {
+            if let Some(t) = self.since.take() {
+                self.before += t.elapsed();
+            }
+        }
+    }
+    fn total(&self) -> Duration {
+        self.before + self.since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
+
 #[derive(Default)]
 struct State {
-    /// Selection rules running now.
-    running: usize,
-    /// Since when at least one has been running.
-    busy_since: Option<Instant>,
-    /// Time with at least one running, before `busy_since`.
-    busy: Duration,
+    /// Files whose batches are being read and selected.
+    files: Busy,
+    /// Selection rules running.
+    rules: Busy,
     last_line: Option<Instant>,
 }
 
@@ -34,7 +67,10 @@ pub struct EventLoop {
 /// What the event loop did.
 pub struct Summary {
     pub events: u64,
-    pub seconds: f64,
+    /// The time any file's batches were being read and selected.
+    pub loop_seconds: f64,
+    /// The time any selection rule ran (the loop, plus opening files and writing outputs).
+    pub rule_seconds: f64,
 }
 
 /// `1234567` → `1.23 M`, `12` → `12`.
@@ -84,29 +120,29 @@ impl EventLoop {
     /// A selection rule started.
     pub fn started(&self) {
         let mut s = self.state();
-        if s.running == 0 {
-            s.busy_since = Some(Instant::now());
-            if self.tty {
-                self.bar.set_draw_target(ProgressDrawTarget::stderr());
-                self.bar.set_message("selecting");
-            }
+        if s.rules.running == 0 && self.tty {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.bar.set_message("selecting");
         }
-        s.running += 1;
+        s.rules.start();
     }
 
     /// A selection rule ended (done or failed).
     pub fn finished(&self) {
-        let mut s = self.state();
-        s.running = s.running.saturating_sub(1);
-        if s.running == 0 {
-            if let Some(t) = s.busy_since.take() {
-                s.busy += t.elapsed();
-            }
+        self.state().rules.stop();
+    }
+
+    /// What a file's event loop reports.
+    pub fn on(&self, e: LoopEvent) {
+        match e {
+            LoopEvent::FileStarted => self.state().files.start(),
+            LoopEvent::FileFinished => self.state().files.stop(),
+            LoopEvent::Batch(n) => self.batch(n),
         }
     }
 
     /// `n` more events went through the selection.
-    pub fn batch(&self, n: u64) {
+    fn batch(&self, n: u64) {
         let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
         self.bar.inc(n);
         if self.tty {
@@ -119,8 +155,7 @@ impl EventLoop {
             return;
         }
         s.last_line = Some(now);
-        let busy = s.busy + s.busy_since.map_or(Duration::ZERO, |t| t.elapsed());
-        let rate = done as f64 / busy.as_secs_f64().max(1e-9);
+        let rate = done as f64 / s.files.total().as_secs_f64().max(1e-9);
         let left = self.total.saturating_sub(done) as f64 / rate.max(1e-9);
         eprintln!(
             "selecting: {} of {} events ({:.0} %), {} events/s, about {left:.0} s left",
@@ -143,7 +178,8 @@ impl EventLoop {
         let events = self.done.load(Ordering::Relaxed);
         (events > 0).then(|| Summary {
             events,
-            seconds: (s.busy + s.busy_since.map_or(Duration::ZERO, |t| t.elapsed())).as_secs_f64(),
+            loop_seconds: s.files.total().as_secs_f64(),
+            rule_seconds: s.rules.total().as_secs_f64(),
         })
     }
 }

@@ -257,7 +257,9 @@ impl Ntuple {
     }
 
     /// Reads the baskets of `branch` that overlap `range`, handing each to `decode` with the
-    /// part of `range` it holds.
+    /// part of `range` it holds. The compressed and inflated bytes go to this thread's
+    /// [`BASKET`] buffers, so a loop over batches allocates (and page-faults) nothing once
+    /// warmed up.
     fn for_baskets(
         &self,
         branch: &str,
@@ -266,24 +268,28 @@ impl Ntuple {
         mut decode: impl FnMut(&RawBasket, Range<u64>) -> Result<(), String>,
     ) -> Result<(), ReadError> {
         self.check_range(branch, range)?;
-        let (mut scratch, mut basket) = (Vec::new(), RawBasket::default());
-        for loc in meta
-            .baskets
-            .iter()
-            .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
-        {
-            self.source
-                .read_basket(loc, &mut scratch, &mut basket)
-                .map_err(|e| self.data_err(branch, e))?;
-            let part = loc.entries.start.max(range.start)..loc.entries.end.min(range.end);
-            decode(&basket, part).map_err(|e| {
-                self.data_err(
-                    branch,
-                    format!("basket {} (entries {:?}): {e}", loc.index, loc.entries),
-                )
-            })?;
-        }
-        Ok(())
+        BASKET.with(|cell| {
+            // `decode` only decodes: it never reads another basket, so the borrow is never
+            // taken twice (a second one would panic rather than corrupt).
+            let (scratch, basket) = &mut *cell.borrow_mut();
+            for loc in meta
+                .baskets
+                .iter()
+                .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
+            {
+                self.source
+                    .read_basket(loc, scratch, basket)
+                    .map_err(|e| self.data_err(branch, e))?;
+                let part = loc.entries.start.max(range.start)..loc.entries.end.min(range.end);
+                decode(basket, part).map_err(|e| {
+                    self.data_err(
+                        branch,
+                        format!("basket {} (entries {:?}): {e}", loc.index, loc.entries),
+                    )
+                })?;
+            }
+            Ok(())
+        })
     }
 
     /// Checks `range` lies in the tree, before anything is allocated for it.
@@ -314,14 +320,37 @@ impl Ntuple {
         branch: &str,
         range: Range<u64>,
     ) -> Result<Vec<T>, ReadError> {
+        let mut out = Vec::new();
+        self.read_scalar_into(branch, range, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Ntuple::read_scalar`] into `out` (cleared first), reusing its memory.
+    pub fn read_scalar_into<T: Primitive>(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+        out: &mut Vec<T>,
+    ) -> Result<(), ReadError> {
+        self.read_scalar_map(branch, range, out, |v: T| v)
+    }
+
+    /// Reads a scalar branch stored as `T` into `out` (cleared first), each value through `f`.
+    fn read_scalar_map<T: Primitive, U>(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+        out: &mut Vec<U>,
+        f: impl Fn(T) -> U + Copy,
+    ) -> Result<(), ReadError> {
         let meta = self.typed(branch, ColumnType::Scalar(T::TYPE))?;
         let n = self.check_range(branch, &range)?;
-        let mut out = Vec::with_capacity(n);
+        out.clear();
+        out.reserve(n);
         self.for_baskets(branch, meta, &range, |b, r| {
-            columnar::decode_scalar(b, r, &mut out)
+            columnar::decode_scalar_map(b, r, out, f)
         })?;
-        self.check_len(branch, out.len(), n)?;
-        Ok(out)
+        self.check_len(branch, out.len(), n)
     }
 
     /// Reads entries `range` of a `vector<T>` / `RVec<T>` branch.
@@ -330,70 +359,105 @@ impl Ntuple {
         branch: &str,
         range: Range<u64>,
     ) -> Result<Jagged<T>, ReadError> {
+        let mut out = Jagged::default();
+        self.read_jagged_into(branch, range, &mut out.values, &mut out.offsets)?;
+        Ok(out)
+    }
+
+    /// [`Ntuple::read_jagged`] into `values` and `offsets` (cleared first), reusing their
+    /// memory.
+    pub fn read_jagged_into<T: Primitive>(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+        values: &mut Vec<T>,
+        offsets: &mut Vec<u32>,
+    ) -> Result<(), ReadError> {
         let meta = self.typed(branch, ColumnType::Jagged(T::TYPE))?;
         let n = self.check_range(branch, &range)?;
         // Reserve the values from the branch's uncompressed size (capped: it comes from the file).
         let per_entry = meta.tot_bytes.max(0) as f64 / self.entries.max(1) as f64;
         let guess = ((per_entry * n as f64) / T::SIZE as f64) as usize;
-        let mut out = Jagged {
-            values: Vec::with_capacity(guess.min(n.saturating_mul(64))),
-            offsets: Vec::with_capacity(n + 1),
-        };
-        out.offsets.push(0);
+        values.clear();
+        values.reserve(guess.min(n.saturating_mul(64)));
+        offsets.clear();
+        offsets.reserve(n + 1);
+        offsets.push(0);
         self.for_baskets(branch, meta, &range, |b, r| {
-            columnar::decode_jagged(b, r, &mut out.values, &mut out.offsets)
+            columnar::decode_jagged(b, r, values, offsets)
         })?;
-        self.check_len(branch, out.n_entries(), n)?;
-        Ok(out)
+        self.check_len(branch, offsets.len() - 1, n)
     }
 
     /// Reads a scalar count branch whose stored integer type varies between releases
     /// (`UInt_t` in 2020, `Int_t` in 2025) as `u32`.
     pub fn read_count(&self, branch: &str, range: Range<u64>) -> Result<Vec<u32>, ReadError> {
+        let mut out = Vec::new();
+        self.read_count_into(branch, range, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Ntuple::read_count`] into `out` (cleared first), reusing its memory.
+    pub fn read_count_into(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+        out: &mut Vec<u32>,
+    ) -> Result<(), ReadError> {
         use oxyroot::rtree::columnar::ElementType as E;
-        let found = self.meta(branch)?.column;
-        let to_u32 = |v: i64, i: usize| {
-            u32::try_from(v).map_err(|_| {
-                self.data_err(
-                    branch,
-                    format!(
-                        "entry {}: count {v} is negative or too large",
-                        range.start + i as u64
-                    ),
-                )
-            })
-        };
-        match found {
-            Some(ColumnType::Scalar(E::U32)) => self.read_scalar::<u32>(branch, range.clone()),
-            Some(ColumnType::Scalar(E::I32)) => self
-                .read_scalar::<i32>(branch, range.clone())?
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| to_u32(v as i64, i))
-                .collect(),
-            // Anything else: let the typed read report the mismatch.
-            _ => self.read_scalar::<u32>(branch, range),
+        match self.meta(branch)?.column {
+            Some(ColumnType::Scalar(E::I32)) => {
+                self.read_scalar_map(branch, range.clone(), out, |v: i32| v as u32)?;
+                match out.iter().position(|&v| v > i32::MAX as u32) {
+                    None => Ok(()),
+                    Some(i) => Err(self.data_err(
+                        branch,
+                        format!(
+                            "entry {}: count {} is negative",
+                            range.start + i as u64,
+                            out[i] as i32
+                        ),
+                    )),
+                }
+            }
+            // U32, or anything else: let the typed read report the mismatch.
+            _ => self.read_scalar_into::<u32>(branch, range, out),
         }
     }
 
     /// Reads an identifier branch (event or channel number: `Int_t`, `UInt_t` or `ULong64_t`
     /// depending on the release) as `u64`.
     pub fn read_id(&self, branch: &str, range: Range<u64>) -> Result<Vec<u64>, ReadError> {
+        let mut out = Vec::new();
+        self.read_id_into(branch, range, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Ntuple::read_id`] into `out` (cleared first), reusing its memory.
+    pub fn read_id_into(
+        &self,
+        branch: &str,
+        range: Range<u64>,
+        out: &mut Vec<u64>,
+    ) -> Result<(), ReadError> {
         use oxyroot::rtree::columnar::ElementType as E;
         match self.meta(branch)?.column {
-            Some(ColumnType::Scalar(E::I32)) => Ok(self
-                .read_scalar::<i32>(branch, range)?
-                .into_iter()
-                .map(|v| v as u32 as u64)
-                .collect()),
-            Some(ColumnType::Scalar(E::U32)) => Ok(self
-                .read_scalar::<u32>(branch, range)?
-                .into_iter()
-                .map(u64::from)
-                .collect()),
-            _ => self.read_scalar::<u64>(branch, range),
+            // Negative Int_t identifiers keep their 32-bit pattern, as ROOT's UInt_t cast does.
+            Some(ColumnType::Scalar(E::I32)) => {
+                self.read_scalar_map(branch, range, out, |v: i32| v as u32 as u64)
+            }
+            Some(ColumnType::Scalar(E::U32)) => {
+                self.read_scalar_map(branch, range, out, |v: u32| v as u64)
+            }
+            _ => self.read_scalar_into::<u64>(branch, range, out),
         }
     }
+}
+
+thread_local! {
+    /// One thread's basket buffers for [`Ntuple::for_baskets`]: the compressed bytes and the
+    /// inflated basket. They keep the largest basket's size (a few MiB at most in ntuples).
+    static BASKET: std::cell::RefCell<(Vec<u8>, RawBasket)> = Default::default();
 }
 
 fn meta(b: &oxyroot::Branch, tree_entries: i64) -> BranchMeta {

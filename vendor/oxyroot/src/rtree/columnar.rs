@@ -333,7 +333,7 @@ impl BasketSource {
                 loc.bytes, loc.seek, self.len
             )));
         }
-        scratch.clear();
+        // Reused without clearing: the read fills every byte or fails.
         scratch.resize(loc.bytes as usize, 0);
         self.read_at(scratch, loc.seek).map_err(Error::Io)?;
         let key = BasketKey::parse(scratch).map_err(corrupt)?;
@@ -353,8 +353,8 @@ impl BasketSource {
         let payload = &scratch[key.key_len as usize..];
         let obj_len = key.obj_len as usize;
         let data = &mut out.data;
-        data.clear();
         if payload.len() == obj_len {
+            data.clear();
             data.extend_from_slice(payload);
         } else {
             let declared = rcompress::declared_size(payload).map_err(|e| corrupt(e.to_string()))?;
@@ -363,6 +363,8 @@ impl BasketSource {
                     "key says {obj_len} uncompressed bytes, compression blocks say {declared}"
                 )));
             }
+            // The buffer is reused without clearing: `decompress` overwrites every byte or
+            // fails, so only growth beyond the previous basket's length is zeroed.
             data.resize(obj_len, 0);
             rcompress::decompress(data, payload).map_err(|e| corrupt(e.to_string()))?;
         }
@@ -520,6 +522,17 @@ pub fn decode_scalar<T: Primitive>(
     range: Range<u64>,
     out: &mut Vec<T>,
 ) -> std::result::Result<(), String> {
+    decode_scalar_map(basket, range, out, |v: T| v)
+}
+
+/// [`decode_scalar`] with each value passed through `f` (a widening or a cast), so a column
+/// stored as one type lands in another without an intermediate vector.
+pub fn decode_scalar_map<T: Primitive, U>(
+    basket: &RawBasket,
+    range: Range<u64>,
+    out: &mut Vec<U>,
+    f: impl Fn(T) -> U,
+) -> std::result::Result<(), String> {
     let n = (basket.entries.end - basket.entries.start) as usize;
     if basket.data.len() != n * T::SIZE {
         return Err(format!(
@@ -532,7 +545,7 @@ pub fn decode_scalar<T: Primitive>(
     out.extend(
         basket.data[a * T::SIZE..b * T::SIZE]
             .chunks_exact(T::SIZE)
-            .map(T::from_be),
+            .map(|b| f(T::from_be(b))),
     );
     Ok(())
 }
@@ -551,6 +564,17 @@ pub fn decode_jagged<T: Primitive>(
         .ok_or("variable-size branch without an entry offset table")?;
     let (a, b) = local(basket, &range)?;
     let data = &basket.data;
+    // The values are written into spare capacity and the length set once per basket: a
+    // per-value `push` stores the length after every value (the compiler cannot keep it in
+    // a register across the byte swaps), which made this loop a quarter slower. The entries'
+    // bodies hold exactly their bytes less the 10-byte headers (checked per entry), so this
+    // reservation is enough; the slicing below checks it anyway.
+    let bytes = starts[b].saturating_sub(starts[a]) as usize;
+    values.reserve(bytes.saturating_sub(10 * (b - a)) / T::SIZE);
+    offsets.reserve(b - a);
+    let base = values.len();
+    let spare = values.spare_capacity_mut();
+    let mut written = 0usize;
     for i in a..b {
         let (s, e) = (starts[i] as usize, starts[i + 1] as usize);
         let entry = &data[s..e];
@@ -572,10 +596,18 @@ pub fn decode_jagged<T: Primitive>(
                 body.len()
             ));
         }
-        values.extend(body.chunks_exact(T::SIZE).map(T::from_be));
-        let end = u32::try_from(values.len()).map_err(|_| "more than 2^32 values in one read")?;
+        let dst = spare
+            .get_mut(written..written + len as usize)
+            .ok_or("entry offsets overlap")?;
+        for (d, v) in dst.iter_mut().zip(body.chunks_exact(T::SIZE)) {
+            d.write(T::from_be(v));
+        }
+        written += len as usize;
+        let end = u32::try_from(base + written).map_err(|_| "more than 2^32 values in one read")?;
         offsets.push(end);
     }
+    // SAFETY: the first `written` slots of the spare capacity were written above.
+    unsafe { values.set_len(base + written) };
     Ok(())
 }
 
