@@ -107,6 +107,8 @@ static BRANCHES_2025: Branches = Branches {
 pub struct EventFile {
     ntuple: Ntuple,
     release: Release,
+    /// Whether MC weight columns are read (when the file has them).
+    weights: bool,
 }
 
 impl EventFile {
@@ -115,7 +117,43 @@ impl EventFile {
         let ntuple = Ntuple::open(path, &Release::TREES)?;
         let release = release_of_tree(ntuple.tree_name())
             .expect("Ntuple::open only opens the trees of Release::TREES");
-        Ok(Self { ntuple, release })
+        Ok(Self {
+            ntuple,
+            release,
+            weights: true,
+        })
+    }
+
+    /// Reads the file as data: no MC weight columns (every event weighs 1), whatever
+    /// branches it has — 2020 data files carry `mcWeight`, `XSection`, … filled with zeros,
+    /// and the workflow gives every file passed as data weight 1.
+    pub fn as_data(mut self) -> Self {
+        self.weights = false;
+        self
+    }
+
+    /// The branches [`EventFile::read`] reads, in file order.
+    pub fn branches_read(&self) -> Vec<&str> {
+        let b = branches(self.release);
+        let mut wanted = vec![b.trigger, b.event_number, b.photon_n, b.tight_id];
+        wanted.extend(b.photon_vectors());
+        if self.reads_weights() {
+            wanted.extend(b.weight_factors.iter().filter(|f| self.ntuple.has_branch(f)));
+            wanted.extend(b.xsection.iter().chain(&b.sum_weights));
+        }
+        self.ntuple
+            .branch_names()
+            .filter(|n| wanted.contains(n))
+            .collect()
+    }
+
+    /// Whether [`EventFile::read`] fills [`PhotonEvents::mc`].
+    fn reads_weights(&self) -> bool {
+        let b = branches(self.release);
+        let (Some(xs), Some(sw)) = (b.xsection, b.sum_weights) else {
+            return false;
+        };
+        self.weights && self.ntuple.has_branch(xs) && self.ntuple.has_branch(sw)
     }
 
     pub fn release(&self) -> Release {
@@ -270,14 +308,10 @@ impl EventFile {
     ) -> Result<(), ReadError> {
         let nt = &self.ntuple;
         let b = branches(self.release);
-        let (Some(xs), Some(sw)) = (b.xsection, b.sum_weights) else {
+        let (true, Some(xs), Some(sw)) = (self.reads_weights(), b.xsection, b.sum_weights) else {
             *mc = None;
             return Ok(());
         };
-        if !nt.has_branch(xs) || !nt.has_branch(sw) {
-            *mc = None;
-            return Ok(());
-        }
         let mc = mc.get_or_insert_with(McInfo::default);
         mc.weight.clear();
         mc.weight.resize((range.end - range.start) as usize, 1.0);

@@ -226,6 +226,7 @@ pub fn chain(
             if let (true, Some(o)) = (role == "data", cut_params.as_object_mut()) {
                 o.remove("lumi_pb");
             }
+            let is_data = role == "data";
             let (cuts, batch, stage, bar) = (
                 cfg.cuts.clone(),
                 cfg.batch_entries,
@@ -240,6 +241,7 @@ pub fn chain(
                 implementation: c.select.identity.clone(),
                 job: Box::new(move |ctx: &Ctx| {
                     let f = workflow::open_input(ctx.input(0)).map_err(err)?;
+                    let f = if is_data { f.as_data() } else { f };
                     let out: SelectOutput =
                         workflow::select_file(&f, &cuts, batch, stage.as_ref(), &|e| bar(e))
                             .map_err(err)?;

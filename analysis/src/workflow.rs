@@ -256,8 +256,12 @@ fn select_batches(
         .collect::<Result<_, WorkflowError>>()?;
     // Merge in range order: the same floating-point sums whatever the thread count.
     let mut all = SelectOutput::default();
-    for o in outputs {
-        all.diphotons.extend(&o.diphotons);
+    for (i, o) in outputs.into_iter().enumerate() {
+        if i == 0 {
+            all.diphotons = o.diphotons; // what extending the empty default gives, uncopied
+        } else {
+            all.diphotons.extend(&o.diphotons);
+        }
         all.cut_flow.add(&o.cut_flow);
     }
     Ok(all)
@@ -406,6 +410,7 @@ pub fn run(
             .collect::<Result<Vec<_>, _>>()
     };
     let (data, mc) = (open(&inputs.data)?, open(&inputs.mc)?);
+    let data: Vec<EventFile> = data.into_iter().map(EventFile::as_data).collect();
     let select = |files: &[EventFile]| {
         files
             .iter()

@@ -7,9 +7,7 @@
 //! directory, `--categories none` (steps 4–5 train on a bounded sample and are not part of
 //! the reprocessing loop); peak RSS is the child's, from `wait4`.
 
-use analysis::rootio::Ntuple;
-// The branches the selection reads (what the inflate-only limit inflates): bench-read's.
-use crate::bench::BRANCHES;
+use analysis::events::EventFile;
 
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -108,15 +106,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     threads.push(max_threads);
 
+    let first = EventFile::open(&files[0])?.as_data();
+    let read = first.branches_read();
     println!(
         "bench-reprocess: {} SYNTHETIC files of {} events (2020 layout, zlib), this machine: {cores} cores",
         files.len(),
         events_per_file
     );
     println!(
-        "limit, 1 thread: the selection's {} branches of all {} files read and inflated, \
-         nothing decoded: {:.3} s = {}events/s",
-        BRANCHES.len(),
+        "limit, 1 thread: the {} branches the event loop reads ({}) of all {} files read and \
+         inflated, nothing decoded: {:.3} s = {}events/s",
+        read.len(),
+        read.join(", "),
         files.len(),
         limit_s,
         crate::progress::human(all_events / limit_s) + " "
@@ -265,13 +266,16 @@ fn generate(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Reads and inflates every basket of the selection's branches; returns the bytes inflated.
+/// Reads and inflates every basket of the branches the event loop reads from `file` (as
+/// data), decoding nothing; returns the inflated bytes.
 fn inflate_only(file: &Path) -> anyhow::Result<u64> {
     use oxyroot::rtree::columnar::{BasketSource, RawBasket};
-    let nt = Ntuple::open(file, &["mini"])?;
+    let f = EventFile::open(file)?.as_data();
+    let nt = f.ntuple();
     let source = BasketSource::open(file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut scratch, mut basket) = (Vec::new(), RawBasket::default());
     let mut bytes = 0;
-    for name in BRANCHES {
+    for name in f.branches_read() {
         let baskets = nt
             .basket_locations(name)
             .with_context(|| format!("{}: no branch {name}", file.display()))?;
