@@ -4,7 +4,8 @@
 //! studies are reproducible bit for bit.
 
 /// A small, fast, seedable generator (xoshiro256**), so files are reproducible across
-/// platforms and crate versions.
+/// platforms and crate versions. Cloning it forks the sequence (both give the same numbers).
+#[derive(Clone, Debug)]
 pub struct Rng([u64; 4]);
 
 impl Rng {

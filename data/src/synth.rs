@@ -211,133 +211,192 @@ fn generate(rng: &mut Rng, signal: bool, mc: bool) -> Event {
     ev
 }
 
-/// Columns of a 2020-layout `mini` tree under construction.
-#[derive(Default)]
-struct Columns {
-    events: Vec<Event>,
+/// The events of one file, generated one at a time as the tree writer asks for them: memory
+/// holds one event, not the file (430k events took 385 MB when they were kept).
+///
+/// oxyroot's writer pulls entry `i` of every branch before entry `i + 1` of any (its
+/// `WriterTree::write` loops over entries, then branches), so each branch's iterator asks for
+/// the current event or the next one.
+struct Stream {
+    next: Box<dyn FnMut() -> Event>,
+    /// Events in the file.
+    len: usize,
+    /// Events produced so far; `current` is the last of them.
+    produced: usize,
+    current: Event,
 }
 
-impl Columns {
-    /// Writes the columns as tree `mini` with the 2020 branch list and types.
-    fn write(
-        self,
-        path: &Path,
-        compression: i32,
-        mc: Option<(f32, f32)>,
-    ) -> Result<(), WriteError> {
-        let err = |reason: String| WriteError {
-            path: path.display().to_string(),
-            reason,
-        };
-        let mut file = RootFile::create(path).map_err(|e| err(e.to_string()))?;
-        file.set_compression(compression);
-        let mut tree = WriterTree::new("mini");
-        tree.set_title(SYNTHETIC_TITLE);
-        let n = self.events.len();
-        let (xsec, sumw) = mc.unwrap_or((0.0, 0.0));
-        let is_mc = mc.is_some();
-        let scalar_f32 = |v: f32| std::iter::repeat_n(v, n);
-        tree.new_branch("runNumber", std::iter::repeat_n(284500i32, n));
-        tree.new_branch("eventNumber", 0..n as i32);
-        tree.new_branch(
-            "channelNumber",
-            std::iter::repeat_n(if is_mc { GGH_CHANNEL } else { 0 }, n),
-        );
-        let ev = std::rc::Rc::new(self.events);
-        macro_rules! column {
-            ($name:expr, $f:expr) => {{
-                let ev = ev.clone();
-                tree.new_branch($name, (0..n).map(move |i| $f(&ev[i])));
-            }};
+impl Stream {
+    fn new(len: usize, next: impl FnMut() -> Event + 'static) -> Self {
+        Self {
+            next: Box::new(next),
+            len,
+            produced: 0,
+            current: Event::default(),
         }
-        column!("mcWeight", |e: &Event| e.weight);
-        tree.new_branch(
-            "scaleFactor_PILEUP",
-            scalar_f32(if is_mc { 1.0 } else { 0.0 }),
+    }
+
+    /// Event `i`, which must be the current one or the next (`None` past the end).
+    fn get(&mut self, i: usize) -> Option<&Event> {
+        if i >= self.len {
+            return None;
+        }
+        if i == self.produced {
+            self.current = (self.next)();
+            self.produced += 1;
+        }
+        assert_eq!(
+            i + 1,
+            self.produced,
+            "the tree writer asked for entry {i} out of order"
         );
-        tree.new_branch(
-            "scaleFactor_PHOTON",
-            scalar_f32(if is_mc { 0.97 } else { 0.0 }),
-        );
-        tree.new_branch(
-            "scaleFactor_PhotonTRIGGER",
-            scalar_f32(if is_mc { 0.99 } else { 0.0 }),
-        );
-        tree.new_branch("XSection", scalar_f32(xsec));
-        tree.new_branch("SumWeights", scalar_f32(sumw));
-        column!("trigP", |e: &Event| e.trigger);
-        column!("photon_n", |e: &Event| e.pt.len() as u32);
-        column!("photon_pt", |e: &Event| e.pt.clone());
-        column!("photon_eta", |e: &Event| e.eta.clone());
-        column!("photon_phi", |e: &Event| e.phi.clone());
-        column!("photon_E", |e: &Event| e.e.clone());
-        column!("photon_isTightID", |e: &Event| e.tight.clone());
-        column!("photon_trigMatched", |e: &Event| e.trig_matched.clone());
-        column!("photon_truthMatched", |e: &Event| e.truth_matched.clone());
-        column!("photon_ptcone30", |e: &Event| e.ptcone30.clone());
-        column!("photon_etcone20", |e: &Event| e.etcone20.clone());
-        column!("photon_pt_syst", |e: &Event| e.pt_syst.clone());
-        column!("photon_convType", |e: &Event| e.conv_type.clone());
-        tree.write(&mut file).map_err(|e| err(e.to_string()))?;
-        file.close().map_err(|e| err(e.to_string()))?;
-        Ok(())
+        Some(&self.current)
     }
 }
 
-/// Generates until `n` events pass the ≥ 2 photon skim; returns them and how many were generated.
-fn skimmed(rng: &mut Rng, n: usize, signal: bool, mc: bool) -> (Vec<Event>, usize, f64) {
-    let (mut out, mut generated, mut sumw) = (Vec::with_capacity(n), 0, 0.0);
-    while out.len() < n {
+/// Writes `stream` as tree `mini` with the 2020 branch list and types.
+fn write_tree(
+    stream: Stream,
+    path: &Path,
+    compression: i32,
+    mc: Option<(f32, f32)>,
+) -> Result<(), WriteError> {
+    let err = |reason: String| WriteError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut file = RootFile::create(path).map_err(|e| err(e.to_string()))?;
+    file.set_compression(compression);
+    let mut tree = WriterTree::new("mini");
+    tree.set_title(SYNTHETIC_TITLE);
+    let n = stream.len;
+    let (xsec, sumw) = mc.unwrap_or((0.0, 0.0));
+    let is_mc = mc.is_some();
+    let scalar_f32 = |v: f32| std::iter::repeat_n(v, n);
+    tree.new_branch("runNumber", std::iter::repeat_n(284500i32, n));
+    tree.new_branch("eventNumber", 0..n as i32);
+    tree.new_branch(
+        "channelNumber",
+        std::iter::repeat_n(if is_mc { GGH_CHANNEL } else { 0 }, n),
+    );
+    let stream = std::rc::Rc::new(std::cell::RefCell::new(stream));
+    macro_rules! column {
+        ($name:expr, $f:expr) => {{
+            let stream = stream.clone();
+            let mut i = 0;
+            tree.new_branch(
+                $name,
+                std::iter::from_fn(move || {
+                    let v = stream.borrow_mut().get(i).map($f);
+                    i += 1;
+                    v
+                }),
+            );
+        }};
+    }
+    column!("mcWeight", |e: &Event| e.weight);
+    tree.new_branch(
+        "scaleFactor_PILEUP",
+        scalar_f32(if is_mc { 1.0 } else { 0.0 }),
+    );
+    tree.new_branch(
+        "scaleFactor_PHOTON",
+        scalar_f32(if is_mc { 0.97 } else { 0.0 }),
+    );
+    tree.new_branch(
+        "scaleFactor_PhotonTRIGGER",
+        scalar_f32(if is_mc { 0.99 } else { 0.0 }),
+    );
+    tree.new_branch("XSection", scalar_f32(xsec));
+    tree.new_branch("SumWeights", scalar_f32(sumw));
+    column!("trigP", |e: &Event| e.trigger);
+    column!("photon_n", |e: &Event| e.pt.len() as u32);
+    column!("photon_pt", |e: &Event| e.pt.clone());
+    column!("photon_eta", |e: &Event| e.eta.clone());
+    column!("photon_phi", |e: &Event| e.phi.clone());
+    column!("photon_E", |e: &Event| e.e.clone());
+    column!("photon_isTightID", |e: &Event| e.tight.clone());
+    column!("photon_trigMatched", |e: &Event| e.trig_matched.clone());
+    column!("photon_truthMatched", |e: &Event| e.truth_matched.clone());
+    column!("photon_ptcone30", |e: &Event| e.ptcone30.clone());
+    column!("photon_etcone20", |e: &Event| e.etcone20.clone());
+    column!("photon_pt_syst", |e: &Event| e.pt_syst.clone());
+    column!("photon_convType", |e: &Event| e.conv_type.clone());
+    tree.write(&mut file).map_err(|e| err(e.to_string()))?;
+    file.close().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// The next event of `rng`'s sequence that passes the ≥ 2 photon skim.
+fn next_skimmed(rng: &mut Rng, signal: bool, mc: bool) -> Event {
+    loop {
         let ev = generate(rng, signal, mc);
-        generated += 1;
-        sumw += ev.weight as f64;
         if ev.pt.len() >= 2 {
-            out.push(ev);
+            return ev;
         }
     }
-    (out, generated, sumw)
 }
 
 /// Writes the data file and the signal MC file. Same config and paths, same bytes.
+///
+/// Nothing is kept but the event being written: a first pass runs the random sequence to
+/// learn what the files need up front (how many signal events survive the skim, the MC's sum
+/// of weights) and where each part of the sequence starts; the second pass generates the same
+/// events again, one at a time, as the writer asks for them. The bytes are those of keeping
+/// every event (generator version 4).
 pub fn write_dataset(
     cfg: &Config,
     data_path: &Path,
     mc_path: &Path,
 ) -> Result<Written, WriteError> {
     // Data: exactly round(σ×B × L) generated signal events, the skim survivors interleaved at
-    // random positions among background events.
+    // random positions among background events. The sequence: every signal event, then the
+    // background until the file is full, then one uniform number per event for the order.
     let mut rng = Rng::new(cfg.seed);
     let signal_generated = (cfg.signal_strength * XSECTION_PB * LUMI_PB).round() as usize;
-    let mut signal = Vec::new();
-    for _ in 0..signal_generated {
-        let ev = generate(&mut rng, true, false);
-        if ev.pt.len() >= 2 {
-            signal.push(ev);
-        }
+    let signal_rng = rng.clone();
+    let surviving = (0..signal_generated)
+        .filter(|_| generate(&mut rng, true, false).pt.len() >= 2)
+        .count();
+    let n_signal = surviving.min(cfg.data_events);
+    let n_background = cfg.data_events - n_signal;
+    let background_rng = rng.clone();
+    for _ in 0..n_background {
+        next_skimmed(&mut rng, false, false);
     }
-    signal.truncate(cfg.data_events);
-    let (background, _, _) = skimmed(&mut rng, cfg.data_events - signal.len(), false, false);
-    let mut data = Columns::default();
-    let (mut s, mut b) = (signal.into_iter(), background.into_iter());
-    let (mut ns, mut nb) = (s.len(), b.len());
-    while ns + nb > 0 {
-        let take_signal = rng.uniform() * ((ns + nb) as f64) < ns as f64;
-        let ev = if take_signal {
+    let (mut order, mut signal, mut background) = (rng, signal_rng, background_rng);
+    let (mut ns, mut nb) = (n_signal, n_background);
+    let data = Stream::new(n_signal + n_background, move || {
+        let take_signal = order.uniform() * ((ns + nb) as f64) < ns as f64;
+        if take_signal {
             ns -= 1;
-            s.next()
+            next_skimmed(&mut signal, true, false)
         } else {
             nb -= 1;
-            b.next()
-        };
-        data.events.extend(ev);
-    }
-    let data_events = data.events.len();
-    data.write(data_path, cfg.compression, None)?;
+            next_skimmed(&mut background, false, false)
+        }
+    });
+    let data_events = data.len;
+    write_tree(data, data_path, cfg.compression, None)?;
 
-    let mut rng = Rng::new(cfg.seed ^ 0x5151_5151);
-    let (events, mc_generated, mc_sum_weights) = skimmed(&mut rng, cfg.mc_events, true, true);
-    let mc = Columns { events };
-    mc.write(
+    // MC: the skim's survivors in order; every entry carries the sum of weights of all the
+    // generated events, so that is counted first.
+    let seed = cfg.seed ^ 0x5151_5151;
+    let (mut rng, mut mc_generated, mut mc_sum_weights) = (Rng::new(seed), 0, 0.0);
+    for _ in 0..cfg.mc_events {
+        loop {
+            let ev = generate(&mut rng, true, true);
+            mc_generated += 1;
+            mc_sum_weights += ev.weight as f64;
+            if ev.pt.len() >= 2 {
+                break;
+            }
+        }
+    }
+    let mut rng = Rng::new(seed);
+    let mc = Stream::new(cfg.mc_events, move || next_skimmed(&mut rng, true, true));
+    write_tree(
+        mc,
         mc_path,
         cfg.compression,
         Some((XSECTION_PB as f32, mc_sum_weights as f32)),

@@ -6,6 +6,9 @@
 # and starts the daemons); on Debian/Ubuntu:
 #     apt-get install slurmctld slurmd slurm-client munge
 # Usage: xtask/checks/slurm_single_node.sh [N_FILES=8] [EVENTS_PER_FILE=50000]
+# With CANCEL_ONE=1, the first array task seen running is cancelled (scancel): a real failure,
+# which the run must resubmit (and whose dependent jobs Slurm can then never start) before its
+# results.json can equal the local run's.
 set -euo pipefail
 N=${1:-8}
 EVENTS=${2:-50000}
@@ -68,8 +71,26 @@ LUMI=$(( N * 10064 ))
 
 echo "== through Slurm"
 rm -rf "$WORK/slurm" "$WORK/local"
+if [ "${CANCEL_ONE:-0}" = 1 ]; then
+    (
+        for _ in $(seq 2400); do
+            id=$(squeue -h -t R -o "%i" 2>/dev/null | grep "_" | head -n 1 || true)
+            if [ -n "$id" ]; then
+                scancel "$id"
+                echo "== CANCEL_ONE: cancelled array task $id while it ran"
+                break
+            fi
+            sleep 0.05
+        done
+    ) &
+fi
 "$XTASK" analyze --executor slurm --partition check --time 00:10:00 --mem 1G \
     --lumi "$LUMI" --data "@$WORK/files.txt" --mc "$MC" --out "$WORK/slurm" | tee "$WORK/slurm.txt"
+wait
+if [ "${CANCEL_ONE:-0}" = 1 ] && ! grep -q "resubmitted" "$WORK/slurm.txt"; then
+    echo "CANCEL_ONE: the run did not resubmit the cancelled task"
+    exit 1
+fi
 
 echo "== locally"
 "$XTASK" analyze --lumi "$LUMI" --data "@$WORK/files.txt" --mc "$MC" --out "$WORK/local" > "$WORK/local.txt"

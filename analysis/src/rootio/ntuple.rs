@@ -257,9 +257,13 @@ impl Ntuple {
     }
 
     /// Reads the baskets of `branch` that overlap `range`, handing each to `decode` with the
-    /// part of `range` it holds. The compressed and inflated bytes go to this thread's
-    /// [`BASKET`] buffers, so a loop over batches allocates (and page-faults) nothing once
-    /// warmed up.
+    /// part of `range` it holds, in basket order.
+    ///
+    /// With more than one thread, the baskets are inflated in parallel, a window of twice the
+    /// pool's threads at a time (the read-ahead, and the memory, stay bounded), and decoded in
+    /// order: so even one file's one batch uses every core, and the result is the same for
+    /// any thread count. The buffers are this thread's [`BASKETS`], reused from window to
+    /// window and batch to batch: no page faults once warmed up.
     fn for_baskets(
         &self,
         branch: &str,
@@ -267,29 +271,56 @@ impl Ntuple {
         range: &Range<u64>,
         mut decode: impl FnMut(&RawBasket, Range<u64>) -> Result<(), String>,
     ) -> Result<(), ReadError> {
+        use rayon::prelude::*;
         self.check_range(branch, range)?;
-        BASKET.with(|cell| {
-            // `decode` only decodes: it never reads another basket, so the borrow is never
-            // taken twice (a second one would panic rather than corrupt).
-            let (scratch, basket) = &mut *cell.borrow_mut();
-            for loc in meta
-                .baskets
-                .iter()
-                .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
-            {
-                self.source
-                    .read_basket(loc, scratch, basket)
-                    .map_err(|e| self.data_err(branch, e))?;
-                let part = loc.entries.start.max(range.start)..loc.entries.end.min(range.end);
-                decode(basket, part).map_err(|e| {
-                    self.data_err(
-                        branch,
-                        format!("basket {} (entries {:?}): {e}", loc.index, loc.entries),
-                    )
-                })?;
+        let locs: Vec<&BasketLocation> = meta
+            .baskets
+            .iter()
+            .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
+            .collect();
+        let threads = rayon::current_num_threads();
+        let window = if threads > 1 { 2 * threads } else { 1 };
+        let read = |loc: &BasketLocation, buf: &mut (Vec<u8>, RawBasket)| {
+            self.source
+                .read_basket(loc, &mut buf.0, &mut buf.1)
+                .map_err(|e| self.data_err(branch, e))
+        };
+        // Taken out of the thread-local for the call, not borrowed: while this thread waits
+        // for the window's inflates, rayon may run another branch's read on it, which then
+        // finds no buffers and makes its own.
+        let mut slots = BASKETS.with(|cell| cell.take());
+        if slots.len() < window.min(locs.len()) {
+            slots.resize_with(window.min(locs.len()), Default::default);
+        }
+        let result = (|| -> Result<(), ReadError> {
+            for chunk in locs.chunks(window) {
+                let slots = &mut slots[..chunk.len()];
+                if let [loc] = chunk {
+                    read(loc, &mut slots[0])?;
+                } else {
+                    // Errors are taken in basket order, whichever thread finished first.
+                    chunk
+                        .par_iter()
+                        .zip(slots.par_iter_mut())
+                        .map(|(loc, buf)| read(loc, buf))
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .collect::<Result<(), _>>()?;
+                }
+                for (loc, (_, basket)) in chunk.iter().zip(slots.iter()) {
+                    let part = loc.entries.start.max(range.start)..loc.entries.end.min(range.end);
+                    decode(basket, part).map_err(|e| {
+                        self.data_err(
+                            branch,
+                            format!("basket {} (entries {:?}): {e}", loc.index, loc.entries),
+                        )
+                    })?;
+                }
             }
             Ok(())
-        })
+        })();
+        BASKETS.with(|cell| cell.replace(slots));
+        result
     }
 
     /// Checks `range` lies in the tree, before anything is allocated for it.
@@ -455,9 +486,10 @@ impl Ntuple {
 }
 
 thread_local! {
-    /// One thread's basket buffers for [`Ntuple::for_baskets`]: the compressed bytes and the
-    /// inflated basket. They keep the largest basket's size (a few MiB at most in ntuples).
-    static BASKET: std::cell::RefCell<(Vec<u8>, RawBasket)> = Default::default();
+    /// One thread's basket buffers for [`Ntuple::for_baskets`]: per slot of the read-ahead
+    /// window, the compressed bytes and the inflated basket. They keep the largest baskets'
+    /// sizes (a few MiB at most in ntuples).
+    static BASKETS: std::cell::RefCell<Vec<(Vec<u8>, RawBasket)>> = Default::default();
 }
 
 fn meta(b: &oxyroot::Branch, tree_entries: i64) -> BranchMeta {
