@@ -168,10 +168,7 @@ impl EventFile {
 
     /// Entry ranges of about `target` events, aligned to the file's baskets.
     pub fn chunks(&self, target: u64) -> Result<Vec<Range<u64>>, ReadError> {
-        let b = branches(self.release);
-        let mut names = vec![b.trigger, b.photon_n, b.tight_id];
-        names.extend(b.photon_vectors());
-        self.ntuple.chunks(&names, target)
+        self.ntuple.chunks(&self.branches_read(), target)
     }
 
     /// Reads entries `range` into the event model. Checks that every photon vector has

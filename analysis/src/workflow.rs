@@ -49,7 +49,8 @@ pub struct AnalysisConfig {
     pub cuts: Cuts,
     pub binning: Binning,
     pub model: FitModel,
-    /// Target entries per batch (batches follow the files' baskets).
+    /// Target entries per batch (batches follow the files' baskets; smaller with many threads,
+    /// see [`IN_FLIGHT_EVENTS`]).
     pub batch_entries: u64,
     /// Steps 4–5 (classifier and categories; needs signal MC). `None`: inclusive only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +198,11 @@ pub enum WorkflowError {
 pub trait Stages: Select + MakeHistogram + Fit + Measure + Sync {}
 impl<T: Select + MakeHistogram + Fit + Measure + Sync> Stages for T {}
 
+/// Events the event loop's threads hold at most, together (see [`select_file`]).
+pub const IN_FLIGHT_EVENTS: u64 = 400_000;
+/// The smallest batch target, whatever the thread count.
+const MIN_BATCH: u64 = 10_000;
+
 /// What the event loop tells whoever watches it (a progress bar, a throughput count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoopEvent {
@@ -229,7 +235,12 @@ fn select_batches(
     stage: &(dyn Select + Sync),
     progress: &(dyn Fn(LoopEvent) + Sync),
 ) -> Result<SelectOutput, WorkflowError> {
-    let ranges = file.chunks(batch_entries)?;
+    // Each thread holds one batch (its columns, about 100 bytes an event): with many threads
+    // the batches shrink, so the events in flight, and the memory, stay bounded whatever the
+    // thread count. The result does not depend on the batches.
+    let threads = rayon::current_num_threads() as u64;
+    let target = batch_entries.min((IN_FLIGHT_EVENTS / threads).max(MIN_BATCH));
+    let ranges = file.chunks(target)?;
     let outputs: Vec<SelectOutput> = ranges
         .par_iter()
         .map(|range| {

@@ -296,7 +296,18 @@ impl Hashes {
             }
         }
         let mut h = blake3::Hasher::new();
-        h.update_mmap_rayon(path)?;
+        // Read in 256 KiB pieces, each hashed on every core: a memory map would count the whole
+        // file in the process's resident memory while it is hashed (many files at once with
+        // many threads: hundreds of MiB that are only page cache).
+        let mut file = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 1 << 18];
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update_rayon(&buf[..n]);
+        }
         let s = FileState {
             path: path.display().to_string(),
             bytes,

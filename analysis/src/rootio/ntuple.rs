@@ -163,25 +163,43 @@ impl Ntuple {
             .map(|&i| self.branches[i].1.type_name.as_str())
     }
 
-    /// Entry ranges of about `target` entries whose edges are basket edges of every branch in
-    /// `branches`, so no basket is decompressed twice when the ranges are read one by one.
-    /// ROOT writes flat trees in clusters, so such common edges exist; without them, plain
-    /// ranges of `target` entries are returned.
+    /// Entry ranges of about `target` entries whose edges are basket edges of the heaviest
+    /// branches in `branches`, so their baskets are decompressed once when the ranges are read
+    /// one by one. The branches are taken by uncompressed size, largest first, each kept only
+    /// if the edges it shares with those before cut as many ranges of `target` entries:
+    /// ROOT writes flat trees in clusters (every branch shares the cluster edges), where all
+    /// are kept; in files written without clusters a lighter branch may straddle a range edge
+    /// and decompress one basket twice. Without any usable edges, plain ranges of `target`
+    /// entries are returned.
     pub fn chunks(&self, branches: &[&str], target: u64) -> Result<Vec<Range<u64>>, ReadError> {
         let target = target.max(1);
-        let mut common: Option<Vec<u64>> = None;
+        let mut metas = Vec::with_capacity(branches.len());
         for b in branches {
             let meta = self.meta(b)?;
             if let Some(e) = &meta.baskets_error {
                 return Err(self.data_err(b, e));
             }
+            metas.push(meta);
+        }
+        metas.sort_by_key(|m| std::cmp::Reverse(m.tot_bytes));
+        let mut common: Option<Vec<u64>> = None;
+        for meta in metas {
             let edges: Vec<u64> = meta.baskets.iter().map(|l| l.entries.end).collect();
             common = Some(match common {
                 None => edges,
-                Some(c) => c
-                    .into_iter()
-                    .filter(|e| edges.binary_search(e).is_ok())
-                    .collect(),
+                Some(c) => {
+                    let next: Vec<u64> = c
+                        .iter()
+                        .copied()
+                        .filter(|e| edges.binary_search(e).is_ok())
+                        .collect();
+                    // Kept only if it costs no range (a cluster's edges are everyone's).
+                    if spaced(&next, target) >= spaced(&c, target) {
+                        next
+                    } else {
+                        c
+                    }
+                }
             });
         }
         let mut edges = common.unwrap_or_default();
@@ -260,7 +278,8 @@ impl Ntuple {
     /// part of `range` it holds, in basket order.
     ///
     /// With more than one thread, the baskets are inflated in parallel, a window of twice the
-    /// pool's threads at a time (the read-ahead, and the memory, stay bounded), and decoded in
+    /// pool's threads (at most [`MAX_WINDOW`]) at a time — the read-ahead, and the memory, stay
+    /// bounded; the other branches of the batch are read at the same time — and decoded in
     /// order: so even one file's one batch uses every core, and the result is the same for
     /// any thread count. The buffers are this thread's [`BASKETS`], reused from window to
     /// window and batch to batch: no page faults once warmed up.
@@ -279,7 +298,7 @@ impl Ntuple {
             .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
             .collect();
         let threads = rayon::current_num_threads();
-        let window = if threads > 1 { 2 * threads } else { 1 };
+        let window = if threads > 1 { (2 * threads).min(MAX_WINDOW) } else { 1 };
         let read = |loc: &BasketLocation, buf: &mut (Vec<u8>, RawBasket)| {
             self.source
                 .read_basket(loc, &mut buf.0, &mut buf.1)
@@ -483,6 +502,21 @@ impl Ntuple {
             _ => self.read_scalar_into::<u64>(branch, range, out),
         }
     }
+}
+
+/// The most baskets of one branch inflated at once (each thread keeps this many buffers).
+const MAX_WINDOW: usize = 8;
+
+/// How many ranges of at least `target` entries the sorted `edges` cut (what `chunks` makes).
+fn spaced(edges: &[u64], target: u64) -> usize {
+    let (mut n, mut start) = (0, 0);
+    for &e in edges {
+        if e - start >= target {
+            n += 1;
+            start = e;
+        }
+    }
+    n
 }
 
 thread_local! {
