@@ -138,7 +138,11 @@ impl EventFile {
         let mut wanted = vec![b.trigger, b.event_number, b.photon_n, b.tight_id];
         wanted.extend(b.photon_vectors());
         if self.reads_weights() {
-            wanted.extend(b.weight_factors.iter().filter(|f| self.ntuple.has_branch(f)));
+            wanted.extend(
+                b.weight_factors
+                    .iter()
+                    .filter(|f| self.ntuple.has_branch(f)),
+            );
             wanted.extend(b.xsection.iter().chain(&b.sum_weights));
         }
         self.ntuple
@@ -246,7 +250,13 @@ impl EventFile {
                                     })
                                     .collect::<Vec<_>>()
                             },
-                            || self.read_mc_into(range.clone(), &mut events.mc, &mut buffers.factor),
+                            || {
+                                self.read_mc_into(
+                                    range.clone(),
+                                    &mut events.mc,
+                                    &mut buffers.factor,
+                                )
+                            },
                         )
                     },
                 )
@@ -261,11 +271,7 @@ impl EventFile {
             if o == offsets.as_slice() {
                 return Ok(());
             }
-            let i = o
-                .iter()
-                .zip(offsets)
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
+            let i = o.iter().zip(offsets).position(|(a, b)| a != b).unwrap_or(0);
             Err(ReadError::Inconsistent {
                 file: nt.path().to_path_buf(),
                 tree: nt.tree_name().to_string(),

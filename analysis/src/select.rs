@@ -71,13 +71,7 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
 }
 
 /// Appends the two photons' kinematics (`a` is photon 1) and the diphoton's pT.
-fn push_kinematics(
-    k: &mut Kinematics,
-    p: &crate::events::Photons,
-    a: usize,
-    b: usize,
-    pt_yy: f64,
-) {
+fn push_kinematics(k: &mut Kinematics, p: &crate::events::Photons, a: usize, b: usize, pt_yy: f64) {
     let w = |x: f32| x as f64;
     k.pt1.push(w(p.pt[a]));
     k.eta1.push(w(p.eta[a]));

@@ -92,7 +92,10 @@ fn reused_buffers_and_parallel_baskets_read_what_a_fresh_read_does() {
         .map(|n| EventFile::open(fixture(n)).unwrap())
         .collect();
     let ranges = |n: u64| [0..n, n / 3..n / 3 + 7, 0..n / 2, n - 1..n, n / 4..n];
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let fresh: Vec<Vec<_>> = one.install(|| {
         files
             .iter()

@@ -298,7 +298,11 @@ impl Ntuple {
             .filter(|l| l.entries.start < range.end && l.entries.end > range.start)
             .collect();
         let threads = rayon::current_num_threads();
-        let window = if threads > 1 { (2 * threads).min(MAX_WINDOW) } else { 1 };
+        let window = if threads > 1 {
+            (2 * threads).min(MAX_WINDOW)
+        } else {
+            1
+        };
         let read = |loc: &BasketLocation, buf: &mut (Vec<u8>, RawBasket)| {
             self.source
                 .read_basket(loc, &mut buf.0, &mut buf.1)
