@@ -264,6 +264,9 @@ fn select_batches(
             progress(LoopEvent::Batch(range.end - range.start));
             Ok(out)
         })
+        .collect::<Vec<Result<_, WorkflowError>>>()
+        // The first failing batch in range order is the error, whichever finished first.
+        .into_iter()
         .collect::<Result<_, WorkflowError>>()?;
     // Merge in range order: the same floating-point sums whatever the thread count.
     let mut all = SelectOutput::default();

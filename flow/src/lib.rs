@@ -113,7 +113,15 @@ impl Ctx<'_> {
     pub fn read_binary<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
         let path = self.input(i);
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        postcard::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        match postcard::take_from_bytes(&bytes) {
+            Ok((value, [])) => Ok(value),
+            Ok((_, rest)) => Err(format!(
+                "{}: {} bytes after the end of the data",
+                path.display(),
+                rest.len()
+            )),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
     }
 }
 
@@ -302,10 +310,12 @@ impl Hashes {
         let mut file = std::fs::File::open(path)?;
         let mut buf = vec![0u8; 1 << 18];
         loop {
-            let n = std::io::Read::read(&mut file, &mut buf)?;
-            if n == 0 {
-                break;
-            }
+            let n = match std::io::Read::read(&mut file, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             h.update_rayon(&buf[..n]);
         }
         let s = FileState {

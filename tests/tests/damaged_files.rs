@@ -124,6 +124,32 @@ fn check_damage(fixture: &'static str) {
         }
     }
     eprintln!("{fixture}: {detected} of {trials} single-byte flips detected");
+
+    // Two flipped bytes (often in two baskets of one branch, which inflate in parallel): the
+    // error is the same on one thread and on eight — the first failure in basket order.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let eight = rayon::ThreadPoolBuilder::new()
+        .num_threads(8)
+        .build()
+        .unwrap();
+    for _ in 0..60 {
+        let mut damaged = original.clone();
+        for _ in 0..2 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            damaged[(x % len as u64) as usize] ^= 0xFF;
+        }
+        std::fs::write(&path, &damaged).unwrap();
+        let (a, b) = (
+            one.install(|| read_all(&path)),
+            eight.install(|| read_all(&path)),
+        );
+        assert_eq!(a, b, "one thread and eight threads differ");
+    }
 }
 
 #[test]

@@ -282,7 +282,8 @@ impl Ntuple {
     /// bounded; the other branches of the batch are read at the same time — and decoded in
     /// order: so even one file's one batch uses every core, and the result is the same for
     /// any thread count. The buffers are this thread's [`BASKETS`], reused from window to
-    /// window and batch to batch: no page faults once warmed up.
+    /// window and batch to batch (a read that rayon runs on a thread while it waits makes its
+    /// own, dropped after).
     fn for_baskets(
         &self,
         branch: &str,
@@ -318,19 +319,19 @@ impl Ntuple {
         let result = (|| -> Result<(), ReadError> {
             for chunk in locs.chunks(window) {
                 let slots = &mut slots[..chunk.len()];
-                if let [loc] = chunk {
-                    read(loc, &mut slots[0])?;
+                let reads: Vec<Result<(), ReadError>> = if let [loc] = chunk {
+                    vec![read(loc, &mut slots[0])]
                 } else {
-                    // Errors are taken in basket order, whichever thread finished first.
                     chunk
                         .par_iter()
                         .zip(slots.par_iter_mut())
                         .map(|(loc, buf)| read(loc, buf))
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .collect::<Result<(), _>>()?;
-                }
-                for (loc, (_, basket)) in chunk.iter().zip(slots.iter()) {
+                        .collect()
+                };
+                // Basket by basket, as one thread would: the first failure in basket order
+                // (its read or its decoding) is the error, whatever the window.
+                for ((loc, (_, basket)), read) in chunk.iter().zip(slots.iter()).zip(reads) {
+                    read?;
                     let part = loc.entries.start.max(range.start)..loc.entries.end.min(range.end);
                     decode(basket, part).map_err(|e| {
                         self.data_err(

@@ -575,40 +575,46 @@ pub fn decode_jagged<T: Primitive>(
     let base = values.len();
     let spare = values.spare_capacity_mut();
     let mut written = 0usize;
-    for i in a..b {
-        let (s, e) = (starts[i] as usize, starts[i + 1] as usize);
-        let entry = &data[s..e];
-        // [u32 byte count | 0x40000000][u16 version][i32 n][n values]
-        if entry.len() < 10 {
-            return Err(format!(
-                "entry {} has {} bytes, less than its header",
-                basket.entries.start + i as u64,
-                entry.len()
-            ));
+    // On an error part-way, the entries decoded so far are kept (values and offsets agree).
+    let result = (|| {
+        for i in a..b {
+            let (s, e) = (starts[i] as usize, starts[i + 1] as usize);
+            let entry = &data[s..e];
+            // [u32 byte count | 0x40000000][u16 version][i32 n][n values]
+            if entry.len() < 10 {
+                return Err(format!(
+                    "entry {} has {} bytes, less than its header",
+                    basket.entries.start + i as u64,
+                    entry.len()
+                ));
+            }
+            let count = <u32 as Primitive>::from_be(&entry[0..4]) & !0x4000_0000;
+            let len = <i32 as Primitive>::from_be(&entry[6..10]);
+            let body = &entry[10..];
+            if len < 0 || body.len() != len as usize * T::SIZE || count as usize != entry.len() - 4
+            {
+                return Err(format!(
+                    "entry {} claims {len} values in {} bytes",
+                    basket.entries.start + i as u64,
+                    body.len()
+                ));
+            }
+            let dst = spare
+                .get_mut(written..written + len as usize)
+                .ok_or("entry offsets overlap")?;
+            for (d, v) in dst.iter_mut().zip(body.chunks_exact(T::SIZE)) {
+                d.write(T::from_be(v));
+            }
+            let end = u32::try_from(base + written + len as usize)
+                .map_err(|_| "more than 2^32 values in one read")?;
+            written += len as usize;
+            offsets.push(end);
         }
-        let count = <u32 as Primitive>::from_be(&entry[0..4]) & !0x4000_0000;
-        let len = <i32 as Primitive>::from_be(&entry[6..10]);
-        let body = &entry[10..];
-        if len < 0 || body.len() != len as usize * T::SIZE || count as usize != entry.len() - 4 {
-            return Err(format!(
-                "entry {} claims {len} values in {} bytes",
-                basket.entries.start + i as u64,
-                body.len()
-            ));
-        }
-        let dst = spare
-            .get_mut(written..written + len as usize)
-            .ok_or("entry offsets overlap")?;
-        for (d, v) in dst.iter_mut().zip(body.chunks_exact(T::SIZE)) {
-            d.write(T::from_be(v));
-        }
-        written += len as usize;
-        let end = u32::try_from(base + written).map_err(|_| "more than 2^32 values in one read")?;
-        offsets.push(end);
-    }
+        Ok(())
+    })();
     // SAFETY: the first `written` slots of the spare capacity were written above.
     unsafe { values.set_len(base + written) };
-    Ok(())
+    result
 }
 
 /// `range` (tree entries) as indices into the basket, checked.
