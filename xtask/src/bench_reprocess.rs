@@ -83,17 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The limit: every basket of the selection's branches read and inflated, one thread.
     let mut limit = vec![];
     for _ in 0..args.repeats {
-        let out = std::process::Command::new(std::env::current_exe()?)
-            .args(["bench-reprocess", "--inflate-only"])
-            .arg(&all_list)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "the inflate-only pass failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        limit.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>()?);
+        limit.push(inflate_only_child(&all_list)?);
     }
     let limit_s = median(&mut limit);
     let all_events = events_per_file as f64 * files.len() as f64;
@@ -147,12 +137,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut one_thread = None;
         for &t in &threads {
             let mut runs = vec![];
+            // Each run right after an inflate-only pass over the same files: the ratios are
+            // taken pair by pair, so a drift of the machine's speed between phases cancels.
+            let (mut ratio, mut ratio_out) = (vec![], vec![]);
             for r in 0..args.repeats {
-                runs.push(analyze(
-                    &list,
-                    t,
-                    &scratch.path().join(format!("out-{n}-{t}-{r}")),
-                )?);
+                let limit_n = inflate_only_child(&list)?;
+                let run = analyze(&list, t, &scratch.path().join(format!("out-{n}-{t}-{r}")))?;
+                ratio.push(run.loop_s / (limit_n / t as f64));
+                ratio_out.push(run.rule_s / (limit_n / t as f64));
+                runs.push(run);
             }
             let loop_s = median(&mut runs.iter().map(|r| r.loop_s).collect::<Vec<_>>());
             let rule_s = median(&mut runs.iter().map(|r| r.rule_s).collect::<Vec<_>>());
@@ -163,16 +156,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if t == 1 {
                 one_thread_rates.push((n, list.clone(), rate, events / rule_s, runs[0].selected));
             }
-            // The inflate-only time of these n files on one core, over t threads.
-            let limit_n = limit_s * n as f64 / files.len() as f64;
             println!(
                 "| {n} | {t} | {} | {:.2} | {:.2} | {:.2}× | {} | {:.2}× | {wall_s:.2} | {rss:.1} |",
                 crate::progress::human(rate),
                 rate / base,
                 rate / base / t as f64,
-                loop_s / (limit_n / t as f64),
+                median(&mut ratio),
                 crate::progress::human(events / rule_s),
-                rule_s / (limit_n / t as f64),
+                median(&mut ratio_out),
             );
         }
     }
@@ -235,7 +226,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
          and selected, as `analyze` prints it (what the anchors time); with outputs: over the \
          time any selection rule ran (also opening each file and writing, hashing and committing \
          its selected events); median of {} runs. efficiency: speed-up / threads. \
-         vs inflate-only: time / (the inflate-only time of the same files / threads). \
+         vs inflate-only: time / (the inflate-only time of the same files / threads), the \
+         inflate-only pass run just before each run, median of the pairs' ratios. \
          Peak RSS: the largest of the runs, whole process.",
         args.repeats
     );
@@ -265,7 +257,21 @@ fn generate(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Reads and inflates every basket of the selection's branches; returns the bytes inflated.
+/// The inflate-only pass over the files in `list`, in a child process: its seconds.
+fn inflate_only_child(list: &Path) -> anyhow::Result<f64> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench-reprocess", "--inflate-only"])
+        .arg(list)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "the inflate-only pass failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>()?)
+}
+
 /// Reads and inflates every basket of the branches the event loop reads from `file` (as
 /// data), decoding nothing; returns the inflated bytes.
 fn inflate_only(file: &Path) -> anyhow::Result<u64> {
