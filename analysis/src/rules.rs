@@ -223,10 +223,10 @@ pub fn chain(
 
             // Data weights are 1: the luminosity cannot change a data file's selection.
             let mut cut_params = serde_json::to_value(&cfg.cuts).expect("plain data");
-            if let (true, Some(o)) = (role == "data", cut_params.as_object_mut()) {
+            let is_data = role == "data";
+            if let (true, Some(o)) = (is_data, cut_params.as_object_mut()) {
                 o.remove("lumi_pb");
             }
-            let is_data = role == "data";
             let (cuts, batch, stage, bar) = (
                 cfg.cuts.clone(),
                 cfg.batch_entries,

@@ -70,27 +70,32 @@ impl Ctx<'_> {
     pub fn params(&self) -> &Value {
         &self.rule.params
     }
-    /// Writes output `i` as compact JSON (work files: a file's selected events are written
-    /// in the event loop, where pretty printing cost a tenth of its time).
+    /// Writes output `i` as compact JSON (work files).
     pub fn write_json<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
-        self.write_json_as(i, value, false)
+        self.write_with(i, |w| {
+            serde_json::to_writer(&mut *w, value)?;
+            Ok(w.write_all(b"\n")?)
+        })
     }
     /// Writes output `i` as pretty JSON (documents people read: results, comparisons).
     pub fn write_json_pretty<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
-        self.write_json_as(i, value, true)
+        self.write_with(i, |w| {
+            serde_json::to_writer_pretty(&mut *w, value)?;
+            Ok(w.write_all(b"\n")?)
+        })
     }
-    fn write_json_as<T: Serialize>(&self, i: usize, value: &T, pretty: bool) -> Result<(), String> {
+    /// Creates output `i` and hands `write` a buffered writer to it. Streamed: a large output
+    /// is never one string in memory.
+    fn write_with(
+        &self,
+        i: usize,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>,
+    ) -> Result<(), String> {
         use std::io::Write;
-        // Streamed: a large output (a file's selected events) is never one string in memory.
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
         let file = std::fs::File::create(self.output(i)).map_err(|e| err(&e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
-        if pretty {
-            serde_json::to_writer_pretty(&mut w, value).map_err(|e| err(&e))?;
-        } else {
-            serde_json::to_writer(&mut w, value).map_err(|e| err(&e))?;
-        }
-        w.write_all(b"\n").map_err(|e| err(&e))?;
+        write(&mut w).map_err(|e| err(&e))?;
         w.flush().map_err(|e| err(&e))
     }
     /// Reads input `i` as JSON.
@@ -102,12 +107,10 @@ impl Ctx<'_> {
     /// formatting, twice the bytes to flush and hash, and the reader's float parsing cost a
     /// sixth of the loop's time.
     pub fn write_binary<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
-        use std::io::Write;
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
-        let file = std::fs::File::create(self.output(i)).map_err(|e| err(&e))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
-        postcard::to_io(value, &mut w).map_err(|e| err(&e))?;
-        w.flush().map_err(|e| err(&e))
+        self.write_with(i, |w| {
+            postcard::to_io(value, w)?;
+            Ok(())
+        })
     }
     /// Reads input `i` as written by [`Ctx::write_binary`].
     pub fn read_binary<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
