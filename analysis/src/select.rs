@@ -22,26 +22,25 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
         if !count(0, ev.trigger[i]) {
             continue;
         }
-        let mut good = [0usize; 2];
+        // Branch-free (whether a photon passes is data, which the predictor cannot learn):
+        // each photon is stored in the next free slot and kept by counting it; slot 2
+        // takes every photon after the first two good ones.
+        let mut good = [0usize; 3];
         let mut n_good = 0;
         for j in p.of_event(i) {
             let eta = (p.eta[j] as f64).abs();
             let ok = p.tight_id[j]
-                && p.pt[j] as f64 > cuts.pt_min
-                && eta < cuts.eta_max
-                && (eta < cuts.crack.0 || eta > cuts.crack.1);
-            if ok {
-                if n_good < 2 {
-                    good[n_good] = j;
-                }
-                n_good += 1;
-            }
+                & (p.pt[j] as f64 > cuts.pt_min)
+                & (eta < cuts.eta_max)
+                & ((eta < cuts.crack.0) | (eta > cuts.crack.1));
+            good[n_good.min(2)] = j;
+            n_good += ok as usize;
         }
         if !count(1, n_good == 2) {
             continue;
         }
         let iso_ok =
-            |iso: &[f32], max: f64| good.iter().all(|&j| ((iso[j] / p.pt[j]) as f64) < max);
+            |iso: &[f32], max: f64| good[..2].iter().all(|&j| ((iso[j] / p.pt[j]) as f64) < max);
         if !count(2, iso_ok(&p.track_iso, cuts.track_iso_max)) {
             continue;
         }

@@ -15,8 +15,9 @@
 //! (`provenance/RULE.json`: input and output hashes, parameters, implementation, tool versions,
 //! wall time, host) is written the same way. The record is the commit point: a rule killed at
 //! any moment has either no record (it reruns) or a record whose output hashes match the files
-//! in place, so a partial file is never taken for done. Leftover `.flow-tmp` files are removed
-//! at the next run. One run per directory at a time is the caller's job (`dirlock`).
+//! in place, so a partial file is never taken for done. Commits are made by threads of their
+//! own while the layer's other jobs run; a layer ends when its commits have. Leftover
+//! `.flow-tmp` files are removed at the next run. One run per directory at a time is the caller's job (`dirlock`).
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
@@ -591,58 +592,39 @@ impl Flow {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; self.rules.len()];
         let host = hostname();
         for layer in layers {
-            let results: Vec<Result<Outcome, FlowError>> = layer
-                .par_iter()
-                .map(|&i| {
-                    let rule = &self.rules[i];
-                    let record = self.load_record(&rule.name);
-                    let forced = opts.force.iter().any(|f| matches(&rule.name, f));
-                    // In a dry run, upstream rules that would run are named as a reason.
-                    let upstream: Vec<String> = if opts.dry_run {
-                        rule.inputs
-                            .iter()
-                            .filter_map(|p| producer.get(p.as_path()))
-                            .filter(|&&p| outcomes_would_run(&outcomes, p))
-                            .map(|&p| self.rules[p].name.clone())
-                            .collect()
-                    } else {
-                        vec![]
-                    };
-                    let (reasons, inputs) =
-                        self.reasons(rule, record.as_ref(), &hashes, forced, &upstream)?;
-                    if opts.dry_run || reasons.is_empty() {
-                        if reasons.is_empty() && !opts.dry_run {
-                            self.refresh(rule, record, &inputs, &hashes)?;
-                        }
-                        return Ok(Outcome {
-                            rule: rule.name.clone(),
-                            ran: false,
-                            reasons,
-                            wall_s: 0.0,
-                        });
-                    }
-                    on_event(Event::Started {
-                        rule: &rule.name,
-                        reasons: &reasons,
-                    });
-                    let t = Instant::now();
-                    self.execute(rule, &inputs, &hashes, opts, &host, t)?;
-                    let wall_s = t.elapsed().as_secs_f64();
-                    on_event(Event::Finished {
-                        rule: &rule.name,
-                        wall_s,
-                    });
-                    Ok(Outcome {
-                        rule: rule.name.clone(),
-                        ran: true,
-                        reasons,
-                        wall_s,
+            // Committing (fsync, rename, hashing the outputs, the record) is done by a few
+            // threads of its own while the layer's jobs go on: a job's thread waiting in
+            // fsync left its core idle (at 2 threads on 64 files, 0.81 of 2 cores used by
+            // the event loop instead of 0.88). The layer ends when every commit has.
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Pending)>();
+            let rx = Mutex::new(rx);
+            let (results, commits) = std::thread::scope(|scope| {
+                let committers: Vec<_> = (0..COMMITTERS)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                                let Ok((i, pending)) = next else { break done };
+                                done.push((i, self.commit(&self.rules[i], pending, &hashes)));
+                            }
+                        })
                     })
-                })
-                .collect();
+                    .collect();
+                let results = self.run_layer(
+                    &layer, opts, on_event, &producer, &outcomes, &hashes, &host, &tx,
+                );
+                drop(tx);
+                let commits: Vec<(usize, Result<(), FlowError>)> = committers
+                    .into_iter()
+                    .flat_map(|c| c.join().expect("a committer does not panic"))
+                    .collect();
+                (results, commits)
+            });
+            let mut commits: HashMap<usize, Result<(), FlowError>> = commits.into_iter().collect();
             let mut first_error = None;
             for (i, r) in layer.iter().zip(results) {
-                match r {
+                match r.and_then(|o| commits.remove(i).unwrap_or(Ok(())).map(|()| o)) {
                     Ok(o) => outcomes[*i] = Some(o),
                     Err(e) => {
                         first_error.get_or_insert(e);
@@ -656,16 +638,82 @@ impl Flow {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// Runs the job, moves its outputs into place, writes the record (last).
+    /// Runs a layer's rules in parallel; a job that ran is sent to `commit`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_layer(
+        &self,
+        layer: &[usize],
+        opts: &Options,
+        on_event: &(dyn Fn(Event) + Sync),
+        producer: &HashMap<&Path, usize>,
+        outcomes: &[Option<Outcome>],
+        hashes: &Hashes,
+        host: &str,
+        commit: &std::sync::mpsc::Sender<(usize, Pending)>,
+    ) -> Vec<Result<Outcome, FlowError>> {
+        layer
+            .par_iter()
+            .map(|&i| {
+                let rule = &self.rules[i];
+                let record = self.load_record(&rule.name);
+                let forced = opts.force.iter().any(|f| matches(&rule.name, f));
+                // In a dry run, upstream rules that would run are named as a reason.
+                let upstream: Vec<String> = if opts.dry_run {
+                    rule.inputs
+                        .iter()
+                        .filter_map(|p| producer.get(p.as_path()))
+                        .filter(|&&p| outcomes_would_run(&outcomes, p))
+                        .map(|&p| self.rules[p].name.clone())
+                        .collect()
+                } else {
+                    vec![]
+                };
+                let (reasons, inputs) =
+                    self.reasons(rule, record.as_ref(), hashes, forced, &upstream)?;
+                if opts.dry_run || reasons.is_empty() {
+                    if reasons.is_empty() && !opts.dry_run {
+                        self.refresh(rule, record, &inputs, hashes)?;
+                    }
+                    return Ok(Outcome {
+                        rule: rule.name.clone(),
+                        ran: false,
+                        reasons,
+                        wall_s: 0.0,
+                    });
+                }
+                on_event(Event::Started {
+                    rule: &rule.name,
+                    reasons: &reasons,
+                });
+                let t = Instant::now();
+                let pending = self.execute(rule, &inputs, opts, host, t)?;
+                let wall_s = t.elapsed().as_secs_f64();
+                commit
+                    .send((i, pending))
+                    .expect("the committers outlive the layer's jobs");
+                on_event(Event::Finished {
+                    rule: &rule.name,
+                    wall_s,
+                });
+                Ok(Outcome {
+                    rule: rule.name.clone(),
+                    ran: true,
+                    reasons,
+                    wall_s,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs the job; what it wrote is committed later ([`Flow::commit`]).
     fn execute(
         &self,
         rule: &Rule,
         inputs: &[Option<FileState>],
-        hashes: &Hashes,
         opts: &Options,
         host: &str,
         started: Instant,
-    ) -> Result<(), FlowError> {
+    ) -> Result<Pending, FlowError> {
         let fail = |message: String| FlowError::Rule {
             rule: rule.name.clone(),
             message,
@@ -692,21 +740,17 @@ impl Flow {
             }
             return Err(fail(m));
         }
-        let mut outputs = Vec::new();
         for (t, o) in tmp.iter().zip(&rule.outputs) {
             if !t.exists() {
                 return Err(fail(format!("the job did not write {}", o.display())));
             }
-            sync(t)?;
-            std::fs::rename(t, o).map_err(|e| io_err(o, e))?;
-            outputs.push(hashes.state(o, None).map_err(|e| io_err(o, e))?);
         }
         let record = Record {
             rule: rule.name.clone(),
             implementation: rule.implementation.clone(),
             params: rule.params.clone(),
             inputs: inputs.iter().flatten().cloned().collect(),
-            outputs,
+            outputs: vec![],
             tools: opts.tools.clone(),
             wall_s: started.elapsed().as_secs_f64(),
             host: host.to_string(),
@@ -714,6 +758,20 @@ impl Flow {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
         };
+        Ok(Pending { tmp, record })
+    }
+
+    /// Makes a finished job's outputs durable, moves them into place, then writes the
+    /// record (last: the commit point).
+    fn commit(&self, rule: &Rule, p: Pending, hashes: &Hashes) -> Result<(), FlowError> {
+        let Pending { tmp, mut record } = p;
+        for (t, o) in tmp.iter().zip(&rule.outputs) {
+            sync(t)?;
+            std::fs::rename(t, o).map_err(|e| io_err(o, e))?;
+            record
+                .outputs
+                .push(hashes.state(o, None).map_err(|e| io_err(o, e))?);
+        }
         self.write_record(&record)
     }
 
@@ -753,6 +811,16 @@ impl Flow {
     }
 }
 
+/// Threads that commit a layer's finished jobs (they mostly wait on the disk).
+const COMMITTERS: usize = 4;
+
+/// A job that succeeded, its outputs still in their temporary files.
+struct Pending {
+    tmp: Vec<PathBuf>,
+    /// Everything but the outputs' states, which the commit adds.
+    record: Record,
+}
+
 fn outcomes_would_run(outcomes: &[Option<Outcome>], i: usize) -> bool {
     outcomes[i].as_ref().is_some_and(|o| !o.reasons.is_empty())
 }
@@ -780,6 +848,80 @@ mod tests {
         assert!(matches("fit", "fit"));
         assert!(!matches("fitx", "fit"));
         assert!(!matches("selection/a", "select"));
+    }
+
+    /// Commits run beside the jobs: when a layer fails, every rule of it that finished is
+    /// committed all the same (output in place, record written, nothing temporary left), a
+    /// later layer does not run, and the next run reruns only the failed rule.
+    #[test]
+    fn a_failing_layer_keeps_what_finished_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let rules = |fail: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+            let mut rules: Vec<Rule> = (0..8)
+                .map(|i| Rule {
+                    name: format!("make/{i}"),
+                    inputs: vec![],
+                    outputs: vec![d.join(format!("out{i}.json"))],
+                    params: serde_json::json!({}),
+                    implementation: "v1".into(),
+                    job: Box::new(move |ctx: &Ctx| ctx.write_json(0, &i)),
+                })
+                .collect();
+            rules.push(Rule {
+                name: "make/bad".into(),
+                inputs: vec![],
+                outputs: vec![d.join("bad.json")],
+                params: serde_json::json!({}),
+                implementation: "v1".into(),
+                job: Box::new(move |ctx: &Ctx| {
+                    if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                        Err("refused".into())
+                    } else {
+                        ctx.write_json(0, &"ok")
+                    }
+                }),
+            });
+            rules.push(Rule {
+                name: "sum".into(),
+                inputs: (0..8).map(|i| d.join(format!("out{i}.json"))).collect(),
+                outputs: vec![d.join("sum.json")],
+                params: serde_json::json!({}),
+                implementation: "v1".into(),
+                job: Box::new(|ctx: &Ctx| ctx.write_json(0, &"sum")),
+            });
+            Flow::new(rules, d.join("provenance")).unwrap()
+        };
+        let err = rules(fail.clone())
+            .run(&Options::default(), &|_| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        for i in 0..8 {
+            assert!(d.join(format!("out{i}.json")).is_file());
+            assert!(d.join(format!("provenance/make.{i}.json")).is_file());
+        }
+        assert!(!d.join("sum.json").exists() && !d.join("bad.json").exists());
+        let leftovers = std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".flow-tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        let ran: Vec<String> = rules(fail)
+            .run(&Options::default(), &|_| {})
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.ran)
+            .map(|o| o.rule)
+            .collect();
+        assert_eq!(ran, ["make/bad", "sum"]);
     }
 
     #[test]
