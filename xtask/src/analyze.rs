@@ -351,8 +351,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "event loop: {} events read and selected in {:.3} s = {} events/s (the time any \
              file's batches were being read, inflated, decoded and selected); with each file's \
-             selected events written and committed: {:.3} s = {} events/s (inspection, merging, \
-             training, fits and plots not counted)",
+             selected events written: {:.3} s = {} events/s (their commits run beside the loop; \
+             inspection, merging, training, fits and plots not counted)",
             crate::progress::human(l.events as f64),
             l.loop_seconds,
             rate(l.loop_seconds),

@@ -224,8 +224,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "\nevent loop: events over the time any file's batches were being read, inflated, decoded \
          and selected, as `analyze` prints it (what the anchors time); with outputs: over the \
-         time any selection rule ran (also opening each file and writing, hashing and committing \
-         its selected events); median of {} runs. efficiency: speed-up / threads. \
+         time any selection rule ran (also opening each file and writing its selected events; \
+         their commits, fsync and hashing, run on threads beside the loop); median of {} runs. efficiency: speed-up / threads. \
          vs inflate-only: time / (the inflate-only time of the same files / threads), the \
          inflate-only pass run just before each run, median of the pairs' ratios. \
          Peak RSS: the largest of the runs, whole process.",
@@ -324,7 +324,7 @@ fn analyze(list: &Path, threads: usize, out: &Path) -> anyhow::Result<Run> {
             secs.trim().parse::<f64>().ok()
         })
     };
-    let (Some(loop_s), Some(rule_s)) = (seconds(" in "), seconds(" committed: ")) else {
+    let (Some(loop_s), Some(rule_s)) = (seconds(" in "), seconds(" written: ")) else {
         bail!("no event loop line in analyze's output:\n{text}");
     };
     let selected = text
