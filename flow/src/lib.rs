@@ -594,8 +594,9 @@ impl Flow {
         for layer in layers {
             // Committing (fsync, rename, hashing the outputs, the record) is done by a few
             // threads of its own while the layer's jobs go on: a job's thread waiting in
-            // fsync left its core idle (at 2 threads on 64 files, 0.81 of 2 cores used by
-            // the event loop instead of 0.88). The layer ends when every commit has.
+            // fsync left its core idle (`analyze` of 64 files on 2 threads and 2 cores: the
+            // selection rules went from 3.48 to 3.62 M events/s, the wall time from 2.01 to
+            // 1.92 s). The layer ends when every commit has.
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Pending)>();
             let rx = Mutex::new(rx);
             let (results, commits) = std::thread::scope(|scope| {
@@ -662,7 +663,7 @@ impl Flow {
                     rule.inputs
                         .iter()
                         .filter_map(|p| producer.get(p.as_path()))
-                        .filter(|&&p| outcomes_would_run(&outcomes, p))
+                        .filter(|&&p| outcomes_would_run(outcomes, p))
                         .map(|&p| self.rules[p].name.clone())
                         .collect()
                 } else {
