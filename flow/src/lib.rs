@@ -17,7 +17,8 @@
 //! any moment has either no record (it reruns) or a record whose output hashes match the files
 //! in place, so a partial file is never taken for done. Commits are made by threads of their
 //! own while the layer's other jobs run; a layer ends when its commits have. Leftover
-//! `.flow-tmp` files are removed at the next run. One run per directory at a time is the caller's job (`dirlock`).
+//! `.flow-tmp` files are removed at the next run. One run per directory at a time is the
+//! caller's job (`dirlock`).
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
@@ -232,10 +233,9 @@ pub enum Event<'a> {
         rule: &'a str,
         reasons: &'a [Reason],
     },
-    Finished {
-        rule: &'a str,
-        wall_s: f64,
-    },
+    /// The rule's job finished (`wall_s`: the job's own time); its outputs are committed by
+    /// the layer's committers, and a failed commit fails the run.
+    Finished { rule: &'a str, wall_s: f64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,7 +297,14 @@ impl Hashes {
     }
 
     /// The file's state; `known` (a record's) is trusted when size and mtime match it.
-    fn state(&self, path: &Path, known: Option<&FileState>) -> std::io::Result<FileState> {
+    /// `parallel`: hash each piece on every thread of the current rayon pool (a job's
+    /// thread); a committer, outside the pool that `--threads` sets, hashes on its own.
+    fn state(
+        &self,
+        path: &Path,
+        known: Option<&FileState>,
+        parallel: bool,
+    ) -> std::io::Result<FileState> {
         let (bytes, mtime_ns) = Self::stat(path)?;
         if let Some(k) = known.filter(|k| k.bytes == bytes && k.mtime_ns == mtime_ns) {
             return Ok(k.clone());
@@ -320,7 +327,11 @@ impl Hashes {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            h.update_rayon(&buf[..n]);
+            if parallel {
+                h.update_rayon(&buf[..n]);
+            } else {
+                h.update(&buf[..n]);
+            }
         }
         let s = FileState {
             path: path.display().to_string(),
@@ -496,7 +507,7 @@ impl Flow {
                 let known = record
                     .and_then(|r| r.inputs.get(i))
                     .filter(|k| k.path == p.display().to_string());
-                match hashes.state(p, known) {
+                match hashes.state(p, known, true) {
                     Ok(s) => Ok(Some(s)),
                     // An upstream output not there yet (dry run): the upstream says why.
                     Err(_) if !dry_upstream.is_empty() => Ok(None),
@@ -537,7 +548,7 @@ impl Flow {
         }
         for (i, o) in rule.outputs.iter().enumerate() {
             let known = rec.outputs.get(i);
-            match hashes.state(o, known) {
+            match hashes.state(o, known, true) {
                 Err(_) => why.push(Reason::OutputMissing(o.display().to_string())),
                 Ok(s) if known.is_none_or(|k| k.blake3 != s.blake3) => {
                     why.push(Reason::OutputChanged(o.display().to_string()))
@@ -618,7 +629,7 @@ impl Flow {
                 drop(tx);
                 let commits: Vec<(usize, Result<(), FlowError>)> = committers
                     .into_iter()
-                    .flat_map(|c| c.join().expect("a committer does not panic"))
+                    .flat_map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                     .collect();
                 (results, commits)
             });
@@ -771,7 +782,7 @@ impl Flow {
             std::fs::rename(t, o).map_err(|e| io_err(o, e))?;
             record
                 .outputs
-                .push(hashes.state(o, None).map_err(|e| io_err(o, e))?);
+                .push(hashes.state(o, None, false).map_err(|e| io_err(o, e))?);
         }
         self.write_record(&record)
     }
@@ -791,7 +802,7 @@ impl Flow {
             .outputs
             .iter()
             .zip(&rec.outputs)
-            .map(|(o, k)| hashes.state(o, Some(k)).map_err(|e| io_err(o, e)))
+            .map(|(o, k)| hashes.state(o, Some(k), true).map_err(|e| io_err(o, e)))
             .collect::<Result<_, _>>()?;
         if now != rec.inputs || outputs != rec.outputs {
             rec.inputs = now;

@@ -44,7 +44,8 @@ pub struct Args {
     /// Minimum photon pT, GeV.
     #[arg(long, default_value_t = 25.0)]
     pt_min: f64,
-    /// Worker threads (default: all cores). The result does not depend on it.
+    /// Worker threads (default: all cores). The result does not depend on it. Finished
+    /// rules are committed (fsync, rename, hashing their outputs) by 4 threads beside them.
     #[arg(long)]
     threads: Option<usize>,
     /// List the rules that would run and why; run nothing.
