@@ -592,11 +592,11 @@ pub fn decode_jagged<T: Primitive>(
     // reservation is enough; the slicing below checks it anyway.
     //
     // Entries of at most `wide` values (a few photons: nearly all of them) are decoded as a
-    // fixed 16 bytes, which the compiler turns into one vector byte swap: a loop as long as
-    // each entry made the branch predictor miss on every entry. The values decoded past
-    // the entry's own land in spare capacity that the next entry overwrites or that stays
-    // beyond the length, hence `wide` more slots reserved.
-    let wide = (16 / T::SIZE).max(1);
+    // fixed 16 bytes, straight-line code: a loop as long as each entry made the branch
+    // predictor miss on every entry. The values decoded past the entry's own land in spare
+    // capacity that the next entry overwrites or that stays beyond the length, hence `wide`
+    // more slots reserved.
+    let wide = 16 / T::SIZE;
     let bytes = starts[b].saturating_sub(starts[a]) as usize;
     values.reserve(bytes.saturating_sub(10 * (b - a)) / T::SIZE + wide);
     offsets.reserve(b - a);
@@ -634,7 +634,7 @@ pub fn decode_jagged<T: Primitive>(
                 data.get(s + 10..s + 26),
                 spare.get_mut(written..written + wide),
             ) {
-                (Some(src), Some(dst)) if n <= wide && 16 / T::SIZE == wide => {
+                (Some(src), Some(dst)) if n <= wide => {
                     for (j, d) in dst.iter_mut().enumerate() {
                         d.write(T::from_be(&src[j * T::SIZE..(j + 1) * T::SIZE]));
                     }
@@ -648,9 +648,9 @@ pub fn decode_jagged<T: Primitive>(
                     }
                 }
             }
-            let end = u32::try_from(base + written + len as usize)
+            let end = u32::try_from(base + written + n)
                 .map_err(|_| "more than 2^32 values in one read")?;
-            written += len as usize;
+            written += n;
             ends[entries].write(end);
             entries += 1;
         }
