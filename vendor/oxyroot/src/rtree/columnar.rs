@@ -17,6 +17,7 @@
 use crate::rcompress;
 use crate::Branch;
 use std::fs::File;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +61,15 @@ pub trait Primitive: Copy + Default + Send + Sync + 'static {
     const TYPE: ElementType;
     /// Decodes one value from exactly `SIZE` big-endian bytes.
     fn from_be(b: &[u8]) -> Self;
+    /// Decodes the `16 / SIZE` values of a 16-byte big-endian block into `dst` (that many
+    /// slots). The primitives do it as one byte shuffle of the whole block, which the
+    /// compiler turns into a vector shuffle where the CPU has one (see [`decode_jagged`]).
+    #[inline(always)]
+    fn block_from_be(src: &[u8; 16], dst: &mut [MaybeUninit<Self>]) {
+        for (d, b) in dst.iter_mut().zip(src.chunks_exact(Self::SIZE)) {
+            d.write(Self::from_be(b));
+        }
+    }
 }
 
 macro_rules! primitive {
@@ -73,6 +83,20 @@ macro_rules! primitive {
                 a.copy_from_slice(b);
                 <$t>::from_be_bytes(a)
             }
+            #[inline(always)]
+            fn block_from_be(src: &[u8; 16], dst: &mut [MaybeUninit<Self>]) {
+                // Each value's bytes reversed in place: a fixed permutation of the block.
+                const S: usize = std::mem::size_of::<$t>();
+                let mut ne = [0u8; 16];
+                for (k, b) in ne.iter_mut().enumerate() {
+                    *b = src[k / S * S + (S - 1 - k % S)];
+                }
+                for (d, c) in dst.iter_mut().zip(ne.chunks_exact(S)) {
+                    let mut a = [0u8; S];
+                    a.copy_from_slice(c);
+                    d.write(<$t>::from_ne_bytes(a));
+                }
+            }
         }
     )*};
 }
@@ -84,6 +108,17 @@ impl Primitive for bool {
     #[inline(always)]
     fn from_be(b: &[u8]) -> Self {
         b[0] != 0
+    }
+    #[inline(always)]
+    fn block_from_be(src: &[u8; 16], dst: &mut [MaybeUninit<Self>]) {
+        // Compared all at once (a vector compare), then written one by one.
+        let mut flags = [false; 16];
+        for (f, &b) in flags.iter_mut().zip(src) {
+            *f = b != 0;
+        }
+        for (d, f) in dst.iter_mut().zip(flags) {
+            d.write(f);
+        }
     }
 }
 
@@ -572,7 +607,8 @@ pub fn decode_scalar_map<T: Primitive, U>(
 }
 
 /// Appends entries `range` of a `vector<T>` / `RVec<T>` branch: their values to `values` and,
-/// per entry, the running end offset into `values` to `offsets`.
+/// per entry, the running end offset into `values` to `offsets`. On an error, the entries
+/// before the failing one are appended (values and offsets agree).
 pub fn decode_jagged<T: Primitive>(
     basket: &RawBasket,
     range: Range<u64>,
@@ -584,85 +620,172 @@ pub fn decode_jagged<T: Primitive>(
         .as_ref()
         .ok_or("variable-size branch without an entry offset table")?;
     let (a, b) = local(basket, &range)?;
-    let data = &basket.data;
-    // The values are written into spare capacity and the length set once per basket: a
-    // per-value `push` stores the length after every value (the compiler cannot keep it in
-    // a register across the byte swaps), which made this loop a quarter slower. The entries'
-    // bodies hold exactly their bytes less the 10-byte headers (checked per entry), so this
-    // reservation is enough; the slicing below checks it anyway.
-    //
-    // Entries of at most `wide` values (a few photons: nearly all of them) are decoded as a
-    // fixed 16 bytes, straight-line code: a loop as long as each entry made the branch
-    // predictor miss on every entry. The values decoded past the entry's own land in spare
-    // capacity that the next entry overwrites or that stays beyond the length, hence `wide`
-    // more slots reserved.
+    let starts = starts
+        .get(a..=b)
+        .ok_or("the entry offset table is shorter than the basket")?;
+    if decode_entries_fast(&basket.data, starts, values, offsets) {
+        return Ok(());
+    }
+    // Something did not add up: the checked walk finds the first bad entry and says what.
+    decode_entries_checked(
+        &basket.data,
+        starts,
+        basket.entries.start + a as u64,
+        values,
+        offsets,
+    )
+}
+
+/// [`decode_entries`] compiled for the CPU at hand: with SSSE3, a short entry's 16-byte
+/// block is byte-swapped by one shuffle instead of a swap per value.
+fn decode_entries_fast<T: Primitive>(
+    data: &[u8],
+    starts: &[u32],
+    values: &mut Vec<T>,
+    offsets: &mut Vec<u32>,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "ssse3")]
+        fn with_ssse3<T: Primitive>(
+            data: &[u8],
+            starts: &[u32],
+            values: &mut Vec<T>,
+            offsets: &mut Vec<u32>,
+        ) -> bool {
+            decode_entries(data, starts, values, offsets)
+        }
+        if std::arch::is_x86_feature_detected!("ssse3") {
+            // SAFETY: the CPU has SSSE3, checked just above.
+            return unsafe { with_ssse3(data, starts, values, offsets) };
+        }
+    }
+    decode_entries(data, starts, values, offsets)
+}
+
+/// Decodes the entries starting at `starts` (one more offset than entries) and appends them;
+/// `false`, with nothing appended, when any entry's header disagrees with its size.
+///
+/// Written for the common case: no error strings, no branch on data but the entry's length,
+/// the values written into spare capacity and the lengths set once (a per-value `push`
+/// stores the length after every value: a quarter slower). Entries of at most `16 / SIZE`
+/// values (a few photons: nearly all of them) are decoded as one fixed 16-byte block;
+/// a loop as long as each entry made the branch predictor miss on every entry. The values
+/// decoded past the entry's own land in spare capacity that the next entry overwrites or
+/// that stays beyond the length.
+#[inline(always)]
+fn decode_entries<T: Primitive>(
+    data: &[u8],
+    starts: &[u32],
+    values: &mut Vec<T>,
+    offsets: &mut Vec<u32>,
+) -> bool {
     let wide = 16 / T::SIZE;
-    let bytes = starts[b].saturating_sub(starts[a]) as usize;
-    values.reserve(bytes.saturating_sub(10 * (b - a)) / T::SIZE + wide);
-    offsets.reserve(b - a);
+    let n = starts.len() - 1;
+    // Each entry holds its values and a 10-byte header, so the values take at most the
+    // entries' bytes: enough room, with `wide` slots more for the fixed blocks.
+    let bytes = starts[n].saturating_sub(starts[0]) as usize;
+    let room = bytes / T::SIZE + wide;
+    if values.len() + room > u32::MAX as usize {
+        return false;
+    }
+    values.reserve(room);
+    offsets.reserve(n);
     let base = values.len();
     let spare = values.spare_capacity_mut();
-    let ends = &mut offsets.spare_capacity_mut()[..b - a];
+    let ends = &mut offsets.spare_capacity_mut()[..n];
     let mut written = 0usize;
-    let mut entries = 0usize;
-    // On an error part-way, the entries decoded so far are kept (values and offsets agree).
-    let result = (|| {
-        for i in a..b {
-            let (s, e) = (starts[i] as usize, starts[i + 1] as usize);
-            let entry = &data[s..e];
-            // [u32 byte count | 0x40000000][u16 version][i32 n][n values]
-            if entry.len() < 10 {
-                return Err(format!(
-                    "entry {} has {} bytes, less than its header",
-                    basket.entries.start + i as u64,
-                    entry.len()
-                ));
+    let mut bad = false;
+    for (w, end) in starts.windows(2).zip(ends.iter_mut()) {
+        let (s, e) = (w[0] as usize, w[1] as usize);
+        // [u32 byte count | 0x40000000][u16 version][i32 n][n values]
+        let Some(head) = data.get(s..s + 10) else {
+            return false;
+        };
+        let count = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) & !0x4000_0000;
+        // A negative n reads as 2^31 or more, which no entry's size matches.
+        let len = u32::from_be_bytes([head[6], head[7], head[8], head[9]]) as usize;
+        let size = e.wrapping_sub(s) as u64;
+        bad |= (count as u64 + 4 != size) | (len as u64 * T::SIZE as u64 + 10 != size);
+        match (
+            data.get(s + 10..s + 26),
+            spare.get_mut(written..written + wide),
+        ) {
+            (Some(src), Some(dst)) if len <= wide => {
+                T::block_from_be(src.try_into().expect("16 bytes"), dst)
             }
-            let count = <u32 as Primitive>::from_be(&entry[0..4]) & !0x4000_0000;
-            let len = <i32 as Primitive>::from_be(&entry[6..10]);
-            let body = &entry[10..];
-            if len < 0 || body.len() != len as usize * T::SIZE || count as usize != entry.len() - 4
-            {
-                return Err(format!(
-                    "entry {} claims {len} values in {} bytes",
-                    basket.entries.start + i as u64,
-                    body.len()
-                ));
-            }
-            let n = len as usize;
-            match (
-                data.get(s + 10..s + 26),
-                spare.get_mut(written..written + wide),
-            ) {
-                (Some(src), Some(dst)) if n <= wide => {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        d.write(T::from_be(&src[j * T::SIZE..(j + 1) * T::SIZE]));
-                    }
+            _ => {
+                // A long entry (or one at the basket's very end): only once its header is
+                // known to be right, since `len` sizes the copy.
+                if bad {
+                    return false;
                 }
-                _ => {
-                    let dst = spare
-                        .get_mut(written..written + n)
-                        .ok_or("entry offsets overlap")?;
-                    for (d, v) in dst.iter_mut().zip(body.chunks_exact(T::SIZE)) {
-                        d.write(T::from_be(v));
-                    }
+                let (Some(src), Some(dst)) =
+                    (data.get(s + 10..e), spare.get_mut(written..written + len))
+                else {
+                    return false;
+                };
+                for (d, v) in dst.iter_mut().zip(src.chunks_exact(T::SIZE)) {
+                    d.write(T::from_be(v));
                 }
             }
-            let end = u32::try_from(base + written + n)
-                .map_err(|_| "more than 2^32 values in one read")?;
-            written += n;
-            ends[entries].write(end);
-            entries += 1;
         }
-        Ok(())
-    })();
-    // SAFETY: the first `written` slots of the values' spare capacity and the first
-    // `entries` of the offsets' were written above.
+        // A bad entry's `len` is at most `wide` here (the fixed path), so this stays in room.
+        written += len;
+        end.write((base + written) as u32);
+    }
+    if bad {
+        return false;
+    }
+    // SAFETY: every entry wrote its `len` values at `written` (the fixed blocks more, beyond
+    // the length), so the first `written` slots of the values' spare capacity are
+    // initialised; and one end offset per entry, `n` in all.
     unsafe {
         values.set_len(base + written);
-        offsets.set_len(offsets.len() + entries);
+        offsets.set_len(offsets.len() + n);
     }
-    result
+    true
+}
+
+/// The entries one by one with every check spelled out: the error names the first bad
+/// entry (tree entry `first` is the first of `starts`). Only for baskets the fast path
+/// rejected; it appends the good entries before the bad one, like a reader that stops there.
+fn decode_entries_checked<T: Primitive>(
+    data: &[u8],
+    starts: &[u32],
+    first: u64,
+    values: &mut Vec<T>,
+    offsets: &mut Vec<u32>,
+) -> std::result::Result<(), String> {
+    for (i, w) in starts.windows(2).enumerate() {
+        let entry = first + i as u64;
+        let entry_bytes = data
+            .get(w[0] as usize..w[1] as usize)
+            .ok_or_else(|| format!("entry {entry} lies outside the basket's data"))?;
+        if entry_bytes.len() < 10 {
+            return Err(format!(
+                "entry {entry} has {} bytes, less than its header",
+                entry_bytes.len()
+            ));
+        }
+        let count = <u32 as Primitive>::from_be(&entry_bytes[0..4]) & !0x4000_0000;
+        let len = <i32 as Primitive>::from_be(&entry_bytes[6..10]);
+        let body = &entry_bytes[10..];
+        if len < 0
+            || body.len() as u64 != len as u64 * T::SIZE as u64
+            || count as usize != entry_bytes.len() - 4
+        {
+            return Err(format!(
+                "entry {entry} claims {len} values in {} bytes",
+                body.len()
+            ));
+        }
+        let end = u32::try_from(values.len() + len as usize)
+            .map_err(|_| "more than 2^32 values in one read")?;
+        values.extend(body.chunks_exact(T::SIZE).map(T::from_be));
+        offsets.push(end);
+    }
+    Ok(())
 }
 
 /// `range` (tree entries) as indices into the basket, checked.
@@ -822,5 +945,64 @@ mod tests {
         );
         basket.data[9] = 7; // claims 7 values
         assert!(decode_jagged::<f32>(&basket, 0..1, &mut v, &mut o).is_err());
+    }
+
+    /// A bad entry in the middle of a basket: the fast path rejects the basket and the
+    /// checked walk names the entry, keeping the entries before it (values and offsets in
+    /// step); each kind of lie is caught.
+    #[test]
+    fn jagged_decoding_names_the_first_bad_entry() {
+        let entries: Vec<Vec<f32>> = (0..6).map(|i| vec![i as f32; i % 3]).collect();
+        let good = jagged_basket(&entries, |x: f32| x.to_be_bytes().to_vec());
+        let start_of = |i: usize| good.entry_offsets.as_ref().unwrap()[i] as usize;
+        let lies: [(&str, Box<dyn Fn(&mut RawBasket)>); 4] = [
+            ("claims 3 values", Box::new(|b| b.data[start_of(4) + 9] = 3)),
+            (
+                "claims -1 values",
+                Box::new(|b| {
+                    b.data[start_of(4) + 6..start_of(4) + 10]
+                        .copy_from_slice(&(-1i32).to_be_bytes())
+                }),
+            ),
+            (
+                "claims 1 values",
+                Box::new(|b| b.data[start_of(4) + 3] ^= 1),
+            ), // byte count
+            (
+                "less than its header",
+                Box::new(|b| b.entry_offsets.as_mut().unwrap()[5] = start_of(4) as u32 + 4),
+            ),
+        ];
+        for (want, lie) in lies {
+            let mut basket = RawBasket {
+                entries: good.entries.clone(),
+                data: good.data.clone(),
+                entry_offsets: good.entry_offsets.clone(),
+            };
+            lie(&mut basket);
+            let (mut v, mut o) = (vec![9.0f32], vec![0u32, 1]);
+            let err = decode_jagged(&basket, 101..106, &mut v, &mut o).unwrap_err();
+            assert!(
+                err.contains("entry 104") && err.contains(want),
+                "{want}: {err}"
+            );
+            // Entries 101..104 hold 1, 2 and 0 values: appended after what was there.
+            assert_eq!(v, [9.0, 1.0, 2.0, 2.0]);
+            assert_eq!(o, [0, 1, 2, 4, 4]);
+        }
+    }
+
+    /// ROOT writes `bool` as one byte; any non-zero byte is true, on both paths.
+    #[test]
+    fn jagged_bools_are_any_nonzero_byte() {
+        let entries = [
+            vec![0u8, 1, 2, 255],
+            (0..20).map(|i| (i % 3) as u8).collect(),
+        ];
+        let basket = jagged_basket(&entries, |x: u8| vec![x]);
+        let (mut v, mut o) = (vec![], vec![0u32]);
+        decode_jagged::<bool>(&basket, 100..102, &mut v, &mut o).unwrap();
+        let want: Vec<bool> = entries.iter().flatten().map(|&x| x != 0).collect();
+        assert_eq!((v, o), (want, vec![0, 4, 24]));
     }
 }
