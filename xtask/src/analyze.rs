@@ -289,8 +289,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let log = std::sync::Mutex::new(Vec::<String>::new());
     let t0 = std::time::Instant::now();
+    let first_check = std::sync::Once::new();
     let on_event = |e: flow::Event| {
         let (line, rule) = match e {
+            // With many files, hashing the input files (the first layer's inputs) takes a
+            // while before the first event: say so.
+            flow::Event::Checking { rules } => {
+                if rules > 16 {
+                    first_check.call_once(|| {
+                        event_loop.suspend(|| {
+                            eprintln!(
+                                "checking {rules} rules: hashing the input files not seen before"
+                            )
+                        })
+                    });
+                }
+                return;
+            }
             flow::Event::Started { rule, reasons } => {
                 if rule.contains("select/") {
                     event_loop.started();
