@@ -242,9 +242,9 @@ pub fn chain(
                 job: Box::new(move |ctx: &Ctx| {
                     let f = workflow::open_input(ctx.input(0)).map_err(err)?;
                     let f = if is_data { f.as_data() } else { f };
-                    let out: SelectOutput =
-                        workflow::select_file(&f, &cuts, batch, stage.as_ref(), &|e| bar(e))
-                            .map_err(err)?;
+                    // Written as the merged SelectOutput, without merging (see SelectedParts).
+                    let out = workflow::select_file(&f, &cuts, batch, stage.as_ref(), &|e| bar(e))
+                        .map_err(err)?;
                     ctx.write_binary(0, &out)
                 }),
             });

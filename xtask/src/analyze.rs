@@ -365,9 +365,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(l) = looped {
         let rate = |s: f64| crate::progress::human(l.events as f64 / s.max(1e-9));
         println!(
-            "event loop: {} events read and selected in {:.3} s = {} events/s (the time any \
+            "event loop: {} events read and selected in {:.4} s = {} events/s (the time any \
              file's batches were being read, inflated, decoded and selected); with each file's \
-             selected events written: {:.3} s = {} events/s (their commits run beside the loop; \
+             selected events written: {:.4} s = {} events/s (their commits run beside the loop; \
              inspection, merging, training, fits and plots not counted)",
             crate::progress::human(l.events as f64),
             l.loop_seconds,
