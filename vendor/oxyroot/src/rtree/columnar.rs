@@ -53,8 +53,15 @@ impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A primitive value as ROOT stores it: big-endian, `SIZE` bytes.
-pub trait Primitive: Copy + Default + Send + Sync + 'static {
+mod sealed {
+    /// Only this module's types are [`super::Primitive`]: the decoders trust their
+    /// `block_from_be` to write every slot it is given before the values' length is set.
+    pub trait Sealed {}
+}
+
+/// A primitive value as ROOT stores it: big-endian, `SIZE` bytes. Sealed: implemented for
+/// the integer and float types and `bool` only.
+pub trait Primitive: sealed::Sealed + Copy + Default + Send + Sync + 'static {
     /// Bytes per value on disk.
     const SIZE: usize;
     /// The element type this Rust type reads.
@@ -74,6 +81,7 @@ pub trait Primitive: Copy + Default + Send + Sync + 'static {
 
 macro_rules! primitive {
     ($($t:ty => $e:ident),*) => {$(
+        impl sealed::Sealed for $t {}
         impl Primitive for $t {
             const SIZE: usize = std::mem::size_of::<$t>();
             const TYPE: ElementType = ElementType::$e;
@@ -85,7 +93,8 @@ macro_rules! primitive {
             }
             #[inline(always)]
             fn block_from_be(src: &[u8; 16], dst: &mut [MaybeUninit<Self>]) {
-                // Each value's bytes reversed in place: a fixed permutation of the block.
+                // Each value's bytes reversed in place (a fixed permutation of the block): its
+                // little-endian form, whatever the machine's order.
                 const S: usize = std::mem::size_of::<$t>();
                 let mut ne = [0u8; 16];
                 for (k, b) in ne.iter_mut().enumerate() {
@@ -94,7 +103,7 @@ macro_rules! primitive {
                 for (d, c) in dst.iter_mut().zip(ne.chunks_exact(S)) {
                     let mut a = [0u8; S];
                     a.copy_from_slice(c);
-                    d.write(<$t>::from_ne_bytes(a));
+                    d.write(<$t>::from_le_bytes(a));
                 }
             }
         }
@@ -102,6 +111,7 @@ macro_rules! primitive {
 }
 primitive!(i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32, i64 => I64, u64 => U64, f32 => F32, f64 => F64);
 
+impl sealed::Sealed for bool {}
 impl Primitive for bool {
     const SIZE: usize = 1;
     const TYPE: ElementType = ElementType::Bool;
@@ -684,7 +694,9 @@ fn decode_entries<T: Primitive>(
     let n = starts.len() - 1;
     // Each entry holds its values and a 10-byte header, so the values take at most the
     // entries' bytes: enough room, with `wide` slots more for the fixed blocks.
-    let bytes = starts[n].saturating_sub(starts[0]) as usize;
+    let bytes = (starts[n] as usize)
+        .min(data.len())
+        .saturating_sub(starts[0] as usize);
     let room = bytes / T::SIZE + wide;
     if values.len() + room > u32::MAX as usize {
         return false;
@@ -699,16 +711,18 @@ fn decode_entries<T: Primitive>(
     for (w, end) in starts.windows(2).zip(ends.iter_mut()) {
         let (s, e) = (w[0] as usize, w[1] as usize);
         // [u32 byte count | 0x40000000][u16 version][i32 n][n values]
-        let Some(head) = data.get(s..s + 10) else {
+        let Some(head) = data.get(s..s.saturating_add(10)) else {
             return false;
         };
         let count = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) & !0x4000_0000;
-        // A negative n reads as 2^31 or more, which no entry's size matches.
+        // A negative n reads as 2^31 or more: bad, as the checked walk has it.
         let len = u32::from_be_bytes([head[6], head[7], head[8], head[9]]) as usize;
         let size = e.wrapping_sub(s) as u64;
-        bad |= (count as u64 + 4 != size) | (len as u64 * T::SIZE as u64 + 10 != size);
+        bad |= (count as u64 + 4 != size)
+            | (len as u64 * T::SIZE as u64 + 10 != size)
+            | (len > i32::MAX as usize);
         match (
-            data.get(s + 10..s + 26),
+            data.get(s.saturating_add(10)..s.saturating_add(26)),
             spare.get_mut(written..written + wide),
         ) {
             (Some(src), Some(dst)) if len <= wide => {
