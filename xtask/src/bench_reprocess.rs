@@ -225,9 +225,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "\nevent loop: events over the time any file's batches were being read, inflated, decoded \
-         and selected, as `analyze` prints it (what the anchors time); with outputs: over the \
-         time any selection rule ran (also opening each file and writing its selected events; \
-         their commits, fsync and hashing, run on threads beside the loop); median of {} runs. efficiency: speed-up / threads. \
+         and selected, as `analyze` prints it (the anchors time their loops the same way, \
+         opening the files included, after a warm-up, median of the same number of repeats); \
+         with outputs: over the time any selection rule ran (also opening each file and \
+         writing its selected events; their commits, fsync and hashing of the outputs, run on \
+         threads beside the loop; the input files are hashed before the jobs start); median of \
+         {} runs. efficiency: speed-up / threads. \
          vs inflate-only: time / (the inflate-only time of the same files / threads), the \
          inflate-only pass run just before each run, median of the pairs' ratios. \
          Peak RSS: the largest of the runs, whole process.",
