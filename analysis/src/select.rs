@@ -106,7 +106,7 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
     tally(6, both_ok, selected.len());
 
     let mut out = Diphotons::default();
-    out.reserve(selected.len());
+    reserve(&mut out, selected.len(), true);
     for &(i, a, b, m, pt_yy) in &selected {
         let i = i as usize;
         out.m_yy.push(m);
@@ -119,6 +119,33 @@ pub fn select(ev: &PhotonEvents, cuts: &Cuts) -> (Diphotons, CutFlow) {
         push_kinematics(&mut out.kinematics, p, a as usize, b as usize, pt_yy);
     }
     (out, flow)
+}
+
+/// Room for `n` more events in every column of `d`, the kinematics too if `kinematics` (a
+/// stage may leave them empty).
+pub(crate) fn reserve(d: &mut Diphotons, n: usize, kinematics: bool) {
+    d.m_yy.reserve(n);
+    d.weight.reserve(n);
+    if kinematics {
+        let k = &mut d.kinematics;
+        for c in [
+            &mut k.pt1,
+            &mut k.eta1,
+            &mut k.phi1,
+            &mut k.e1,
+            &mut k.pt2,
+            &mut k.eta2,
+            &mut k.phi2,
+            &mut k.e2,
+            &mut k.pt_yy,
+            &mut k.track_iso1,
+            &mut k.track_iso2,
+            &mut k.calo_iso1,
+            &mut k.calo_iso2,
+        ] {
+            c.reserve(n);
+        }
+    }
 }
 
 /// Appends `item` to `v` if `keep`, without a branch on `keep`: the item is written to the

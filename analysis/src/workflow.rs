@@ -306,12 +306,11 @@ impl SelectedParts {
         let total = self.0.iter().map(|o| o.diphotons.len()).sum::<usize>();
         let mut parts = self.0.into_iter();
         let mut diphotons = parts.next().map(|o| o.diphotons).unwrap_or_default();
-        diphotons.m_yy.reserve(total - diphotons.len());
-        diphotons.weight.reserve(total - diphotons.len());
-        if !diphotons.kinematics.pt1.is_empty() {
-            // (A stage may leave the kinematics empty: no room for them then.)
-            diphotons.kinematics.reserve(total - diphotons.len());
-        }
+        let (more, kinematics) = (
+            total - diphotons.len(),
+            !diphotons.kinematics.pt1.is_empty(),
+        );
+        crate::select::reserve(&mut diphotons, more, kinematics);
         for o in parts {
             diphotons.extend(&o.diphotons);
         }

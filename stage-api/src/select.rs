@@ -169,12 +169,6 @@ impl Kinematics {
             &mut self.calo_iso2,
         ]
     }
-    /// Reserves room for `n` more events in every column.
-    pub fn reserve(&mut self, n: usize) {
-        for c in self.columns_mut() {
-            c.reserve(n);
-        }
-    }
     pub fn extend(&mut self, other: &Kinematics) {
         for (a, (_, b)) in self.columns_mut().into_iter().zip(other.columns()) {
             a.extend_from_slice(b);
@@ -189,12 +183,6 @@ impl Diphotons {
     }
     pub fn is_empty(&self) -> bool {
         self.m_yy.is_empty()
-    }
-    /// Reserves room for `n` more events in every column.
-    pub fn reserve(&mut self, n: usize) {
-        self.m_yy.reserve(n);
-        self.weight.reserve(n);
-        self.kinematics.reserve(n);
     }
     pub fn extend(&mut self, other: &Diphotons) {
         self.m_yy.extend_from_slice(&other.m_yy);
