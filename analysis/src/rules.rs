@@ -245,7 +245,7 @@ pub fn chain(
                     // Written as the merged SelectOutput, without merging (see SelectedParts).
                     let out = workflow::select_file(&f, &cuts, batch, stage.as_ref(), &|e| bar(e))
                         .map_err(err)?;
-                    ctx.write_binary(0, &out)
+                    ctx.write_with(0, |w| Ok(out.write_postcard(w)?))
                 }),
             });
 

@@ -284,8 +284,8 @@ fn select_batches(
 
 /// One file's selection: its batches' outputs in range order, not merged. Merging copied
 /// every selected event once more into fresh memory (2% of the loop over one file); written
-/// out ([`Serialize`]), the parts give exactly the bytes of their merged [`SelectOutput`],
-/// so the rule writes them as they are.
+/// out ([`SelectedParts::write_postcard`]), the parts give exactly the bytes of their merged
+/// [`SelectOutput`], so the rule writes them as they are.
 #[derive(Clone, Debug, Default)]
 pub struct SelectedParts(pub Vec<SelectOutput>);
 
@@ -321,53 +321,60 @@ impl SelectedParts {
     }
 }
 
-/// Serialises as the merged [`SelectOutput`] would (same fields, same order, each column
-/// the parts' columns one after the other); `selected_parts_write_their_merged_bytes`
-/// checks it against the derived implementation.
-impl serde::Serialize for SelectedParts {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeSeq, SerializeStruct};
-        /// One column of every part, as one sequence.
-        struct Column<'a>(Vec<&'a [f64]>);
-        impl serde::Serialize for Column<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(Some(self.0.iter().map(|c| c.len()).sum()))?;
-                for v in self.0.iter().flat_map(|c| c.iter()) {
-                    seq.serialize_element(v)?;
+impl SelectedParts {
+    /// Writes the parts in [postcard](https://docs.rs/postcard)'s encoding of their merged
+    /// [`SelectOutput`] (what `flow::Ctx::read_binary` reads back): each column once, its
+    /// length then every part's values. By hand because postcard, through serde, writes an
+    /// f64 column value by value; here a column goes out in blocks of little-endian bytes.
+    /// The encoding (unsigned LEB128 lengths and integers, little-endian floats, fields in
+    /// declaration order) is checked byte for byte against postcard in
+    /// `selected_parts_write_their_merged_bytes`.
+    pub fn write_postcard(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        fn varint(w: &mut dyn std::io::Write, mut v: u64) -> std::io::Result<()> {
+            let (mut buf, mut n) = ([0u8; 10], 0);
+            loop {
+                buf[n] = (v & 0x7f) as u8;
+                v >>= 7;
+                if v == 0 {
+                    break;
                 }
-                seq.end()
+                buf[n] |= 0x80;
+                n += 1;
             }
+            w.write_all(&buf[..=n])
         }
-        struct Kinematics<'a>(&'a [SelectOutput]);
-        impl serde::Serialize for Kinematics<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let names = stage_api::select::Kinematics::default()
-                    .columns()
-                    .map(|(n, _)| n);
-                let mut k = s.serialize_struct("Kinematics", names.len())?;
-                for (i, name) in names.into_iter().enumerate() {
-                    let parts = self.0.iter().map(|o| o.diphotons.kinematics.columns()[i].1);
-                    k.serialize_field(name, &Column(parts.map(|c| c.as_slice()).collect()))?;
+        let mut bytes = Vec::with_capacity(8 << 10);
+        let mut column =
+            |w: &mut dyn std::io::Write, pick: &dyn Fn(&stage_api::select::Diphotons) -> &[f64]| {
+                let total = self
+                    .0
+                    .iter()
+                    .map(|o| pick(&o.diphotons).len())
+                    .sum::<usize>();
+                varint(w, total as u64)?;
+                for values in self.0.iter().map(|o| pick(&o.diphotons)) {
+                    for block in values.chunks(1 << 10) {
+                        bytes.clear();
+                        bytes.extend(block.iter().flat_map(|v| v.to_le_bytes()));
+                        w.write_all(&bytes)?;
+                    }
                 }
-                k.end()
-            }
+                Ok::<_, std::io::Error>(())
+            };
+        column(w, &|d| &d.m_yy)?;
+        column(w, &|d| &d.weight)?;
+        for i in 0..stage_api::select::Kinematics::default().columns().len() {
+            column(w, &|d| d.kinematics.columns()[i].1)?;
         }
-        struct Diphotons<'a>(&'a [SelectOutput]);
-        impl serde::Serialize for Diphotons<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let column =
-                    |f: fn(&SelectOutput) -> &[f64]| Column(self.0.iter().map(f).collect());
-                let mut d = s.serialize_struct("Diphotons", 3)?;
-                d.serialize_field("m_yy", &column(|o| &o.diphotons.m_yy))?;
-                d.serialize_field("weight", &column(|o| &o.diphotons.weight))?;
-                d.serialize_field("kinematics", &Kinematics(self.0))?;
-                d.end()
-            }
+        let flow = self.cut_flow();
+        varint(w, flow.0.len() as u64)?;
+        for c in &flow.0 {
+            varint(w, c.cut.len() as u64)?;
+            w.write_all(c.cut.as_bytes())?;
+            varint(w, c.pass)?;
+            varint(w, c.all)?;
         }
-        let mut out = s.serialize_struct("SelectOutput", 2)?;
-        out.serialize_field("diphotons", &Diphotons(&self.0))?;
-        out.serialize_field("cut_flow", &self.cut_flow())?;
-        out.end()
+        Ok(())
     }
 }
 
@@ -719,13 +726,13 @@ mod tests {
         o
     }
 
-    /// The parts written as they are give the bytes (postcard and JSON) of the merged output,
-    /// which reads back equal to it; an empty first part and no parts at all too.
+    /// The parts written as they are give postcard's bytes of the merged output, which read
+    /// back equal to it; an empty first part and no parts at all too.
     #[test]
     fn selected_parts_write_their_merged_bytes() {
         for parts in [
             vec![part(1.0, 3), part(2.0, 0), part(3.0, 5)],
-            vec![part(1.0, 0), part(2.0, 4)],
+            vec![part(1.0, 0), part(2.0, 1500)],
             vec![part(7.0, 2)],
             vec![],
         ] {
@@ -735,15 +742,12 @@ mod tests {
                 merged.diphotons.len(),
                 parts.0.iter().map(|o| o.diphotons.len()).sum::<usize>()
             );
-            let bytes = postcard::to_stdvec(&parts).unwrap();
+            let mut bytes = Vec::new();
+            parts.write_postcard(&mut bytes).unwrap();
             assert_eq!(bytes, postcard::to_stdvec(&merged).unwrap());
             assert_eq!(
                 postcard::from_bytes::<SelectOutput>(&bytes).unwrap(),
                 merged
-            );
-            assert_eq!(
-                serde_json::to_string(&parts).unwrap(),
-                serde_json::to_string(&merged).unwrap()
             );
         }
     }

@@ -88,7 +88,7 @@ impl Ctx<'_> {
     }
     /// Creates output `i` and hands `write` a buffered writer to it. Streamed: a large output
     /// is never one string in memory.
-    fn write_with(
+    pub fn write_with(
         &self,
         i: usize,
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>,
