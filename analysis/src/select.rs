@@ -127,25 +127,30 @@ pub(crate) fn reserve(d: &mut Diphotons, n: usize, kinematics: bool) {
     d.m_yy.reserve(n);
     d.weight.reserve(n);
     if kinematics {
-        let k = &mut d.kinematics;
-        for c in [
-            &mut k.pt1,
-            &mut k.eta1,
-            &mut k.phi1,
-            &mut k.e1,
-            &mut k.pt2,
-            &mut k.eta2,
-            &mut k.phi2,
-            &mut k.e2,
-            &mut k.pt_yy,
-            &mut k.track_iso1,
-            &mut k.track_iso2,
-            &mut k.calo_iso1,
-            &mut k.calo_iso2,
-        ] {
-            c.reserve(n);
-        }
+        kinematics_mut(&mut d.kinematics)
+            .into_iter()
+            .for_each(|c| c.reserve(n));
     }
+}
+
+/// The kinematics' 13 columns, in declaration order (`Kinematics::columns`, mutable; kept
+/// here rather than in stage-api, whose public signatures are versioned).
+pub(crate) fn kinematics_mut(k: &mut Kinematics) -> [&mut Vec<f64>; 13] {
+    [
+        &mut k.pt1,
+        &mut k.eta1,
+        &mut k.phi1,
+        &mut k.e1,
+        &mut k.pt2,
+        &mut k.eta2,
+        &mut k.phi2,
+        &mut k.e2,
+        &mut k.pt_yy,
+        &mut k.track_iso1,
+        &mut k.track_iso2,
+        &mut k.calo_iso1,
+        &mut k.calo_iso2,
+    ]
 }
 
 /// Appends `item` to `v` if `keep`, without a branch on `keep`: the item is written to the

@@ -697,25 +697,8 @@ mod tests {
             let v = seed * 1000.0 + i as f64 + 0.25;
             o.diphotons.m_yy.push(v);
             o.diphotons.weight.push(-v);
-            let k = &mut o.diphotons.kinematics;
-            for (j, c) in [
-                &mut k.pt1,
-                &mut k.eta1,
-                &mut k.phi1,
-                &mut k.e1,
-                &mut k.pt2,
-                &mut k.eta2,
-                &mut k.phi2,
-                &mut k.e2,
-                &mut k.pt_yy,
-                &mut k.track_iso1,
-                &mut k.track_iso2,
-                &mut k.calo_iso1,
-                &mut k.calo_iso2,
-            ]
-            .into_iter()
-            .enumerate()
-            {
+            let columns = crate::select::kinematics_mut(&mut o.diphotons.kinematics);
+            for (j, c) in columns.into_iter().enumerate() {
                 c.push(v + j as f64 / 100.0);
             }
         }
