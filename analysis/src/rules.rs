@@ -168,6 +168,7 @@ pub fn chain(
             let role_s = role.to_string();
             rules.push(Rule {
                 name: format!("{p}inspect/{role}/{name}"),
+                after: vec![],
                 inputs: vec![file.clone()],
                 outputs: vec![info.clone()],
                 params: json!({"role": role}),
@@ -197,7 +198,7 @@ pub fn chain(
                     )
                 }),
             });
-            inspected.push(info);
+            inspected.push(info.clone());
 
             if c.convert {
                 // The columns go to a folder beside the manifest, moved into place by the job
@@ -205,6 +206,7 @@ pub fn chain(
                 let columns = work.join(format!("convert/{role}/{name}"));
                 rules.push(Rule {
                     name: format!("{p}convert/{role}/{name}"),
+                    after: vec![],
                     inputs: vec![file.clone()],
                     outputs: vec![work.join(format!("convert/{role}/{name}.manifest.json"))],
                     params: Value::Null,
@@ -235,6 +237,10 @@ pub fn chain(
             );
             rules.push(Rule {
                 name: format!("{p}select/{role}/{name}"),
+                // After the file's inspection: a file that cannot be inspected stops the run
+                // before any event loop starts, and no file's loop shares its cores with
+                // another's inspection. Order only: a new inspection never reruns a selection.
+                after: vec![info.clone()],
                 inputs: vec![file.clone()],
                 outputs: vec![selected.clone()],
                 params: json!({ "cuts": cut_params }),
@@ -253,6 +259,7 @@ pub fn chain(
             let binning = cfg.binning;
             rules.push(Rule {
                 name: format!("{p}histogram/{role}/{name}"),
+                after: vec![],
                 inputs: vec![selected],
                 outputs: vec![hist.clone()],
                 params: json!({ "binning": binning }),
@@ -277,6 +284,7 @@ pub fn chain(
         let binning = cfg.binning;
         rules.push(Rule {
             name: format!("{p}merge/{role}"),
+            after: vec![],
             inputs: histograms,
             outputs: vec![out.clone()],
             params: json!({ "binning": binning }),
@@ -311,6 +319,7 @@ pub fn chain(
     let blind = cfg.blind;
     rules.push(Rule {
         name: format!("{p}fit"),
+        after: vec![],
         inputs: fit_inputs,
         outputs: vec![fit_out.clone()],
         params: json!({ "model": model, "blind": blind }),
@@ -345,6 +354,7 @@ pub fn chain(
         let lumi = cfg.cuts.lumi_pb;
         rules.push(Rule {
             name: format!("{p}measure"),
+            after: vec![],
             inputs: inputs_m,
             outputs: vec![measure_out.clone()],
             params: json!({ "lumi_pb": lumi }),
@@ -380,6 +390,7 @@ pub fn chain(
         let classifier = cat.classifier;
         rules.push(Rule {
             name: format!("{p}classify/train"),
+            after: vec![],
             inputs: selected_files.iter().map(|(_, _, f)| f.clone()).collect(),
             outputs: vec![model_out.clone()],
             params: json!({ "classifier": classifier, "signal": roles }),
@@ -404,6 +415,7 @@ pub fn chain(
             let binning = cfg.binning;
             rules.push(Rule {
                 name: format!("{p}score/{role}/{name}"),
+                after: vec![],
                 inputs: vec![selected.clone(), model_out.clone()],
                 outputs: vec![out.clone()],
                 params: json!({ "binning": binning }),
@@ -428,6 +440,7 @@ pub fn chain(
         let flags = is_mc.clone();
         rules.push(Rule {
             name: format!("{p}categorize"),
+            after: vec![],
             inputs: score_files.clone(),
             outputs: vec![categories_out.clone()],
             params: json!({ "categorize": categorize, "signal": is_mc }),
@@ -444,6 +457,7 @@ pub fn chain(
         inputs_f.extend(score_files);
         rules.push(Rule {
             name: format!("{p}categories/fit"),
+            after: vec![],
             inputs: inputs_f,
             outputs: vec![combined_out.clone()],
             params: json!({ "blind": blind, "signal": is_mc }),
@@ -518,6 +532,7 @@ pub fn chain(
     let config = cfg.clone();
     rules.push(Rule {
         name: format!("{p}results"),
+        after: vec![],
         inputs: inputs_r,
         outputs: vec![results.clone()],
         params: json!({ "config": config, "rules": rule_refs }),
@@ -615,6 +630,7 @@ pub fn chain(
         let scratch = c.dir.join(".plots-classifier");
         rules.push(Rule {
             name: format!("{p}plots/classifier"),
+            after: vec![],
             inputs: vec![
                 model_out.clone(),
                 categories_out.clone(),
@@ -657,6 +673,7 @@ pub fn chain(
         let scratch = c.dir.join(".plots");
         rules.push(Rule {
             name: format!("{p}plots"),
+            after: vec![],
             inputs: vec![results],
             outputs,
             params: Value::Null,
@@ -781,6 +798,7 @@ pub fn compare_rule(reference: &Chain, stage: &Chain, out: &Path, what: &str) ->
     let what = what.to_string();
     Rule {
         name: "compare".into(),
+        after: vec![],
         inputs: vec![
             reference.dir.join("results.json"),
             stage.dir.join("results.json"),

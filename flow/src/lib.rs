@@ -38,6 +38,11 @@ pub struct Rule {
     /// prefix ending at a `/`.
     pub name: String,
     pub inputs: Vec<PathBuf>,
+    /// Files whose rules must have run before this one, though their content is not its
+    /// input (order only, as Make's order-only prerequisites): they place the rule in a later
+    /// layer and come with it under `--until`, but never make it rerun, and its job does not
+    /// see them.
+    pub after: Vec<PathBuf>,
     pub outputs: Vec<PathBuf>,
     /// The parameters the rule declares; only these can make it rerun.
     pub params: Value,
@@ -52,6 +57,36 @@ pub struct Ctx<'a> {
     rule: &'a Rule,
     tmp: Vec<PathBuf>,
     input_hashes: Vec<String>,
+    /// Per output, what [`Ctx::write_with`] wrote: its length and BLAKE3, hashed on the way
+    /// out, so the commit does not read the file back to hash it.
+    written: Mutex<Vec<Option<Written>>>,
+}
+
+/// An output's length and BLAKE3 as its job wrote it.
+#[derive(Clone)]
+struct Written {
+    bytes: u64,
+    blake3: String,
+}
+
+/// Hashes what passes through to the file (under the `BufWriter`: whole buffers, not
+/// serde's small pieces).
+struct HashingWriter {
+    file: std::fs::File,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl Ctx<'_> {
@@ -96,9 +131,19 @@ impl Ctx<'_> {
         use std::io::Write;
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
         let file = std::fs::File::create(self.output(i)).map_err(|e| err(&e))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+        let hashing = HashingWriter {
+            file,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        };
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, hashing);
         write(&mut w).map_err(|e| err(&e))?;
-        w.flush().map_err(|e| err(&e))
+        let hashing = w.into_inner().map_err(|e| err(&e.into_error()))?;
+        self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(Written {
+            bytes: hashing.bytes,
+            blake3: hashing.hasher.finalize().to_hex().to_string(),
+        });
+        Ok(())
     }
     /// Reads input `i` as JSON.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
@@ -249,6 +294,8 @@ pub enum FlowError {
     DuplicateOutput { a: String, b: String, path: String },
     #[error("two rules are named {0}")]
     DuplicateName(String),
+    #[error("rule {rule} runs after {path}, which no rule writes")]
+    AfterNothing { rule: String, path: String },
     #[error("the rules form a cycle through {0}")]
     Cycle(String),
     #[error("--until {0}: no rule has that name or prefix")]
@@ -299,6 +346,30 @@ impl Hashes {
         Ok((m.len(), mtime))
     }
 
+    fn remember(&self, path: &Path, s: FileState) -> FileState {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_path_buf(), s.clone());
+        s
+    }
+
+    /// The state of a file its job just wrote, with the hash taken as it was written (read
+    /// back and hashed if its size is not what was written).
+    fn written(&self, path: &Path, w: Written) -> std::io::Result<FileState> {
+        let (bytes, mtime_ns) = Self::stat(path)?;
+        if bytes != w.bytes {
+            return self.state(path, None, false);
+        }
+        let s = FileState {
+            path: path.display().to_string(),
+            bytes,
+            mtime_ns,
+            blake3: w.blake3,
+        };
+        Ok(self.remember(path, s))
+    }
+
     /// The file's state; `known` (a record's) is trusted when size and mtime match it.
     /// `parallel`: hash each piece on every thread of the current rayon pool (a job's
     /// thread); a committer, outside the pool that `--threads` sets, hashes on its own.
@@ -342,11 +413,7 @@ impl Hashes {
             mtime_ns,
             blake3: h.finalize().to_hex().to_string(),
         };
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(path.to_path_buf(), s.clone());
-        Ok(s)
+        Ok(self.remember(path, s))
     }
 }
 
@@ -396,6 +463,14 @@ impl Flow {
                 }
             }
         }
+        for r in &rules {
+            if let Some(p) = r.after.iter().find(|p| !writers.contains_key(p.as_path())) {
+                return Err(FlowError::AfterNothing {
+                    rule: r.name.clone(),
+                    path: p.display().to_string(),
+                });
+            }
+        }
         Ok(Self {
             rules,
             records: records.into(),
@@ -429,7 +504,7 @@ impl Flow {
             .flat_map(|(i, r)| r.outputs.iter().map(move |o| (o.as_path(), i)))
             .collect();
         for (i, r) in self.rules.iter().enumerate() {
-            for input in &r.inputs {
+            for input in r.inputs.iter().chain(&r.after) {
                 if let Some(&p) = producer.get(input.as_path()) {
                     g.add_edge(nodes[p], nodes[i], ());
                 }
@@ -477,7 +552,8 @@ impl Flow {
             .collect();
         let mut stack: Vec<usize> = (0..wanted.len()).filter(|&i| wanted[i]).collect();
         while let Some(i) = stack.pop() {
-            for input in &self.rules[i].inputs {
+            let r = &self.rules[i];
+            for input in r.inputs.iter().chain(&r.after) {
                 if let Some(&p) = producer.get(input.as_path()) {
                     if !wanted[p] {
                         wanted[p] = true;
@@ -762,8 +838,10 @@ impl Flow {
             rule,
             tmp: tmp.clone(),
             input_hashes,
+            written: Mutex::new(vec![None; tmp.len()]),
         };
         let result = (rule.job)(&ctx);
+        let written = ctx.written.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Err(m) = result {
             for t in &tmp {
                 let _ = std::fs::remove_file(t);
@@ -788,19 +866,29 @@ impl Flow {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
         };
-        Ok(Pending { tmp, record })
+        Ok(Pending {
+            tmp,
+            written,
+            record,
+        })
     }
 
     /// Makes a finished job's outputs durable, moves them into place, then writes the
     /// record (last: the commit point).
     fn commit(&self, rule: &Rule, p: Pending, hashes: &Hashes) -> Result<(), FlowError> {
-        let Pending { tmp, mut record } = p;
-        for (t, o) in tmp.iter().zip(&rule.outputs) {
+        let Pending {
+            tmp,
+            written,
+            mut record,
+        } = p;
+        for ((t, o), w) in tmp.iter().zip(&rule.outputs).zip(written) {
             sync(t)?;
             std::fs::rename(t, o).map_err(|e| io_err(o, e))?;
-            record
-                .outputs
-                .push(hashes.state(o, None, false).map_err(|e| io_err(o, e))?);
+            let state = match w {
+                Some(w) => hashes.written(o, w),
+                None => hashes.state(o, None, false),
+            };
+            record.outputs.push(state.map_err(|e| io_err(o, e))?);
         }
         self.write_record(&record)
     }
@@ -847,6 +935,8 @@ const COMMITTERS: usize = 4;
 /// A job that succeeded, its outputs still in their temporary files.
 struct Pending {
     tmp: Vec<PathBuf>,
+    /// What `Ctx::write_with` wrote of each output (`None`: written otherwise, hashed here).
+    written: Vec<Option<Written>>,
     /// Everything but the outputs' states, which the commit adds.
     record: Record,
 }
@@ -893,6 +983,7 @@ mod tests {
                 .map(|i| Rule {
                     name: format!("make/{i}"),
                     inputs: vec![],
+                    after: vec![],
                     outputs: vec![d.join(format!("out{i}.json"))],
                     params: serde_json::json!({}),
                     implementation: "v1".into(),
@@ -902,6 +993,7 @@ mod tests {
             rules.push(Rule {
                 name: "make/bad".into(),
                 inputs: vec![],
+                after: vec![],
                 outputs: vec![d.join("bad.json")],
                 params: serde_json::json!({}),
                 implementation: "v1".into(),
@@ -916,6 +1008,7 @@ mod tests {
             rules.push(Rule {
                 name: "sum".into(),
                 inputs: (0..8).map(|i| d.join(format!("out{i}.json"))).collect(),
+                after: vec![],
                 outputs: vec![d.join("sum.json")],
                 params: serde_json::json!({}),
                 implementation: "v1".into(),
@@ -952,6 +1045,109 @@ mod tests {
             .map(|o| o.rule)
             .collect();
         assert_eq!(ran, ["make/bad", "sum"]);
+    }
+
+    /// `after` orders without depending: the later rule runs in a later layer (its job sees
+    /// the earlier rule's output there) and comes with it under `--until`, but a change of
+    /// that output does not rerun it; `after` a file no rule writes is refused.
+    #[test]
+    fn after_orders_but_never_reruns() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let flow = |version: &'static str| {
+            let first = d.join("first.json");
+            let rules = vec![
+                Rule {
+                    name: "second".into(),
+                    inputs: vec![],
+                    after: vec![first.clone()],
+                    outputs: vec![d.join("second.json")],
+                    params: serde_json::json!({}),
+                    implementation: "v1".into(),
+                    job: Box::new(move |ctx: &Ctx| {
+                        // Listed first, yet the other rule's output is already in place.
+                        let seen: String = read_json(&first)?;
+                        ctx.write_json(0, &seen)
+                    }),
+                },
+                Rule {
+                    name: "first".into(),
+                    inputs: vec![],
+                    after: vec![],
+                    outputs: vec![d.join("first.json")],
+                    params: serde_json::json!({}),
+                    implementation: version.into(),
+                    job: Box::new(move |ctx: &Ctx| ctx.write_json(0, &version)),
+                },
+            ];
+            Flow::new(rules, d.join("provenance")).unwrap()
+        };
+        let ran = |version, until: Option<&str>| -> Vec<String> {
+            let opts = Options {
+                until: until.map(String::from),
+                ..Options::default()
+            };
+            let outcomes = flow(version).run(&opts, &|_| {}).unwrap();
+            let mut ran: Vec<String> = outcomes
+                .into_iter()
+                .filter(|o| o.ran)
+                .map(|o| o.rule)
+                .collect();
+            ran.sort();
+            ran
+        };
+        // (That the first ran before the second, its job checked.)
+        assert_eq!(ran("v1", Some("second")), ["first", "second"]);
+        assert_eq!(read_json::<String>(&d.join("second.json")).unwrap(), "v1");
+        // A new output of the first rule (another implementation) reruns only that rule.
+        assert_eq!(ran("v2", None), ["first"]);
+        assert!(ran("v2", None).is_empty());
+
+        let orphan = Rule {
+            name: "orphan".into(),
+            inputs: vec![],
+            after: vec![d.join("nobody.json")],
+            outputs: vec![d.join("orphan.json")],
+            params: serde_json::json!({}),
+            implementation: "v1".into(),
+            job: Box::new(|ctx: &Ctx| ctx.write_json(0, &0)),
+        };
+        let err = Flow::new(vec![orphan], d.join("provenance")).err().unwrap();
+        assert!(err.to_string().contains("nobody.json"), "{err}");
+    }
+
+    /// A record's output hashes are those of the files' content, whether the job wrote
+    /// through `Ctx` (hashed as written) or to `Ctx::output` itself (read back).
+    #[test]
+    fn recorded_output_hashes_are_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (a, b) = (d.join("a.bin"), d.join("b.txt"));
+        let big: Vec<u64> = (0..100_000).collect();
+        let rule = Rule {
+            name: "write".into(),
+            inputs: vec![],
+            after: vec![],
+            outputs: vec![a.clone(), b.clone()],
+            params: serde_json::json!({}),
+            implementation: "v1".into(),
+            job: Box::new(move |ctx: &Ctx| {
+                // Larger than the write buffer: written past it as well as through it.
+                ctx.write_binary(0, &big)?;
+                std::fs::write(ctx.output(1), "direct").map_err(|e| e.to_string())
+            }),
+        };
+        Flow::new(vec![rule], d.join("provenance"))
+            .unwrap()
+            .run(&Options::default(), &|_| {})
+            .unwrap();
+        let record: Record = read_json(&d.join("provenance/write.json")).unwrap();
+        for (o, s) in [&a, &b].into_iter().zip(&record.outputs) {
+            let content = std::fs::read(o).unwrap();
+            assert_eq!(s.blake3, blake3::hash(&content).to_hex().to_string());
+            assert_eq!(s.bytes, content.len() as u64);
+        }
+        assert!(record.outputs[0].bytes > 1 << 16);
     }
 
     #[test]
