@@ -128,7 +128,6 @@ impl Ctx<'_> {
         i: usize,
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>,
     ) -> Result<(), String> {
-        use std::io::Write;
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
         let file = std::fs::File::create(self.output(i)).map_err(|e| err(&e))?;
         let hashing = HashingWriter {

@@ -295,15 +295,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             // With many files, hashing the input files (the first layer's inputs) takes a
             // while before the first event: say so.
             flow::Event::Checking { rules } => {
+                let s = if rules == 1 { "" } else { "s" };
+                let line = format!("checking {rules} rule{s}: hashing the inputs not seen before");
                 if rules > 16 {
-                    first_check.call_once(|| {
-                        event_loop.suspend(|| {
-                            eprintln!(
-                                "checking {rules} rules: hashing the input files not seen before"
-                            )
-                        })
-                    });
+                    first_check.call_once(|| event_loop.suspend(|| eprintln!("{line}")));
                 }
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                 return;
             }
             flow::Event::Started { rule, reasons } => {
@@ -395,7 +392,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `OUT/logs/run-<unix seconds>.log`: what ran this time and why.
 /// The per-file rules through Slurm (see `slurm.rs`); returns when they are all up to date.
 fn run_on_slurm(args: &Args, engine: &flow::Flow, opts: &flow::Options) -> anyhow::Result<()> {
     let names = engine.rule_names();
@@ -461,6 +457,7 @@ fn run_on_slurm(args: &Args, engine: &flow::Flow, opts: &flow::Options) -> anyho
     crate::slurm::run(&s, &phases, &worker, &args.out, &up_to_date)
 }
 
+/// `OUT/logs/run-<unix seconds>.log`: what ran this time and why.
 fn write_log(out: &Path, lines: &[String], ran: usize, total: usize) -> anyhow::Result<()> {
     let dir = out.join("logs");
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
