@@ -206,7 +206,8 @@ pub fn chain(
                 let columns = work.join(format!("convert/{role}/{name}"));
                 rules.push(Rule {
                     name: format!("{p}convert/{role}/{name}"),
-                    after: vec![],
+                    // Beside the selections, after the inspections (as they are).
+                    after: vec![info.clone()],
                     inputs: vec![file.clone()],
                     outputs: vec![work.join(format!("convert/{role}/{name}.manifest.json"))],
                     params: Value::Null,

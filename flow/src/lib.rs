@@ -38,10 +38,10 @@ pub struct Rule {
     /// prefix ending at a `/`.
     pub name: String,
     pub inputs: Vec<PathBuf>,
-    /// Files whose rules must have run before this one, though their content is not its
-    /// input (order only, as Make's order-only prerequisites): they place the rule in a later
-    /// layer and come with it under `--until`, but never make it rerun, and its job does not
-    /// see them.
+    /// Files whose rules must be up to date (checked, run if needed) before this one runs,
+    /// though their content is not its input (order only, as Make's order-only
+    /// prerequisites): they place the rule in a later layer and come with it under `--until`,
+    /// but never make it rerun, and its job does not see them.
     pub after: Vec<PathBuf>,
     pub outputs: Vec<PathBuf>,
     /// The parameters the rule declares; only these can make it rerun.
@@ -57,15 +57,19 @@ pub struct Ctx<'a> {
     rule: &'a Rule,
     tmp: Vec<PathBuf>,
     input_hashes: Vec<String>,
-    /// Per output, what [`Ctx::write_with`] wrote: its length and BLAKE3, hashed on the way
-    /// out, so the commit does not read the file back to hash it.
+    /// Per output, what [`Ctx::write_with`] wrote: its length, mtime and BLAKE3, hashed on
+    /// the way out, so the commit does not read the file back to hash it. `None` once the
+    /// job asked for the output's path ([`Ctx::output`]): what it did there is read back.
     written: Mutex<Vec<Option<Written>>>,
+    /// Which outputs' paths the job took ([`Ctx::output`]).
+    direct: Mutex<Vec<bool>>,
 }
 
-/// An output's length and BLAKE3 as its job wrote it.
+/// An output's length, mtime and BLAKE3 as its job wrote it.
 #[derive(Clone)]
 struct Written {
     bytes: u64,
+    mtime_ns: u64,
     blake3: String,
 }
 
@@ -100,8 +104,12 @@ impl Ctx<'_> {
     pub fn inputs(&self) -> &[PathBuf] {
         &self.rule.inputs
     }
-    /// Where to write output `i` (a temporary name; renamed into place after the job).
+    /// Where to write output `i` (a temporary name; renamed into place after the job). An
+    /// output whose path the job took is hashed from the file at the commit, whatever
+    /// [`Ctx::write_with`] wrote there.
     pub fn output(&self, i: usize) -> &Path {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = None;
+        self.direct.lock().unwrap_or_else(|p| p.into_inner())[i] = true;
         &self.tmp[i]
     }
     pub fn params(&self) -> &Value {
@@ -129,7 +137,9 @@ impl Ctx<'_> {
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>,
     ) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
-        let file = std::fs::File::create(self.output(i)).map_err(|e| err(&e))?;
+        // Whatever was recorded for this output no longer holds, even if this write fails.
+        self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = None;
+        let file = std::fs::File::create(&self.tmp[i]).map_err(|e| err(&e))?;
         let hashing = HashingWriter {
             file,
             hasher: blake3::Hasher::new(),
@@ -138,10 +148,14 @@ impl Ctx<'_> {
         let mut w = std::io::BufWriter::with_capacity(1 << 16, hashing);
         write(&mut w).map_err(|e| err(&e))?;
         let hashing = w.into_inner().map_err(|e| err(&e.into_error()))?;
-        self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(Written {
-            bytes: hashing.bytes,
-            blake3: hashing.hasher.finalize().to_hex().to_string(),
-        });
+        let (bytes, mtime_ns) = Hashes::stat(&self.tmp[i]).map_err(|e| err(&e))?;
+        if bytes == hashing.bytes && !self.direct.lock().unwrap_or_else(|p| p.into_inner())[i] {
+            self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(Written {
+                bytes,
+                mtime_ns,
+                blake3: hashing.hasher.finalize().to_hex().to_string(),
+            });
+        }
         Ok(())
     }
     /// Reads input `i` as JSON.
@@ -354,10 +368,10 @@ impl Hashes {
     }
 
     /// The state of a file its job just wrote, with the hash taken as it was written (read
-    /// back and hashed if its size is not what was written).
+    /// back and hashed if its size or mtime is not what was written).
     fn written(&self, path: &Path, w: Written) -> std::io::Result<FileState> {
         let (bytes, mtime_ns) = Self::stat(path)?;
-        if bytes != w.bytes {
+        if (bytes, mtime_ns) != (w.bytes, w.mtime_ns) {
             return self.state(path, None, false);
         }
         let s = FileState {
@@ -681,7 +695,7 @@ impl Flow {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; self.rules.len()];
         let host = hostname();
         for layer in layers {
-            // Committing (fsync, rename, hashing the outputs, the record) is done by a few
+            // Committing (fsync, rename, the outputs' hashes, the record) is done by a few
             // threads of its own while the layer's jobs go on: a job's thread waiting in
             // fsync left its core idle (`analyze` of 64 files on 2 threads and 2 cores: the
             // selection rules went from 3.48 to 3.62 M events/s, the wall time from 2.01 to
@@ -838,6 +852,7 @@ impl Flow {
             tmp: tmp.clone(),
             input_hashes,
             written: Mutex::new(vec![None; tmp.len()]),
+            direct: Mutex::new(vec![false; tmp.len()]),
         };
         let result = (rule.job)(&ctx);
         let written = ctx.written.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -1101,6 +1116,7 @@ mod tests {
         // A new output of the first rule (another implementation) reruns only that rule.
         assert_eq!(ran("v2", None), ["first"]);
         assert!(ran("v2", None).is_empty());
+        assert_eq!(read_json::<String>(&d.join("second.json")).unwrap(), "v1");
 
         let orphan = Rule {
             name: "orphan".into(),
@@ -1116,24 +1132,32 @@ mod tests {
     }
 
     /// A record's output hashes are those of the files' content, whether the job wrote
-    /// through `Ctx` (hashed as written) or to `Ctx::output` itself (read back).
+    /// through `Ctx` (hashed as written), to `Ctx::output` itself (read back), or both (the
+    /// file as it is at the end: same size, other bytes).
     #[test]
     fn recorded_output_hashes_are_the_content() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let (a, b) = (d.join("a.bin"), d.join("b.txt"));
+        let outs: Vec<PathBuf> = (0..4).map(|i| d.join(format!("out{i}"))).collect();
         let big: Vec<u64> = (0..100_000).collect();
         let rule = Rule {
             name: "write".into(),
             inputs: vec![],
             after: vec![],
-            outputs: vec![a.clone(), b.clone()],
+            outputs: outs.clone(),
             params: serde_json::json!({}),
             implementation: "v1".into(),
             job: Box::new(move |ctx: &Ctx| {
-                // Larger than the write buffer: written past it as well as through it.
+                // Small pieces through the write buffer.
                 ctx.write_binary(0, &big)?;
-                std::fs::write(ctx.output(1), "direct").map_err(|e| e.to_string())
+                // One write larger than the buffer (it goes past it), then small ones.
+                ctx.write_with(1, |w| {
+                    w.write_all(&vec![7u8; 200_000])?;
+                    Ok(w.write_all(b"tail")?)
+                })?;
+                std::fs::write(ctx.output(2), "direct").map_err(|e| e.to_string())?;
+                ctx.write_json(3, &"first")?;
+                std::fs::write(ctx.output(3), "\"other\"\n").map_err(|e| e.to_string())
             }),
         };
         Flow::new(vec![rule], d.join("provenance"))
@@ -1141,12 +1165,38 @@ mod tests {
             .run(&Options::default(), &|_| {})
             .unwrap();
         let record: Record = read_json(&d.join("provenance/write.json")).unwrap();
-        for (o, s) in [&a, &b].into_iter().zip(&record.outputs) {
+        for (o, s) in outs.iter().zip(&record.outputs) {
             let content = std::fs::read(o).unwrap();
-            assert_eq!(s.blake3, blake3::hash(&content).to_hex().to_string());
+            assert_eq!(
+                s.blake3,
+                blake3::hash(&content).to_hex().to_string(),
+                "{o:?}"
+            );
             assert_eq!(s.bytes, content.len() as u64);
         }
-        assert!(record.outputs[0].bytes > 1 << 16);
+        assert_eq!(std::fs::read(&outs[3]).unwrap(), b"\"other\"\n");
+    }
+
+    /// A hash taken as the file was written is used only while size and mtime are still
+    /// those it was written with; otherwise the file is read and hashed.
+    #[test]
+    fn hashes_taken_on_write_are_trusted_only_for_that_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, "abc").unwrap();
+        let (bytes, mtime_ns) = Hashes::stat(&f).unwrap();
+        let claimed = |bytes, mtime_ns| Written {
+            bytes,
+            mtime_ns,
+            blake3: "as written".into(),
+        };
+        let hashes = Hashes::default();
+        let s = hashes.written(&f, claimed(bytes, mtime_ns)).unwrap();
+        assert_eq!(s.blake3, "as written");
+        let real = blake3::hash(b"abc").to_hex().to_string();
+        for w in [claimed(bytes + 1, mtime_ns), claimed(bytes, mtime_ns + 1)] {
+            assert_eq!(Hashes::default().written(&f, w).unwrap().blake3, real);
+        }
     }
 
     #[test]

@@ -294,6 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (line, rule) = match e {
             // With many files, hashing the input files (the first layer's inputs) takes a
             // while before the first event: say so.
+            flow::Event::Checking { rules: 0 } => return,
             flow::Event::Checking { rules } => {
                 let s = if rules == 1 { "" } else { "s" };
                 let line = format!("checking {rules} rule{s}: hashing the inputs not seen before");
