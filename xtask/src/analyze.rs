@@ -403,20 +403,18 @@ fn run_on_slurm(args: &Args, engine: &flow::Flow, opts: &flow::Options) -> anyho
             .cloned()
             .collect()
     };
-    // One task per input file: its histogram (which needs its selection), its inspection and
-    // (with --convert) its conversion.
+    // One task per input file: its histogram (which brings its selection, and the selection
+    // its inspection, run before it) and (with --convert) its conversion.
     let files: Vec<String> = with(&["histogram/"])
         .iter()
         .map(|h| {
             let file = h.trim_start_matches("histogram/");
-            let mut t = vec![h.clone()];
-            for step in ["inspect", "convert"] {
-                let name = format!("{step}/{file}");
-                if names.contains(&name) {
-                    t.push(name);
-                }
+            let convert = format!("convert/{file}");
+            if names.contains(&convert) {
+                format!("{h},{convert}")
+            } else {
+                h.clone()
             }
-            t.join(",")
         })
         .collect();
     let phases = [
