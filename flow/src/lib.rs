@@ -57,12 +57,19 @@ pub struct Ctx<'a> {
     rule: &'a Rule,
     tmp: Vec<PathBuf>,
     input_hashes: Vec<String>,
-    /// Per output, what [`Ctx::write_with`] wrote: its length, mtime and BLAKE3, hashed on
-    /// the way out, so the commit does not read the file back to hash it. `None` once the
-    /// job asked for the output's path ([`Ctx::output`]): what it did there is read back.
-    written: Mutex<Vec<Option<Written>>>,
-    /// Which outputs' paths the job took ([`Ctx::output`]).
-    direct: Mutex<Vec<bool>>,
+    /// Per output, how the job wrote it (so the commit knows whether to read it back).
+    written: Mutex<Vec<Output>>,
+}
+
+/// How a job wrote one output.
+#[derive(Clone)]
+enum Output {
+    /// Not (yet) through [`Ctx::write_with`] nor [`Ctx::output`].
+    Untouched,
+    /// Through [`Ctx::write_with`] only: hashed on the way out, not read back.
+    Written(Written),
+    /// The job took its path ([`Ctx::output`]): what it did there is read back and hashed.
+    Direct,
 }
 
 /// An output's length, mtime and BLAKE3 as its job wrote it.
@@ -108,8 +115,7 @@ impl Ctx<'_> {
     /// output whose path the job took is hashed from the file at the commit, whatever
     /// [`Ctx::write_with`] wrote there.
     pub fn output(&self, i: usize) -> &Path {
-        self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = None;
-        self.direct.lock().unwrap_or_else(|p| p.into_inner())[i] = true;
+        self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = Output::Direct;
         &self.tmp[i]
     }
     pub fn params(&self) -> &Value {
@@ -137,8 +143,14 @@ impl Ctx<'_> {
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>,
     ) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
+        let written = || self.written.lock().unwrap_or_else(|p| p.into_inner());
         // Whatever was recorded for this output no longer holds, even if this write fails.
-        self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = None;
+        {
+            let mut w = written();
+            if let Output::Written(_) = w[i] {
+                w[i] = Output::Untouched;
+            }
+        }
         let file = std::fs::File::create(&self.tmp[i]).map_err(|e| err(&e))?;
         let hashing = HashingWriter {
             file,
@@ -149,8 +161,9 @@ impl Ctx<'_> {
         write(&mut w).map_err(|e| err(&e))?;
         let hashing = w.into_inner().map_err(|e| err(&e.into_error()))?;
         let (bytes, mtime_ns) = Hashes::stat(&self.tmp[i]).map_err(|e| err(&e))?;
-        if bytes == hashing.bytes && !self.direct.lock().unwrap_or_else(|p| p.into_inner())[i] {
-            self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(Written {
+        let mut written = written();
+        if bytes == hashing.bytes && !matches!(written[i], Output::Direct) {
+            written[i] = Output::Written(Written {
                 bytes,
                 mtime_ns,
                 blake3: hashing.hasher.finalize().to_hex().to_string(),
@@ -851,8 +864,7 @@ impl Flow {
             rule,
             tmp: tmp.clone(),
             input_hashes,
-            written: Mutex::new(vec![None; tmp.len()]),
-            direct: Mutex::new(vec![false; tmp.len()]),
+            written: Mutex::new(vec![Output::Untouched; tmp.len()]),
         };
         let result = (rule.job)(&ctx);
         let written = ctx.written.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -899,8 +911,8 @@ impl Flow {
             sync(t)?;
             std::fs::rename(t, o).map_err(|e| io_err(o, e))?;
             let state = match w {
-                Some(w) => hashes.written(o, w),
-                None => hashes.state(o, None, false),
+                Output::Written(w) => hashes.written(o, w),
+                Output::Untouched | Output::Direct => hashes.state(o, None, false),
             };
             record.outputs.push(state.map_err(|e| io_err(o, e))?);
         }
@@ -950,7 +962,7 @@ const COMMITTERS: usize = 4;
 struct Pending {
     tmp: Vec<PathBuf>,
     /// What `Ctx::write_with` wrote of each output (`None`: written otherwise, hashed here).
-    written: Vec<Option<Written>>,
+    written: Vec<Output>,
     /// Everything but the outputs' states, which the commit adds.
     record: Record,
 }
@@ -1148,7 +1160,8 @@ mod tests {
             params: serde_json::json!({}),
             implementation: "v1".into(),
             job: Box::new(move |ctx: &Ctx| {
-                // Small pieces through the write buffer.
+                // Small pieces through the write buffer (twice: the second write counts).
+                ctx.write_json(0, &"draft")?;
                 ctx.write_binary(0, &big)?;
                 // One write larger than the buffer (it goes past it), then small ones.
                 ctx.write_with(1, |w| {
