@@ -106,8 +106,8 @@ pub struct Prepared {
 pub struct Toolchain {
     /// The workspace root (holds `stage-api/`, `Cargo.lock`).
     pub repo: PathBuf,
-    /// `target/agent-stages`: `stage-api/` (cargo's target dir for the prebuilt
-    /// dependencies) and `crates/` (one directory per stage crate).
+    /// `target/agent-stages`: `stage-api/`, cargo's target dir for the prebuilt dependencies
+    /// (stage crates themselves live in the sandbox's scratch directory).
     pub target_dir: PathBuf,
     prepared: Arc<OnceLock<Result<Prepared, String>>>,
 }
@@ -296,15 +296,15 @@ impl Toolchain {
         })
     }
 
-    /// Writes a new stage crate (the runner, the mount points, `out/`) for `kind`.
+    /// Writes a new stage crate (the runner, the mount points, `out/`) for `kind`, in the
+    /// sandbox's scratch directory ([`sandbox::scratch`]), not under `target/`: the build's own
+    /// uid must reach it wherever the checkout is.
     pub fn new_crate(&self, kind: StageKind) -> std::io::Result<StageCrate> {
         use std::os::unix::fs::PermissionsExt;
         let prepared = self.prepare().map_err(std::io::Error::other)?.clone();
-        let parent = self.target_dir.join("crates");
-        std::fs::create_dir_all(&parent)?;
         let dir = tempfile::Builder::new()
-            .prefix("stage_")
-            .tempdir_in(&parent)?;
+            .prefix("hep-stage-crate-")
+            .tempdir_in(sandbox::scratch()?)?;
         let mode =
             |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
         mode(dir.path(), 0o755)?;
@@ -424,6 +424,24 @@ impl StageCrate {
         } else {
             (p.sysroot.clone(), p.deps.clone(), vec![])
         };
+        if let (false, Some(uid)) = (namespaces, self.uid) {
+            // The host paths themselves: the build's uid must be able to walk down to them.
+            for (what, path) in [
+                ("the compiler", &p.sysroot),
+                ("the prebuilt contract", &p.deps),
+            ] {
+                if let Some((closed, mode)) = sandbox::closed_to_others(path) {
+                    return Build::harness(format!(
+                        "without mount namespaces the build runs as uid {uid} on the host's \
+                         paths and cannot enter {} (mode {mode:o}) on the way to {what} at {}: \
+                         put the checkout (or CARGO_TARGET_DIR) and the toolchain (RUSTUP_HOME) \
+                         under directories every user may enter, or run where namespaces work",
+                        closed.display(),
+                        path.display()
+                    ));
+                }
+            }
+        }
         let mut read: Vec<PathBuf> = sandbox::SYSTEM_READ.iter().map(PathBuf::from).collect();
         read.push(dir.to_path_buf());
         if !namespaces {

@@ -383,3 +383,54 @@ fn the_reference_cannot_be_named_from_a_stage() {
     );
     assert!(first.1.is_none(), "it never runs");
 }
+
+/// A checkout under a directory only its owner may enter (`mktemp -d`, root's home, a 0700
+/// home): the toolchain's `target/` and the run's output are reached through such a directory
+/// (a link to this checkout's `target/agent-stages` inside a fresh 0700 directory, so nothing
+/// is rebuilt), and the task is still solved — the build's and the run's own uid reach what
+/// they need through the sandbox's mounts and scratch directory, never through the checkout.
+#[test]
+fn a_checkout_under_a_private_directory_runs_the_agent() {
+    use std::os::unix::fs::PermissionsExt;
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let shared = support::toolchain();
+    let target = private.path().join("agent-stages");
+    std::os::unix::fs::symlink(&shared.target_dir, &target).unwrap();
+    let toolchain = agent::stage_crate::Toolchain::new(shared.repo.clone(), target.clone());
+    let prepared = toolchain.prepare().unwrap();
+    assert!(
+        prepared.deps.starts_with(private.path()),
+        "the prebuilt contract is reached through the private directory: {}",
+        prepared.deps.display()
+    );
+    if agent::sandbox::Isolation::current().run_as_uid.is_some() {
+        // Root: builds and runs take uids of their own, which cannot enter it.
+        assert_eq!(
+            agent::sandbox::closed_to_others(&prepared.deps).map(|c| c.0),
+            Some(private.path().to_path_buf())
+        );
+    }
+
+    let server = MockServer::start(vec![
+        MockReply::answer("Implement Select."),
+        MockReply::answer(fenced(OK)),
+    ])
+    .unwrap();
+    let mut llm = HttpLlm::new(config(&server.url())).unwrap();
+    let out_dir = private.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let mut traj = Trajectory::create(Some(&out_dir.join("trajectory.jsonl")), vec![]).unwrap();
+    let out = run_task(
+        &Task::load("select").unwrap(),
+        &mut llm,
+        None,
+        &toolchain,
+        &Options::default(),
+        &mut traj,
+        &mut |l| eprintln!("{l}"),
+    )
+    .unwrap();
+    assert_eq!(out.status, Status::Accepted, "{:?}", out.error);
+    assert_eq!(out.iterations, 1);
+}

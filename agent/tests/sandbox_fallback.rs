@@ -67,6 +67,29 @@ fn without_namespaces_the_same_misbehaviour_is_stopped() {
     let r = run(&ok, &limits);
     assert_eq!(r.class, RunClass::Ok, "{r:?}");
 
+    // Without a mount namespace a build reads the host's paths: where its own uid (root's
+    // agent) cannot enter one, the harness says which directory and what to do.
+    let p = support::toolchain().prepare().unwrap();
+    let closed = sandbox::closed_to_others(&p.sysroot).or(sandbox::closed_to_others(&p.deps));
+    let krate = support::toolchain()
+        .new_crate(StageKind::Histogram)
+        .unwrap();
+    krate
+        .write_code(&histogram_stage("Ok(Histogram::new(*b))"))
+        .unwrap();
+    let b = krate.build();
+    match (krate.uid(), closed) {
+        (Some(_), Some((dir, _))) => {
+            let e = b.setup_error.expect("a harness error, not a compiler one");
+            assert!(
+                e.contains(&format!("cannot enter {} (mode", dir.display()))
+                    && e.contains("every user may enter"),
+                "{e}"
+            );
+        }
+        _ => assert!(b.ok, "{:?}", b.setup_error),
+    }
+
     assert_eq!(run(&tcp, &limits).class, RunClass::NetworkBlocked);
     assert!(
         listener.accept().is_err(),

@@ -21,7 +21,13 @@ fn code_answer() -> MockReply {
 
 #[test]
 fn agent_solves_records_and_replays_a_task() {
+    // `--out` under a directory only its owner may enter: the sandbox never needs it.
     let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
     let (cassette, a, b) = (
         dir.path().join("c.jsonl"),
         dir.path().join("a"),

@@ -32,7 +32,8 @@
 //! seccomp and TCP by Landlock, files are guarded by Landlock alone (not chmod/utimes), `/proc`
 //! is not readable at all, stray processes are stopped by the control groups (or, without
 //! them, the process-group kill and PDEATHSIG only: a process that leaves the group survives),
-//! and the build needs the toolchain readable by the run's uid; without control groups memory
+//! and the build needs the toolchain and `target/` reachable by the run's uid (else a harness
+//! error names the directory it cannot enter); without control groups memory
 //! and processes are limited per process only (and exhaustion is known only from the
 //! program's own words); without Landlock, only file permissions protect the host's files
 //! (`cargo xtask agent` then refuses to run model code unless told otherwise). Elsewhere than
@@ -245,7 +246,7 @@ impl RunDir {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::Builder::new()
             .prefix("hep-stage-run-")
-            .tempdir()?;
+            .tempdir_in(scratch()?)?;
         let root = tmp.path();
         let mode =
             |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
@@ -307,6 +308,44 @@ impl Drop for RunDir {
             linux::unmount(&self.out());
         }
     }
+}
+
+/// Where builds and runs get their own directories: the system's temporary directory, never a
+/// place inside the checkout. With a uid of its own per run (the agent is root), the confined
+/// program must be able to walk down to its directory, which a checkout, a `target/` or an
+/// output folder under a 0700 parent (`mktemp -d`, root's or a user's home) does not allow;
+/// what it needs from such places (the toolchain, the prebuilt contract) is bind-mounted in.
+/// An error names a directory of the way that other uids cannot enter.
+pub(crate) fn scratch() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir();
+    if Isolation::current().run_as_uid.is_some() {
+        if let Some((closed, mode)) = closed_to_others(&dir) {
+            return Err(std::io::Error::other(format!(
+                "the sandbox's own uids cannot enter {} (mode {mode:o}), which holds the \
+                 temporary directory {}: set TMPDIR to a directory every user may enter, \
+                 such as /tmp",
+                closed.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(dir)
+}
+
+/// The first directory on the way to `path` (itself included) that a uid owning none of them
+/// and in none of their groups cannot enter, with its mode: the directories as written, then
+/// those a link among them leads through (the kernel walks both).
+pub fn closed_to_others(path: &Path) -> Option<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let closed = |p: &Path| {
+        let mut ancestors: Vec<&Path> = p.ancestors().collect();
+        ancestors.reverse();
+        ancestors.into_iter().find_map(|d| {
+            let mode = std::fs::metadata(d).ok()?.permissions().mode();
+            (mode & 0o001 == 0).then(|| (d.to_path_buf(), mode & 0o7777))
+        })
+    };
+    closed(path).or_else(|| closed(&std::fs::canonicalize(path).ok()?))
 }
 
 /// Reads a file the stage wrote, without following a symbolic link it may have planted there
