@@ -7,7 +7,7 @@ use crate::prompts::render;
 use crate::sandbox::{self, Limits, RunClass, RunDir};
 use crate::stage_crate::{condense, StageCrate};
 use crate::task::{Prepared, Task};
-use crate::trajectory::{BuildRecord, Call, Record, RunRecord};
+use crate::trajectory::{BuildRecord, Call, HeldOutRecord, Record, RunRecord};
 use crate::validate::{validate, Validation};
 use serde::Serialize;
 
@@ -43,6 +43,7 @@ pub struct Attempt {
     build: Option<BuildRecord>,
     run: Option<RunRecord>,
     validation: Option<Validation>,
+    held_out: Option<HeldOutRecord>,
     pub timing: Timing,
 }
 
@@ -56,6 +57,7 @@ impl Attempt {
             build: None,
             run: None,
             validation: None,
+            held_out: None,
             timing: Timing {
                 iteration,
                 ..Timing::default()
@@ -74,6 +76,7 @@ impl Attempt {
             build: self.build.take(),
             run: self.run.take(),
             validation: self.validation.take(),
+            held_out: self.held_out.take(),
         })
     }
 }
@@ -200,35 +203,17 @@ impl Checker<'_> {
             }
         };
 
-        // The sandboxed run.
+        // The sandboxed run on the visible input.
         progress(&format!(
             "  built in {:.2} s; running in the sandbox",
             build.wall_s
         ));
-        let mut inputs: Vec<(String, Vec<u8>)> =
-            vec![("input.json".into(), self.prepared.input.as_bytes().to_vec())];
-        for (name, path) in &self.prepared.files {
-            match std::fs::read(path) {
-                Ok(bytes) => inputs.push((name.clone(), bytes)),
-                Err(e) => return Verdict::Harness(format!("{}: {e}", path.display())),
-            }
-        }
-        let inputs: Vec<(&str, &[u8])> = inputs
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect();
-        let dir = match RunDir::new(&binary, &inputs, self.limits) {
-            Ok(d) => d,
-            Err(e) => return Verdict::Harness(format!("run directory: {e}")),
+        let p = self.prepared;
+        let visible = match self.run_case(&binary, &p.input, &p.files, p.reference.as_ref()) {
+            Ok(c) => c,
+            Err(e) => return Verdict::Harness(e),
         };
-        let output = dir.out().join("output.json");
-        let permit = self.cores.map(|g| g.acquire());
-        let report = sandbox::run(
-            &dir,
-            &[dir.input("input.json"), output.clone()],
-            self.limits,
-        );
-        drop(permit);
+        let report = visible.report;
         a.timing.run_s = Some(report.wall_s);
         a.run = Some(RunRecord {
             class: report.class,
@@ -236,7 +221,7 @@ impl Checker<'_> {
             claim: report.claim,
             stderr_tail: report.stderr_tail.clone(),
         });
-        if report.class != RunClass::Ok {
+        let Some((text, v)) = visible.output else {
             progress(&format!(
                 "  run: {:?} ({:.2} s)",
                 report.class, report.wall_s
@@ -249,29 +234,44 @@ impl Checker<'_> {
                     report.stderr_tail.trim_end()
                 ),
             };
-        }
-
-        // Validation (sanity checks only when there is no reference).
-        // Read at most what a right answer can take (pretty JSON of the reference's size,
-        // with room), not the whole file-size limit: the agent parses it.
-        let expected = self
-            .prepared
-            .reference
-            .as_ref()
-            .map_or(self.prepared.input.len(), |r| {
-                serde_json::to_string(r).map_or(0, |t| t.len())
-            }) as u64;
-        let cap = (16 * expected).max(1 << 20).min(self.limits.max_file_bytes);
-        let text = sandbox::read_output(&output, cap)
-            .unwrap_or_else(|e| format!("(unreadable output: {e})"));
-        let v = validate(
-            self.task.stage,
-            &text,
-            Some(&dir.out()),
-            self.prepared.reference.as_ref(),
-            &self.task.tolerances,
-        );
+        };
         a.validation = Some(v.clone());
+        if v.passed && v.validated {
+            // The held-out inputs: of these the model learns the failed checks' names or the
+            // run's class, nothing else (not its stderr: the stage could print its input).
+            for case in &p.held_out {
+                let run =
+                    match self.run_case(&binary, &case.input, &case.files, case.reference.as_ref())
+                    {
+                        Ok(c) => c,
+                        Err(e) => return Verdict::Harness(e),
+                    };
+                a.timing.run_s = Some(a.timing.run_s.unwrap_or(0.0) + run.report.wall_s);
+                let validation = run.output.map(|(_, v)| v);
+                a.held_out = Some(HeldOutRecord {
+                    class: run.report.class,
+                    validation: validation.clone(),
+                });
+                let what = match &validation {
+                    None => format!("its run ended with {:?}", run.report.class),
+                    Some(h) if !h.passed => {
+                        let failed: Vec<&str> = h
+                            .checks
+                            .iter()
+                            .filter(|c| !c.passed)
+                            .map(|c| c.name.as_str())
+                            .collect();
+                        format!("it failed these checks: {}", failed.join(", "))
+                    }
+                    Some(_) => continue,
+                };
+                progress(&format!("  held-out input: {what}"));
+                return Verdict::Failed {
+                    failure: "its output on a held-out input failed".into(),
+                    report: render("held_out_failed", &[("what", &what)]),
+                };
+            }
+        }
         if v.passed {
             let what = if v.validated {
                 "validation passed"
@@ -292,4 +292,67 @@ impl Checker<'_> {
             report: v.hints(),
         }
     }
+
+    /// Runs `binary` on one case in the sandbox and, when it ran cleanly, validates its
+    /// output. `Err`: the harness failed (a file, the run directory).
+    fn run_case(
+        &self,
+        binary: &std::path::Path,
+        input: &str,
+        files: &[(String, std::path::PathBuf)],
+        reference: Option<&serde_json::Value>,
+    ) -> Result<CaseRun, String> {
+        let mut inputs: Vec<(String, Vec<u8>)> =
+            vec![("input.json".into(), input.as_bytes().to_vec())];
+        for (name, path) in files {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            inputs.push((name.clone(), bytes));
+        }
+        let inputs: Vec<(&str, &[u8])> = inputs
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let dir =
+            RunDir::new(binary, &inputs, self.limits).map_err(|e| format!("run directory: {e}"))?;
+        let output = dir.out().join("output.json");
+        let permit = self.cores.map(|g| g.acquire());
+        let report = sandbox::run(
+            &dir,
+            &[dir.input("input.json"), output.clone()],
+            self.limits,
+        );
+        drop(permit);
+        if report.class != RunClass::Ok {
+            return Ok(CaseRun {
+                report,
+                output: None,
+            });
+        }
+        // Validation (sanity checks only when there is no reference). Read at most what a
+        // right answer can take (pretty JSON of the reference's size, with room), not the
+        // whole file-size limit: the agent parses it.
+        let expected = reference.map_or(input.len(), |r| {
+            serde_json::to_string(r).map_or(0, |t| t.len())
+        }) as u64;
+        let cap = (16 * expected).max(1 << 20).min(self.limits.max_file_bytes);
+        let text = sandbox::read_output(&output, cap)
+            .unwrap_or_else(|e| format!("(unreadable output: {e})"));
+        let v = validate(
+            self.task.stage,
+            &text,
+            Some(&dir.out()),
+            reference,
+            &self.task.tolerances,
+        );
+        Ok(CaseRun {
+            report,
+            output: Some((text, v)),
+        })
+    }
+}
+
+/// One case's run: how it ended and, when it ran cleanly, its output and validation.
+struct CaseRun {
+    report: sandbox::RunReport,
+    output: Option<(String, Validation)>,
 }

@@ -21,6 +21,7 @@ prompts!(
     "coder_policy",
     "coder_no_code",
     "coder_guidance",
+    "held_out_failed",
     "contract/inspect",
     "contract/convert",
     "contract/select",

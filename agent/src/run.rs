@@ -124,7 +124,12 @@ pub fn run_task(
         message,
     };
     let prepared = task
-        .prepare(&toolchain.repo, opts.instruction.is_none(), &opts.variant)
+        .prepare(
+            &toolchain.repo,
+            opts.instruction.is_none(),
+            &opts.variant,
+            opts.trial,
+        )
         .map_err(task_err)?;
     let contract = task.contract();
     let instruction = opts

@@ -87,6 +87,25 @@ pub struct InputSpec {
     /// Signal MC, for the steps that need it (categorize).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mc: Option<PathBuf>,
+    /// Which file of the held-out dataset stands for `file`: its data (default) or its
+    /// signal MC (the selection tasks, whose visible input is MC).
+    #[serde(default, skip_serializing_if = "HeldOutFile::is_data")]
+    pub held_out: HeldOutFile,
+}
+
+/// See [`InputSpec::held_out`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeldOutFile {
+    #[default]
+    Data,
+    Mc,
+}
+
+impl HeldOutFile {
+    fn is_data(&self) -> bool {
+        *self == HeldOutFile::Data
+    }
 }
 
 /// How close the stage's output must be to the reference's.
@@ -127,7 +146,8 @@ fn default_auc_margin() -> f64 {
     0.02
 }
 
-/// A task made concrete: the input document and the reference output.
+/// A task made concrete: the visible case (the one the model's instruction describes and
+/// its hints speak of) and, when validated, the held-out cases.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub input: String,
@@ -137,7 +157,26 @@ pub struct Prepared {
     pub files: Vec<(String, PathBuf)>,
     /// `None` when no reference covers what was asked (a user's own instruction).
     pub reference: Option<serde_json::Value>,
+    /// The same task on inputs the model never sees ([`Task::prepare`]): an answer is accepted
+    /// only when it passes these too, and of them the model learns only which check failed.
+    pub held_out: Vec<Case>,
+    /// Keeps the held-out dataset's files while the task runs.
+    _scratch: Option<std::sync::Arc<tempfile::TempDir>>,
 }
+
+/// One input document, the files it names and the reference output for it.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub input: String,
+    pub files: Vec<(String, PathBuf)>,
+    pub reference: Option<serde_json::Value>,
+}
+
+/// The held-out dataset: generated per trial by the project's SYNTHETIC generator (the
+/// fixtures' size: 20,000 data and 5,000 signal-MC events), so it exists nowhere before the
+/// trial starts — neither in this repository nor in any earlier run.
+const HELD_OUT_DATA_EVENTS: usize = 20_000;
+const HELD_OUT_MC_EVENTS: usize = 5_000;
 
 impl Task {
     /// A built-in task by name, or a task file by path.
@@ -197,8 +236,8 @@ impl Task {
         if !variant.is_empty() {
             let values: Vec<String> = variant.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             text.push_str(&format!(
-                "\n\nThis run's parameters (they are in the input document; read them from \
-                 there): {}.",
+                "\n\nThis run's parameters: {}. Where the input document carries a parameter, \
+                 read it from there: the stage is also run on other inputs.",
                 values.join(", ")
             ));
         }
@@ -222,14 +261,17 @@ impl Task {
     }
 
     /// Reads the input file and runs the reference stages with `variant`'s parameters: the
-    /// stage's input document and (when `with_reference`) the expected output.
+    /// stage's input document and (when `with_reference`) the expected output. With a
+    /// reference, also the held-out case of trial `trial`: a dataset generated from a seed of
+    /// the task, the trial and the variant (so a replay meets the same one) goes through the
+    /// same preparation.
     pub fn prepare(
         &self,
         repo: &Path,
         with_reference: bool,
         variant: &Variant,
+        trial: u32,
     ) -> Result<Prepared, String> {
-        let params = Params::new(variant)?;
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -237,18 +279,68 @@ impl Task {
                 repo.join(p)
             }
         };
-        let path = resolve(&self.input.file);
+        let mc = self.input.mc.as_deref().map(resolve);
+        let visible = self.prepare_case(&resolve(&self.input.file), mc.as_deref(), variant)?;
+        let (mut held_out, mut scratch) = (vec![], None);
+        if with_reference {
+            let dir = tempfile::Builder::new()
+                .prefix("hep-held-out-")
+                .tempdir()
+                .map_err(|e| format!("held-out dataset: {e}"))?;
+            let key = format!(
+                "held-out/{}/{trial}/{}",
+                self.name,
+                serde_json::to_string(variant).expect("plain data")
+            );
+            let h = blake3::hash(key.as_bytes());
+            let seed = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+            let (data, sim) = (
+                dir.path().join(dataset::DATA_FILE),
+                dir.path().join(dataset::MC_FILE),
+            );
+            let cfg = dataset::synth::Config {
+                seed,
+                data_events: HELD_OUT_DATA_EVENTS,
+                mc_events: HELD_OUT_MC_EVENTS,
+                // Another signal strength too: the fitted yield moves with it.
+                signal_strength: [0.7, 1.0, 1.3][(seed >> 40) as usize % 3],
+                ..Default::default()
+            };
+            dataset::synth::write_dataset(&cfg, &data, &sim)
+                .map_err(|e| format!("held-out dataset: {e}"))?;
+            let file = match self.input.held_out {
+                HeldOutFile::Data => &data,
+                HeldOutFile::Mc => &sim,
+            };
+            held_out.push(self.prepare_case(file, Some(&sim), variant)?);
+            scratch = Some(std::sync::Arc::new(dir));
+        }
+        Ok(Prepared {
+            input: visible.input,
+            files: visible.files,
+            reference: with_reference.then_some(visible.reference).flatten(),
+            held_out,
+            _scratch: scratch,
+        })
+    }
+
+    /// One case: `path` (and signal MC `mc`, for the steps that need it) through the reference
+    /// stages with `variant`'s parameters; the reference is checked against itself.
+    fn prepare_case(
+        &self,
+        path: &Path,
+        mc: Option<&Path>,
+        variant: &Variant,
+    ) -> Result<Case, String> {
+        let params = Params::new(variant)?;
+        let path = path.to_path_buf();
         let read = |path: &Path| -> Result<analysis::stage::PhotonEvents, String> {
             let file = analysis::events::EventFile::open(path).map_err(|e| e.to_string())?;
             file.read(0..file.entries()).map_err(|e| e.to_string())
         };
         let mc = || -> Result<PathBuf, String> {
-            let mc = self
-                .input
-                .mc
-                .as_ref()
-                .ok_or(format!("the {} task needs [input] mc", self.stage.name()))?;
-            Ok(resolve(mc))
+            mc.map(Path::to_path_buf)
+                .ok_or(format!("the {} task needs [input] mc", self.stage.name()))
         };
         let Params {
             cuts,
@@ -399,10 +491,10 @@ impl Task {
                 own.details()
             ));
         }
-        Ok(Prepared {
+        Ok(Case {
             input,
             files,
-            reference: with_reference.then_some(reference),
+            reference: Some(reference),
         })
     }
 }

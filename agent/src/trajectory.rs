@@ -59,6 +59,15 @@ pub struct RunRecord {
     pub stderr_tail: String,
 }
 
+/// A stage's run on a held-out input ([`crate::task::Prepared::held_out`]): how it ended and,
+/// when it ran, its validation. For the user; the model learns only the failed checks' names
+/// or the run's class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutRecord {
+    pub class: RunClass,
+    pub validation: Option<Validation>,
+}
+
 /// How a task ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,6 +117,10 @@ pub enum Record {
         build: Option<BuildRecord>,
         run: Option<RunRecord>,
         validation: Option<Validation>,
+        /// The run on the held-out input, after the visible input passed (absent in
+        /// trajectories written before held-out inputs existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held_out: Option<HeldOutRecord>,
     },
     /// The supervisor reads a failed run or validation.
     Review {

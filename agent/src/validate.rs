@@ -174,6 +174,23 @@ fn checks<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// How far off a value is, in a few buckets of `ratio` = distance / tolerance: all a hint may
+/// say of a distance. A precise distance next to the stage's own value would give the
+/// reference away in a round or two (a stage of constants was accepted that way); a bucket
+/// gives at most log2(3) bits per check and attempt (ARCHITECTURE.md, "the information
+/// budget").
+fn how_far(ratio: f64) -> &'static str {
+    if !ratio.is_finite() {
+        "by an amount that is not finite (NaN or infinite), against the tolerance"
+    } else if ratio <= 10.0 {
+        "by less than 10× the tolerance"
+    } else if ratio <= 1000.0 {
+        "by 10× to 1000× the tolerance"
+    } else {
+        "far off: by more than 1000× the tolerance"
+    }
+}
+
 fn rel_diff(a: f64, b: f64) -> f64 {
     if a == b {
         0.0
@@ -291,7 +308,7 @@ fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &To
             "m_yy",
             w <= tol.rel,
             format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
-            format!("m_yy differs from the reference by {:.1}× the tolerance of {:.0e} relative (largest at selected event {i}, your value {})", w / tol.rel, tol.rel, out.diphotons.m_yy[i]),
+            format!("m_yy differs from the reference {} of {:.0e} relative (largest at selected event {i})", how_far(w / tol.rel), tol.rel),
         );
         let columns = out
             .diphotons
@@ -308,7 +325,7 @@ fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &To
                 &format!("kinematics {name}"),
                 w <= tol.rel,
                 format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
-                format!("kinematics.{name} differs from the reference by {:.1}× the tolerance of {:.0e} relative (largest at selected event {i}, your value {})", w / tol.rel, tol.rel, a[i]),
+                format!("kinematics.{name} differs from the reference {} of {:.0e} relative (largest at selected event {i})", how_far(w / tol.rel), tol.rel),
             );
         }
         let (w, i) = worst(&out.diphotons.weight, &r.diphotons.weight);
@@ -316,7 +333,7 @@ fn compare_select(c: &mut Checks, out: &SelectOutput, r: &SelectOutput, tol: &To
             "weights",
             w <= tol.rel,
             format!("largest relative difference {w:.2e} (event {i}), tolerance {:.0e}", tol.rel),
-            format!("event weights differ from the reference by {:.1}× the tolerance of {:.0e} relative (largest at selected event {i}, your weight {})", w / tol.rel, tol.rel, out.diphotons.weight[i]),
+            format!("event weights differ from the reference {} of {:.0e} relative (largest at selected event {i})", how_far(w / tol.rel), tol.rel),
         );
     }
 }
@@ -357,7 +374,7 @@ fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Toleran
             name,
             w <= tol.rel,
             format!("largest relative difference {w:.2e} in bin {i}, tolerance {:.0e}", tol.rel),
-            format!("{name} differs from the reference by {:.1}× the tolerance of {:.0e} relative (largest in bin {i}, your value {})", w / tol.rel, tol.rel, a[i]),
+            format!("{name} differs from the reference {} of {:.0e} relative (largest in bin {i})", how_far(w / tol.rel), tol.rel),
         );
     }
     let flows = rel_diff(h.underflow, r.underflow) <= tol.rel
@@ -425,12 +442,12 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
                 p.value, q.value, tol.value_sigma
             ),
             format!(
-                "the fitted {} is not at the likelihood minimum the reference finds: {:.1}× the \
-                 tolerance of {}σ away (yours: {})",
+                "the fitted {} is not at the likelihood minimum the reference finds: {} of \
+                 {}σ{}",
                 p.name,
-                pull / tol.value_sigma,
+                how_far(pull / tol.value_sigma),
                 tol.value_sigma,
-                p.value
+                if p.value * q.value < 0.0 { ", with the wrong sign" } else { "" }
             ),
         );
         let d = rel_diff(p.error, q.error);
@@ -442,12 +459,10 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
                 p.error, q.error, tol.error_rel
             ),
             format!(
-                "the error of {} differs from the reference's Hessian error by {:.1}× the \
-                 tolerance of {} relative (yours: {})",
+                "the error of {} differs from the reference's Hessian error {} of {} relative",
                 p.name,
-                d / tol.error_rel,
+                how_far(d / tol.error_rel),
                 tol.error_rel,
-                p.error
             ),
         );
     }
@@ -457,9 +472,8 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
         dz <= 0.01,
         format!("stage z {} reference {}", f.z, r.z),
         format!(
-            "z differs from the reference by {:.1}× the tolerance of 0.01 (yours: {})",
-            dz / 0.01,
-            f.z
+            "z differs from the reference {} of 0.01",
+            how_far(dz / 0.01)
         ),
     );
 }
@@ -522,9 +536,9 @@ fn compare_categorize(c: &mut Checks, out: &CategorizeDoc, r: &CategorizeDoc, to
         zs >= need,
         format!("stage Z {zs:.4}, reference Z {zr:.4} (needed {need:.4})"),
         format!(
-            "your boundaries reach a combined Z of {zs:.4}: {:.1}× the allowed shortfall of {:.0} % \
-             below what is reachable",
-            (1.0 - zs / zr).max(0.0) / (1.0 - tol.z_fraction),
+            "your boundaries fall short of the Z that is reachable {} (the tolerance: a \
+             shortfall of {:.0} %)",
+            how_far((1.0 - zs / zr).max(0.0) / (1.0 - tol.z_fraction)),
             100.0 * (1.0 - tol.z_fraction)
         ),
     );
@@ -910,9 +924,9 @@ fn compare_separate(c: &mut Checks, out: &SeparateDoc, r: &SeparateDoc, tol: &To
         a >= need,
         format!("stage AUC {a:.4}, reference {ar:.4} (needed {need:.4})"),
         format!(
-            "the ROC AUC of your scores on the held-out events is {a:.4}{reversed}; it falls \
-             short of the required level by {:.1}× the allowed margin of {}",
-            ((need - a) / tol.auc_margin).max(0.0),
+            "the ROC AUC of your scores on the events to score is {a:.4}{reversed}; it falls \
+             short of the required level {} of {} (the allowed margin)",
+            how_far(((need - a) / tol.auc_margin).max(0.0)),
             tol.auc_margin
         ),
     );

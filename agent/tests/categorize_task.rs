@@ -26,7 +26,7 @@ fn run(code: &str, input: &str) -> String {
 fn a_correct_categorization_passes_and_equal_width_categories_fail_with_a_hint() {
     let task = Task::load("categorize").unwrap();
     let p = task
-        .prepare(&Toolchain::default().repo, true, &Default::default())
+        .prepare(&Toolchain::default().repo, true, &Default::default(), 0)
         .unwrap();
     let reference = p.reference.clone().unwrap();
 

@@ -21,7 +21,7 @@ fn attempt(name: &str, code: &str) -> Verdict {
 fn attempt_screened(name: &str, code: &str, screen: bool) -> Verdict {
     let task = Task::load(name).unwrap();
     let prepared = task
-        .prepare(&support::toolchain().repo, true, &Default::default())
+        .prepare(&support::toolchain().repo, true, &Default::default(), 0)
         .unwrap();
     let mut krate = support::toolchain().new_crate(task.stage).unwrap();
     krate.allow_crates(&task.crates).unwrap();

@@ -54,8 +54,18 @@ fn built_in_tasks_prepare_and_validate() {
     for (name, _) in BUILT_IN {
         let task = Task::load(name).unwrap();
         assert_eq!(task.name, name);
-        let p = task.prepare(&repo, true, &Default::default()).unwrap();
+        let p = task.prepare(&repo, true, &Default::default(), 0).unwrap();
         let reference = p.reference.clone().unwrap();
+        // One held-out case, of other events: another input and another answer (its
+        // reference passed its own validation in `prepare`); the trial picks it.
+        assert_eq!(p.held_out.len(), 1, "{name}");
+        let held_out = &p.held_out[0];
+        assert_ne!(held_out.input, p.input, "{name}");
+        assert_ne!(held_out.reference.as_ref(), Some(&reference), "{name}");
+        let again = task.prepare(&repo, true, &Default::default(), 0).unwrap();
+        assert_eq!(again.held_out[0].reference, held_out.reference, "{name}: not seeded");
+        let other = task.prepare(&repo, true, &Default::default(), 1).unwrap();
+        assert_ne!(other.held_out[0].reference, held_out.reference, "{name}: trial");
         let v = validate(
             task.stage,
             &reference.to_string(),
@@ -131,7 +141,7 @@ fn bad_task_files_are_clear_errors() {
     .unwrap();
     let t = Task::load(f.to_str().unwrap()).unwrap();
     let e = t
-        .prepare(&Toolchain::default().repo, true, &Default::default())
+        .prepare(&Toolchain::default().repo, true, &Default::default(), 0)
         .unwrap_err();
     assert!(e.contains("missing"), "{e}");
 }
@@ -148,13 +158,13 @@ fn a_variant_reaches_the_input_the_reference_and_the_instruction() {
     assert!(drawn.len() > 1, "twelve trials all drew {drawn:?}");
 
     let variant = agent::task::Variant::from([("binning.bins".to_string(), 44.into())]);
-    let p = task.prepare(&repo, true, &variant).unwrap();
+    let p = task.prepare(&repo, true, &variant, 0).unwrap();
     let input: Value = serde_json::from_str(&p.input).unwrap();
     assert_eq!(input["binning"]["bins"], 44);
     assert_eq!(p.reference.unwrap()["sumw"].as_array().unwrap().len(), 44);
     assert!(task
         .instruction_for(&variant)
-        .ends_with("binning.bins = 44."));
+        .contains("This run's parameters: binning.bins = 44."));
 
     // A key that names no parameter fails when the task loads, naming the key.
     let dir = tempfile::tempdir().unwrap();

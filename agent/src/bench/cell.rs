@@ -291,6 +291,7 @@ fn attempt_score(r: &Record) -> Option<AttemptScore> {
         build,
         run,
         validation,
+        held_out,
         ..
     } = r
     else {
@@ -332,6 +333,19 @@ fn attempt_score(r: &Record) -> Option<AttemptScore> {
             Some(Category::new(Kind::Validation, check)),
             Some(Caught::Validation),
         )
+    } else if let Some(h) = held_out {
+        // Passed on the visible input, not on the held-out one: `held_out/<check or class>`.
+        let what = match &h.validation {
+            Some(v) => v.checks.iter().find(|c| !c.passed).map(|c| c.name.clone()),
+            None => Some(runtime_detail(h.class).to_string()),
+        };
+        match what {
+            Some(w) => (
+                Some(Category::new(Kind::Validation, format!("held_out/{w}"))),
+                Some(Caught::Validation),
+            ),
+            None => (None, None),
+        }
     } else {
         // It passed, or the harness failed before a verdict (the outcome says which).
         (None, None)
@@ -424,6 +438,7 @@ mod tests {
             build: None,
             run: None,
             validation: None,
+            held_out: None,
         }
     }
 
