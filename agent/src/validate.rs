@@ -373,8 +373,15 @@ fn compare_histogram(c: &mut Checks, h: &Histogram, r: &Histogram, tol: &Toleran
         c.add(
             name,
             w <= tol.rel,
-            format!("largest relative difference {w:.2e} in bin {i}, tolerance {:.0e}", tol.rel),
-            format!("{name} differs from the reference {} of {:.0e} relative (largest in bin {i})", how_far(w / tol.rel), tol.rel),
+            format!(
+                "largest relative difference {w:.2e} in bin {i}, tolerance {:.0e}",
+                tol.rel
+            ),
+            format!(
+                "{name} differs from the reference {} of {:.0e} relative (largest in bin {i})",
+                how_far(w / tol.rel),
+                tol.rel
+            ),
         );
     }
     let flows = rel_diff(h.underflow, r.underflow) <= tol.rel
@@ -447,7 +454,11 @@ fn compare_fit(c: &mut Checks, f: &FitResult, r: &FitResult, tol: &Tolerances) {
                 p.name,
                 how_far(pull / tol.value_sigma),
                 tol.value_sigma,
-                if p.value * q.value < 0.0 { ", with the wrong sign" } else { "" }
+                if p.value * q.value < 0.0 {
+                    ", with the wrong sign"
+                } else {
+                    ""
+                }
             ),
         );
         let d = rel_diff(p.error, q.error);

@@ -410,6 +410,35 @@ fn ipc_objects_and_datagram_pairs_are_refused_and_the_agent_cannot_be_signalled(
 }
 
 #[test]
+fn files_cannot_be_watched() {
+    // inotify on a directory the run cannot read (this test's own), and fanotify on the
+    // whole file system: names and events of other runs, without reading a byte.
+    let watched = tempfile::tempdir().unwrap();
+    let body = format!(
+        "extern \"C\" {{\n\
+             fn inotify_init1(flags: i32) -> i32;\n\
+             fn inotify_add_watch(fd: i32, path: *const u8, mask: u32) -> i32;\n\
+             fn fanotify_init(flags: u32, event_flags: u32) -> i32;\n\
+         }}\n\
+         let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);\n\
+         let i = unsafe {{ inotify_init1(0) }}; let ie = errno();\n\
+         let w = unsafe {{ inotify_add_watch(3, {path:?}.as_ptr(), 0xfff) }}; let we = errno();\n\
+         let f = unsafe {{ fanotify_init(0x200, 0) }}; let fe = errno();\n\
+         Err(format!(\"inotify={{i}}/{{ie}} watch={{w}}/{{we}} fanotify={{f}}/{{fe}}\").into())",
+        path = format!("{}\0", watched.path().display())
+    );
+    let (r, _d) = run(&body, &quick());
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    // -1 with EPERM (1) each: refused by the filter, not by a missing file or permission.
+    assert!(
+        r.stderr_tail
+            .contains("inotify=-1/1 watch=-1/1 fanotify=-1/1"),
+        "{}",
+        r.stderr_tail
+    );
+}
+
+#[test]
 fn a_file_that_is_never_linked_cannot_be_made() {
     // O_TMPFILE (0o20200000): it would grow out of sight and vanish with the process.
     let body = "use std::os::unix::fs::OpenOptionsExt;\n\

@@ -63,9 +63,15 @@ fn built_in_tasks_prepare_and_validate() {
         assert_ne!(held_out.input, p.input, "{name}");
         assert_ne!(held_out.reference.as_ref(), Some(&reference), "{name}");
         let again = task.prepare(&repo, true, &Default::default(), 0).unwrap();
-        assert_eq!(again.held_out[0].reference, held_out.reference, "{name}: not seeded");
+        assert_eq!(
+            again.held_out[0].reference, held_out.reference,
+            "{name}: not seeded"
+        );
         let other = task.prepare(&repo, true, &Default::default(), 1).unwrap();
-        assert_ne!(other.held_out[0].reference, held_out.reference, "{name}: trial");
+        assert_ne!(
+            other.held_out[0].reference, held_out.reference,
+            "{name}: trial"
+        );
         let v = validate(
             task.stage,
             &reference.to_string(),

@@ -1,7 +1,8 @@
 //! A seccomp filter for confined programs: no `socket(2)` of any family (named Unix sockets
 //! are beyond the network namespace and Landlock) and no address for an unnamed one; no new
 //! namespaces, mounts, tracing, BPF, io_uring, keyrings, kernel modules or IPC objects (they
-//! outlive the run); no `O_TMPFILE`; no signal to the agent, to a process group or to everyone; limits,
+//! outlive the run); no inotify or fanotify watches (a side channel Landlock does not cover);
+//! no handles, clocks, swap, reboot or host names; no `O_TMPFILE`; no signal to the agent, to a process group or to everyone; limits,
 //! priority and affinity of itself only. Built in the parent; the child only calls `prctl`.
 //!
 //! A socket call kills the process with SIGSYS (`SECCOMP_RET_KILL_PROCESS`): the parent sees
@@ -126,9 +127,37 @@ pub fn filter(agent: u32) -> Option<Filter> {
             SYS_tkill,
             SYS_pidfd_send_signal,
             SYS_pidfd_getfd,
+            // Watching files: Landlock does not cover it, and a watch on a directory the run
+            // cannot read still tells it the names and events of what happens there (other
+            // cells' runs, the repository, results): a channel between concurrent runs.
+            SYS_inotify_init1,
+            SYS_inotify_add_watch,
+            SYS_inotify_rm_watch,
+            SYS_fanotify_init,
+            SYS_fanotify_mark,
+            // Files by handle, bypassing path checks; the host's clock, log, accounting,
+            // quotas, swap, names and power: no stage or compiler needs any of them.
+            SYS_name_to_handle_at,
+            SYS_open_by_handle_at,
+            SYS_syslog,
+            SYS_acct,
+            SYS_quotactl,
+            SYS_swapon,
+            SYS_swapoff,
+            SYS_reboot,
+            SYS_sethostname,
+            SYS_setdomainname,
+            SYS_settimeofday,
+            SYS_clock_settime,
+            SYS_clock_adjtime,
+            SYS_adjtimex,
+            SYS_vhangup,
         ] {
             denied.push((nr, eperm));
         }
+        // The first inotify call exists on x86_64 only (aarch64 has `inotify_init1` alone).
+        #[cfg(target_arch = "x86_64")]
+        denied.push((SYS_inotify_init, eperm));
         // socket(2) of any family, and the calls that would give an unnamed socket an
         // address: killed, so the parent sees the attempt (SIGSYS).
         for nr in [
