@@ -22,27 +22,58 @@ pub struct SandboxedStage {
     pub source: PathBuf,
 }
 
-/// Where a stage's source is: a `stage.rs`, or an agent run's output folder (its `stage.rs`,
-/// and the contract version its `outcome.json` records).
+/// Where a stage's source is, and only if it may run: an agent run's output folder whose
+/// `outcome.json` says the answer was accepted (its `stage.rs`, and the contract version it
+/// records), or a `.rs` file that passes the same code screen the agent applies (a rejected
+/// attempt under `attempts/` does not, whatever its verdict file says).
 fn locate(path: &Path) -> Result<(PathBuf, Option<u32>), String> {
-    if path.is_dir() {
-        let source = path.join("stage.rs");
-        if !source.is_file() {
+    let source = if path.is_dir() {
+        let outcome = std::fs::read_to_string(path.join("outcome.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        let Some(outcome) = outcome else {
             return Err(format!(
-                "{}: no stage.rs in this folder (give a stage.rs, or the --out folder of \
-                 `cargo xtask agent`)",
+                "{}: no readable outcome.json (give the --out folder of `cargo xtask agent`, or \
+                 a stage.rs)",
+                path.display()
+            ));
+        };
+        let status = outcome["status"].as_str().unwrap_or("unknown");
+        if status != "accepted" {
+            return Err(format!(
+                "{}: this agent run was not accepted (its outcome is '{status}'), so it has no \
+                 stage to run; its attempts are under attempts/ (a .rs file given directly \
+                 runs only after the code screen)",
                 path.display()
             ));
         }
-        let version = std::fs::read_to_string(path.join("outcome.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["stage_api_version"].as_u64())
-            .map(|v| v as u32);
-        Ok((source, version))
+        let source = path.join("stage.rs");
+        if !source.is_file() {
+            return Err(format!("{}: accepted, but no stage.rs", path.display()));
+        }
+        let version = outcome["stage_api_version"].as_u64().map(|v| v as u32);
+        return screened(source, version);
     } else {
-        Ok((path.to_path_buf(), None))
+        path.to_path_buf()
+    };
+    screened(source, None)
+}
+
+/// `source` with `version`, if its code passes the agent's screen (a select stage may use no
+/// standard-library module the screen refuses).
+fn screened(source: PathBuf, version: Option<u32>) -> Result<(PathBuf, Option<u32>), String> {
+    let code =
+        std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let violations = crate::policy::check(&code);
+    if !violations.is_empty() {
+        let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
+        return Err(format!(
+            "{}: refused by the code screen the agent applies to model code:\n{}",
+            source.display(),
+            list.join("\n")
+        ));
     }
+    Ok((source, version))
 }
 
 impl SandboxedStage {
@@ -140,5 +171,62 @@ impl Select for SandboxedStage {
                 self.source.display()
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locate;
+
+    const OK: &str = "use stage_api::{Cuts, PhotonEvents, Select, SelectOutput, StageError};\n\
+        pub struct Stage;\n\
+        impl Select for Stage {\n\
+            fn select(&self, _e: &PhotonEvents, _c: &Cuts) -> Result<SelectOutput, StageError> {\n\
+                Err(\"no\".into())\n\
+            }\n\
+        }\n";
+
+    fn run_folder(status: &str, code: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("stage.rs"), code).unwrap();
+        let outcome = serde_json::json!({"status": status, "stage_api_version": 1});
+        std::fs::write(d.path().join("outcome.json"), outcome.to_string()).unwrap();
+        d
+    }
+
+    #[test]
+    fn only_accepted_runs_and_screened_files_are_located() {
+        let accepted = run_folder("accepted", OK);
+        let (source, version) = locate(accepted.path()).unwrap();
+        assert_eq!(
+            (source, version),
+            (accepted.path().join("stage.rs"), Some(1))
+        );
+        // A run that was not accepted has nothing to run, whatever lies in its folder.
+        let capped = run_folder("iteration_cap", OK);
+        let e = locate(capped.path()).unwrap_err();
+        assert!(
+            e.contains("not accepted") && e.contains("iteration_cap"),
+            "{e}"
+        );
+        let bare = tempfile::tempdir().unwrap();
+        assert!(locate(bare.path()).unwrap_err().contains("outcome.json"));
+        // A file runs only after the agent's screen: code it refused never builds here.
+        let file = bare.path().join("attempt.rs");
+        let hostile = OK.replace(
+            "Err(\"no\".into())",
+            "let _ = std::process::Command::new(\"sh\").status(); Err(\"no\".into())",
+        );
+        std::fs::write(&file, &hostile).unwrap();
+        let e = locate(&file).unwrap_err();
+        assert!(
+            e.contains("code screen") && e.contains("std::process"),
+            "{e}"
+        );
+        std::fs::write(&file, OK).unwrap();
+        assert_eq!(locate(&file).unwrap().0, file);
+        // Even an accepted folder's stage.rs is screened (it may have been edited since).
+        let edited = run_folder("accepted", &hostile);
+        assert!(locate(edited.path()).unwrap_err().contains("code screen"));
     }
 }

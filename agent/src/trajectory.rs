@@ -171,3 +171,75 @@ impl Trajectory {
         Ok(())
     }
 }
+
+/// What became of one attempt, in a few words for its file under `attempts/`: where it was
+/// stopped (screen, compiler, run, validation, held-out input) or that it passed.
+pub fn attempt_verdict(r: &Record) -> Option<(u32, Option<&str>, String)> {
+    let Record::Attempt {
+        iteration,
+        code,
+        policy,
+        build,
+        run,
+        validation,
+        held_out,
+        ..
+    } = r
+    else {
+        return None;
+    };
+    let failed = |v: &Validation| {
+        v.checks
+            .iter()
+            .find(|c| !c.passed)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    };
+    let verdict = if code.is_none() {
+        "no code".to_string()
+    } else if let Some(v) = policy.first() {
+        format!("rejected by the screen: {}", v.kind)
+    } else if build.as_ref().is_some_and(|b| !b.ok) {
+        "did not compile".to_string()
+    } else if let Some(r) = run.as_ref().filter(|r| r.class != RunClass::Ok) {
+        format!("run ended with {:?}", r.class)
+    } else if let Some(v) = validation.as_ref().filter(|v| !v.passed) {
+        format!("failed validation: {}", failed(v))
+    } else if let Some(h) = held_out
+        .as_ref()
+        .filter(|h| h.validation.as_ref().is_none_or(|v| !v.passed))
+    {
+        match &h.validation {
+            Some(v) => format!("failed on the held-out input: {}", failed(v)),
+            None => format!("run on the held-out input ended with {:?}", h.class),
+        }
+    } else if validation.is_some() {
+        "passed".to_string()
+    } else {
+        "not checked (the harness failed)".to_string()
+    };
+    Some((*iteration, code.as_deref(), verdict))
+}
+
+/// Writes what a task run leaves in `dir`: `attempts/N.rs` (each attempt's code as the model
+/// wrote it) with `attempts/N.txt` (its verdict), and `stage.rs` only when the run was
+/// accepted — the one file `cargo xtask analyze --stage` takes from a run folder.
+pub fn save_code(dir: &Path, records: &[Record], status: Status) -> std::io::Result<()> {
+    let attempts = dir.join("attempts");
+    let _ = std::fs::remove_file(dir.join("stage.rs"));
+    let mut last = None;
+    for r in records {
+        if let Some((n, code, verdict)) = attempt_verdict(r) {
+            std::fs::create_dir_all(&attempts)?;
+            if let Some(code) = code {
+                std::fs::write(attempts.join(format!("{n}.rs")), code)?;
+                last = Some(code);
+            }
+            std::fs::write(attempts.join(format!("{n}.txt")), format!("{verdict}\n"))?;
+        }
+    }
+    if let (Status::Accepted, Some(code)) = (status, last) {
+        std::fs::write(dir.join("stage.rs"), code)?;
+    }
+    Ok(())
+}

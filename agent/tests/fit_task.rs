@@ -97,6 +97,37 @@ fn fit_a_stage_written_from_the_contract_passes() {
         "{:?}",
         agent::policy::check(FIT)
     );
+    // An inconsistent input is a StageError, not a panic.
+    {
+        use stage_api::{Background, Binning, Fit as _, FitModel, Histogram};
+        let model = FitModel::default();
+        let mut h = Histogram::new(Binning::default());
+        assert!(fit_ok::Stage.fit(&model, &h).is_err(), "an empty histogram");
+        h.sumw = vec![10.0; 54];
+        assert!(
+            fit_ok::Stage.fit(&model, &h).is_err(),
+            "sumw of the wrong length"
+        );
+        h.sumw = vec![10.0; 55];
+        let outside = FitModel {
+            mean_range: (100.0, 130.0),
+            ..model
+        };
+        assert!(
+            fit_ok::Stage.fit(&outside, &h).is_err(),
+            "a mean range outside the fit range"
+        );
+        let other = FitModel {
+            background: Background::Bernstein(3),
+            ..model
+        };
+        assert!(
+            fit_ok::Stage.fit(&other, &h).is_err(),
+            "a model it does not fit"
+        );
+        h.binning.bins = 0;
+        assert!(fit_ok::Stage.fit(&model, &h).is_err(), "no bins");
+    }
     let task = Task::load("fit").unwrap();
     // The task's own draws (only the default when it declares no `[vary]`); each trial also
     // meets its own held-out dataset (another signal strength, other events).

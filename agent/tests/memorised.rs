@@ -215,3 +215,123 @@ fn categorize_constants_are_rejected_in_every_trial() {
         include_str!("answers/categorize_ok.rs"),
     );
 }
+
+#[test]
+fn fit_constants_are_rejected_in_every_trial() {
+    memorised_answers_fail_and_the_work_passes("fit", include_str!("answers/fit_ok.rs"));
+}
+
+/// The fit's numbers of a reference document, by name (values, then errors, then z).
+fn fit_numbers(r: &Value) -> Vec<(String, f64)> {
+    let mut out = vec![];
+    for p in r["params"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        out.push((format!("{name} value"), p["value"].as_f64().unwrap()));
+        out.push((format!("{name} error"), p["error"].as_f64().unwrap()));
+    }
+    out.push(("significance".into(), r["z"].as_f64().unwrap()));
+    out
+}
+
+/// The attack that once passed: a model that writes constants and refines them from the
+/// hints alone. It starts from what it remembers (another trial's visible answer, as a model
+/// that saw an earlier run would), reads each failed check's bucket from the feedback and moves
+/// that number: a small step when "less than 10×", a large one otherwise, alternating sides.
+/// Within the default cap it is not accepted, and no prompt it receives carries one of this
+/// trial's reference numbers.
+#[test]
+fn a_model_that_refines_constants_from_the_hints_is_not_accepted() {
+    use std::sync::Mutex;
+    let task = Task::load("fit").unwrap();
+    let trial = 0;
+    let remembered = visible_answer(&task, 1);
+    let reference = visible_answer(&task, trial);
+    let state = Mutex::new((remembered.clone(), 0u32));
+    let server = MockServer::respond_with(move |body| {
+        if is_supervisor(body) {
+            return MockReply::answer("DECISION: retry\nMove the numbers the checks name.");
+        }
+        let mut st = state.lock().unwrap();
+        let (doc, round) = &mut *st;
+        *round += 1;
+        let feedback = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let sign = if *round % 2 == 0 { 1.0 } else { -1.0 };
+        for line in feedback.lines() {
+            let step = if line.contains("less than 10×") {
+                0.001
+            } else if line.contains("10× to 1000×") {
+                0.05
+            } else if line.contains("far off") {
+                0.5
+            } else {
+                continue;
+            };
+            for p in doc["params"].as_array_mut().unwrap() {
+                let name = p["name"].as_str().unwrap().to_string();
+                for (key, what) in [("value", "fitted"), ("error", "error of")] {
+                    if line.contains(&format!("{what} {name} ")) {
+                        let x = p[key].as_f64().unwrap();
+                        p[key] = (x * (1.0 + sign * step)).into();
+                    }
+                }
+            }
+            if line.starts_with("- z ") {
+                let z = doc["z"].as_f64().unwrap();
+                doc["z"] = (z * (1.0 + sign * step)).into();
+                doc["q0"] = (z * z).into();
+            }
+        }
+        MockReply::answer(format!("```rust\n{}```\n", constants("fit", doc)))
+    })
+    .unwrap();
+    let mut config = LlmConfig::new(&server.url(), "mock");
+    config.backoff_s = 0.01;
+    let mut llm = HttpLlm::new(config).unwrap();
+    let opts = Options {
+        trial,
+        variant: task.draw(SEED, trial),
+        ..Options::default()
+    };
+    let mut traj = Trajectory::create(None, vec![]).unwrap();
+    let out = run_task(
+        &task,
+        &mut llm,
+        None,
+        support::toolchain(),
+        &opts,
+        &mut traj,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (out.status, out.iterations),
+        (Status::IterationCap, Options::default().max_iterations),
+        "{out:?}"
+    );
+    // It did read hints (every attempt after the first had feedback with buckets in it) ...
+    // What the harness wrote (not the model's own answers, which hold its constants).
+    let prompts: Vec<String> = server
+        .received()
+        .iter()
+        .flat_map(|r| r.body["messages"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m["role"] != "assistant")
+        .map(|m| m["content"].to_string())
+        .collect();
+    assert!(
+        prompts.iter().any(|p| p.contains("10×")),
+        "no bucketed hint reached the model"
+    );
+    // ... and no reference number reached it, to the precision a hint once gave.
+    for (what, x) in fit_numbers(&reference) {
+        let shown = format!("{x:.4}");
+        assert!(
+            !prompts.iter().any(|p| p.contains(&shown)),
+            "{what} = {shown} reached the model"
+        );
+    }
+}

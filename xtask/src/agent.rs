@@ -1,8 +1,8 @@
 //! `cargo xtask agent --task select --model NAME [--endpoint URL]`: one task end to end — the
 //! supervisor plans, the coder writes `src/stage.rs`, cargo compiles it, the sandbox runs it,
 //! the reference validates it — streaming each step, then printing the outcome. Writes
-//! `trajectory.jsonl`, `stage.rs` (the last code), `timings.json` and `outcome.json` into
-//! `--out`.
+//! `trajectory.jsonl`, `attempts/N.rs` and `attempts/N.txt` (each attempt's code and its
+//! verdict), `stage.rs` (only when accepted), `timings.json` and `outcome.json` into `--out`.
 
 use agent::llm::cassette::{Recorder, Replayer};
 use agent::llm::http::HttpLlm;
@@ -236,9 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &mut progress,
     )?;
 
-    if let Some(code) = &outcome.code {
-        std::fs::write(out.join("stage.rs"), code)?;
-    }
+    agent::trajectory::save_code(&out, &traj.records, outcome.status)?;
     // The stage's own output (e.g. the selected masses), when a run passed.
     if let Some(doc) = &outcome.output {
         std::fs::write(out.join("output.json"), doc)?;

@@ -62,6 +62,8 @@ fn agent_solves_records_and_replays_a_task() {
     drop(server);
     for f in [
         "trajectory.jsonl",
+        "attempts/1.rs",
+        "attempts/1.txt",
         "stage.rs",
         "timings.json",
         "outcome.json",

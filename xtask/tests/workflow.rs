@@ -366,13 +366,39 @@ fn a_model_written_select_stage_runs_the_whole_analysis_beside_the_reference() {
     let old = tmp.path().join("agent-run");
     std::fs::create_dir(&old).unwrap();
     std::fs::write(old.join("stage.rs"), SELECT_OK).unwrap();
-    std::fs::write(old.join("outcome.json"), r#"{"stage_api_version": 1}"#).unwrap();
+    std::fs::write(
+        old.join("outcome.json"),
+        r#"{"status": "accepted", "stage_api_version": 1}"#,
+    )
+    .unwrap();
     let o = run(&old, &tmp.path().join("c"));
     assert!(!o.status.success());
     let t = text(&o);
     let now = format!("version {}", analysis::stage::STAGE_API_VERSION);
     assert!(t.contains("stage-api version 1") && t.contains(&now), "{t}");
     assert!(!t.contains("panicked"), "{t}");
+
+    // A run that was not accepted has no stage to run; a file the agent's screen refuses is
+    // refused here too, before any build.
+    std::fs::write(old.join("outcome.json"), r#"{"status": "gave_up"}"#).unwrap();
+    let o = run(&old, &tmp.path().join("d"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not accepted"), "{}", text(&o));
+    let hostile = tmp.path().join("hostile.rs");
+    let code = SELECT_OK.replacen(
+        "events.validate()?;",
+        "events.validate()?;\n        let _ = std::process::Command::new(\"true\").status();",
+        1,
+    );
+    assert_ne!(code, SELECT_OK);
+    std::fs::write(&hostile, code).unwrap();
+    let o = run(&hostile, &tmp.path().join("e"));
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("code screen") && t.contains("std::process"),
+        "{t}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //!                        iterations, budgets, code versions (rewritten atomically)
 //! OUT/results.jsonl      one scored cell per line, appended and synced when the cell ends:
 //!                        the commit point (a torn last line is a cell in flight)
-//! OUT/cells/M/T/trial-N/ trajectory.jsonl, cassette.jsonl, stage.rs
+//! OUT/cells/M/T/trial-N/ trajectory.jsonl, cassette.jsonl, attempts/, stage.rs (if accepted)
 //! OUT/report.json|md, cells.csv, plots/*.png|svg
 //! OUT/.lock              one writer at a time (dirlock)
 //! ```
@@ -738,9 +738,8 @@ fn run_cell(
             error: Some(e.to_string()),
         },
     };
-    if let Some(code) = &outcome.code {
-        std::fs::write(cell_dir.join("stage.rs"), code).map_err(|e| io(&cell_dir, e))?;
-    }
+    crate::trajectory::save_code(&cell_dir, &traj.records, outcome.status)
+        .map_err(|e| io(&cell_dir, e))?;
     let probe = (outcome.status == crate::trajectory::Status::HarnessError)
         .then(|| probe(toolchain, &opts.limits));
     let mut cell = Cell::score(

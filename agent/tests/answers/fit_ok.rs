@@ -133,7 +133,12 @@ impl Bounds {
 }
 
 /// Nelder–Mead simplex on `g` from `start` with an initial step `step` on every axis.
-fn simplex(g: &dyn Fn(&[f64]) -> f64, start: &[f64], step: f64, max_evals: usize) -> (Vec<f64>, f64) {
+fn simplex(
+    g: &dyn Fn(&[f64]) -> f64,
+    start: &[f64],
+    step: f64,
+    max_evals: usize,
+) -> (Vec<f64>, f64) {
     let n = start.len();
     if n == 0 {
         return (start.to_vec(), g(start));
@@ -152,7 +157,11 @@ fn simplex(g: &dyn Fn(&[f64]) -> f64, start: &[f64], step: f64, max_evals: usize
         pts = order.iter().map(|&i| pts[i].clone()).collect();
         vals = order.iter().map(|&i| vals[i]).collect();
         let size = (1..=n)
-            .map(|i| (0..n).map(|d| (pts[i][d] - pts[0][d]).abs()).fold(0.0, f64::max))
+            .map(|i| {
+                (0..n)
+                    .map(|d| (pts[i][d] - pts[0][d]).abs())
+                    .fold(0.0, f64::max)
+            })
             .fold(0.0, f64::max);
         if evals >= max_evals || (vals[n] - vals[0] <= 1e-10 && size < 1e-7) || size < 1e-12 {
             break;
@@ -160,7 +169,8 @@ fn simplex(g: &dyn Fn(&[f64]) -> f64, start: &[f64], step: f64, max_evals: usize
         let c: Vec<f64> = (0..n)
             .map(|d| (0..n).map(|i| pts[i][d]).sum::<f64>() / n as f64)
             .collect();
-        let along = |t: f64| -> Vec<f64> { (0..n).map(|d| c[d] + t * (pts[n][d] - c[d])).collect() };
+        let along =
+            |t: f64| -> Vec<f64> { (0..n).map(|d| c[d] + t * (pts[n][d] - c[d])).collect() };
         let xr = along(-1.0);
         let fr = g(&xr);
         evals += 1;
@@ -225,7 +235,8 @@ fn derivatives(
         g[a] = (fp - fm) / (2.0 * h[a]);
         hess[a][a] = (fp - 2.0 * f0 + fm) / (h[a] * h[a]);
         for b in 0..a {
-            let v = (at(&[(a, h[a]), (b, h[b])]) - at(&[(a, h[a]), (b, -h[b])])
+            let v = (at(&[(a, h[a]), (b, h[b])])
+                - at(&[(a, h[a]), (b, -h[b])])
                 - at(&[(a, -h[a]), (b, h[b])])
                 + at(&[(a, -h[a]), (b, -h[b])]))
                 / (4.0 * h[a] * h[b]);
@@ -482,7 +493,9 @@ impl Fit for Stage {
             )));
         }
         if histogram.sumw.iter().any(|w| !w.is_finite()) {
-            return Err(StageError::from("the histogram has a non-finite bin content"));
+            return Err(StageError::from(
+                "the histogram has a non-finite bin content",
+            ));
         }
         model.validate(b.lo, b.hi)?;
         if model.signal != Signal::Gaussian || model.background != Background::Exp {
