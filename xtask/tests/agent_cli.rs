@@ -25,8 +25,7 @@ fn agent_solves_records_and_replays_a_task() {
     let dir = tempfile::tempdir().unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
     let (cassette, a, b) = (
         dir.path().join("c.jsonl"),
