@@ -229,9 +229,13 @@ impl Checker<'_> {
             return Verdict::Failed {
                 failure: format!("its run ended with {:?}", report.class),
                 report: format!(
-                    "Exit: {:?}\nThe stage's stderr (its own words; the end):\n{}",
+                    "Exit: {:?}\n{}",
                     report.exit,
-                    report.stderr_tail.trim_end()
+                    crate::untrusted::quoted(
+                        "The end of the stage's stderr",
+                        &report.stderr_tail,
+                        4000
+                    )
                 ),
             };
         };
@@ -281,7 +285,10 @@ impl Checker<'_> {
             progress(&format!("  run ok ({:.2} s); {what}", report.wall_s));
             return Verdict::Passed(v, text);
         }
-        progress(&format!("  validation failed: {}", v.details()));
+        progress(&format!(
+            "  validation failed: {}",
+            crate::untrusted::inert(&v.details(), 2000)
+        ));
         let what = if v.validated {
             "failed validation"
         } else {

@@ -13,6 +13,7 @@
 //! * [`sandbox`]: running the compiled stage with limits and without network or secrets;
 //! * [`validate`]: the stage's output against the reference's, with tolerances;
 //! * [`trajectory`]: every call and attempt as JSONL;
+//! * [`untrusted`]: text from model code made inert for prompts, terminals and reports;
 //! * [`mock`]: a scripted OpenAI-compatible server for tests;
 //! * [`bench`]: models × tasks × trials, scored, resumable, reported;
 //! * [`gate`]: rate limits and core slots shared by the cells of a benchmark.
@@ -30,4 +31,5 @@ pub mod stage_crate;
 pub mod stage_run;
 pub mod task;
 pub mod trajectory;
+pub mod untrusted;
 pub mod validate;

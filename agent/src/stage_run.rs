@@ -150,7 +150,7 @@ impl SandboxedStage {
                 "the stage ({}) ended with {:?} in the sandbox: {}",
                 self.source.display(),
                 report.class,
-                report.stderr_tail.trim()
+                crate::untrusted::inert(report.stderr_tail.trim(), 2000)
             )));
         }
         sandbox::read_output(&output, self.limits.max_file_bytes)

@@ -40,7 +40,9 @@ impl Validation {
             .checks
             .iter()
             .filter(|c| !c.passed)
-            .map(|c| format!("- {}", c.hint))
+            // A hint may quote the stage's own strings (names, paths): bounded, no control
+            // characters.
+            .map(|c| format!("- {}", crate::untrusted::inert(&c.hint, 600)))
             .collect();
         let passed: Vec<&str> = self
             .checks

@@ -514,7 +514,7 @@ pub fn csv(cells: &[Cell]) -> String {
          completion_tokens,cached_prompt_tokens,reasoning_tokens,cost_usd,wall_s,llm_s,build_s,\
          run_s,http_requests\n",
     );
-    let q = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+    let q = |t: &str| crate::untrusted::csv_field(t);
     for c in cells {
         let variant: Vec<String> = c.variant.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(
