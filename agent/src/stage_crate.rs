@@ -40,6 +40,7 @@ pub fn build_limits() -> Limits {
         max_processes: 64,
         max_file_bytes: 256 << 20,
         max_output_bytes: 512 << 20,
+        cpus: 1.0,
     }
 }
 

@@ -181,12 +181,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let iso = args.sandbox.require()?;
     eprintln!(
         "sandbox (build and run): namespaces {}, landlock {}, network blocked by {}, control \
-         groups {}{}",
+         groups {} (CPU quota {}){}",
         if iso.namespaces { "yes" } else { "NO" },
         iso.landlock_abi
             .map_or("NO".to_string(), |v| format!("ABI {v}")),
         iso.network(),
         iso.cgroups.as_deref().unwrap_or("NO"),
+        if iso.cpu_quota { "yes" } else { "NO" },
         iso.run_as_uid
             .map_or(String::new(), |_| ", a uid of its own per run".to_string()),
     );

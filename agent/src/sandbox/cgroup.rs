@@ -1,6 +1,8 @@
-//! Per-run control groups: one memory limit and one process limit for everything a run starts
-//! (per-process rlimits add up: eight processes under a 2 GiB address-space limit are 16 GiB),
-//! and what the kernel says happened (OOM kills, refused forks).
+//! Per-run control groups: one memory limit, one process limit and (where a `cpu` controller
+//! exists) one CPU quota for everything a run starts (per-process rlimits add up: eight
+//! processes under a 2 GiB address-space limit are 16 GiB; a spinning run would otherwise take
+//! every core from its neighbours), and what the kernel says happened (OOM kills, refused
+//! forks).
 //!
 //! Two layouts are supported:
 //! * cgroup v2 (`memory.max`, `pids.max`, `memory.events` `oom_kill`, `pids.events` `max`),
@@ -23,6 +25,9 @@ pub struct RunGroups {
     memory: PathBuf,
     /// The same as `memory` on v2.
     pids: PathBuf,
+    /// v1's `cpu` group of the run, when there is a CPU controller (on v2 the quota is set on
+    /// `memory`, the one group).
+    cpu: Option<PathBuf>,
     v2: bool,
     /// `cgroup.procs` of each group, for the child to join (`0` = itself).
     pub procs: Vec<File>,
@@ -95,6 +100,37 @@ pub fn locate() -> Result<(PathBuf, PathBuf, bool), String> {
         .clone()
 }
 
+/// Where a run's CPU quota can be set: v1's `cpu` hierarchy (the agent's group in it), or the
+/// v2 group of [`locate`] when its controllers include `cpu`. `None`: no quota on this machine.
+pub fn locate_cpu() -> Option<(PathBuf, bool)> {
+    static WHERE: std::sync::OnceLock<Option<(PathBuf, bool)>> = std::sync::OnceLock::new();
+    WHERE
+        .get_or_init(|| {
+            let (base, _, v2) = locate().ok()?;
+            if v2 {
+                let ctrls = std::fs::read_to_string(base.join("cgroup.subtree_control"))
+                    .unwrap_or_default();
+                let has = ctrls.split_whitespace().any(|c| c == "cpu")
+                    || std::fs::write(base.join("cgroup.subtree_control"), "+cpu").is_ok();
+                return has.then_some((base, true));
+            }
+            let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+            own.lines().find_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+                if !ctrls.split(',').any(|c| c == "cpu") {
+                    return None;
+                }
+                // Mounted as `cpu` or `cpu,cpuacct` (with a `cpu` link to it).
+                let dir = Path::new("/sys/fs/cgroup/cpu").join(path.trim_start_matches('/'));
+                dir.join("cpu.cfs_quota_us")
+                    .exists()
+                    .then_some((dir, false))
+            })
+        })
+        .clone()
+}
+
 /// Enables the memory and pids controllers for the children of the agent's v2 group `own`.
 /// A non-root v2 group with processes cannot do that ("no internal processes"): the agent
 /// first moves itself into a leaf group of its own, `own/hep-agent-PID` (it stays there; the
@@ -115,8 +151,9 @@ fn enable_v2(own: &Path) -> std::io::Result<()> {
 }
 
 impl RunGroups {
-    /// Creates the groups of one run with these limits.
-    pub fn create(memory_bytes: u64, max_processes: u64) -> Result<Self, String> {
+    /// Creates the groups of one run with these limits (`cpus`: the CPU quota in cores,
+    /// where a CPU controller exists).
+    pub fn create(memory_bytes: u64, max_processes: u64, cpus: f64) -> Result<Self, String> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
         let (mem_base, pids_base, v2) = locate()?;
@@ -133,14 +170,22 @@ impl RunGroups {
             pids_base.join(&name)
         };
         std::fs::create_dir(&memory).map_err(|e| err("creating", &memory, e))?;
+        let cpu = match locate_cpu() {
+            Some((base, false)) => Some(base.join(&name)),
+            _ => None,
+        };
         let mut g = RunGroups {
             memory,
             pids,
+            cpu,
             v2,
             procs: vec![],
         };
         if !v2 {
             std::fs::create_dir(&g.pids).map_err(|e| err("creating", &g.pids, e))?;
+        }
+        if let Some(c) = &g.cpu {
+            std::fs::create_dir(c).map_err(|e| err("creating", c, e))?;
         }
         let write =
             |p: PathBuf, v: String| std::fs::write(&p, v).map_err(|e| err("writing", &p, e));
@@ -161,6 +206,15 @@ impl RunGroups {
             .ok();
             write(g.pids.join("pids.max"), max_processes.to_string())?;
         }
+        // The quota per 100 ms period: `cpus` cores' worth.
+        let period = 100_000u64;
+        let quota = ((cpus.max(0.01) * period as f64) as u64).max(1000);
+        if let Some(c) = &g.cpu {
+            write(c.join("cpu.cfs_period_us"), period.to_string())?;
+            write(c.join("cpu.cfs_quota_us"), quota.to_string())?;
+        } else if v2 && locate_cpu().is_some() {
+            write(g.memory.join("cpu.max"), format!("{quota} {period}"))?;
+        }
         for dir in g.dirs() {
             let p = dir.join("cgroup.procs");
             let f = File::options()
@@ -173,11 +227,13 @@ impl RunGroups {
     }
 
     fn dirs(&self) -> Vec<PathBuf> {
-        if self.v2 {
+        let mut dirs = if self.v2 {
             vec![self.memory.clone()]
         } else {
             vec![self.memory.clone(), self.pids.clone()]
-        }
+        };
+        dirs.extend(self.cpu.clone());
+        dirs
     }
 
     /// What the kernel counted so far.

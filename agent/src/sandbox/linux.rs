@@ -92,6 +92,7 @@ pub(super) fn probe() -> Isolation {
         landlock_abi: landlock::abi(),
         seccomp: seccomp::filter(0).is_some(),
         run_as_uid: root.then_some(UID_BASE),
+        cpu_quota: cgroups.is_some() && super::cgroup::locate_cpu().is_some(),
         cgroups,
         private_out: root,
     }
@@ -248,7 +249,7 @@ pub(crate) fn confine(spec: Confinement) -> Result<Ended, String> {
         None => None,
     };
     let groups = if iso.cgroups.is_some() {
-        match RunGroups::create(limits.memory_bytes, limits.max_processes) {
+        match RunGroups::create(limits.memory_bytes, limits.max_processes, limits.cpus) {
             Ok(g) => Some(g),
             Err(e) => return failed(format!("control groups: {e}")),
         }
@@ -272,7 +273,7 @@ pub(crate) fn confine(spec: Confinement) -> Result<Ended, String> {
     for (slot, (f, t)) in binds.iter_mut().zip(&bind_c) {
         *slot = (f.as_ptr() as usize, t.as_ptr() as usize);
     }
-    let mut procs = [-1; 2];
+    let mut procs = [-1; 3];
     for (slot, f) in procs
         .iter_mut()
         .zip(groups.iter().flat_map(|g| g.procs.iter()))
@@ -524,7 +525,7 @@ struct ChildPlan {
     n_binds: usize,
     proc: bool,
     /// `cgroup.procs` descriptors to join (-1: none).
-    procs: [i32; 2],
+    procs: [i32; 3],
     /// Where the init writes the stage's raw wait status.
     status_fd: i32,
     uid: Option<u32>,

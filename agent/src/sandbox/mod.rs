@@ -69,6 +69,15 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// Largest total size of the writable directory (bytes).
     pub max_output_bytes: u64,
+    /// CPU time per wall-clock second of the whole run (cores): a control group's quota (v1
+    /// `cpu.cfs_quota_us`, v2 `cpu.max`), so a spinning run cannot take the cores of the runs
+    /// and builds beside it. Where no CPU controller can be used, nothing limits it.
+    #[serde(default = "default_cpus")]
+    pub cpus: f64,
+}
+
+fn default_cpus() -> f64 {
+    1.0
 }
 
 impl Default for Limits {
@@ -79,6 +88,7 @@ impl Default for Limits {
             max_processes: 64,
             max_file_bytes: 256 << 20,
             max_output_bytes: 256 << 20,
+            cpus: default_cpus(),
         }
     }
 }
@@ -101,6 +111,9 @@ pub struct Isolation {
     pub seccomp: bool,
     /// Per-run control groups (`"v1"` or `"v2"`), if the agent can make them.
     pub cgroups: Option<String>,
+    /// A per-run CPU quota (a `cpu` controller the agent can use).
+    #[serde(default)]
+    pub cpu_quota: bool,
     /// The first uid of the per-run range, when the agent runs as root.
     pub run_as_uid: Option<u32>,
     /// Output directories are private size-limited tmpfs mounts (root).
@@ -123,6 +136,7 @@ impl Isolation {
                     landlock_abi: None,
                     seccomp: false,
                     cgroups: None,
+                    cpu_quota: false,
                     run_as_uid: None,
                     private_out: false,
                 }
