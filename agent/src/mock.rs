@@ -1,6 +1,7 @@
 //! A scripted OpenAI-compatible server on 127.0.0.1, for tests: each request to
 //! `/v1/chat/completions` gets a [`MockReply`] (answers, error statuses with or without
-//! `Retry-After`, malformed bodies, delays) — the next of a script ([`MockServer::start`]), or
+//! `Retry-After`, malformed bodies, delays, slow streams; answers are server-sent events when
+//! the request asks for a stream, as real servers send them) — the next of a script ([`MockServer::start`]), or
 //! what a function of the request says ([`MockServer::respond_with`], for answers that must
 //! not depend on the order of concurrent requests) — and is kept for inspection.
 
@@ -27,6 +28,9 @@ pub enum MockReply {
     Raw { status: u16, body: String },
     /// Waits, then does the inner reply.
     Delay { secs: f64, then: Box<MockReply> },
+    /// An answer streamed in ten pieces over `secs` seconds (a model writing a long answer):
+    /// the client's idle timeout must not cut it, whatever its whole length.
+    Slow { content: String, secs: f64 },
 }
 
 impl MockReply {
@@ -87,12 +91,13 @@ impl MockServer {
                     .map(|h| h.value.to_string());
                 let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
                 let answer = reply(&body);
+                let stream = body["stream"] == true;
                 r.lock().unwrap().push(Received {
                     body,
                     authorization,
                     at: Instant::now(),
                 });
-                std::thread::spawn(move || respond(req, answer));
+                std::thread::spawn(move || respond(req, answer, stream));
             }
         });
         Ok(Self {
@@ -123,11 +128,91 @@ impl Drop for MockServer {
     }
 }
 
-fn respond(req: tiny_http::Request, reply: MockReply) {
+/// Server-sent events of an answer: a chunk per piece of `pieces`, the finish, the usage,
+/// `[DONE]` (OpenAI's order with `stream_options.include_usage`).
+fn sse(pieces: &[String], usage: Option<[u64; 4]>) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        let doc = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
+                         "created": 1_700_000_000, "model": "mock",
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {doc}\n\n")
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend(
+        pieces
+            .iter()
+            .map(|p| chunk(json!({ "content": p }), Value::Null)),
+    );
+    events.push(chunk(json!({}), json!("stop")));
+    if let Some(u) = usage {
+        let doc = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
+                         "created": 1_700_000_000, "model": "mock", "choices": [],
+                         "usage": usage_doc(u)});
+        events.push(format!("data: {doc}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".into());
+    events
+}
+
+fn usage_doc([p, c, cached, reasoning]: [u64; 4]) -> Value {
+    let mut u = json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
+    if cached > 0 {
+        u["prompt_tokens_details"] = json!({ "cached_tokens": cached });
+    }
+    if reasoning > 0 {
+        u["completion_tokens_details"] = json!({ "reasoning_tokens": reasoning });
+    }
+    u
+}
+
+/// `content` cut into `n` pieces on character boundaries.
+fn pieces(content: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = content.chars().collect();
+    let size = chars.len().div_ceil(n).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+fn respond(req: tiny_http::Request, reply: MockReply, stream: bool) {
+    let event_stream = || tiny_http::Header::from_bytes("Content-Type", "text/event-stream");
     let (status, body, retry_after) = match reply {
         MockReply::Delay { secs, then } => {
             std::thread::sleep(Duration::from_secs_f64(secs));
-            return respond(req, *then);
+            return respond(req, *then, stream);
+        }
+        MockReply::Slow { content, secs } => {
+            // Written by hand on the raw connection, each event flushed as it is due
+            // (tiny_http's chunked encoder would hold them back until its buffer fills).
+            use std::io::Write;
+            let events = sse(&pieces(&content, 10), Some([100, 50, 0, 0]));
+            let gap = Duration::from_secs_f64(secs / events.len() as f64);
+            let mut w = req.into_writer();
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                        Connection: close\r\n\r\n";
+            if w.write_all(head.as_bytes())
+                .and_then(|_| w.flush())
+                .is_err()
+            {
+                return;
+            }
+            for e in events {
+                std::thread::sleep(gap);
+                if w.write_all(e.as_bytes()).and_then(|_| w.flush()).is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+        MockReply::Answer { content, usage } if stream => {
+            let body: String = sse(&pieces(&content, 3), usage).concat();
+            let mut resp = tiny_http::Response::from_string(body);
+            if let Ok(h) = event_stream() {
+                resp.add_header(h);
+            }
+            let _ = req.respond(resp);
+            return;
         }
         MockReply::Answer { content, usage } => {
             let mut doc = json!({
@@ -142,16 +227,8 @@ fn respond(req: tiny_http::Request, reply: MockReply) {
                     "logprobs": null
                 }]
             });
-            if let Some([p, c, cached, reasoning]) = usage {
-                doc["usage"] =
-                    json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
-                if cached > 0 {
-                    doc["usage"]["prompt_tokens_details"] = json!({"cached_tokens": cached});
-                }
-                if reasoning > 0 {
-                    doc["usage"]["completion_tokens_details"] =
-                        json!({"reasoning_tokens": reasoning});
-                }
+            if let Some(u) = usage {
+                doc["usage"] = usage_doc(u);
             }
             (200, doc.to_string(), None)
         }

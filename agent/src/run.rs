@@ -87,6 +87,7 @@ pub enum AgentError {
 struct Tally {
     api_calls: u32,
     requests: u32,
+    abandoned: u32,
     usage: Usage,
     cost: Option<f64>,
     latency: f64,
@@ -96,6 +97,7 @@ impl Tally {
     fn add(&mut self, r: &Reply) {
         self.api_calls += 1;
         self.requests += r.requests;
+        self.abandoned += r.abandoned;
         if let Some(u) = r.usage {
             self.usage += u;
         }
@@ -176,6 +178,7 @@ pub fn run_task(
             iterations: out.iterations,
             api_calls: tally.api_calls,
             http_requests: tally.requests,
+            abandoned_requests: tally.abandoned,
             usage: tally.usage,
             cost_usd: tally.cost,
             llm_latency_s: tally.latency,

@@ -21,6 +21,13 @@ pub struct Call {
     pub latency_s: f64,
     pub requests: u32,
     pub cost_usd: Option<f64>,
+    /// Requests given up after they were sent (possibly billed; see `Reply::abandoned`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub abandoned: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Call {
@@ -31,6 +38,7 @@ impl Call {
             usage: reply.usage,
             latency_s: reply.latency_s,
             requests: reply.requests,
+            abandoned: reply.abandoned,
             cost_usd: reply.cost_usd,
         }
     }
@@ -133,6 +141,10 @@ pub enum Record {
         iterations: u32,
         api_calls: u32,
         http_requests: u32,
+        /// HTTP requests given up after they were sent: the provider may have billed them,
+        /// and their tokens are in no usage.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        abandoned_requests: u32,
         usage: Usage,
         cost_usd: Option<f64>,
         llm_latency_s: f64,

@@ -481,3 +481,46 @@ fn a_stages_stderr_reaches_the_supervisor_inert() {
     let close = review[start..].find("\n````").expect("a closing fence") + start;
     assert!(review[close..].len() > 4 && review[open..close].contains("DECISION: give_up"));
 }
+
+/// A request the model's server went silent on is given up after the idle timeout and sent
+/// again; it may have been billed, so the call and the outcome say so.
+#[test]
+fn an_abandoned_request_is_counted_and_flagged() {
+    let server = MockServer::start(vec![
+        MockReply::Delay {
+            secs: 1.5,
+            then: Box::new(MockReply::answer("Implement Select.")),
+        },
+        MockReply::answer("Implement Select."),
+        MockReply::answer(fenced(OK)),
+    ])
+    .unwrap();
+    let mut c = config(&server.url());
+    c.timeout_s = 0.5;
+    let mut llm = HttpLlm::new(c).unwrap();
+    let task = Task::load("select").unwrap();
+    let mut traj = Trajectory::create(None, vec![]).unwrap();
+    let out = run_task(
+        &task,
+        &mut llm,
+        None,
+        support::toolchain(),
+        &Options::default(),
+        &mut traj,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.status, Status::Accepted, "{:?}", out.error);
+    let plan = traj.records.iter().find_map(|r| match r {
+        Record::Plan { call } => Some(call.clone()),
+        _ => None,
+    });
+    assert_eq!(plan.map(|c| (c.requests, c.abandoned)), Some((2, 1)));
+    let abandoned = traj.records.iter().find_map(|r| match r {
+        Record::Outcome {
+            abandoned_requests, ..
+        } => Some(*abandoned_requests),
+        _ => None,
+    });
+    assert_eq!(abandoned, Some(1));
+}

@@ -44,6 +44,7 @@ fn attempt_screened(
         latency_s: 0.0,
         requests: 1,
         cost_usd: None,
+        abandoned: 0,
     };
     let mut a = Attempt::new(1, call);
     let verdict = checker.check(Some(code.to_string()), &mut a, &mut |_| {});

@@ -155,6 +155,57 @@ fn timeouts_and_malformed_bodies_are_retried() {
     .unwrap();
     let r = ask(&mut client(&server)).unwrap();
     assert_eq!((r.content.as_str(), r.requests), ("finally", 4));
+    // The first was given up after it was sent (the server went silent): possibly billed,
+    // and counted as such; the malformed bodies were answers, not abandoned.
+    assert_eq!(r.abandoned, 1);
+}
+
+/// A model that writes for longer than the idle timeout, without pausing that long: streamed,
+/// the answer arrives whole at the first request (a whole-answer timeout cut it and sent it
+/// again, to be billed twice). The request asks for a stream with usage.
+#[test]
+fn a_long_answer_streams_in_once() {
+    let long: String = (0..400).map(|i| format!("line {i}\n")).collect();
+    let server = MockServer::start(vec![MockReply::Slow {
+        content: long.clone(),
+        secs: 2.0,
+    }])
+    .unwrap();
+    let mut llm = client(&server); // idle timeout 0.5 s
+    let t = Instant::now();
+    let r = ask(&mut llm).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_secs_f64(1.8),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!((r.content, r.requests, r.abandoned), (long, 1, 0));
+    assert_eq!(r.usage.unwrap().completion_tokens, 50);
+    let body = &server.received()[0].body;
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"]["include_usage"], true);
+    assert_eq!(server.received().len(), 1);
+}
+
+/// A server that ignores `stream` and answers with one JSON document is read as before.
+#[test]
+fn a_whole_json_answer_is_read_too() {
+    let doc = serde_json::json!({
+        "id": "x", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"},
+                     "finish_reason": "stop", "logprobs": null}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    });
+    let server = MockServer::start(vec![MockReply::Raw {
+        status: 200,
+        body: doc.to_string(),
+    }])
+    .unwrap();
+    let r = ask(&mut client(&server)).unwrap();
+    assert_eq!(
+        (r.content.as_str(), r.usage.unwrap().completion_tokens),
+        ("whole", 4)
+    );
 }
 
 #[test]

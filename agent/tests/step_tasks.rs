@@ -42,6 +42,7 @@ fn attempt_screened(name: &str, code: &str, screen: bool) -> Verdict {
         latency_s: 0.0,
         requests: 1,
         cost_usd: None,
+        abandoned: 0,
     };
     let mut a = Attempt::new(1, call);
     checker.check(Some(code.to_string()), &mut a, &mut |_| {})

@@ -52,8 +52,10 @@ pub struct Args {
     /// Largest answer, tokens (sent as max_completion_tokens).
     #[arg(long)]
     max_tokens: Option<u32>,
-    /// Per-request timeout, seconds.
-    #[arg(long, default_value_t = 120.0)]
+    /// Idle timeout, seconds: the longest the server may stay silent (answers are streamed,
+    /// so a long answer is not cut; a server that does not stream must answer within it). A
+    /// request given up after it was sent is retried and reported: it may have been billed.
+    #[arg(long, default_value_t = 300.0)]
     timeout: f64,
     /// Retries on 429/5xx/timeouts/connection errors.
     #[arg(long, default_value_t = 5)]

@@ -171,6 +171,9 @@ pub struct CellClock {
     pub check_s: Vec<f64>,
     /// HTTP requests (calls plus retries).
     pub http_requests: u32,
+    /// Of those, given up after they were sent (possibly billed, in no usage).
+    #[serde(default)]
+    pub abandoned_requests: u32,
     /// The error that ended the cell, when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -432,6 +435,7 @@ mod tests {
                 latency_s: 0.0,
                 requests: 1,
                 cost_usd: None,
+                abandoned: 0,
             },
             code: Some("fn main() {}".into()),
             policy: vec![],
@@ -448,6 +452,7 @@ mod tests {
             iterations: 1,
             api_calls: 2,
             http_requests: 2,
+            abandoned_requests: 0,
             usage: Usage::default(),
             cost_usd: None,
             llm_latency_s: 0.0,

@@ -758,11 +758,13 @@ fn run_cell(
         if let crate::trajectory::Record::Outcome {
             llm_latency_s,
             http_requests,
+            abandoned_requests,
             ..
         } = r
         {
             clock.llm_s = *llm_latency_s;
             clock.http_requests = *http_requests;
+            clock.abandoned_requests = *abandoned_requests;
         }
     }
     for t in &outcome.timings {

@@ -9,7 +9,7 @@
 //! price = [0.25, 2.0]                # USD per million prompt, completion tokens; optional
 //! # optional: cached_price (USD per million cached prompt tokens), supervisor = "other-name",
 //! # temperature (default 0), top_p, seed, max_tokens, requests_per_minute, max_concurrent,
-//! # timeout_s, max_retries
+//! # timeout_s (the idle timeout, default 300), max_retries
 //! ```
 //!
 //! [`ModelsFile::parse`] checks everything it can before any cell starts: unknown fields,

@@ -106,6 +106,9 @@ pub struct TimeSplit {
     pub run_s: f64,
     pub wall_s: f64,
     pub http_requests: u64,
+    /// HTTP requests given up after they were sent: possibly billed, in no token count.
+    #[serde(default)]
+    pub abandoned_requests: u64,
 }
 
 impl Report {
@@ -227,6 +230,7 @@ fn clock(config: &Config, cells: &[Cell]) -> Clock {
                 run_s: mean(|c| c.clock.run_s),
                 wall_s: mean(|c| c.clock.ended - c.clock.started),
                 http_requests: of.iter().map(|c| c.clock.http_requests as u64).sum(),
+                abandoned_requests: of.iter().map(|c| c.clock.abandoned_requests as u64).sum(),
             },
         );
     }
@@ -453,7 +457,14 @@ pub fn markdown(r: &Report) -> String {
     header(
         &mut md,
         "model",
-        &["LLM", "build", "run", "cell", "HTTP requests"],
+        &[
+            "LLM",
+            "build",
+            "run",
+            "cell",
+            "HTTP requests",
+            "abandoned (may be billed)",
+        ],
     );
     for (mo, t) in models
         .iter()
@@ -461,8 +472,8 @@ pub fn markdown(r: &Report) -> String {
     {
         let _ = writeln!(
             md,
-            "| {mo} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
-            t.llm_s, t.build_s, t.run_s, t.wall_s, t.http_requests
+            "| {mo} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            t.llm_s, t.build_s, t.run_s, t.wall_s, t.http_requests, t.abandoned_requests
         );
     }
 

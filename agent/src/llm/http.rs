@@ -1,6 +1,11 @@
 //! The OpenAI-compatible HTTP client: async-openai's request/response types on the wire,
 //! ureq (rustls) as the blocking transport, and our own retry loop, because async-openai's
 //! client hides the `Retry-After` header and the loop is sequential anyway.
+//!
+//! Answers are asked for as a stream (`stream: true`, usage in the last chunk) and read with
+//! an idle timeout, so an answer that takes minutes to write is not cut and sent again; a
+//! server that answers with one JSON document instead is read the same way. A request given
+//! up after it was sent is counted ([`Reply::abandoned`]): the provider may have billed it.
 
 use super::{Llm, LlmConfig, LlmError, Message, Reply, Role, Usage};
 use async_openai::types::chat::{
@@ -31,8 +36,12 @@ impl HttpLlm {
             Some(var) => Some(std::env::var(var).map_err(|_| LlmError::MissingKey(var.clone()))?),
             None => None,
         };
+        // Idle timeouts (each read and write), never one for the whole answer.
+        let idle = Duration::from_secs_f64(config.timeout_s);
         let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs_f64(config.timeout_s))
+            .timeout_connect(idle.min(Duration::from_secs(30)))
+            .timeout_read(idle)
+            .timeout_write(idle)
             .build();
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -84,11 +93,15 @@ impl HttpLlm {
             max_completion_tokens: c.max_tokens,
             ..Default::default()
         };
-        serde_json::to_string(&req).expect("a chat request serialises")
+        let mut doc = serde_json::to_value(&req).expect("a chat request serialises");
+        doc["stream"] = true.into();
+        doc["stream_options"] = serde_json::json!({ "include_usage": true });
+        doc.to_string()
     }
 
-    /// One HTTP request. `Err((error, retry, retry_after))`.
-    fn attempt(&self, body: &str) -> Result<Reply, (LlmError, bool, Option<Duration>)> {
+    /// One HTTP request. `Err((error, retry, retry_after, abandoned))`: `abandoned` when it
+    /// was given up after it was sent.
+    fn attempt(&self, body: &str) -> Result<Reply, Failed> {
         let endpoint = self.config.public_url();
         // The path goes before any query string (`...?key=` endpoints).
         let url = match self.config.base_url.split_once('?') {
@@ -102,7 +115,7 @@ impl HttpLlm {
         if let Some(key) = &self.api_key {
             req = req.set("Authorization", &format!("Bearer {key}"));
         }
-        let malformed = |message: String| {
+        let malformed = |message: String, abandoned: bool| {
             (
                 LlmError::Malformed {
                     endpoint: endpoint.clone(),
@@ -111,23 +124,38 @@ impl HttpLlm {
                 },
                 true,
                 None,
+                abandoned,
             )
         };
         match req.send_string(body) {
+            Ok(resp) if resp.content_type() == "text/event-stream" => {
+                let (content, usage) = read_stream(resp.into_reader())
+                    .map_err(|(message, cut)| malformed(message, cut))?;
+                Ok(Reply {
+                    content,
+                    usage,
+                    latency_s: 0.0,
+                    requests: 0,
+                    cost_usd: None,
+                    abandoned: 0,
+                })
+            }
             Ok(resp) => {
                 let mut text = String::new();
                 resp.into_reader()
                     .take(MAX_BODY)
                     .read_to_string(&mut text)
-                    .map_err(|e| malformed(format!("reading the body: {e}")))?;
-                let parsed: CreateChatCompletionResponse = serde_json::from_str(&text)
-                    .map_err(|e| malformed(format!("{e}; body starts {:?}", snippet(&text))))?;
+                    .map_err(|e| malformed(format!("reading the body: {e}"), true))?;
+                let parsed: CreateChatCompletionResponse =
+                    serde_json::from_str(&text).map_err(|e| {
+                        malformed(format!("{e}; body starts {:?}", snippet(&text)), false)
+                    })?;
                 let content = parsed
                     .choices
                     .into_iter()
                     .next()
                     .and_then(|c| c.message.content)
-                    .ok_or_else(|| malformed("no choices[0].message.content".into()))?;
+                    .ok_or_else(|| malformed("no choices[0].message.content".into(), false))?;
                 let usage = parsed.usage.map(|u| Usage {
                     prompt_tokens: u.prompt_tokens as u64,
                     completion_tokens: u.completion_tokens as u64,
@@ -146,6 +174,7 @@ impl HttpLlm {
                     latency_s: 0.0,
                     requests: 0,
                     cost_usd: None,
+                    abandoned: 0,
                 })
             }
             Err(ureq::Error::Status(status, resp)) => {
@@ -160,9 +189,16 @@ impl HttpLlm {
                     requests: 0,
                     body: snippet(&text),
                 };
-                Err((e, retry, retry_after))
+                Err((e, retry, retry_after, false))
             }
             Err(ureq::Error::Transport(t)) => {
+                // Not connected (refused, no such host, bad URL): nothing was sent. Anything
+                // else (a read that timed out, a connection reset) happened after sending.
+                use ureq::ErrorKind as K;
+                let sent = !matches!(
+                    t.kind(),
+                    K::Dns | K::ConnectionFailed | K::InvalidUrl | K::UnknownScheme
+                );
                 // ureq quotes the URL: never with its query string (it may hold a key).
                 let public = format!("{endpoint}/chat/completions");
                 let message = super::redact(&t.to_string().replace(&url, &public), &self.secrets());
@@ -171,7 +207,7 @@ impl HttpLlm {
                     message,
                     requests: 0,
                 };
-                Err((e, true, None))
+                Err((e, true, None, sent))
             }
         }
     }
@@ -188,7 +224,7 @@ impl Llm for HttpLlm {
     fn chat(&mut self, messages: &[Message], _trial: u32) -> Result<Reply, LlmError> {
         let body = self.request_body(messages);
         let start = Instant::now();
-        let mut requests = 0;
+        let (mut requests, mut abandoned) = (0, 0);
         loop {
             requests += 1;
             let permit = self.gate.as_ref().map(|g| g.acquire());
@@ -198,10 +234,12 @@ impl Llm for HttpLlm {
                 Ok(mut reply) => {
                     reply.latency_s = start.elapsed().as_secs_f64();
                     reply.requests = requests;
+                    reply.abandoned = abandoned;
                     reply.cost_usd = reply.usage.as_ref().and_then(|u| self.config.cost(u));
                     return Ok(reply);
                 }
-                Err((e, retry, retry_after)) => {
+                Err((e, retry, retry_after, given_up)) => {
+                    abandoned += u32::from(given_up);
                     if !retry || requests > self.config.max_retries {
                         return Err(with_requests(e, requests));
                     }
@@ -218,6 +256,72 @@ impl Llm for HttpLlm {
 
     fn config(&self) -> &LlmConfig {
         &self.config
+    }
+}
+
+/// A failed request: the error, whether to retry, the server's `Retry-After`, and whether it
+/// was given up after it was sent.
+type Failed = (LlmError, bool, Option<Duration>, bool);
+
+/// An answer streamed as server-sent events (`data: {chunk}` lines, `data: [DONE]` last): the
+/// chunks' content deltas joined, the usage from the chunk that carries it. `Err((message,
+/// cut))`: `cut` when the stream broke or went silent (after the request was sent), else a
+/// chunk that does not parse.
+fn read_stream(r: impl Read) -> Result<(String, Option<Usage>), (String, bool)> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(r.take(MAX_BODY));
+    let (mut content, mut usage, mut finished) = (String::new(), None, false);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = match reader.read_line(&mut line) {
+            Ok(n) => n,
+            // The answer was whole; only the usage chunk or the end marker is missing.
+            Err(_) if finished => break,
+            Err(e) => return Err((format!("reading the stream: {e}"), true)),
+        };
+        if n == 0 {
+            break;
+        }
+        let Some(data) = line.trim_end().strip_prefix("data:") else {
+            continue; // comments, event names, blank separators
+        };
+        let data = data.trim_start();
+        if data == "[DONE]" {
+            finished = true;
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(data)
+            .map_err(|e| (format!("{e}; chunk starts {:?}", snippet(data)), false))?;
+        if let Some(err) = v.get("error") {
+            return Err((
+                format!("the stream carried an error: {}", snippet(&err.to_string())),
+                false,
+            ));
+        }
+        let choice = &v["choices"][0];
+        if let Some(c) = choice["delta"]["content"].as_str() {
+            content.push_str(c);
+        }
+        finished |= choice["finish_reason"].is_string();
+        if v["usage"].is_object() {
+            usage = Some(usage_of(&v["usage"]));
+        }
+    }
+    if !finished {
+        return Err(("the stream ended before the answer did".into(), true));
+    }
+    Ok((content, usage))
+}
+
+/// Usage as an OpenAI usage object gives it.
+fn usage_of(u: &serde_json::Value) -> Usage {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    Usage {
+        prompt_tokens: n(&u["prompt_tokens"]),
+        completion_tokens: n(&u["completion_tokens"]),
+        cached_prompt_tokens: n(&u["prompt_tokens_details"]["cached_tokens"]),
+        reasoning_tokens: n(&u["completion_tokens_details"]["reasoning_tokens"]),
     }
 }
 

@@ -66,7 +66,10 @@ pub struct LlmConfig {
     pub seed: Option<i64>,
     /// Sent as `max_completion_tokens`.
     pub max_tokens: Option<u32>,
-    /// Per-request timeout (connect + response), seconds.
+    /// The longest silence from the server, seconds (an idle timeout, not a whole-answer
+    /// one: answers are streamed, so a long answer is never cut while it arrives; connecting
+    /// gets at most 30 s). A request that times out after it was sent may have been billed:
+    /// it is retried, and counted in [`Reply::abandoned`].
     pub timeout_s: f64,
     /// Retries after the first request (429, 5xx, timeouts, connection errors, bad bodies).
     pub max_retries: u32,
@@ -82,7 +85,7 @@ pub struct LlmConfig {
 }
 
 impl LlmConfig {
-    /// Defaults for `model` at `base_url`: temperature 0 (as the paper), 120 s timeout,
+    /// Defaults for `model` at `base_url`: temperature 0 (as the paper), 300 s idle timeout,
     /// 5 retries from 1 s.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         Self {
@@ -93,7 +96,7 @@ impl LlmConfig {
             top_p: None,
             seed: None,
             max_tokens: None,
-            timeout_s: 120.0,
+            timeout_s: 300.0,
             max_retries: 5,
             backoff_s: 1.0,
             max_backoff_s: 60.0,
@@ -161,6 +164,14 @@ pub struct Reply {
     /// HTTP requests made (1 + retries).
     pub requests: u32,
     pub cost_usd: Option<f64>,
+    /// Requests given up after they were sent (the server went silent past the idle timeout,
+    /// or the stream broke): the provider may have billed them, and they are not in `usage`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub abandoned: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a call failed after any retries.
