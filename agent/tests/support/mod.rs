@@ -120,3 +120,16 @@ pub fn run_stage(
     let report = sandbox::run(&dir, &[dir.input("input.json"), out], limits);
     (report, dir)
 }
+
+/// This machine lacks `feature` (e.g. `cgroups`, `root`, `cpu_quota`), so a test cannot check
+/// what it is about. It fails, saying so, unless the run declares the lack explicitly in
+/// `HEP_TEST_LACKS` (a comma-separated list): a missing feature never passes for a checked one.
+pub fn lacks(feature: &str, what_is_unchecked: &str) {
+    let declared = std::env::var("HEP_TEST_LACKS").unwrap_or_default();
+    assert!(
+        declared.split(',').any(|f| f.trim() == feature),
+        "this machine lacks {feature}, so {what_is_unchecked} is not checked here; declare it \
+         with HEP_TEST_LACKS={feature} to run the other tests anyway"
+    );
+    eprintln!("declared lacking {feature}: {what_is_unchecked} NOT CHECKED");
+}
