@@ -493,7 +493,12 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     }
     for model in ["steady", "learner", "stubborn"] {
         let cell = a.join("cells").join(model).join("select").join("trial-0");
-        for f in ["trajectory.jsonl", "cassette.jsonl", "attempts/1.rs", "attempts/1.txt"] {
+        for f in [
+            "trajectory.jsonl",
+            "cassette.jsonl",
+            "attempts/1.rs",
+            "attempts/1.txt",
+        ] {
             assert!(cell.join(f).is_file(), "{}", cell.join(f).display());
         }
         // Only an accepted answer is saved as the cell's stage (stubborn never gets there).
