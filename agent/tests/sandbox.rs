@@ -497,3 +497,64 @@ fn a_spinning_run_gets_its_cpu_quota_and_no_more() {
         "cpu {cpu} s in {wall} s of wall clock on {cores} cores: the quota did not hold"
     );
 }
+
+/// Calls on no list of the filter are refused (EPERM), each of them one that would succeed,
+/// or fail otherwise, if it were allowed: a file with no name (`memfd_create`), event, timer
+/// and poll descriptors, the process's personality, Landlock and seccomp themselves,
+/// asynchronous I/O contexts.
+#[test]
+fn calls_on_no_list_are_refused() {
+    let calls: Vec<(&str, String)> = vec![
+        (
+            "memfd_create",
+            format!("{}, b\"x\\0\".as_ptr(), 0", libc::SYS_memfd_create),
+        ),
+        ("eventfd2", format!("{}, 0, 0", libc::SYS_eventfd2)),
+        (
+            "timerfd_create",
+            format!("{}, 1, 0", libc::SYS_timerfd_create),
+        ),
+        ("epoll_create1", format!("{}, 0", libc::SYS_epoll_create1)),
+        (
+            "personality",
+            format!("{}, 0xffffffffu64", libc::SYS_personality),
+        ),
+        // LANDLOCK_CREATE_RULESET_VERSION: the ABI version where Landlock exists.
+        (
+            "landlock",
+            format!("{}, 0u64, 0u64, 1u64", libc::SYS_landlock_create_ruleset),
+        ),
+        // SECCOMP_GET_ACTION_AVAIL of SECCOMP_RET_ALLOW: 0 where seccomp exists.
+        (
+            "seccomp",
+            format!("{}, 2u64, 0u64, ALLOW.as_ptr()", libc::SYS_seccomp),
+        ),
+        (
+            "io_setup",
+            format!("{}, 1u64, CTX.as_mut_ptr()", libc::SYS_io_setup),
+        ),
+    ];
+    let mut body = String::from(
+        "extern \"C\" { fn syscall(n: i64, ...) -> i64; }\n\
+         static ALLOW: [u32; 1] = [0x7fff0000];\n\
+         let mut CTX = [0u64; 1];\n\
+         let mut out = String::new();\n",
+    );
+    for (name, args) in &calls {
+        body.push_str(&format!(
+            "let r = unsafe {{ syscall({args}) }};\n\
+             let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);\n\
+             out.push_str(&format!(\"{name}={{r}}/{{e}} \"));\n"
+        ));
+    }
+    body.push_str("let _ = &mut CTX; Err(out.into())");
+    let (r, _d) = run(&body, &quick());
+    assert_eq!(r.class, RunClass::StageError, "{r:?}");
+    for (name, _) in &calls {
+        assert!(
+            r.stderr_tail.contains(&format!("{name}=-1/1 ")),
+            "{name} was not refused: {}",
+            r.stderr_tail
+        );
+    }
+}
