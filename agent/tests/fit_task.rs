@@ -1,15 +1,16 @@
-//! The paper's step 5 as an agent task (fit): a stage written from the task's instruction and
-//! the contract alone (`answers/fit_ok.rs`: its own simplex, Newton iterations, numeric
-//! Hessian, Cholesky inverse and erf, on `std`) passes validation the way a model's answer
-//! would ([`Checker`]: the code screen, the confined build, the sandboxed run, validation
-//! against the reference fit, then the held-out inputs).
+//! The fit as an agent task: a known-good stage (`answers/fit_ok.rs`: a simplex, Newton
+//! iterations with a numeric Hessian, a Cholesky inverse and an erf, on `std` and the contract
+//! only) passes validation the way a model's answer would ([`Checker`]: the code screen, the
+//! confined build, the sandboxed run, validation against the reference fit, then the held-out
+//! inputs). It is a test fixture, not a model's answer: the helper session that wrote it read
+//! the reference's fit module too, and its Newton loop follows the reference's (damping,
+//! step sizes).
 
 mod support;
 
-use agent::check::{Attempt, Checker, Verdict};
-use agent::sandbox::Limits;
+use agent::check::Verdict;
 use agent::task::{Task, Variant};
-use agent::trajectory::{Call, Record};
+use agent::trajectory::Record;
 
 const FIT: &str = include_str!("answers/fit_ok.rs");
 
@@ -22,36 +23,11 @@ fn attempt_screened(
     code: &str,
     screen: bool,
 ) -> (Verdict, Vec<String>) {
-    let prepared = task
-        .prepare(&support::toolchain().repo, true, variant, trial)
-        .unwrap();
-    let mut krate = support::toolchain().new_crate(task.stage).unwrap();
-    krate.allow_crates(&task.crates).unwrap();
-    let limits = Limits::default();
-    let checker = Checker {
-        task,
-        krate: &krate,
-        prepared: &prepared,
-        limits: &limits,
-        diagnostics_budget: 20_000,
-        screen,
-        cores: None,
-    };
-    let call = Call {
-        prompt: String::new(),
-        answer: String::new(),
-        usage: None,
-        latency_s: 0.0,
-        requests: 1,
-        cost_usd: None,
-        abandoned: 0,
-    };
-    let mut a = Attempt::new(1, call);
-    let verdict = checker.check(Some(code.to_string()), &mut a, &mut |_| {});
+    let (verdict, record) = support::check(task, variant, trial, code, screen);
     let mut held_out = Vec::new();
-    if let Some(Record::Attempt {
+    if let Record::Attempt {
         held_out: Some(h), ..
-    }) = a.take()
+    } = record
     {
         match h.validation {
             Some(v) => held_out.extend(

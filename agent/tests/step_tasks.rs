@@ -7,10 +7,8 @@
 
 mod support;
 
-use agent::check::{Attempt, Checker, Verdict};
-use agent::sandbox::Limits;
+use agent::check::Verdict;
 use agent::task::Task;
-use agent::trajectory::Call;
 
 /// The verdict on `code` for the built-in task `name`.
 fn attempt(name: &str, code: &str) -> Verdict {
@@ -20,32 +18,7 @@ fn attempt(name: &str, code: &str) -> Verdict {
 /// The same, with the code screen on or off (off: what the OS and the harness hold alone).
 fn attempt_screened(name: &str, code: &str, screen: bool) -> Verdict {
     let task = Task::load(name).unwrap();
-    let prepared = task
-        .prepare(&support::toolchain().repo, true, &Default::default(), 0)
-        .unwrap();
-    let mut krate = support::toolchain().new_crate(task.stage).unwrap();
-    krate.allow_crates(&task.crates).unwrap();
-    let limits = Limits::default();
-    let checker = Checker {
-        task: &task,
-        krate: &krate,
-        prepared: &prepared,
-        limits: &limits,
-        diagnostics_budget: 20_000,
-        screen,
-        cores: None,
-    };
-    let call = Call {
-        prompt: String::new(),
-        answer: String::new(),
-        usage: None,
-        latency_s: 0.0,
-        requests: 1,
-        cost_usd: None,
-        abandoned: 0,
-    };
-    let mut a = Attempt::new(1, call);
-    checker.check(Some(code.to_string()), &mut a, &mut |_| {})
+    support::check(&task, &Default::default(), 0, code, screen).0
 }
 
 fn passes(name: &str, code: &str) {

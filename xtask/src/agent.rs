@@ -239,7 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &mut progress,
     )?;
 
-    agent::trajectory::save_code(&out, &traj.records, outcome.status)?;
+    agent::bench::cell::save_code(&out, &traj.records, outcome.status)?;
     // The stage's own output (e.g. the selected masses), when a run passed.
     if let Some(doc) = &outcome.output {
         std::fs::write(out.join("output.json"), doc)?;

@@ -286,6 +286,48 @@ fn model_code_ran(records: &[Record]) -> bool {
         .any(|r| matches!(r, Record::Attempt { code: Some(_), policy, .. } if policy.is_empty()))
 }
 
+/// An attempt's verdict in words: its failure's category (`validation/held_out/m_yy`, ...),
+/// `passed`, or `not checked` (the harness failed before a verdict); with its iteration.
+pub fn attempt_verdict(r: &Record) -> Option<(u32, String)> {
+    let s = attempt_score(r)?;
+    let passed = matches!(r, Record::Attempt { validation: Some(v), held_out, .. }
+        if v.passed && held_out.as_ref().is_none_or(|h| h.validation.as_ref().is_some_and(|v| v.passed)));
+    let verdict = match (&s.failure, passed) {
+        (Some(c), _) => c.label(),
+        (None, true) => "passed".to_string(),
+        (None, false) => "not checked (the harness failed before a verdict)".to_string(),
+    };
+    Some((s.iteration, verdict))
+}
+
+/// Writes what a task run leaves in `dir`: `attempts/N.rs` (each attempt's code as the model
+/// wrote it) with `attempts/N.txt` (its verdict: the benchmark's category of the failure, or
+/// `passed`), and `stage.rs` only when the run was accepted — the one file
+/// `cargo xtask analyze --stage` takes from a run folder.
+pub fn save_code(dir: &std::path::Path, records: &[Record], status: Status) -> std::io::Result<()> {
+    let attempts = dir.join("attempts");
+    let _ = std::fs::remove_file(dir.join("stage.rs"));
+    let mut last = None;
+    for r in records {
+        let Record::Attempt { code, .. } = r else {
+            continue;
+        };
+        if let Some((n, verdict)) = attempt_verdict(r) {
+            let code = code.as_deref();
+            std::fs::create_dir_all(&attempts)?;
+            if let Some(code) = code {
+                std::fs::write(attempts.join(format!("{n}.rs")), code)?;
+                last = Some(code);
+            }
+            std::fs::write(attempts.join(format!("{n}.txt")), format!("{verdict}\n"))?;
+        }
+    }
+    if let (Status::Accepted, Some(code)) = (status, last) {
+        std::fs::write(dir.join("stage.rs"), code)?;
+    }
+    Ok(())
+}
+
 fn attempt_score(r: &Record) -> Option<AttemptScore> {
     let Record::Attempt {
         iteration,

@@ -738,8 +738,7 @@ fn run_cell(
             error: Some(e.to_string()),
         },
     };
-    crate::trajectory::save_code(&cell_dir, &traj.records, outcome.status)
-        .map_err(|e| io(&cell_dir, e))?;
+    cell::save_code(&cell_dir, &traj.records, outcome.status).map_err(|e| io(&cell_dir, e))?;
     let probe = (outcome.status == crate::trajectory::Status::HarnessError)
         .then(|| probe(toolchain, &opts.limits));
     let mut cell = Cell::score(

@@ -131,14 +131,7 @@ impl HttpLlm {
             Ok(resp) if resp.content_type() == "text/event-stream" => {
                 let (content, usage) = read_stream(resp.into_reader())
                     .map_err(|(message, cut)| malformed(message, cut))?;
-                Ok(Reply {
-                    content,
-                    usage,
-                    latency_s: 0.0,
-                    requests: 0,
-                    cost_usd: None,
-                    abandoned: 0,
-                })
+                Ok(answer(content, usage))
             }
             Ok(resp) => {
                 let mut text = String::new();
@@ -168,14 +161,7 @@ impl HttpLlm {
                         .and_then(|d| d.reasoning_tokens)
                         .unwrap_or(0) as u64,
                 });
-                Ok(Reply {
-                    content,
-                    usage,
-                    latency_s: 0.0,
-                    requests: 0,
-                    cost_usd: None,
-                    abandoned: 0,
-                })
+                Ok(answer(content, usage))
             }
             Err(ureq::Error::Status(status, resp)) => {
                 let retry_after = resp.header("retry-after").and_then(parse_retry_after);
@@ -256,6 +242,18 @@ impl Llm for HttpLlm {
 
     fn config(&self) -> &LlmConfig {
         &self.config
+    }
+}
+
+/// One request's answer; the call's totals (latency, requests, cost) are filled in by `chat`.
+fn answer(content: String, usage: Option<Usage>) -> Reply {
+    Reply {
+        content,
+        usage,
+        latency_s: 0.0,
+        requests: 0,
+        cost_usd: None,
+        abandoned: 0,
     }
 }
 

@@ -133,3 +133,43 @@ pub fn lacks(feature: &str, what_is_unchecked: &str) {
     );
     eprintln!("declared lacking {feature}: {what_is_unchecked} NOT CHECKED");
 }
+
+/// `code` as the answer to trial `trial` of `task` with `variant`, through the path a model's
+/// answer takes ([`agent::check::Checker`]: the screen, when `screen`, the confined build, the
+/// sandboxed runs on the visible and held-out inputs, validation): the verdict and the
+/// attempt's record.
+pub fn check(
+    task: &agent::task::Task,
+    variant: &agent::task::Variant,
+    trial: u32,
+    code: &str,
+    screen: bool,
+) -> (agent::check::Verdict, agent::trajectory::Record) {
+    let prepared = task
+        .prepare(&toolchain().repo, true, variant, trial)
+        .unwrap();
+    let mut krate = toolchain().new_crate(task.stage).unwrap();
+    krate.allow_crates(&task.crates).unwrap();
+    let limits = agent::sandbox::Limits::default();
+    let checker = agent::check::Checker {
+        task,
+        krate: &krate,
+        prepared: &prepared,
+        limits: &limits,
+        diagnostics_budget: 20_000,
+        screen,
+        cores: None,
+    };
+    let call = agent::trajectory::Call {
+        prompt: String::new(),
+        answer: String::new(),
+        usage: None,
+        latency_s: 0.0,
+        requests: 1,
+        cost_usd: None,
+        abandoned: 0,
+    };
+    let mut a = agent::check::Attempt::new(1, call);
+    let verdict = checker.check(Some(code.to_string()), &mut a, &mut |_| {});
+    (verdict, a.take().expect("one record"))
+}
