@@ -189,7 +189,7 @@ fn how_far(ratio: f64) -> &'static str {
     } else if ratio <= 1000.0 {
         "by 10× to 1000× the tolerance"
     } else {
-        "far off: by more than 1000× the tolerance"
+        "by more than 1000× the tolerance"
     }
 }
 

@@ -266,7 +266,7 @@ fn a_model_that_refines_constants_from_the_hints_is_not_accepted() {
                 0.001
             } else if line.contains("10× to 1000×") {
                 0.05
-            } else if line.contains("far off") {
+            } else if line.contains("more than 1000×") {
                 0.5
             } else {
                 continue;
