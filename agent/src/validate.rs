@@ -179,15 +179,16 @@ fn checks<T: serde::de::DeserializeOwned>(
 /// How far off a value is, in a few buckets of `ratio` = distance / tolerance: all a hint may
 /// say of a distance. A precise distance next to the stage's own value would give the
 /// reference away in a round or two (a stage of constants was accepted that way); a bucket
-/// gives at most log2(3) bits per check and attempt (ARCHITECTURE.md, "the information
-/// budget").
+/// gives at most 2 bits per check and attempt (ARCHITECTURE.md, "the information budget").
 fn how_far(ratio: f64) -> &'static str {
     if !ratio.is_finite() {
         "by an amount that is not finite (NaN or infinite), against the tolerance"
     } else if ratio <= 10.0 {
         "by less than 10× the tolerance"
+    } else if ratio <= 100.0 {
+        "by 10× to 100× the tolerance"
     } else if ratio <= 1000.0 {
-        "by 10× to 1000× the tolerance"
+        "by 100× to 1000× the tolerance"
     } else {
         "by more than 1000× the tolerance"
     }

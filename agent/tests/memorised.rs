@@ -264,7 +264,7 @@ fn a_model_that_refines_constants_from_the_hints_is_not_accepted() {
         for line in feedback.lines() {
             let step = if line.contains("less than 10×") {
                 0.001
-            } else if line.contains("10× to 1000×") {
+            } else if line.contains("10× to 100×") || line.contains("100× to 1000×") {
                 0.05
             } else if line.contains("more than 1000×") {
                 0.5
