@@ -125,12 +125,13 @@ pub fn run_task(
         task: task.name.clone(),
         message,
     };
+    let key = toolchain.held_out_key().map_err(task_err)?;
     let prepared = task
         .prepare(
             &toolchain.repo,
             opts.instruction.is_none(),
             &opts.variant,
-            opts.trial,
+            task.held_out_seed(&key, opts.trial, &opts.variant),
         )
         .map_err(task_err)?;
     let contract = task.contract();

@@ -297,6 +297,47 @@ impl Toolchain {
         })
     }
 
+    /// This machine's secret for the held-out inputs' seeds ([`crate::task::Task::held_out_seed`]):
+    /// 32 random bytes in `target/agent-stages/held-out.key` (mode 0600), made on first use.
+    /// Beside the prebuilt contract, never inside it: nothing a build or a run may read.
+    pub fn held_out_key(&self) -> Result<Vec<u8>, String> {
+        use std::io::{Read, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.target_dir.join("held-out.key");
+        let err = |e: std::io::Error| format!("the held-out key {}: {e}", path.display());
+        std::fs::create_dir_all(&self.target_dir).map_err(err)?;
+        match std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                let mut key = [0u8; 32];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut r| r.read_exact(&mut key))
+                    .map_err(err)?;
+                f.write_all(&key).and_then(|_| f.sync_all()).map_err(err)?;
+                Ok(key.to_vec())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Another agent may be writing it this instant: wait for the whole key.
+                for _ in 0..100 {
+                    let key = std::fs::read(&path).map_err(err)?;
+                    if key.len() == 32 {
+                        return Ok(key);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(format!(
+                    "the held-out key {} is not 32 bytes",
+                    path.display()
+                ))
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
     /// Writes a new stage crate (the runner, the mount points, `out/`) for `kind`, in the
     /// sandbox's scratch directory ([`sandbox::scratch`]), not under `target/`: the build's own
     /// uid must reach it wherever the checkout is.

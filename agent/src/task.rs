@@ -173,8 +173,9 @@ pub struct Case {
 }
 
 /// The held-out dataset: generated per trial by the project's SYNTHETIC generator (the
-/// fixtures' size: 20,000 data and 5,000 signal-MC events), so it exists nowhere before the
-/// trial starts — neither in this repository nor in any earlier run.
+/// fixtures' size: 20,000 data and 5,000 signal-MC events) from a seed that mixes in this
+/// machine's secret key ([`Task::held_out_seed`]), so it exists nowhere before the trial starts
+/// and cannot be computed ahead from this repository.
 const HELD_OUT_DATA_EVENTS: usize = 20_000;
 const HELD_OUT_MC_EVENTS: usize = 5_000;
 
@@ -260,17 +261,32 @@ impl Task {
         text
     }
 
+    /// The held-out dataset's seed for trial `trial` with `variant`: BLAKE3 of `key` (the
+    /// machine's secret, [`crate::stage_crate::Toolchain::held_out_key`], which no sandbox can
+    /// read), the task, the trial and the variant. The same on this machine for a replay;
+    /// unknowable to anyone who has only this repository.
+    pub fn held_out_seed(&self, key: &[u8], trial: u32, variant: &Variant) -> u64 {
+        let mut h = blake3::Hasher::new_keyed(&blake3::hash(key).into());
+        h.update(self.name.as_bytes());
+        h.update(&trial.to_le_bytes());
+        h.update(
+            serde_json::to_string(variant)
+                .expect("plain data")
+                .as_bytes(),
+        );
+        u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
     /// Reads the input file and runs the reference stages with `variant`'s parameters: the
     /// stage's input document and (when `with_reference`) the expected output. With a
-    /// reference, also the held-out case of trial `trial`: a dataset generated from a seed of
-    /// the task, the trial and the variant (so a replay meets the same one) goes through the
-    /// same preparation.
+    /// reference, also the held-out case: a dataset generated from `held_out_seed`
+    /// ([`Task::held_out_seed`]) goes through the same preparation.
     pub fn prepare(
         &self,
         repo: &Path,
         with_reference: bool,
         variant: &Variant,
-        trial: u32,
+        held_out_seed: u64,
     ) -> Result<Prepared, String> {
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -287,13 +303,7 @@ impl Task {
                 .prefix("hep-held-out-")
                 .tempdir()
                 .map_err(|e| format!("held-out dataset: {e}"))?;
-            let key = format!(
-                "held-out/{}/{trial}/{}",
-                self.name,
-                serde_json::to_string(variant).expect("plain data")
-            );
-            let h = blake3::hash(key.as_bytes());
-            let seed = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+            let seed = held_out_seed;
             let (data, sim) = (
                 dir.path().join(dataset::DATA_FILE),
                 dir.path().join(dataset::MC_FILE),

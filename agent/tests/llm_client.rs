@@ -115,24 +115,27 @@ fn server_errors_back_off_exponentially_then_give_up() {
 
 #[test]
 fn client_errors_are_not_retried() {
-    let server = MockServer::start(vec![MockReply::Error {
+    let bad = || MockReply::Error {
         status: 400,
         retry_after: None,
-    }])
-    .unwrap();
+    };
+    let server = MockServer::start(vec![bad(), bad()]).unwrap();
     let err = ask(&mut client(&server)).unwrap_err();
+    // Once more without the stream fields (which some servers refuse), then no retry.
     assert!(
         matches!(
             err,
             LlmError::Status {
                 status: 400,
-                requests: 1,
+                requests: 2,
                 ..
             }
         ),
         "{err:?}"
     );
-    assert_eq!(server.received().len(), 1);
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    assert!(received[1].body.get("stream").is_none());
 }
 
 #[test]
@@ -155,9 +158,37 @@ fn timeouts_and_malformed_bodies_are_retried() {
     .unwrap();
     let r = ask(&mut client(&server)).unwrap();
     assert_eq!((r.content.as_str(), r.requests), ("finally", 4));
-    // The first was given up after it was sent (the server went silent): possibly billed,
-    // and counted as such; the malformed bodies were answers, not abandoned.
-    assert_eq!(r.abandoned, 1);
+    // None of the first three gave a usable answer after it was sent (silence, then two
+    // bodies that do not parse): each may have been billed, and each is counted.
+    assert_eq!(r.abandoned, 3);
+}
+
+/// A server that refuses the stream fields (strict OpenAI-compatible APIs answer 400) is
+/// asked again without them, at once, and the client remembers it.
+#[test]
+fn a_server_that_refuses_streaming_is_asked_without_it() {
+    let server = MockServer::respond_with(|body| {
+        if body.get("stream").is_some() {
+            MockReply::Error {
+                status: 400,
+                retry_after: None,
+            }
+        } else {
+            MockReply::answer("plain")
+        }
+    })
+    .unwrap();
+    let mut llm = client(&server);
+    let r = ask(&mut llm).unwrap();
+    assert_eq!(
+        (r.content.as_str(), r.requests, r.abandoned),
+        ("plain", 2, 0)
+    );
+    let r = ask(&mut llm).unwrap();
+    assert_eq!(
+        r.requests, 1,
+        "the second call does not try streaming again"
+    );
 }
 
 /// A model that writes for longer than the idle timeout, without pausing that long: streamed,

@@ -143,7 +143,7 @@ fn run(task: &Task, trial: u32, code: &str, cap: u32) -> (Outcome, Vec<Record>) 
 /// The visible reference of `task` in `trial`.
 fn visible_answer(task: &Task, trial: u32) -> Value {
     let repo = &support::toolchain().repo;
-    task.prepare(repo, true, &task.draw(SEED, trial), trial)
+    task.prepare(repo, true, &task.draw(SEED, trial), trial.into())
         .unwrap()
         .reference
         .unwrap()

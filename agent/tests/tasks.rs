@@ -57,7 +57,7 @@ fn built_in_tasks_prepare_and_validate() {
         let p = task.prepare(&repo, true, &Default::default(), 0).unwrap();
         let reference = p.reference.clone().unwrap();
         // One held-out case, of other events: another input and another answer (its
-        // reference passed its own validation in `prepare`); the trial picks it.
+        // reference passed its own validation in `prepare`); the seed picks it.
         assert_eq!(p.held_out.len(), 1, "{name}");
         let held_out = &p.held_out[0];
         assert_ne!(held_out.input, p.input, "{name}");
@@ -121,6 +121,29 @@ fn built_in_tasks_prepare_and_validate() {
         let v = validate(task.stage, "{\"not\": 1}", None, None, &task.tolerances);
         assert!(!v.passed && v.checks[0].name == "output parses");
     }
+}
+
+#[test]
+fn held_out_seeds_need_the_machines_key() {
+    let task = Task::load("fit").unwrap();
+    let v = agent::task::Variant::default();
+    let seed = |key: &[u8], trial| task.held_out_seed(key, trial, &v);
+    assert_eq!(seed(b"one", 0), seed(b"one", 0));
+    assert_ne!(seed(b"one", 0), seed(b"two", 0), "the key must matter");
+    assert_ne!(seed(b"one", 0), seed(b"one", 1), "the trial must matter");
+    let other = agent::task::Variant::from([("binning.bins".to_string(), 44.into())]);
+    assert_ne!(seed(b"one", 0), task.held_out_seed(b"one", 0, &other));
+    // The key is made once, 32 bytes, readable by its owner only.
+    let dir = tempfile::tempdir().unwrap();
+    let t = Toolchain::new(Toolchain::default().repo, dir.path().join("agent-stages"));
+    let key = t.held_out_key().unwrap();
+    assert_eq!((key.len(), t.held_out_key().unwrap()), (32, key.clone()));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("agent-stages/held-out.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]

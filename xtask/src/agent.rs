@@ -177,6 +177,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     // One run per output directory: two would write one trajectory.
     let _lock = dirlock::DirLock::acquire(&out)?;
+    // An earlier run's verdict and code must not outlive this one (a run that stops with an
+    // error writes neither): `analyze --stage` trusts outcome.json.
+    for f in ["outcome.json", "stage.rs", "output.json"] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+    if out.join("attempts").is_dir() {
+        std::fs::remove_dir_all(out.join("attempts"))?;
+    }
     let secrets: Vec<String> = std::env::var(&args.api_key_env).ok().into_iter().collect();
     let mut traj = Trajectory::create(Some(&out.join("trajectory.jsonl")), secrets)?;
 

@@ -306,7 +306,11 @@ pub fn attempt_verdict(r: &Record) -> Option<(u32, String)> {
 /// `cargo xtask analyze --stage` takes from a run folder.
 pub fn save_code(dir: &std::path::Path, records: &[Record], status: Status) -> std::io::Result<()> {
     let attempts = dir.join("attempts");
+    // Nothing of an earlier run in the same folder may pass for this one's.
     let _ = std::fs::remove_file(dir.join("stage.rs"));
+    if attempts.is_dir() {
+        std::fs::remove_dir_all(&attempts)?;
+    }
     let mut last = None;
     for r in records {
         let Record::Attempt { code, .. } = r else {

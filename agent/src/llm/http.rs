@@ -3,9 +3,11 @@
 //! client hides the `Retry-After` header and the loop is sequential anyway.
 //!
 //! Answers are asked for as a stream (`stream: true`, usage in the last chunk) and read with
-//! an idle timeout, so an answer that takes minutes to write is not cut and sent again; a
-//! server that answers with one JSON document instead is read the same way. A request given
-//! up after it was sent is counted ([`Reply::abandoned`]): the provider may have billed it.
+//! an idle timeout, so an answer that takes minutes to write is not cut and sent again (an
+//! hour at most for one answer); a server that answers with one JSON document instead is read
+//! the same way, and one that refuses the stream fields (400/422) is asked again without them.
+//! A request that got no usable answer after it was sent is counted ([`Reply::abandoned`]):
+//! the provider may have billed it.
 
 use super::{Llm, LlmConfig, LlmError, Message, Reply, Role, Usage};
 use async_openai::types::chat::{
@@ -27,6 +29,8 @@ pub struct HttpLlm {
     jitter: analysis::rng::Rng,
     /// The endpoint's rate limit, shared by every client of that endpoint (benchmarks).
     gate: Option<std::sync::Arc<crate::gate::Gate>>,
+    /// Ask for a streamed answer (off once the server refused the stream fields).
+    stream: bool,
 }
 
 impl HttpLlm {
@@ -52,6 +56,7 @@ impl HttpLlm {
             agent,
             jitter: analysis::rng::Rng::new(seed),
             gate: None,
+            stream: true,
         })
     }
 
@@ -94,8 +99,10 @@ impl HttpLlm {
             ..Default::default()
         };
         let mut doc = serde_json::to_value(&req).expect("a chat request serialises");
-        doc["stream"] = true.into();
-        doc["stream_options"] = serde_json::json!({ "include_usage": true });
+        if self.stream {
+            doc["stream"] = true.into();
+            doc["stream_options"] = serde_json::json!({ "include_usage": true });
+        }
         doc.to_string()
     }
 
@@ -115,7 +122,9 @@ impl HttpLlm {
         if let Some(key) = &self.api_key {
             req = req.set("Authorization", &format!("Bearer {key}"));
         }
-        let malformed = |message: String, abandoned: bool| {
+        // After a 200 the provider has answered (and may have billed it): unusable, the
+        // request is abandoned.
+        let malformed = |message: String| {
             (
                 LlmError::Malformed {
                     endpoint: endpoint.clone(),
@@ -124,31 +133,35 @@ impl HttpLlm {
                 },
                 true,
                 None,
-                abandoned,
+                true,
             )
         };
         match req.send_string(body) {
             Ok(resp) if resp.content_type() == "text/event-stream" => {
-                let (content, usage) = read_stream(resp.into_reader())
-                    .map_err(|(message, cut)| malformed(message, cut))?;
+                let (content, usage) =
+                    read_stream(Deadline::new(resp.into_reader(), self.config.timeout_s))
+                        .map_err(malformed)?;
                 Ok(answer(content, usage))
             }
             Ok(resp) => {
                 let mut text = String::new();
-                resp.into_reader()
+                Deadline::new(resp.into_reader(), self.config.timeout_s)
                     .take(MAX_BODY)
                     .read_to_string(&mut text)
-                    .map_err(|e| malformed(format!("reading the body: {e}"), true))?;
-                let parsed: CreateChatCompletionResponse =
-                    serde_json::from_str(&text).map_err(|e| {
-                        malformed(format!("{e}; body starts {:?}", snippet(&text)), false)
-                    })?;
+                    .map_err(|e| malformed(format!("reading the body: {e}")))?;
+                if text.trim_start().starts_with("data:") {
+                    // Events under another content type.
+                    let (content, usage) = read_stream(text.as_bytes()).map_err(malformed)?;
+                    return Ok(answer(content, usage));
+                }
+                let parsed: CreateChatCompletionResponse = serde_json::from_str(&text)
+                    .map_err(|e| malformed(format!("{e}; body starts {:?}", snippet(&text))))?;
                 let content = parsed
                     .choices
                     .into_iter()
                     .next()
                     .and_then(|c| c.message.content)
-                    .ok_or_else(|| malformed("no choices[0].message.content".into(), false))?;
+                    .ok_or_else(|| malformed("no choices[0].message.content".into()))?;
                 let usage = parsed.usage.map(|u| Usage {
                     prompt_tokens: u.prompt_tokens as u64,
                     completion_tokens: u.completion_tokens as u64,
@@ -208,7 +221,7 @@ impl HttpLlm {
 
 impl Llm for HttpLlm {
     fn chat(&mut self, messages: &[Message], _trial: u32) -> Result<Reply, LlmError> {
-        let body = self.request_body(messages);
+        let mut body = self.request_body(messages);
         let start = Instant::now();
         let (mut requests, mut abandoned) = (0, 0);
         loop {
@@ -226,6 +239,20 @@ impl Llm for HttpLlm {
                 }
                 Err((e, retry, retry_after, given_up)) => {
                     abandoned += u32::from(given_up);
+                    // A server that does not take the stream fields: ask again without them.
+                    if self.stream
+                        && matches!(
+                            e,
+                            LlmError::Status {
+                                status: 400 | 422,
+                                ..
+                            }
+                        )
+                    {
+                        self.stream = false;
+                        body = self.request_body(messages);
+                        continue;
+                    }
                     if !retry || requests > self.config.max_retries {
                         return Err(with_requests(e, requests));
                     }
@@ -257,15 +284,44 @@ fn answer(content: String, usage: Option<Usage>) -> Reply {
     }
 }
 
+/// A body reader that gives up once the answer has taken longer than an hour (or 12 idle
+/// timeouts): a server that trickles keep-alive comments forever never trips the idle timeout.
+/// (ureq's own whole-request timeout would replace its per-read one.)
+struct Deadline<R> {
+    inner: R,
+    until: Instant,
+}
+
+impl<R> Deadline<R> {
+    fn new(inner: R, idle_s: f64) -> Self {
+        let longest = Duration::from_secs_f64((12.0 * idle_s).max(3600.0));
+        Self {
+            inner,
+            until: Instant::now() + longest,
+        }
+    }
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() > self.until {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the answer took longer than the longest allowed",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// A failed request: the error, whether to retry, the server's `Retry-After`, and whether it
 /// was given up after it was sent.
 type Failed = (LlmError, bool, Option<Duration>, bool);
 
 /// An answer streamed as server-sent events (`data: {chunk}` lines, `data: [DONE]` last): the
-/// chunks' content deltas joined, the usage from the chunk that carries it. `Err((message,
-/// cut))`: `cut` when the stream broke or went silent (after the request was sent), else a
-/// chunk that does not parse.
-fn read_stream(r: impl Read) -> Result<(String, Option<Usage>), (String, bool)> {
+/// chunks' content deltas joined, the usage from the chunk that carries it; `Err`: the stream
+/// broke, went silent, carried an error or a chunk that does not parse, or had no content.
+fn read_stream(r: impl Read) -> Result<(String, Option<Usage>), String> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::new(r.take(MAX_BODY));
     let (mut content, mut usage, mut finished) = (String::new(), None, false);
@@ -276,7 +332,7 @@ fn read_stream(r: impl Read) -> Result<(String, Option<Usage>), (String, bool)> 
             Ok(n) => n,
             // The answer was whole; only the usage chunk or the end marker is missing.
             Err(_) if finished => break,
-            Err(e) => return Err((format!("reading the stream: {e}"), true)),
+            Err(e) => return Err(format!("reading the stream: {e}")),
         };
         if n == 0 {
             break;
@@ -290,11 +346,11 @@ fn read_stream(r: impl Read) -> Result<(String, Option<Usage>), (String, bool)> 
             break;
         }
         let v: serde_json::Value = serde_json::from_str(data)
-            .map_err(|e| (format!("{e}; chunk starts {:?}", snippet(data)), false))?;
+            .map_err(|e| format!("{e}; chunk starts {:?}", snippet(data)))?;
         if let Some(err) = v.get("error") {
-            return Err((
-                format!("the stream carried an error: {}", snippet(&err.to_string())),
-                false,
+            return Err(format!(
+                "the stream carried an error: {}",
+                snippet(&err.to_string())
             ));
         }
         let choice = &v["choices"][0];
@@ -307,7 +363,10 @@ fn read_stream(r: impl Read) -> Result<(String, Option<Usage>), (String, bool)> 
         }
     }
     if !finished {
-        return Err(("the stream ended before the answer did".into(), true));
+        return Err("the stream ended before the answer did".into());
+    }
+    if content.is_empty() {
+        return Err("the stream carried no content".into());
     }
     Ok((content, usage))
 }

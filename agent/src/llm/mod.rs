@@ -164,8 +164,9 @@ pub struct Reply {
     /// HTTP requests made (1 + retries).
     pub requests: u32,
     pub cost_usd: Option<f64>,
-    /// Requests given up after they were sent (the server went silent past the idle timeout,
-    /// or the stream broke): the provider may have billed them, and they are not in `usage`.
+    /// Requests that got no usable answer after they were sent (the server went silent past
+    /// the idle timeout, the stream broke, the answer did not parse): the provider may have
+    /// billed them, and they are not in `usage`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub abandoned: u32,
 }

@@ -123,12 +123,30 @@ pub fn locate_cpu() -> Option<(PathBuf, bool)> {
                 }
                 // Mounted as `cpu` or `cpu,cpuacct` (with a `cpu` link to it).
                 let dir = Path::new("/sys/fs/cgroup/cpu").join(path.trim_start_matches('/'));
-                dir.join("cpu.cfs_quota_us")
-                    .exists()
-                    .then_some((dir, false))
+                // Usable only if a group can be made here and given a quota (a read-only
+                // hierarchy, or a parent's quota below one core, would refuse it).
+                let probe = dir.join(format!("hep-cpu-probe-{}", std::process::id()));
+                let ok = std::fs::create_dir(&probe).is_ok() && {
+                    let set = std::fs::write(probe.join("cpu.cfs_quota_us"), "10000").is_ok();
+                    let _ = std::fs::remove_dir(&probe);
+                    set
+                };
+                ok.then_some((dir, false))
             })
         })
         .clone()
+}
+
+/// The CPU quota of v1 group `dir`'s nearest limited ancestor, in cores (`None`: unlimited).
+/// A child's quota may not exceed it.
+fn v1_parent_cores(dir: &Path) -> Option<f64> {
+    dir.ancestors().skip(1).find_map(|d| {
+        let read = |f: &str| -> Option<f64> {
+            std::fs::read_to_string(d.join(f)).ok()?.trim().parse().ok()
+        };
+        let (quota, period) = (read("cpu.cfs_quota_us")?, read("cpu.cfs_period_us")?);
+        (quota > 0.0 && period > 0.0).then(|| quota / period)
+    })
 }
 
 /// Enables the memory and pids controllers for the children of the agent's v2 group `own`.
@@ -184,8 +202,12 @@ impl RunGroups {
         if !v2 {
             std::fs::create_dir(&g.pids).map_err(|e| err("creating", &g.pids, e))?;
         }
+        // The CPU group is best-effort: where it cannot be made, the run has no quota (as
+        // `Isolation::cpu_quota` says of machines without a controller), never no run.
         if let Some(c) = &g.cpu {
-            std::fs::create_dir(c).map_err(|e| err("creating", c, e))?;
+            if std::fs::create_dir(c).is_err() {
+                g.cpu = None;
+            }
         }
         let write =
             |p: PathBuf, v: String| std::fs::write(&p, v).map_err(|e| err("writing", &p, e));
@@ -206,14 +228,23 @@ impl RunGroups {
             .ok();
             write(g.pids.join("pids.max"), max_processes.to_string())?;
         }
-        // The quota per 100 ms period: `cpus` cores' worth.
+        // The quota per 100 ms period: `cpus` cores' worth, at most a limited ancestor's.
         let period = 100_000u64;
-        let quota = ((cpus.max(0.01) * period as f64) as u64).max(1000);
-        if let Some(c) = &g.cpu {
-            write(c.join("cpu.cfs_period_us"), period.to_string())?;
-            write(c.join("cpu.cfs_quota_us"), quota.to_string())?;
+        let cores = match g.cpu.as_deref().and_then(v1_parent_cores) {
+            Some(parent) => cpus.min(parent),
+            None => cpus,
+        };
+        let quota = ((cores.max(0.01) * period as f64) as u64).max(1000);
+        if let Some(c) = g.cpu.clone() {
+            let set = std::fs::write(c.join("cpu.cfs_period_us"), period.to_string())
+                .and_then(|_| std::fs::write(c.join("cpu.cfs_quota_us"), quota.to_string()));
+            if set.is_err() {
+                let _ = std::fs::remove_dir(&c);
+                g.cpu = None;
+            }
         } else if v2 && locate_cpu().is_some() {
-            write(g.memory.join("cpu.max"), format!("{quota} {period}"))?;
+            // The kernel applies the smaller of this and every ancestor's `cpu.max`.
+            let _ = std::fs::write(g.memory.join("cpu.max"), format!("{quota} {period}"));
         }
         for dir in g.dirs() {
             let p = dir.join("cgroup.procs");

@@ -266,12 +266,23 @@ pub fn filter(agent: u32) -> Option<Filter> {
                 ],
             );
         }
-        // Limits, priority and CPU affinity of itself only (pid or who 0).
-        for (nr, arg) in [
-            (SYS_prlimit64, ARG0),
-            (SYS_setpriority, ARG1),
-            (SYS_sched_setaffinity, ARG0),
-        ] {
+        // Priority of itself only: which = PRIO_PROCESS (0) and who = 0 (PRIO_USER with 0
+        // would be every process of its uid: the agent's too where they share one).
+        block(
+            &mut f,
+            SYS_setpriority,
+            vec![
+                stmt(LD, ARG0),
+                jump(JEQ, 0, 1, 0),
+                stmt(RET, eperm),
+                stmt(LD, ARG1),
+                jump(JEQ, 0, 1, 0),
+                stmt(RET, eperm),
+                stmt(RET, SECCOMP_RET_ALLOW),
+            ],
+        );
+        // Limits and CPU affinity of itself only (pid 0).
+        for (nr, arg) in [(SYS_prlimit64, ARG0), (SYS_sched_setaffinity, ARG0)] {
             block(
                 &mut f,
                 nr,
@@ -314,8 +325,11 @@ pub fn filter(agent: u32) -> Option<Filter> {
 /// program may reach for the same work (`pwrite64` beside `pread64`, `*at` forms, `nanosleep`
 /// beside `clock_nanosleep`). Not on it, and so refused: watching files, IPC objects, timers,
 /// event and signal descriptors, `memfd_create` (a file with no name in `out/`), `epoll`,
-/// extended attributes, ownership changes, `chroot`, `personality`, memory policy, Landlock
-/// and seccomp themselves, and anything new the kernel adds.
+/// extended attributes, ownership changes, `chroot`, `personality`, memory policy, Landlock,
+/// the `seccomp(2)` call (`prctl` may still add a filter, which can only tighten), and
+/// anything new the kernel adds. Still allowed, and so not closed: advisory locks (`flock`,
+/// `fcntl`) on files two runs can both read, and `sysinfo`'s host load — narrow channels
+/// between concurrent runs that `rustc` and std need.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn allowed() -> Vec<libc::c_long> {
     use libc::*;

@@ -146,7 +146,12 @@ pub fn check(
     screen: bool,
 ) -> (agent::check::Verdict, agent::trajectory::Record) {
     let prepared = task
-        .prepare(&toolchain().repo, true, variant, trial)
+        .prepare(
+            &toolchain().repo,
+            true,
+            variant,
+            task.held_out_seed(b"tests", trial, variant),
+        )
         .unwrap();
     let mut krate = toolchain().new_crate(task.stage).unwrap();
     krate.allow_crates(&task.crates).unwrap();
