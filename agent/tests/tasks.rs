@@ -67,6 +67,14 @@ fn built_in_tasks_prepare_and_validate() {
             again.held_out[0].reference, held_out.reference,
             "{name}: not seeded"
         );
+        if task.stage == StageKind::Select {
+            // The selections' visible input is MC: so is the held-out one (weights checked).
+            let doc: Value = serde_json::from_str(&held_out.input).unwrap();
+            assert!(
+                doc["events"]["mc"].is_object(),
+                "{name}: no MC in the held-out input"
+            );
+        }
         let other = task.prepare(&repo, true, &Default::default(), 1).unwrap();
         assert_ne!(
             other.held_out[0].reference, held_out.reference,
