@@ -1,8 +1,8 @@
-//! The analysis chain: files → batches of events → select → histogram → fit → measure, with
-//! any [stage](crate::stage) implementations, in parallel and deterministically. The steps are
-//! the building blocks of the rules ([`crate::rules`], run by the `flow` engine with
-//! content-hash reruns and provenance: how `cargo xtask analyze` runs) and of [`run`], the same
-//! chain in memory in one call (fit toys, tests).
+//! The analysis's steps as functions: files → batches of events → select → histogram → fit →
+//! measure, with any [stage](crate::stage) implementations, in parallel and deterministically;
+//! its configuration and its result (`results.json`). The steps are the building blocks of the
+//! rules ([`crate::rules`], run by the `flow` engine with content-hash reruns and provenance),
+//! the one way the analysis runs.
 //!
 //! Every input file is cut into basket-aligned entry ranges; the ranges are selected in
 //! parallel (rayon) and their outputs merged in file and range order, so the result is the same
@@ -15,7 +15,7 @@ use crate::fit::FitResult;
 use crate::histogram::{Binning, Histogram};
 use crate::measure::{MeasureInput, Measurement, SignalMc};
 use crate::select::{CutFlow, Cuts};
-use crate::stage::{Fit, MakeHistogram, Measure, Select, SelectOutput, STAGE_API_VERSION};
+use crate::stage::{Fit, Measure, Select, SelectOutput};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,24 +23,6 @@ use std::path::PathBuf;
 
 /// Version of the `results.json` layout (2: `provenance.rules` replaces the commit).
 pub const RESULTS_FORMAT_VERSION: u32 = 2;
-
-/// The implementation identity of each step's reference code: a hash of the source files the
-/// step runs, computed by `build.rs` (so a rule reruns when its own code changes, not on every
-/// commit).
-pub mod identity {
-    pub const INSPECT: &str = env!("HGG_IMPL_INSPECT");
-    pub const CONVERT: &str = env!("HGG_IMPL_CONVERT");
-    pub const SELECT: &str = env!("HGG_IMPL_SELECT");
-    pub const HISTOGRAM: &str = env!("HGG_IMPL_HISTOGRAM");
-    pub const MERGE: &str = env!("HGG_IMPL_MERGE");
-    pub const FIT: &str = env!("HGG_IMPL_FIT");
-    pub const MEASURE: &str = env!("HGG_IMPL_MEASURE");
-    pub const CLASSIFY: &str = env!("HGG_IMPL_CLASSIFY");
-    pub const CATEGORIZE: &str = env!("HGG_IMPL_CATEGORIZE");
-    pub const FIT_CATEGORIES: &str = env!("HGG_IMPL_FIT_CATEGORIES");
-    pub const RESULTS: &str = env!("HGG_IMPL_RESULTS");
-    pub const PLOTS: &str = env!("HGG_IMPL_PLOTS");
-}
 
 /// Everything that configures a run, as data (written into the results' provenance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,11 +75,40 @@ pub struct Inputs {
     pub mc: Vec<PathBuf>,
 }
 
+impl Inputs {
+    /// The files given in `role`.
+    pub fn of(&self, role: Role) -> &[PathBuf] {
+        match role {
+            Role::Data => &self.data,
+            Role::Mc => &self.mc,
+        }
+    }
+}
+
+/// What an input file is to the analysis (`"data"` or `"mc"` in files and rule names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Collision data: every event weighs 1.
+    Data,
+    /// Signal Monte Carlo: weighted, with a process and cross-section.
+    Mc,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Data => "data",
+            Role::Mc => "mc",
+        })
+    }
+}
+
 /// One input file as the run saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputFile {
     pub path: String,
-    pub role: String,
+    pub role: Role,
     pub release: Release,
     /// The tree's title, as the file says it.
     pub title: String,
@@ -196,10 +207,6 @@ pub enum WorkflowError {
     #[error(transparent)]
     Flow(#[from] flow::FlowError),
 }
-
-/// The four stages a run uses; [`crate::stage::Reference`] is all of them.
-pub trait Stages: Select + MakeHistogram + Fit + Measure + Sync {}
-impl<T: Select + MakeHistogram + Fit + Measure + Sync> Stages for T {}
 
 /// Events the event loop's threads hold at most, together (see [`select_file`]).
 pub const IN_FLIGHT_EVENTS: u64 = 400_000;
@@ -454,17 +461,6 @@ pub fn measure(
     })
 }
 
-pub(crate) fn hash(path: &std::path::Path) -> Result<(String, u64), WorkflowError> {
-    let io = |source| WorkflowError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut h = blake3::Hasher::new();
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let n = std::io::copy(&mut f, &mut h).map_err(io)?;
-    Ok((h.finalize().to_hex().to_string(), n))
-}
-
 /// Total entries of the inputs (for a progress bar), opening each file once.
 pub fn count_entries(inputs: &Inputs) -> Result<u64, WorkflowError> {
     let mut n = 0;
@@ -503,133 +499,6 @@ pub fn open_input(path: &std::path::Path) -> Result<EventFile, WorkflowError> {
         });
     }
     Ok(f)
-}
-
-/// Runs the whole chain in memory with `stages`, telling `progress` what the event loop
-/// does.
-pub fn run(
-    inputs: &Inputs,
-    cfg: &AnalysisConfig,
-    stages: &impl Stages,
-    progress: &(dyn Fn(LoopEvent) + Sync),
-) -> Result<AnalysisResult, WorkflowError> {
-    check_config(inputs, cfg)?;
-    let open = |paths: &[PathBuf]| {
-        paths
-            .iter()
-            .map(|p| open_input(p))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let (data, mc) = (open(&inputs.data)?, open(&inputs.mc)?);
-    let data: Vec<EventFile> = data.into_iter().map(EventFile::as_data).collect();
-    let select = |files: &[EventFile]| {
-        files
-            .iter()
-            .map(|f| {
-                select_file(f, &cfg.cuts, cfg.batch_entries, stages, progress)
-                    .map(SelectedParts::merged)
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let (data_out, mc_out) = (select(&data)?, select(&mc)?);
-    let histograms = |outs: &[SelectOutput]| {
-        outs.iter()
-            .map(|o| {
-                stages
-                    .histogram(&o.diphotons, &cfg.binning)
-                    .map_err(|e| WorkflowError::Summary {
-                        stage: "histogram",
-                        message: e.message,
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let flows = |outs: &[SelectOutput]| {
-        let mut all = CutFlow::default();
-        for o in outs {
-            all.add(&o.cut_flow);
-        }
-        all
-    };
-    let histogram = merge_histograms(&histograms(&data_out)?, &cfg.binning);
-    let mc_histogram = if mc.is_empty() {
-        None
-    } else {
-        Some(merge_histograms(&histograms(&mc_out)?, &cfg.binning))
-    };
-    let fit = fit_data(
-        &cfg.model,
-        &histogram,
-        mc_histogram.as_ref(),
-        cfg.blind,
-        stages,
-    )?;
-    let measurement = match &mc_histogram {
-        // Blinded: no signal yield from data, so nothing to measure.
-        _ if cfg.blind.is_some() => None,
-        None => None,
-        Some(h) => Some(measure(
-            &fit,
-            h,
-            mc_xsection(&mc)?,
-            cfg.cuts.lumi_pb,
-            stages,
-        )?),
-    };
-    let mut files = Vec::new();
-    for (role, opened, outs) in [("data", &data, &data_out), ("mc", &mc, &mc_out)] {
-        for (f, o) in opened.iter().zip(outs.iter()) {
-            let (blake3, bytes) = hash(f.ntuple().path())?;
-            files.push(InputFile {
-                path: f.ntuple().path().display().to_string(),
-                role: role.to_string(),
-                release: f.release(),
-                title: f.ntuple().title().to_string(),
-                synthetic: is_synthetic(f),
-                entries: f.entries(),
-                bytes,
-                blake3,
-                cut_flow: o.cut_flow.clone(),
-            });
-        }
-    }
-    let rules = [
-        ("select", identity::SELECT),
-        ("histogram", identity::HISTOGRAM),
-        ("fit", identity::FIT),
-        ("measure", identity::MEASURE),
-    ]
-    .into_iter()
-    .map(|(n, i)| {
-        (
-            n.to_string(),
-            RuleRef {
-                implementation: i.to_string(),
-                record: None,
-            },
-        )
-    })
-    .collect();
-    Ok(AnalysisResult {
-        format_version: RESULTS_FORMAT_VERSION,
-        synthetic_inputs: files.iter().any(|f| f.synthetic),
-        cut_flow: flows(&data_out),
-        histogram,
-        fit,
-        mc_cut_flow: (!mc.is_empty()).then(|| flows(&mc_out)),
-        mc_histogram,
-        measurement,
-        classifier: None,
-        categories: None,
-        combined: None,
-        combined_inclusive: None,
-        provenance: Provenance {
-            inputs: files,
-            config: cfg.clone(),
-            stage_api_version: STAGE_API_VERSION,
-            rules,
-        },
-    })
 }
 
 /// A signal MC file's process and cross-section (`channelNumber`, `XSection`).
@@ -675,15 +544,6 @@ pub fn total_xsection(processes: &[(String, u64, f64)]) -> Result<f64, WorkflowE
         }
     }
     Ok(by_channel.iter().map(|(_, xs)| xs).sum())
-}
-
-fn mc_xsection(mc: &[EventFile]) -> Result<f64, WorkflowError> {
-    let mut processes = Vec::new();
-    for f in mc {
-        let (channel, xs) = mc_process(f)?;
-        processes.push((f.ntuple().path().display().to_string(), channel, xs));
-    }
-    total_xsection(&processes)
 }
 
 #[cfg(test)]

@@ -29,11 +29,34 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, UNIX_EPOCH};
 
-/// The job of a rule: reads `ctx.input(i)`, writes every `ctx.output(i)`.
-pub type Job = Box<dyn Fn(&Ctx) -> Result<(), String> + Send + Sync>;
+/// Why a job failed: any error (a job's own or a [`FileError`]), shown to the user with the
+/// rule's name ([`FlowError::Rule`]).
+pub type JobError = Box<dyn std::error::Error + Send + Sync>;
 
-/// One rule instance.
-pub struct Rule {
+/// The job of a rule: reads `ctx.input(i)`, writes every `ctx.output(i)`.
+pub type Job = Box<dyn Fn(&Ctx) -> Result<(), JobError> + Send + Sync>;
+
+/// A work file that could not be read, parsed or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct FileError {
+    pub path: PathBuf,
+    #[source]
+    pub source: JobError,
+}
+
+impl FileError {
+    fn new(path: &Path, source: impl Into<JobError>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            source: source.into(),
+        }
+    }
+}
+
+/// One rule instance. `K`: what kind of rule it is, for whoever watches the run (the
+/// analysis's `Step`), carried in its [`Event`]s; the engine never looks at it.
+pub struct Rule<K = ()> {
     /// Unique, `/`-separated (`select/data/file_A`): `--force`/`--until` match a name or any
     /// prefix ending at a `/`.
     pub name: String,
@@ -49,12 +72,15 @@ pub struct Rule {
     /// What code runs: a hash of that code, or of a model-written stage's source + toolchain +
     /// contract version. Never a repository commit.
     pub implementation: String,
+    pub kind: K,
     pub job: Job,
 }
 
 /// What a job sees.
 pub struct Ctx<'a> {
-    rule: &'a Rule,
+    inputs: &'a [PathBuf],
+    outputs: &'a [PathBuf],
+    params: &'a Value,
     tmp: Vec<PathBuf>,
     input_hashes: Vec<String>,
     /// Per output, how the job wrote it (so the commit knows whether to read it back).
@@ -102,14 +128,14 @@ impl std::io::Write for HashingWriter {
 
 impl Ctx<'_> {
     pub fn input(&self, i: usize) -> &Path {
-        &self.rule.inputs[i]
+        &self.inputs[i]
     }
     /// BLAKE3 of input `i`'s content (hex).
     pub fn input_hash(&self, i: usize) -> &str {
         &self.input_hashes[i]
     }
     pub fn inputs(&self) -> &[PathBuf] {
-        &self.rule.inputs
+        self.inputs
     }
     /// Where to write output `i` (a temporary name; renamed into place after the job). An
     /// output whose path the job took is hashed from the file at the commit, whatever
@@ -119,17 +145,17 @@ impl Ctx<'_> {
         &self.tmp[i]
     }
     pub fn params(&self) -> &Value {
-        &self.rule.params
+        self.params
     }
     /// Writes output `i` as compact JSON (work files).
-    pub fn write_json<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
+    pub fn write_json<T: Serialize>(&self, i: usize, value: &T) -> Result<(), FileError> {
         self.write_with(i, |w| {
             serde_json::to_writer(&mut *w, value)?;
             Ok(w.write_all(b"\n")?)
         })
     }
     /// Writes output `i` as pretty JSON (documents people read: results, comparisons).
-    pub fn write_json_pretty<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
+    pub fn write_json_pretty<T: Serialize>(&self, i: usize, value: &T) -> Result<(), FileError> {
         self.write_with(i, |w| {
             serde_json::to_writer_pretty(&mut *w, value)?;
             Ok(w.write_all(b"\n")?)
@@ -140,9 +166,9 @@ impl Ctx<'_> {
     pub fn write_with(
         &self,
         i: usize,
-        write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), Box<dyn std::error::Error>>,
-    ) -> Result<(), String> {
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.rule.outputs[i].display());
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), JobError>,
+    ) -> Result<(), FileError> {
+        let err = |e: JobError| FileError::new(&self.outputs[i], e);
         let written = || self.written.lock().unwrap_or_else(|p| p.into_inner());
         // Whatever was recorded for this output no longer holds, even if this write fails.
         {
@@ -151,16 +177,16 @@ impl Ctx<'_> {
                 w[i] = Output::Untouched;
             }
         }
-        let file = std::fs::File::create(&self.tmp[i]).map_err(|e| err(&e))?;
+        let file = std::fs::File::create(&self.tmp[i]).map_err(|e| err(e.into()))?;
         let hashing = HashingWriter {
             file,
             hasher: blake3::Hasher::new(),
             bytes: 0,
         };
         let mut w = std::io::BufWriter::with_capacity(1 << 16, hashing);
-        write(&mut w).map_err(|e| err(&e))?;
-        let hashing = w.into_inner().map_err(|e| err(&e.into_error()))?;
-        let (bytes, mtime_ns) = Hashes::stat(&self.tmp[i]).map_err(|e| err(&e))?;
+        write(&mut w).map_err(err)?;
+        let hashing = w.into_inner().map_err(|e| err(e.into_error().into()))?;
+        let (bytes, mtime_ns) = Hashes::stat(&self.tmp[i]).map_err(|e| err(e.into()))?;
         let mut written = written();
         if bytes == hashing.bytes && !matches!(written[i], Output::Direct) {
             written[i] = Output::Written(Written {
@@ -172,39 +198,38 @@ impl Ctx<'_> {
         Ok(())
     }
     /// Reads input `i` as JSON.
-    pub fn read_json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, FileError> {
         read_json(self.input(i))
     }
     /// Writes output `i` in [postcard](https://docs.rs/postcard)'s binary encoding: for bulk
     /// work files (a file's selected events), written in the event loop, where JSON's float
     /// formatting, twice the bytes to flush and hash, and the reader's float parsing cost a
     /// sixth of the loop's time.
-    pub fn write_binary<T: Serialize>(&self, i: usize, value: &T) -> Result<(), String> {
+    pub fn write_binary<T: Serialize>(&self, i: usize, value: &T) -> Result<(), FileError> {
         self.write_with(i, |w| {
             postcard::to_io(value, w)?;
             Ok(())
         })
     }
     /// Reads input `i` as written by [`Ctx::write_binary`].
-    pub fn read_binary<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, String> {
+    pub fn read_binary<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, FileError> {
         let path = self.input(i);
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|e| FileError::new(path, e))?;
         match postcard::take_from_bytes(&bytes) {
             Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(format!(
-                "{}: {} bytes after the end of the data",
-                path.display(),
-                rest.len()
+            Ok((_, rest)) => Err(FileError::new(
+                path,
+                format!("{} bytes after the end of the data", rest.len()),
             )),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(e) => Err(FileError::new(path, e)),
         }
     }
 }
 
 /// Reads a JSON file into `T`, naming the file in the error.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FileError> {
+    let text = std::fs::read(path).map_err(|e| FileError::new(path, e))?;
+    serde_json::from_slice(&text).map_err(|e| FileError::new(path, e))
 }
 
 /// A file as a record saw it.
@@ -298,24 +323,29 @@ pub struct Options {
     pub tools: BTreeMap<String, String>,
 }
 
-/// Events for a progress display.
-pub enum Event<'a> {
+/// Events for a progress display; `kind` is the rule's [`Rule::kind`].
+pub enum Event<'a, K = ()> {
     /// A layer of `rules` rules is being checked: what runs and why, which hashes every input
     /// not hashed before (all of the layer's, before any of its jobs starts).
     Checking { rules: usize },
     Started {
         rule: &'a str,
+        kind: K,
         reasons: &'a [Reason],
     },
     /// The rule's job finished (`wall_s`: the job's own time); its outputs are committed by
     /// the layer's committers, and a failed commit fails the run.
-    Finished { rule: &'a str, wall_s: f64 },
+    Finished { rule: &'a str, kind: K, wall_s: f64 },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
-    #[error("rule {rule}: {message}")]
-    Rule { rule: String, message: String },
+    #[error("rule {rule}: {source}")]
+    Rule {
+        rule: String,
+        #[source]
+        source: JobError,
+    },
     #[error("rules {a} and {b} both write {path}")]
     DuplicateOutput { a: String, b: String, path: String },
     #[error("two rules are named {0}")]
@@ -331,8 +361,8 @@ pub enum FlowError {
 }
 
 /// Rules and the directory of their records.
-pub struct Flow {
-    rules: Vec<Rule>,
+pub struct Flow<K = ()> {
+    rules: Vec<Rule<K>>,
     records: PathBuf,
 }
 
@@ -470,9 +500,9 @@ pub fn param_diff(old: &Value, new: &Value) -> Vec<String> {
     out
 }
 
-impl Flow {
+impl<K: Copy + Send + Sync> Flow<K> {
     /// `records`: the folder of the provenance records.
-    pub fn new(rules: Vec<Rule>, records: impl Into<PathBuf>) -> Result<Self, FlowError> {
+    pub fn new(rules: Vec<Rule<K>>, records: impl Into<PathBuf>) -> Result<Self, FlowError> {
         let mut names = std::collections::HashSet::new();
         let mut writers: HashMap<&Path, &str> = HashMap::new();
         for r in &rules {
@@ -503,7 +533,7 @@ impl Flow {
         })
     }
 
-    pub fn rules(&self) -> &[Rule] {
+    pub fn rules(&self) -> &[Rule<K>] {
         &self.rules
     }
 
@@ -594,7 +624,7 @@ impl Flow {
     /// Why `rule` must run, and its inputs' states (for the record).
     fn reasons(
         &self,
-        rule: &Rule,
+        rule: &Rule<K>,
         record: Option<&Record>,
         hashes: &Hashes,
         forced: bool,
@@ -677,7 +707,7 @@ impl Flow {
     pub fn run(
         &self,
         opts: &Options,
-        on_event: &(dyn Fn(Event) + Sync),
+        on_event: &(dyn Fn(Event<K>) + Sync),
     ) -> Result<Vec<Outcome>, FlowError> {
         let wanted = self.wanted(opts.until.as_deref())?;
         let layers = self.layers(&wanted)?;
@@ -761,7 +791,7 @@ impl Flow {
         &self,
         layer: &[usize],
         opts: &Options,
-        on_event: &(dyn Fn(Event) + Sync),
+        on_event: &(dyn Fn(Event<K>) + Sync),
         producer: &HashMap<&Path, usize>,
         outcomes: &[Option<Outcome>],
         hashes: &Hashes,
@@ -815,6 +845,7 @@ impl Flow {
                 }
                 on_event(Event::Started {
                     rule: &rule.name,
+                    kind: rule.kind,
                     reasons: &reasons,
                 });
                 let t = Instant::now();
@@ -825,6 +856,7 @@ impl Flow {
                     .expect("the committers outlive the layer's jobs");
                 on_event(Event::Finished {
                     rule: &rule.name,
+                    kind: rule.kind,
                     wall_s,
                 });
                 Ok(Outcome {
@@ -840,15 +872,15 @@ impl Flow {
     /// Runs the job; what it wrote is committed later ([`Flow::commit`]).
     fn execute(
         &self,
-        rule: &Rule,
+        rule: &Rule<K>,
         inputs: &[Option<FileState>],
         opts: &Options,
         host: &str,
         started: Instant,
     ) -> Result<Pending, FlowError> {
-        let fail = |message: String| FlowError::Rule {
+        let fail = |source: JobError| FlowError::Rule {
             rule: rule.name.clone(),
-            message,
+            source,
         };
         let tmp: Vec<PathBuf> = rule.outputs.iter().map(|o| tmp_of(o)).collect();
         for o in &rule.outputs {
@@ -861,7 +893,9 @@ impl Flow {
             .map(|s| s.as_ref().map_or(String::new(), |s| s.blake3.clone()))
             .collect();
         let ctx = Ctx {
-            rule,
+            inputs: &rule.inputs,
+            outputs: &rule.outputs,
+            params: &rule.params,
             tmp: tmp.clone(),
             input_hashes,
             written: Mutex::new(vec![Output::Untouched; tmp.len()]),
@@ -876,7 +910,9 @@ impl Flow {
         }
         for (t, o) in tmp.iter().zip(&rule.outputs) {
             if !t.exists() {
-                return Err(fail(format!("the job did not write {}", o.display())));
+                return Err(fail(
+                    format!("the job did not write {}", o.display()).into(),
+                ));
             }
         }
         let record = Record {
@@ -901,7 +937,7 @@ impl Flow {
 
     /// Makes a finished job's outputs durable, moves them into place, then writes the
     /// record (last: the commit point).
-    fn commit(&self, rule: &Rule, p: Pending, hashes: &Hashes) -> Result<(), FlowError> {
+    fn commit(&self, rule: &Rule<K>, p: Pending, hashes: &Hashes) -> Result<(), FlowError> {
         let Pending {
             tmp,
             written,
@@ -923,7 +959,7 @@ impl Flow {
     /// takes the new times, so the next run's pre-check passes without hashing.
     fn refresh(
         &self,
-        rule: &Rule,
+        rule: &Rule<K>,
         record: Option<Record>,
         inputs: &[Option<FileState>],
         hashes: &Hashes,
@@ -1013,7 +1049,8 @@ mod tests {
                     outputs: vec![d.join(format!("out{i}.json"))],
                     params: serde_json::json!({}),
                     implementation: "v1".into(),
-                    job: Box::new(move |ctx: &Ctx| ctx.write_json(0, &i)),
+                    kind: (),
+                    job: Box::new(move |ctx: &Ctx| Ok(ctx.write_json(0, &i)?)),
                 })
                 .collect();
             rules.push(Rule {
@@ -1023,11 +1060,12 @@ mod tests {
                 outputs: vec![d.join("bad.json")],
                 params: serde_json::json!({}),
                 implementation: "v1".into(),
+                kind: (),
                 job: Box::new(move |ctx: &Ctx| {
                     if fail.load(std::sync::atomic::Ordering::SeqCst) {
                         Err("refused".into())
                     } else {
-                        ctx.write_json(0, &"ok")
+                        Ok(ctx.write_json(0, &"ok")?)
                     }
                 }),
             });
@@ -1038,7 +1076,8 @@ mod tests {
                 outputs: vec![d.join("sum.json")],
                 params: serde_json::json!({}),
                 implementation: "v1".into(),
-                job: Box::new(|ctx: &Ctx| ctx.write_json(0, &"sum")),
+                kind: (),
+                job: Box::new(|ctx: &Ctx| Ok(ctx.write_json(0, &"sum")?)),
             });
             Flow::new(rules, d.join("provenance")).unwrap()
         };
@@ -1090,10 +1129,11 @@ mod tests {
                     outputs: vec![d.join("second.json")],
                     params: serde_json::json!({}),
                     implementation: "v1".into(),
+                    kind: (),
                     job: Box::new(move |ctx: &Ctx| {
                         // Listed first, yet the other rule's output is already in place.
                         let seen: String = read_json(&first)?;
-                        ctx.write_json(0, &seen)
+                        Ok(ctx.write_json(0, &seen)?)
                     }),
                 },
                 Rule {
@@ -1103,7 +1143,8 @@ mod tests {
                     outputs: vec![d.join("first.json")],
                     params: serde_json::json!({}),
                     implementation: version.into(),
-                    job: Box::new(move |ctx: &Ctx| ctx.write_json(0, &version)),
+                    kind: (),
+                    job: Box::new(move |ctx: &Ctx| Ok(ctx.write_json(0, &version)?)),
                 },
             ];
             Flow::new(rules, d.join("provenance")).unwrap()
@@ -1137,7 +1178,8 @@ mod tests {
             outputs: vec![d.join("orphan.json")],
             params: serde_json::json!({}),
             implementation: "v1".into(),
-            job: Box::new(|ctx: &Ctx| ctx.write_json(0, &0)),
+            kind: (),
+            job: Box::new(|ctx: &Ctx| Ok(ctx.write_json(0, &0)?)),
         };
         let err = Flow::new(vec![orphan], d.join("provenance")).err().unwrap();
         assert!(err.to_string().contains("nobody.json"), "{err}");
@@ -1159,6 +1201,7 @@ mod tests {
             outputs: outs.clone(),
             params: serde_json::json!({}),
             implementation: "v1".into(),
+            kind: (),
             job: Box::new(move |ctx: &Ctx| {
                 // Small pieces through the write buffer (twice: the second write counts).
                 ctx.write_json(0, &"draft")?;
@@ -1168,9 +1211,9 @@ mod tests {
                     w.write_all(&vec![7u8; 200_000])?;
                     Ok(w.write_all(b"tail")?)
                 })?;
-                std::fs::write(ctx.output(2), "direct").map_err(|e| e.to_string())?;
+                std::fs::write(ctx.output(2), "direct")?;
                 ctx.write_json(3, &"first")?;
-                std::fs::write(ctx.output(3), "\"other\"\n").map_err(|e| e.to_string())
+                Ok(std::fs::write(ctx.output(3), "\"other\"\n")?)
             }),
         };
         Flow::new(vec![rule], d.join("provenance"))

@@ -4,8 +4,8 @@
 
 use analysis::events::EventFile;
 use analysis::rootio::{Ntuple, ReadError};
-use analysis::stage::Reference;
-use analysis::workflow::{self, AnalysisConfig, Inputs, WorkflowError};
+use analysis::rules;
+use analysis::workflow::{AnalysisConfig, Inputs, WorkflowError};
 use tests::fixture;
 
 #[test]
@@ -57,17 +57,22 @@ fn empty_tree_reads_as_empty_and_the_analysis_refuses_it() {
     let path = fixture("empty_2020.GamGam.root");
     let f = EventFile::open(&path).unwrap();
     assert_eq!(f.entries(), 0);
-    let err = workflow::run(
-        &Inputs {
-            data: vec![path],
-            mc: vec![],
-        },
-        &AnalysisConfig::default(),
-        &Reference,
-        &|_| {},
-    )
-    .unwrap_err();
-    assert!(matches!(err, WorkflowError::EmptyTree { .. }));
+    let out = tempfile::tempdir().unwrap();
+    let inputs = Inputs {
+        data: vec![path],
+        mc: vec![],
+    };
+    let err = rules::run(&inputs, &AnalysisConfig::default(), out.path()).unwrap_err();
+    // The file's first rule refuses it, before any event loop.
+    let WorkflowError::Flow(flow::FlowError::Rule { rule, source }) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(rule, "inspect/data/empty_2020.GamGam");
+    assert!(matches!(
+        source.downcast_ref::<WorkflowError>(),
+        Some(WorkflowError::EmptyTree { .. })
+    ));
+    assert!(!out.path().join("work/select").exists());
     let msg = err.to_string();
     assert!(
         msg.contains("empty_2020.GamGam.root")

@@ -99,15 +99,11 @@ fn a_synthetic_file_says_so_itself_whatever_its_name() {
         f.ntuple().title()
     );
     assert!(analysis::workflow::is_synthetic(&f));
-    let r = analysis::workflow::run(
-        &analysis::workflow::Inputs {
-            data: vec![renamed],
-            mc: vec![],
-        },
-        &Default::default(),
-        &analysis::stage::Reference,
-        &|_| {},
-    )
-    .unwrap();
+    let inputs = analysis::workflow::Inputs {
+        data: vec![renamed],
+        mc: vec![],
+    };
+    let out = a.path().join("out");
+    let r = analysis::rules::run(&inputs, &Default::default(), &out).unwrap();
     assert!(r.synthetic_inputs && r.provenance.inputs[0].synthetic);
 }

@@ -9,7 +9,7 @@ use agent::stage_crate::{StageKind, Toolchain};
 use agent::stage_run::SandboxedStage;
 use analysis::fit::{Background, FitModel, FitStatus, Signal};
 use analysis::histogram::Binning;
-use analysis::rules::{self, Chain, Comparison, SelectImpl};
+use analysis::rules::{self, Chain, Comparison, SelectImpl, Step};
 use analysis::workflow::{self, AnalysisConfig, AnalysisResult, Inputs};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -214,10 +214,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Arc::new(move |e| event_loop.on(e))
     };
     let reference = Chain {
-        prefix: String::new(),
-        dir: args.out.clone(),
-        select: SelectImpl::reference(),
         convert: args.convert,
+        ..Chain::reference(&args.out)
     };
     let mut all = rules::chain(&inputs, &cfg, &reference, progress.clone())?;
     let mut stage_chain = None;
@@ -241,7 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 identity: stage.identity.clone(),
                 stage: Arc::new(stage),
             },
-            convert: false,
+            ..Chain::reference(&args.out)
         };
         all.extend(rules::chain(&inputs, &cfg, &chain, progress.clone())?);
         all.push(rules::compare_rule(
@@ -276,11 +274,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // With many files, the per-file steps' lines go to the log only.
     let files = inputs.data.len() + inputs.mc.len();
     let quiet_per_file = files > 8;
-    let per_file = |rule: &str| {
-        ["inspect/", "select/", "histogram/", "score/", "convert/"]
-            .iter()
-            .any(|p| rule.contains(p))
-    };
     if quiet_per_file {
         eprintln!(
             "{files} input files: per-file steps are logged in {}/logs/",
@@ -290,8 +283,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let log = std::sync::Mutex::new(Vec::<String>::new());
     let t0 = std::time::Instant::now();
     let first_check = std::sync::Once::new();
-    let on_event = |e: flow::Event| {
-        let (line, rule) = match e {
+    let on_event = |e: flow::Event<Step>| {
+        let (line, kind) = match e {
             // With many files, hashing the input files (the first layer's inputs) takes a
             // while before the first event: say so.
             flow::Event::Checking { rules: 0 } => return,
@@ -304,21 +297,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                 return;
             }
-            flow::Event::Started { rule, reasons } => {
-                if rule.contains("select/") {
+            flow::Event::Started {
+                rule,
+                kind,
+                reasons,
+            } => {
+                if kind == Step::Select {
                     event_loop.started();
                 }
                 let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
-                (format!("run  {rule}: {}", why.join("; ")), rule)
+                (format!("run  {rule}: {}", why.join("; ")), kind)
             }
-            flow::Event::Finished { rule, wall_s } => {
-                if rule.contains("select/") {
+            flow::Event::Finished { rule, kind, wall_s } => {
+                if kind == Step::Select {
                     event_loop.finished();
                 }
-                (format!("done {rule} ({wall_s:.2} s)"), rule)
+                (format!("done {rule} ({wall_s:.2} s)"), kind)
             }
         };
-        if !(quiet_per_file && per_file(&rule)) {
+        if !(quiet_per_file && kind.per_file()) {
             event_loop.suspend(|| eprintln!("{line}"));
         }
         log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
@@ -377,12 +374,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.until.is_some() {
         return Ok(());
     }
-    let result: AnalysisResult =
-        flow::read_json(&args.out.join("results.json")).map_err(anyhow::Error::msg)?;
+    let result: AnalysisResult = flow::read_json(&args.out.join("results.json"))?;
     print_summary(&result, &args.out);
     if let Some(chain) = stage_chain {
-        let c: Comparison =
-            flow::read_json(&args.out.join("comparison.json")).map_err(anyhow::Error::msg)?;
+        let c: Comparison = flow::read_json(&args.out.join("comparison.json"))?;
         println!("\n{}", rules::comparison_markdown(&c));
         println!(
             "the stage's own results: {}/results.json; comparison: {}/comparison.md",
@@ -394,7 +389,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The per-file rules through Slurm (see `slurm.rs`); returns when they are all up to date.
-fn run_on_slurm(args: &Args, engine: &flow::Flow, opts: &flow::Options) -> anyhow::Result<()> {
+fn run_on_slurm(
+    args: &Args,
+    engine: &flow::Flow<Step>,
+    opts: &flow::Options,
+) -> anyhow::Result<()> {
     let names = engine.rule_names();
     let with = |prefixes: &[&str]| -> Vec<String> {
         names

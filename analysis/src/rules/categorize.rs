@@ -1,0 +1,159 @@
+//! Steps 4–5: `classify/train` (a bounded sample of every file's selection), `score/ROLE/FILE`
+//! (each file's events scored into score × m_γγ histograms), `categorize` (the boundaries)
+//! and `categories/fit` (the simultaneous fit: shared μ and mass, a background per category,
+//! beside the same model on one inclusive category).
+
+use super::{CategoryOutputs as Outputs, Chain, Input, Rule, Step};
+use crate::categorize::{Categories, ScoreMass};
+use crate::classify::{Classifier, Sample, Scorer};
+use crate::fit::simultaneous::{Channel, Fits, Model};
+use crate::histogram::Binning;
+use crate::stage::SelectOutput;
+use crate::workflow::{AnalysisConfig, Categorization, Role};
+use flow::{Ctx, JobError};
+use serde_json::json;
+use std::path::Path;
+
+/// The score × m_γγ histograms of inputs `first..` summed by role: (signal MC, data).
+fn sum_scores(
+    ctx: &Ctx,
+    first: usize,
+    is_mc: &[bool],
+    binning: Binning,
+) -> Result<(ScoreMass, ScoreMass), JobError> {
+    let (mut sig, mut data) = (ScoreMass::new(binning), ScoreMass::new(binning));
+    for (i, mc) in is_mc.iter().enumerate() {
+        let h: ScoreMass = ctx.read_json(first + i)?;
+        if *mc {
+            sig.add(&h)
+        } else {
+            data.add(&h)
+        }
+    }
+    Ok((sig, data))
+}
+
+pub(super) fn rules(
+    c: &Chain,
+    cfg: &AnalysisConfig,
+    cat: Categorization,
+    work: &Path,
+    files: &[Input],
+    rules: &mut Vec<Rule>,
+) -> Outputs {
+    let p = &c.prefix;
+    let id = c.identities.categorize;
+    let out = Outputs {
+        model: work.join("classify/model.json"),
+        categories: work.join("categories.json"),
+        combined: work.join("fit_categories.json"),
+    };
+    let signal: Vec<bool> = files.iter().map(|f| f.role == Role::Mc).collect();
+    let classifier = cat.classifier;
+    let roles = signal.clone();
+    rules.push(Rule {
+        name: format!("{p}classify/train"),
+        after: vec![],
+        inputs: files.iter().map(|f| f.selected.clone()).collect(),
+        outputs: vec![out.model.clone()],
+        params: json!({ "classifier": classifier, "signal": signal }),
+        implementation: id.into(),
+        kind: Step::Train,
+        job: Box::new(move |ctx: &Ctx| {
+            let mut sample = Sample::default();
+            let n_signal = roles.iter().filter(|&&s| s).count();
+            let n_background = roles.len() - n_signal;
+            // One file's selected events in memory at a time.
+            for (i, &signal) in roles.iter().enumerate() {
+                let s: SelectOutput = ctx.read_binary(i)?;
+                let files = if signal { n_signal } else { n_background };
+                sample.add(&s.diphotons, signal, files, &classifier);
+            }
+            Ok(ctx.write_json(0, &crate::classify::train(&sample, &classifier)?)?)
+        }),
+    });
+
+    let binning = cfg.binning;
+    let mut scores = Vec::new();
+    for f in files {
+        let scored = work.join(format!("score/{}/{}.json", f.role, f.name));
+        rules.push(Rule {
+            name: format!("{p}score/{}/{}", f.role, f.name),
+            after: vec![],
+            inputs: vec![f.selected.clone(), out.model.clone()],
+            outputs: vec![scored.clone()],
+            params: json!({ "binning": binning }),
+            implementation: id.into(),
+            kind: Step::Score,
+            job: Box::new(move |ctx: &Ctx| {
+                let s: SelectOutput = ctx.read_binary(0)?;
+                let c: Classifier = ctx.read_json(1)?;
+                let scores = Scorer::new(&c)?.score(&s.diphotons);
+                let mut h = ScoreMass::new(binning);
+                for (i, score) in scores.iter().enumerate() {
+                    h.fill(*score, s.diphotons.m_yy[i], s.diphotons.weight[i]);
+                }
+                Ok(ctx.write_json(0, &h)?)
+            }),
+        });
+        scores.push(scored);
+    }
+
+    let categorize = cat.categorize;
+    let flags = signal.clone();
+    rules.push(Rule {
+        name: format!("{p}categorize"),
+        after: vec![],
+        inputs: scores.clone(),
+        outputs: vec![out.categories.clone()],
+        params: json!({ "categorize": categorize, "signal": signal }),
+        implementation: id.into(),
+        kind: Step::Categorize,
+        job: Box::new(move |ctx: &Ctx| {
+            let (sig, data) = sum_scores(ctx, 0, &flags, binning)?;
+            Ok(ctx.write_json(0, &crate::categorize::categorize(&sig, &data, &categorize))?)
+        }),
+    });
+
+    let blind = cfg.blind;
+    let mut inputs = vec![out.categories.clone()];
+    inputs.extend(scores);
+    rules.push(Rule {
+        name: format!("{p}categories/fit"),
+        after: vec![],
+        inputs,
+        outputs: vec![out.combined.clone()],
+        params: json!({ "blind": blind, "signal": signal }),
+        implementation: id.into(),
+        kind: Step::FitCategories,
+        job: Box::new(move |ctx: &Ctx| {
+            let cats: Categories = ctx.read_json(0)?;
+            let (sig, data) = sum_scores(ctx, 1, &signal, binning)?;
+            let channels: Vec<Channel> = cats
+                .bin_ranges(sig.score_bins)
+                .iter()
+                .enumerate()
+                .map(|(k, &(lo, hi))| Channel {
+                    name: k.to_string(),
+                    data: data.mass(lo, hi),
+                    signal_yield: sig.mass(lo, hi).integral(),
+                })
+                .collect();
+            let (_, sigma) = crate::categorize::peak(&sig.mass(0, sig.score_bins), (115.0, 135.0));
+            let one = vec![Channel {
+                name: "inclusive".into(),
+                data: data.mass(0, data.score_bins),
+                signal_yield: sig.mass(0, sig.score_bins).integral(),
+            }];
+            let window = cats.config.signal_window;
+            let model = Model::new(channels, sigma, window, blind);
+            let fits = Fits {
+                inclusive: Model::new(one, sigma, window, blind).fit()?,
+                combined: model.fit()?,
+                model,
+            };
+            Ok(ctx.write_json(0, &fits)?)
+        }),
+    });
+    out
+}

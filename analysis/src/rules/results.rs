@@ -1,0 +1,253 @@
+//! `results` (`results.json`: only what inputs, parameters and code determine) and, beside a
+//! model-written stage's chain, `compare` (its whole analysis next to the reference's).
+
+use super::{Chain, FileInfo, Input, Merged, Merges, Outputs, Rule, Step};
+use crate::histogram::blinded;
+use crate::stage::STAGE_API_VERSION;
+use crate::workflow::{
+    AnalysisConfig, AnalysisResult, ClassifierSummary, InputFile, Provenance, RuleRef,
+    RESULTS_FORMAT_VERSION,
+};
+use flow::Ctx;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub(super) fn rule(
+    c: &Chain,
+    cfg: &AnalysisConfig,
+    files: &[Input],
+    merges: &Merges,
+    outputs: &Outputs,
+    rules: &[Rule],
+) -> Rule {
+    // Step (rule) name → what ran, for every rule before this one.
+    let rule_refs: BTreeMap<String, RuleRef> = rules
+        .iter()
+        .map(|r| {
+            let record = format!("provenance/{}.json", r.name.replace('/', "."));
+            let implementation = r.implementation.clone();
+            (
+                r.name.clone(),
+                RuleRef {
+                    implementation,
+                    record: Some(record),
+                },
+            )
+        })
+        .collect();
+    let mut inputs: Vec<_> = files.iter().map(|f| f.info.clone()).collect();
+    let n_inspected = inputs.len();
+    inputs.push(merges.data.clone());
+    inputs.extend(merges.mc.clone());
+    inputs.push(outputs.fit.clone());
+    inputs.extend(outputs.measure.clone());
+    if let Some(o) = &outputs.categories {
+        inputs.extend([o.model.clone(), o.categories.clone(), o.combined.clone()]);
+    }
+    let (has_mc, measured) = (merges.mc.is_some(), outputs.measure.is_some());
+    let has_categories = outputs.categories.is_some();
+    let (config, blind) = (cfg.clone(), cfg.blind);
+    Rule {
+        name: format!("{}results", c.prefix),
+        after: vec![],
+        inputs,
+        outputs: vec![c.dir.join("results.json")],
+        params: json!({ "config": config, "rules": rule_refs }),
+        implementation: c.identities.results.into(),
+        kind: Step::Results,
+        job: Box::new(move |ctx: &Ctx| {
+            let infos: Vec<FileInfo> = (0..n_inspected)
+                .map(|i| ctx.read_json(i))
+                .collect::<Result<_, _>>()?;
+            let mut next = n_inspected;
+            let mut take = || {
+                next += 1;
+                next - 1
+            };
+            let data: Merged = ctx.read_json(take())?;
+            let mc: Option<Merged> = if has_mc {
+                Some(ctx.read_json(take())?)
+            } else {
+                None
+            };
+            let fit = ctx.read_json(take())?;
+            let measurement = if measured {
+                Some(ctx.read_json(take())?)
+            } else {
+                None
+            };
+            let (classifier, categories, combined) = if has_categories {
+                let c: crate::classify::Classifier = ctx.read_json(take())?;
+                let summary = ClassifierSummary {
+                    hash: c.hash,
+                    auc: c.auc,
+                    importance: c.importance,
+                    n_signal: c.n_signal,
+                    n_background: c.n_background,
+                };
+                let cats = ctx.read_json(take())?;
+                let fits: crate::fit::simultaneous::Fits = ctx.read_json(take())?;
+                (Some(summary), Some(cats), Some(fits))
+            } else {
+                (None, None, None)
+            };
+            let flows = data
+                .cut_flows
+                .iter()
+                .chain(mc.iter().flat_map(|m| m.cut_flows.iter()));
+            let files: Vec<InputFile> = infos
+                .iter()
+                .zip(flows)
+                .map(|(i, flow)| InputFile {
+                    path: i.path.clone(),
+                    role: i.role,
+                    release: i.release,
+                    title: i.title.clone(),
+                    synthetic: i.synthetic,
+                    entries: i.entries,
+                    bytes: i.bytes,
+                    blake3: i.blake3.clone(),
+                    cut_flow: flow.clone(),
+                })
+                .collect();
+            let result = AnalysisResult {
+                format_version: RESULTS_FORMAT_VERSION,
+                synthetic_inputs: files.iter().any(|f| f.synthetic),
+                cut_flow: data.cut_flow,
+                histogram: match blind {
+                    Some(window) => blinded(data.histogram, window),
+                    None => data.histogram,
+                },
+                fit,
+                mc_cut_flow: mc.as_ref().map(|m| m.cut_flow.clone()),
+                mc_histogram: mc.map(|m| m.histogram),
+                measurement,
+                classifier,
+                categories,
+                combined: combined.as_ref().map(|f| f.combined.clone()),
+                combined_inclusive: combined.map(|f| f.inclusive),
+                provenance: Provenance {
+                    inputs: files,
+                    config: config.clone(),
+                    stage_api_version: STAGE_API_VERSION,
+                    rules: rule_refs.clone(),
+                },
+            };
+            Ok(ctx.write_json_pretty(0, &result)?)
+        }),
+    }
+}
+
+/// One line of the comparison: the reference's value, the stage's, the difference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    pub quantity: String,
+    pub reference: Value,
+    pub stage: Value,
+    /// stage − reference, for numbers.
+    pub difference: Option<f64>,
+}
+
+/// What `compare` writes: the model-written stage's whole analysis next to the reference's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub stage: String,
+    pub identical: bool,
+    pub differences: Vec<Difference>,
+}
+
+/// Compares two results: cut flow, histogram, fit parameters, Z, μ.
+pub fn compare(reference: &AnalysisResult, stage: &AnalysisResult, what: &str) -> Comparison {
+    let mut rows = Vec::new();
+    let mut num = |q: String, a: f64, b: f64| {
+        rows.push(Difference {
+            quantity: q,
+            reference: json!(a),
+            stage: json!(b),
+            difference: Some(b - a),
+        })
+    };
+    for (a, b) in reference.cut_flow.0.iter().zip(&stage.cut_flow.0) {
+        num(format!("cut flow: {}", a.cut), a.pass as f64, b.pass as f64);
+    }
+    num(
+        "histogram: Σw".into(),
+        reference.histogram.integral(),
+        stage.histogram.integral(),
+    );
+    let worst = reference
+        .histogram
+        .sumw
+        .iter()
+        .zip(&stage.histogram.sumw)
+        .map(|(a, b)| (b - a).abs())
+        .fold(0.0, f64::max);
+    num("histogram: largest |Δ| in a bin".into(), 0.0, worst);
+    for (a, b) in reference.fit.params.iter().zip(&stage.fit.params) {
+        num(format!("fit: {}", a.name), a.value, b.value);
+    }
+    num("fit: Z".into(), reference.fit.z, stage.fit.z);
+    if let (Some(a), Some(b)) = (&reference.measurement, &stage.measurement) {
+        num("μ".into(), a.mu, b.mu);
+        num("σ×B (pb)".into(), a.xsec_br_pb, b.xsec_br_pb);
+    }
+    let identical = reference.cut_flow == stage.cut_flow
+        && reference.histogram == stage.histogram
+        && reference.fit == stage.fit
+        && reference.measurement == stage.measurement;
+    Comparison {
+        stage: what.to_string(),
+        identical,
+        differences: rows,
+    }
+}
+
+/// `comparison.md`.
+pub fn comparison_markdown(c: &Comparison) -> String {
+    let mut s = format!(
+        "# {} against the reference\n\n{}\n\n| quantity | reference | stage | stage − reference |\n|---|---:|---:|---:|\n",
+        c.stage,
+        if c.identical {
+            "Identical results: cut flow, histogram, fit and measurement."
+        } else {
+            "The results DIFFER from the reference's."
+        }
+    );
+    for d in &c.differences {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            d.quantity,
+            d.reference,
+            d.stage,
+            d.difference.map_or(String::new(), |x| format!("{x:+.6}"))
+        ));
+    }
+    s
+}
+
+/// The `compare` rule: `reference/results.json` and the stage chain's, into
+/// `comparison.json` and `comparison.md` in `out`.
+pub fn compare_rule(reference: &Chain, stage: &Chain, out: &Path, what: &str) -> Rule {
+    let what = what.to_string();
+    Rule {
+        name: "compare".into(),
+        after: vec![],
+        inputs: vec![
+            reference.dir.join("results.json"),
+            stage.dir.join("results.json"),
+        ],
+        outputs: vec![out.join("comparison.json"), out.join("comparison.md")],
+        params: json!({ "stage": what }),
+        implementation: reference.identities.results.into(),
+        kind: Step::Compare,
+        job: Box::new(move |ctx: &Ctx| {
+            let a: AnalysisResult = ctx.read_json(0)?;
+            let b: AnalysisResult = ctx.read_json(1)?;
+            let c = compare(&a, &b, &what);
+            ctx.write_json_pretty(0, &c)?;
+            Ok(std::fs::write(ctx.output(1), comparison_markdown(&c))?)
+        }),
+    }
+}
