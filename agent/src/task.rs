@@ -563,7 +563,7 @@ fn separate_input(
         let w = (mc.weight[i].abs() * scale).max(f64::MIN_POSITIVE);
         all.push((key("s", i), features(mc, i).to_vec(), true, w));
     }
-    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.sort_by_key(|a| a.0);
     let (mut train, mut truth, mut test) = (TrainingSet::default(), TrainingSet::default(), vec![]);
     for (h, row, signal, weight) in all {
         let set = if h[0] & 1 == 0 {

@@ -97,6 +97,8 @@ pub enum Status {
 }
 
 /// One line of the trajectory.
+// A few records per attempt, each written once: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {

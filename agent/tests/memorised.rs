@@ -117,7 +117,7 @@ fn run(task: &Task, trial: u32, code: &str, cap: u32) -> (Outcome, Vec<Record>) 
         }
     })
     .unwrap();
-    let mut config = LlmConfig::new(&server.url(), "mock");
+    let mut config = LlmConfig::new(server.url(), "mock");
     config.backoff_s = 0.01;
     let mut llm = HttpLlm::new(config).unwrap();
     let opts = Options {
@@ -289,7 +289,7 @@ fn a_model_that_refines_constants_from_the_hints_is_not_accepted() {
         MockReply::answer(format!("```rust\n{}```\n", constants("fit", doc)))
     })
     .unwrap();
-    let mut config = LlmConfig::new(&server.url(), "mock");
+    let mut config = LlmConfig::new(server.url(), "mock");
     config.backoff_s = 0.01;
     let mut llm = HttpLlm::new(config).unwrap();
     let opts = Options {

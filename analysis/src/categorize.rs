@@ -366,6 +366,38 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
     }
 }
 
+
+/// The input of a categorization stage from one data and one signal MC selection: the
+/// classifier trained on them (two folds, default configuration), every event scored, and the
+/// per-bin expected signal and background in the window (the categorize task's input).
+pub fn categorize_input(
+    data: &crate::select::Diphotons,
+    mc: &crate::select::Diphotons,
+    binning: &Binning,
+) -> Result<stage_api::CategorizeInput, String> {
+    let ccfg = crate::classify::ClassifierConfig::default();
+    let cfg = CategorizeConfig::default();
+    let mut sample = crate::classify::Sample::default();
+    sample.add(data, false, 1, &ccfg);
+    sample.add(mc, true, 1, &ccfg);
+    let classifier = crate::classify::train(&sample, &ccfg)?;
+    let scorer = crate::classify::Scorer::new(&classifier)?;
+    let fill = |d: &crate::select::Diphotons| {
+        let mut h = ScoreMass::new(*binning);
+        for (i, s) in scorer.score(d).iter().enumerate() {
+            h.fill(*s, d.m_yy[i], d.weight[i]);
+        }
+        h
+    };
+    let (s, b, _) = window_arrays(&fill(mc), &fill(data), cfg.signal_window);
+    Ok(stage_api::CategorizeInput {
+        signal: s,
+        background: b,
+        min_background: cfg.min_background,
+        max_categories: cfg.max_categories,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,35 +445,4 @@ mod tests {
             c.sideband_to_window
         );
     }
-}
-
-/// The input of a categorization stage from one data and one signal MC selection: the
-/// classifier trained on them (two folds, default configuration), every event scored, and the
-/// per-bin expected signal and background in the window (the categorize task's input).
-pub fn categorize_input(
-    data: &crate::select::Diphotons,
-    mc: &crate::select::Diphotons,
-    binning: &Binning,
-) -> Result<stage_api::CategorizeInput, String> {
-    let ccfg = crate::classify::ClassifierConfig::default();
-    let cfg = CategorizeConfig::default();
-    let mut sample = crate::classify::Sample::default();
-    sample.add(data, false, 1, &ccfg);
-    sample.add(mc, true, 1, &ccfg);
-    let classifier = crate::classify::train(&sample, &ccfg)?;
-    let scorer = crate::classify::Scorer::new(&classifier)?;
-    let fill = |d: &crate::select::Diphotons| {
-        let mut h = ScoreMass::new(*binning);
-        for (i, s) in scorer.score(d).iter().enumerate() {
-            h.fill(*s, d.m_yy[i], d.weight[i]);
-        }
-        h
-    };
-    let (s, b, _) = window_arrays(&fill(mc), &fill(data), cfg.signal_window);
-    Ok(stage_api::CategorizeInput {
-        signal: s,
-        background: b,
-        min_background: cfg.min_background,
-        max_categories: cfg.max_categories,
-    })
 }

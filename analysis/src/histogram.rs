@@ -27,6 +27,21 @@ pub fn fill(h: &mut Histogram, x: f64, w: f64) {
     }
 }
 
+
+/// `h` with the bins whose centre lies in `window` emptied: what a blinded result shows of
+/// the data (the work directory's merged histograms keep everything).
+pub fn blinded(mut h: Histogram, window: (f64, f64)) -> Histogram {
+    let b = h.binning;
+    for i in 0..b.bins {
+        let x = b.center(i);
+        if x >= window.0 && x <= window.1 {
+            h.sumw[i] = 0.0;
+            h.sumw2[i] = 0.0;
+        }
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,18 +70,4 @@ mod tests {
         .validate()
         .is_err());
     }
-}
-
-/// `h` with the bins whose centre lies in `window` emptied: what a blinded result shows of
-/// the data (the work directory's merged histograms keep everything).
-pub fn blinded(mut h: Histogram, window: (f64, f64)) -> Histogram {
-    let b = h.binning;
-    for i in 0..b.bins {
-        let x = b.center(i);
-        if x >= window.0 && x <= window.1 {
-            h.sumw[i] = 0.0;
-            h.sumw2[i] = 0.0;
-        }
-    }
-    h
 }

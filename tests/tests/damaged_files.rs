@@ -14,6 +14,7 @@ use std::time::Duration;
 /// Records the largest single allocation, to show damaged sizes never turn into huge ones.
 struct Tracking;
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
+// SAFETY: every call is passed on to the system allocator unchanged; only a size is noted.
 unsafe impl GlobalAlloc for Tracking {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LARGEST.fetch_max(l.size(), Ordering::Relaxed);

@@ -576,11 +576,8 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
         );
         println!("  μ                   {:<18} {}", mu(i), mu(c));
         println!("  Z observed          {:<18} {}", z(i), z(c));
-        println!(
-            "  Z expected (μ = 1)  {:<18} {}",
-            format!("{:.2} σ", i.z_expected),
-            format!("{:.2} σ", c.z_expected)
-        );
+        let (zi, zc) = (format!("{:.2} σ", i.z_expected), c.z_expected);
+        println!("  Z expected (μ = 1)  {zi:<18} {zc:.2} σ");
         if !c.hessian_ok || !i.hessian_ok {
             println!("  WARNING: a simultaneous fit's Hessian is not positive definite");
         }

@@ -49,6 +49,7 @@ pub(super) fn run_uid() -> u32 {
 }
 
 pub(super) fn probe() -> Isolation {
+    // SAFETY: geteuid takes nothing and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let flags = ns_flags(root);
     // The whole namespace sequence, on a scratch directory, in a throwaway child.
@@ -466,6 +467,7 @@ fn nproc_limit(iso: &Isolation, uid: Option<u32>, max: u64) -> u64 {
     if uid.is_some() || iso.namespaces {
         return max;
     }
+    // SAFETY: getuid takes nothing and cannot fail.
     let uid = unsafe { libc::getuid() };
     let mine = std::fs::read_dir("/proc")
         .into_iter()

@@ -127,7 +127,7 @@ impl Bounds {
             .clamp(-1.0, 1.0)
             .asin()
     }
-    fn from_angle(&self, i: usize, u: f64) -> f64 {
+    fn at_angle(&self, i: usize, u: f64) -> f64 {
         (self.lo[i] + self.range(i) * (u.sin() + 1.0) / 2.0).clamp(self.lo[i], self.hi[i])
     }
 }
@@ -372,7 +372,7 @@ fn minimise(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], bx: &Bounds) -> Minimum {
     let point = |u: &[f64]| -> Vec<f64> {
         let mut x = x0.clone();
         for (k, &i) in free.iter().enumerate() {
-            x[i] = bx.from_angle(i, u[k]);
+            x[i] = bx.at_angle(i, u[k]);
         }
         x
     };
