@@ -2,13 +2,14 @@
 //! build, the sandboxed run and the validation, each step recorded into the attempt.
 //! No model is called here; [`crate::run`] decides what to do with the [`Verdict`].
 
+use crate::outcome::RunClass;
 use crate::policy::{self, Violation};
 use crate::prompts::render;
-use crate::sandbox::{self, Limits, RunClass, RunDir};
 use crate::stage_crate::{condense, StageCrate};
 use crate::task::{Prepared, Task};
 use crate::trajectory::{BuildRecord, Call, HeldOutRecord, Record, RunRecord};
 use crate::validate::{validate, Validation};
+use sandbox::{self, Limits, RunDir};
 use serde::Serialize;
 
 /// What became of one answer.
@@ -323,7 +324,7 @@ impl Checker<'_> {
             RunDir::new(binary, &inputs, self.limits).map_err(|e| format!("run directory: {e}"))?;
         let output = dir.out().join("output.json");
         let permit = self.cores.map(|g| g.acquire());
-        let report = sandbox::run(
+        let report = crate::outcome::run(
             &dir,
             &[dir.input("input.json"), output.clone()],
             self.limits,
@@ -360,6 +361,6 @@ impl Checker<'_> {
 
 /// One case's run: how it ended and, when it ran cleanly, its output and validation.
 struct CaseRun {
-    report: sandbox::RunReport,
+    report: crate::outcome::RunReport,
     output: Option<(String, Validation)>,
 }

@@ -14,11 +14,11 @@
 use crate::check::{Attempt, Checker, Timing, Verdict};
 use crate::llm::{Llm, LlmError, Message, Reply, Usage};
 use crate::prompts::render;
-use crate::sandbox::Limits;
 use crate::stage_crate::Toolchain;
 use crate::task::Task;
 use crate::trajectory::{Call, Record, Status, Trajectory};
 use crate::validate::Validation;
+use sandbox::Limits;
 
 /// How to run a task.
 #[derive(Clone, Debug)]

@@ -23,7 +23,7 @@
 //! lists (`--extern` for those alone): the reference implementation (`analysis`) is neither
 //! linked, nor on any search path, nor readable.
 
-use crate::sandbox::{self, Ended, Limits};
+use sandbox::{self, Ended, Limits};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,7 @@ pub fn build_limits() -> Limits {
         max_file_bytes: 256 << 20,
         max_output_bytes: 512 << 20,
         cpus: 1.0,
+        weak: sandbox::Weak::Refuse,
     }
 }
 
@@ -110,6 +111,9 @@ pub struct Toolchain {
     /// `target/agent-stages`: `stage-api/`, cargo's target dir for the prebuilt dependencies
     /// (stage crates themselves live in the sandbox's scratch directory).
     pub target_dir: PathBuf,
+    /// Whether its builds may run where the sandbox's isolation is weak (the runs say so in
+    /// their own [`Limits::weak`]).
+    pub weak: sandbox::Weak,
     prepared: Arc<OnceLock<Result<Prepared, String>>>,
 }
 
@@ -199,6 +203,7 @@ impl Toolchain {
         Self {
             repo,
             target_dir,
+            weak: sandbox::Weak::Refuse,
             prepared: Arc::new(OnceLock::new()),
         }
     }
@@ -364,7 +369,10 @@ impl Toolchain {
             dir,
             uid,
             prepared,
-            limits: build_limits(),
+            limits: Limits {
+                weak: self.weak,
+                ..build_limits()
+            },
             kind,
             crates: vec![],
         })
@@ -561,7 +569,7 @@ impl StageCrate {
             }
         };
         // Diagnostics, at most what a sane build prints (a hostile one can print more).
-        let text = crate::sandbox::read_output(&dir.join("rustc.stderr"), 8 << 20)
+        let text = sandbox::read_output(&dir.join("rustc.stderr"), 8 << 20)
             .unwrap_or_else(|e| format!("(unreadable compiler output: {e})"));
         let mut build = parse_messages(&text, dir);
         build.wall_s = ended.wall_s;

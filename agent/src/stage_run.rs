@@ -4,9 +4,10 @@
 //! and every batch runs in the sandbox ([`crate::sandbox`]) — the code is as hostile here as
 //! in the loop. Memory stays bounded: one batch's documents at a time per worker.
 
-use crate::sandbox::{self, Limits, RunClass, RunDir};
+use crate::outcome::RunClass;
 use crate::stage_crate::{condense, StageCrate, StageKind, Toolchain};
 use analysis::stage::{Cuts, PhotonEvents, Select, SelectInput, SelectOutput, StageError};
+use sandbox::{self, Limits, RunDir};
 use std::path::{Path, PathBuf};
 
 /// A built stage, run in the sandbox per call.
@@ -140,7 +141,7 @@ impl SandboxedStage {
         )
         .map_err(|e| StageError::from(format!("sandbox run directory: {e}")))?;
         let output = dir.out().join("output.json");
-        let report = sandbox::run(
+        let report = crate::outcome::run(
             &dir,
             &[dir.input("input.json"), output.clone()],
             &self.limits,

@@ -5,9 +5,10 @@
 //! [`crate::run::Outcome::timings`]).
 
 use crate::llm::{redact, Reply, Usage};
+use crate::outcome::RunClass;
 use crate::policy::Violation;
-use crate::sandbox::{Exit, RunClass};
 use crate::validate::Validation;
+use sandbox::Exit;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;

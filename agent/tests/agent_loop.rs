@@ -8,8 +8,8 @@ use agent::llm::cassette::{Recorder, Replayer};
 use agent::llm::http::HttpLlm;
 use agent::llm::{Llm, LlmConfig};
 use agent::mock::{MockReply, MockServer};
+use agent::outcome::RunClass;
 use agent::run::{run_task, Options};
-use agent::sandbox::RunClass;
 use agent::task::Task;
 use agent::trajectory::{Record, Status, Trajectory};
 
@@ -404,10 +404,10 @@ fn a_checkout_under_a_private_directory_runs_the_agent() {
         "the prebuilt contract is reached through the private directory: {}",
         prepared.deps.display()
     );
-    if agent::sandbox::Isolation::current().run_as_uid.is_some() {
+    if sandbox::Isolation::current().run_as_uid.is_some() {
         // Root: builds and runs take uids of their own, which cannot enter it.
         assert_eq!(
-            agent::sandbox::closed_to_others(&prepared.deps).map(|c| c.0),
+            sandbox::closed_to_others(&prepared.deps).map(|c| c.0),
             Some(private.path().to_path_buf())
         );
     } else {

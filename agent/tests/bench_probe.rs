@@ -3,7 +3,7 @@
 
 mod support;
 
-use agent::sandbox::Limits;
+use sandbox::Limits;
 
 #[test]
 fn the_probe_passes_on_a_working_harness_and_fails_on_a_broken_one() {

@@ -5,10 +5,10 @@
 
 mod support;
 
-use agent::sandbox::{self, Limits, RunDir};
 use agent::stage_crate::{StageKind, Toolchain};
 use agent::task::Task;
 use agent::validate::validate;
+use sandbox::{self, Limits, RunDir};
 
 const OK: &str = include_str!("answers/categorize_ok.rs");
 
@@ -17,8 +17,8 @@ fn run(code: &str, input: &str) -> String {
     let limits = Limits::default();
     let dir = RunDir::new(&bin, &[("input.json", input.as_bytes())], &limits).unwrap();
     let out = dir.out().join("output.json");
-    let r = sandbox::run(&dir, &[dir.input("input.json"), out.clone()], &limits);
-    assert_eq!(r.class, sandbox::RunClass::Ok, "{}", r.stderr_tail);
+    let r = agent::outcome::run(&dir, &[dir.input("input.json"), out.clone()], &limits);
+    assert_eq!(r.class, agent::outcome::RunClass::Ok, "{}", r.stderr_tail);
     sandbox::read_output(&out, 1 << 20).unwrap()
 }
 

@@ -236,10 +236,7 @@ fn expanding() -> String {
 }
 
 /// A crate whose build is given `limits`, with `code` as its stage.
-fn limited_build(
-    code: &str,
-    limits: agent::sandbox::Limits,
-) -> (agent::stage_crate::Build, Option<u32>) {
+fn limited_build(code: &str, limits: sandbox::Limits) -> (agent::stage_crate::Build, Option<u32>) {
     let mut krate = support::toolchain()
         .new_crate(agent::stage_crate::StageKind::Histogram)
         .unwrap();
@@ -252,7 +249,7 @@ fn limited_build(
 fn a_build_that_would_run_forever_is_stopped_with_everything_it_started() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let code = expanding();
-    let limits = agent::sandbox::Limits {
+    let limits = sandbox::Limits {
         wall_s: 3.0,
         ..build_limits()
     };
@@ -273,12 +270,12 @@ fn a_build_that_would_run_forever_is_stopped_with_everything_it_started() {
 #[test]
 fn a_build_that_exhausts_memory_is_stopped_at_the_limit() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if agent::sandbox::Isolation::current().cgroups.is_none() {
+    if sandbox::Isolation::current().cgroups.is_none() {
         support::lacks("cgroups", "stopping a build at the memory limit");
         return;
     }
     let code = expanding();
-    let limits = agent::sandbox::Limits {
+    let limits = sandbox::Limits {
         memory_bytes: 256 << 20,
         ..build_limits()
     };
@@ -301,7 +298,8 @@ fn attacking(attack: &str) -> String {
 #[test]
 fn run_time_attacks_through_the_agent_are_contained_and_classified() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    use agent::sandbox::{Isolation, Limits, RunClass};
+    use agent::outcome::RunClass;
+    use sandbox::{Isolation, Limits};
     // A descriptor the agent inherited from its parent, without close-on-exec.
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("inherited.txt");

@@ -4,7 +4,8 @@
 
 mod support;
 
-use agent::sandbox::{Isolation, Limits, RunClass, RunDir, RunReport};
+use agent::outcome::{RunClass, RunReport};
+use sandbox::{Isolation, Limits, RunDir};
 
 fn run(body: &str, limits: &Limits) -> (RunReport, RunDir) {
     support::run_stage(body, limits)

@@ -6,8 +6,9 @@
 
 mod support;
 
-use agent::sandbox::{self, Isolation, Limits, RunClass, RunDir, RunReport};
+use agent::outcome::{RunClass, RunReport};
 use agent::stage_crate::{StageCrate, StageKind};
+use sandbox::{self, Isolation, Limits, RunDir};
 use std::path::PathBuf;
 use support::{build, histogram_input, histogram_stage};
 
@@ -19,7 +20,7 @@ fn run(stage: &(StageCrate, PathBuf), limits: &Limits) -> RunReport {
     )
     .unwrap();
     let out = dir.out().join("output.json");
-    sandbox::run(&dir, &[dir.input("input.json"), out], limits)
+    agent::outcome::run(&dir, &[dir.input("input.json"), out], limits)
 }
 
 #[test]

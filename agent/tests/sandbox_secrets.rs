@@ -5,8 +5,9 @@
 
 mod support;
 
-use agent::sandbox::{self, Limits, RunClass, RunDir};
+use agent::outcome::RunClass;
 use agent::stage_crate::StageKind;
+use sandbox::{self, Limits, RunDir};
 use support::{build, histogram_input, histogram_stage};
 
 const CANARY: &str = "sk-canary-7d3f0c1e9a";
@@ -44,7 +45,7 @@ fn the_api_key_is_not_reachable_from_a_stage() {
     )
     .unwrap();
     let out = dir.out().join("output.json");
-    let r = sandbox::run(&dir, &[dir.input("input.json"), out], &limits);
+    let r = agent::outcome::run(&dir, &[dir.input("input.json"), out], &limits);
     // The agent's process is not even visible in the stage's /proc (without namespaces,
     // /proc is not readable at all); the stage then returns its error.
     assert_eq!(r.class, RunClass::StageError, "{r:?}");

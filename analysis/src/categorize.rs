@@ -366,7 +366,6 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
     }
 }
 
-
 /// The input of a categorization stage from one data and one signal MC selection: the
 /// classifier trained on them (two folds, default configuration), every event scored, and the
 /// per-bin expected signal and background in the window (the categorize task's input).

@@ -27,7 +27,6 @@ pub fn fill(h: &mut Histogram, x: f64, w: f64) {
     }
 }
 
-
 /// `h` with the bins whose centre lies in `window` emptied: what a blinded result shows of
 /// the data (the work directory's merged histograms keep everything).
 pub fn blinded(mut h: Histogram, window: (f64, f64)) -> Histogram {

@@ -77,7 +77,24 @@ use std::path::{Path, PathBuf};
 
 /// Version of this contract. Bumped on any change to a trait or to a type it uses
 /// (`agent/tests/contract.rs` fails when a public signature changes and this does not).
-pub const STAGE_API_VERSION: u32 = 6;
+pub const STAGE_API_VERSION: u32 = 7;
+
+/// The exit codes of a stage process (the runner the agent writes around a stage,
+/// `templates/stage/main.rs`), which the agent reads back to name how a run ended.
+pub mod exit {
+    /// The output document was written.
+    pub const OK: u8 = 0;
+    /// The stage returned a [`StageError`](crate::StageError) (printed to stderr).
+    pub const STAGE_ERROR: u8 = 2;
+    /// Not `stage INPUT.json OUTPUT.json`.
+    pub const USAGE: u8 = 64;
+    /// The input document could not be read.
+    pub const NO_INPUT: u8 = 66;
+    /// The output document could not be written.
+    pub const CANT_WRITE: u8 = 73;
+    /// The stage panicked (Rust's exit status for a panic that unwinds out of `main`).
+    pub const PANIC: u8 = 101;
+}
 
 /// Why a stage failed: a message for the user (and, for agent-written stages, for the model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -115,8 +115,7 @@ fn a_private_file_is_named_only_by_its_steps() {
                 let names = if in_rules {
                     f.starts_with("src/rules/")
                         && (code.contains(&format!("super::{name}"))
-                            || code.contains("super::{")
-                                && code.contains(&format!("{name},"))
+                            || code.contains("super::{") && code.contains(&format!("{name},"))
                             || starts_path(code, name))
                 } else {
                     code.contains(&format!("crate::{name}"))

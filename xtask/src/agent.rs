@@ -8,11 +8,11 @@ use agent::llm::cassette::{Recorder, Replayer};
 use agent::llm::http::HttpLlm;
 use agent::llm::{Llm, LlmConfig};
 use agent::run::{run_task, Options};
-use agent::sandbox::{Isolation, Limits};
 use agent::stage_crate::Toolchain;
 use agent::task::Task;
 use agent::trajectory::{Status, Trajectory};
 use anyhow::bail;
+use sandbox::{Isolation, Limits, Weak};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -106,30 +106,29 @@ impl SandboxArgs {
         Limits {
             wall_s: self.wall,
             memory_bytes: self.memory_mb << 20,
+            weak: self.weak(),
             ..Limits::default()
         }
     }
-    /// This machine's sandbox, or the error of [`require_sandbox`].
+    /// Whether the sandbox may run where its isolation is weak.
+    fn weak(&self) -> Weak {
+        if self.allow_weak_sandbox {
+            Weak::Allow
+        } else {
+            Weak::Refuse
+        }
+    }
+    /// The stage toolchain, its builds allowed a weak sandbox as the runs are.
+    pub fn toolchain(&self) -> Toolchain {
+        let mut t = Toolchain::default();
+        t.weak = self.weak();
+        t
+    }
+    /// This machine's sandbox, or the sandbox's refusal where it is weak (said before any
+    /// request is made; the sandbox itself refuses whoever calls it).
     pub fn require(&self) -> anyhow::Result<&'static Isolation> {
-        require_sandbox(self.allow_weak_sandbox)
+        Ok(sandbox::require(self.weak())?)
     }
-}
-
-/// This machine's sandbox, or an error when it cannot keep model code from the user's files
-/// and the network and `allow_weak` was not given.
-pub(crate) fn require_sandbox(allow_weak: bool) -> anyhow::Result<&'static Isolation> {
-    let iso = Isolation::current();
-    // Landlock keeps the code from your files, seccomp from sockets; namespaces add a private
-    // /proc and the kill-everything init, and are reported but not required.
-    if !(allow_weak || iso.landlock_abi.is_some() && iso.seccomp) {
-        bail!(
-            "this machine cannot keep model-written code from your files and the network \
-             (Landlock: {}, seccomp: {}); rerun with --allow-weak-sandbox to run it anyway",
-            iso.landlock_abi.is_some(),
-            iso.seccomp
-        );
-    }
-    Ok(iso)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -220,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         instruction: args.instruction.clone(),
         ..Options::default()
     };
-    let toolchain = Toolchain::default();
+    let toolchain = args.sandbox.toolchain();
     // A spinner while the stage toolchain is prepared (tens of seconds the first time).
     let mut spinner: Option<indicatif::ProgressBar> = None;
     let mut progress = |line: &str| {

@@ -4,7 +4,6 @@
 //! why. `--stage select=PATH` runs a model-written select stage (built and sandboxed as the
 //! agent does) over everything, beside the reference, and compares the two.
 
-use agent::sandbox::Limits;
 use agent::stage_crate::{StageKind, Toolchain};
 use agent::stage_run::SandboxedStage;
 use analysis::fit::{Background, FitModel, FitStatus, Signal};
@@ -12,6 +11,7 @@ use analysis::histogram::Binning;
 use analysis::rules::{self, Chain, Comparison, SelectImpl, Step};
 use analysis::workflow::{self, AnalysisConfig, AnalysisResult, Inputs};
 use anyhow::{bail, Context};
+use sandbox::Limits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -224,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "building the select stage {} (confined, as the agent does)",
             path.display()
         );
-        crate::agent::require_sandbox(false)?;
+        sandbox::require(sandbox::Weak::Refuse)?;
         let stage = SandboxedStage::build(
             &Toolchain::default(),
             StageKind::Select,

@@ -167,7 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "--max-cost reached: {skipped} cells not started (the report says how much ran)"
         )),
     };
-    let toolchain = Toolchain::default();
+    let toolchain = args.sandbox.toolchain();
     let summary = bench::run(&config, &dir, &toolchain, &opts, &on_event);
     bar.finish_and_clear();
     let summary = summary.map_err(anyhow::Error::msg)?;

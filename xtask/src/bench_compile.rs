@@ -5,8 +5,8 @@
 //! version with a type error (how fast diagnostics come back). Prints a table. Refuses to
 //! run without the confinement (Landlock and seccomp), whose cost is part of what it times.
 
-use agent::sandbox::Isolation;
 use agent::stage_crate::{StageKind, Toolchain};
+use sandbox::Isolation;
 use std::time::Instant;
 
 const STAGE: &str = include_str!("../../agent/tests/answers/select_ok.rs");

@@ -366,7 +366,7 @@ fn attempt_score(r: &Record) -> Option<AttemptScore> {
         )
     } else if let Some(r) = run
         .as_ref()
-        .filter(|r| r.class != crate::sandbox::RunClass::Ok)
+        .filter(|r| r.class != crate::outcome::RunClass::Ok)
     {
         (
             Some(Category::new(Kind::Runtime, runtime_detail(r.class))),
@@ -422,8 +422,8 @@ pub fn compile_group(first_code: Option<&str>, errors: usize) -> &'static str {
     }
 }
 
-fn runtime_detail(class: crate::sandbox::RunClass) -> &'static str {
-    use crate::sandbox::RunClass as C;
+fn runtime_detail(class: crate::outcome::RunClass) -> &'static str {
+    use crate::outcome::RunClass as C;
     match class {
         C::Panic => "panic",
         C::Timeout => "timeout",

@@ -31,12 +31,12 @@ use crate::llm::cassette::{Recorder, Replayer};
 use crate::llm::http::HttpLlm;
 use crate::llm::{Llm, LlmConfig, LlmError, Message, Reply};
 use crate::run::{run_task, Options};
-use crate::sandbox::Limits;
 use crate::stage_crate::{StageKind, Toolchain};
 use crate::task::Task;
 use crate::trajectory::Trajectory;
 use cell::Cell;
 use models::ModelSpec;
+use sandbox::Limits;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -394,11 +394,11 @@ pub fn probe(toolchain: &Toolchain, limits: &Limits) -> Result<(), String> {
         ));
     };
     let input = r#"{"diphotons":{"m_yy":[125.0],"weight":[1.0]},"binning":{"bins":2,"lo":100.0,"hi":150.0}}"#;
-    let dir = crate::sandbox::RunDir::new(&binary, &[("input.json", input.as_bytes())], limits)
+    let dir = sandbox::RunDir::new(&binary, &[("input.json", input.as_bytes())], limits)
         .map_err(|e| format!("probe run directory: {e}"))?;
     let out = dir.out().join("output.json");
-    let report = crate::sandbox::run(&dir, &[dir.input("input.json"), out], limits);
-    if report.class != crate::sandbox::RunClass::Ok {
+    let report = crate::outcome::run(&dir, &[dir.input("input.json"), out], limits);
+    if report.class != crate::outcome::RunClass::Ok {
         return Err(format!(
             "the known-good probe stage ran as {:?}",
             report.class

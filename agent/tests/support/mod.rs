@@ -106,9 +106,9 @@ pub fn processes_left(uids: std::ops::Range<u32>) -> Vec<String> {
 /// Runs a histogram stage with `body` in the sandbox: the report and the run directory.
 pub fn run_stage(
     body: &str,
-    limits: &agent::sandbox::Limits,
-) -> (agent::sandbox::RunReport, agent::sandbox::RunDir) {
-    use agent::sandbox::{self, RunDir};
+    limits: &sandbox::Limits,
+) -> (agent::outcome::RunReport, sandbox::RunDir) {
+    use sandbox::{self, RunDir};
     let (_krate, bin) = build(StageKind::Histogram, &histogram_stage(body));
     let dir = RunDir::new(
         &bin,
@@ -117,7 +117,7 @@ pub fn run_stage(
     )
     .unwrap();
     let out = dir.out().join("output.json");
-    let report = sandbox::run(&dir, &[dir.input("input.json"), out], limits);
+    let report = agent::outcome::run(&dir, &[dir.input("input.json"), out], limits);
     (report, dir)
 }
 
@@ -155,7 +155,7 @@ pub fn check(
         .unwrap();
     let mut krate = toolchain().new_crate(task.stage).unwrap();
     krate.allow_crates(&task.crates).unwrap();
-    let limits = agent::sandbox::Limits::default();
+    let limits = sandbox::Limits::default();
     let checker = agent::check::Checker {
         task,
         krate: &krate,

@@ -231,11 +231,13 @@ pub(super) fn free_bytes(dir: &Path) -> Option<u64> {
 
 /// Runs `spec` confined and waits for it (and everything it started) to end: how it ended,
 /// as the kernel tells it, or why it could not be started.
-pub(crate) fn confine(spec: Confinement) -> Result<Ended, String> {
+/// Runs a [`Confinement`] to its end; `Err` when the sandbox cannot start it, or will not:
+/// where the isolation is weak and [`super::Limits::weak`] does not allow that.
+pub fn confine(spec: Confinement) -> Result<Ended, String> {
     let start = Instant::now();
     let failed = |msg: String| Err(msg);
-    let iso = Isolation::current();
     let limits = spec.limits;
+    let iso = super::require(limits.weak).map_err(|e| e.to_string())?;
 
     let ruleset = match iso.landlock_abi {
         Some(abi) => {

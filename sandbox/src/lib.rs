@@ -1,5 +1,6 @@
-//! Confining model code: the build of a stage ([`crate::stage_crate`] calls [`confine`]) and
-//! the run of its binary ([`run`]) go through the same sandbox. On Linux:
+//! Confining untrusted code: whatever a caller builds with it ([`confine`]: the agent's build
+//! of a model-written stage) and the run of a binary ([`run`]) go through the same sandbox.
+//! It knows nothing of the agent or the analysis: std, libc and tempfile only. On Linux:
 //! * a scrubbed environment (only what the program needs; no API keys);
 //! * its own PID, network and mount namespaces when the kernel allows (root, or unprivileged
 //!   user namespaces): no network interface but a down loopback, every process it starts dies
@@ -35,13 +36,16 @@
 //! and the build needs the toolchain and `target/` reachable by the run's uid (else a harness
 //! error names the directory it cannot enter); without control groups memory
 //! and processes are limited per process only (and exhaustion is known only from the
-//! program's own words); without Landlock, only file permissions protect the host's files
-//! (`cargo xtask agent` then refuses to run model code unless told otherwise). Elsewhere than
-//! Linux the sandbox refuses to run anything.
+//! program's own words); without Landlock or seccomp, only file permissions protect the
+//! host's files and nothing the network, so [`confine`] and [`run`] refuse to start anything
+//! there unless the caller's [`Limits::weak`] says [`Weak::Allow`] (whoever calls them: the
+//! rule lives here, not in a command line). Elsewhere than Linux the sandbox refuses to run
+//! anything.
 //!
-//! [`classify`] names the outcome from what the kernel reports (exit code or signal, the
-//! timeout, the groups' OOM and fork counts, a full output directory); what the stage wrote to
-//! stderr is only its [`claim`].
+//! What the kernel reports of a run (exit code or signal, the timeout, the groups' OOM and
+//! fork counts, a full output directory) comes back in [`Ran`]; naming the outcome is the
+//! caller's (the agent's `outcome::classify`), since what an exit code means is the program's
+//! protocol, not the sandbox's.
 
 #[cfg(target_os = "linux")]
 mod cgroup;
@@ -74,6 +78,43 @@ pub struct Limits {
     /// and builds beside it. Where no CPU controller can be used, nothing limits it.
     #[serde(default = "default_cpus")]
     pub cpus: f64,
+    /// Whether to run where this machine's isolation is weak (no Landlock or no seccomp):
+    /// refused unless [`Weak::Allow`]. Never written to records (a per-machine decision).
+    #[serde(skip)]
+    pub weak: Weak,
+}
+
+/// What to do where the isolation is weak ([`Isolation::strong`] is false).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weak {
+    /// Refuse to start anything ([`WeakIsolation`]).
+    #[default]
+    Refuse,
+    /// Run all the same: only file permissions keep the code from the user's files.
+    Allow,
+}
+
+/// This machine cannot keep confined code from the user's files or the network.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this machine cannot keep model-written code from your files and the network \
+     (Landlock: {landlock}, seccomp: {seccomp}); rerun with --allow-weak-sandbox to run it anyway"
+)]
+pub struct WeakIsolation {
+    pub landlock: bool,
+    pub seccomp: bool,
+}
+
+/// This machine's isolation, or [`WeakIsolation`] where it is weak and `weak` refuses that.
+pub fn require(weak: Weak) -> Result<&'static Isolation, WeakIsolation> {
+    let iso = Isolation::current();
+    if weak == Weak::Refuse && !iso.strong() {
+        return Err(WeakIsolation {
+            landlock: iso.landlock_abi.is_some(),
+            seccomp: iso.seccomp,
+        });
+    }
+    Ok(iso)
 }
 
 fn default_cpus() -> f64 {
@@ -89,6 +130,7 @@ impl Default for Limits {
             max_file_bytes: 256 << 20,
             max_output_bytes: 256 << 20,
             cpus: default_cpus(),
+            weak: Weak::Refuse,
         }
     }
 }
@@ -145,17 +187,33 @@ impl Isolation {
     }
 
     /// What the sandbox uses now: the probe, without namespaces while
-    /// `HEP_SANDBOX_NO_NAMESPACES` is set (to test the fallback on machines that have them).
+    /// `HEP_SANDBOX_NO_NAMESPACES` is set, and without Landlock while `HEP_SANDBOX_NO_LANDLOCK`
+    /// is (to test the fallbacks on machines that have them).
     pub fn current() -> &'static Isolation {
-        static FORCED: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
-        if std::env::var_os("HEP_SANDBOX_NO_NAMESPACES").is_some() {
-            FORCED.get_or_init(|| Isolation {
-                namespaces: false,
-                ..Isolation::probe().clone()
-            })
-        } else {
-            Isolation::probe()
-        }
+        static FORCED: [std::sync::OnceLock<Isolation>; 3] =
+            [const { std::sync::OnceLock::new() }; 3];
+        let no_ns = std::env::var_os("HEP_SANDBOX_NO_NAMESPACES").is_some();
+        let no_landlock = std::env::var_os("HEP_SANDBOX_NO_LANDLOCK").is_some();
+        let slot = match (no_ns, no_landlock) {
+            (false, false) => return Isolation::probe(),
+            (true, false) => 0,
+            (false, true) => 1,
+            (true, true) => 2,
+        };
+        FORCED[slot].get_or_init(|| {
+            let probe = Isolation::probe();
+            Isolation {
+                namespaces: probe.namespaces && !no_ns,
+                landlock_abi: probe.landlock_abi.filter(|_| !no_landlock),
+                ..probe.clone()
+            }
+        })
+    }
+
+    /// Landlock keeps the code from the user's files and seccomp from sockets; namespaces add
+    /// a private `/proc` and the kill-everything init, and are reported but not required.
+    pub fn strong(&self) -> bool {
+        self.landlock_abi.is_some() && self.seccomp
     }
 
     /// What blocks the network: sockets refused (seccomp) and/or an empty network namespace,
@@ -173,39 +231,6 @@ impl Isolation {
             "none"
         }
     }
-}
-
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunClass {
-    /// Exit 0 and an output document.
-    Ok,
-    /// The stage returned an error (the runner exits 2 with the message).
-    StageError,
-    /// The stage panicked (exit 101).
-    Panic,
-    /// Killed at the wall-clock or CPU limit.
-    Timeout,
-    /// The OOM killer ended a process at the run's memory limit.
-    MemoryLimit,
-    /// A fork or thread was refused at the run's process limit.
-    ProcessLimit,
-    /// It tried to open a socket (seccomp killed it with SIGSYS).
-    NetworkBlocked,
-    /// A file operation outside what the stage may touch was refused. The kernel (Landlock)
-    /// does not tell the parent, so this is only ever a [`claim`].
-    FilesystemBlocked,
-    /// Its output directory or a file reached its size limit.
-    OutputLimit,
-    /// Killed by another signal.
-    Crash,
-    /// Exit 0 without an output document.
-    NoOutput,
-    /// Any other non-zero exit.
-    ExitCode,
-    /// The sandbox could not start the process.
-    SetupFailed,
 }
 
 /// Exit status: a code, or the signal that ended the process.
@@ -227,20 +252,6 @@ pub struct KernelReport {
     pub disk_full: bool,
     /// stdout or stderr reached the file-size limit.
     pub flooded: bool,
-}
-
-/// The result of one sandboxed run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunReport {
-    pub class: RunClass,
-    pub exit: Option<Exit>,
-    /// What the stage's stderr says happened (its own words: shown, never trusted).
-    pub claim: Option<RunClass>,
-    /// The last 8 KiB of stderr.
-    pub stderr_tail: String,
-    /// Wall-clock seconds (not part of any trajectory: it differs between runs).
-    #[serde(skip)]
-    pub wall_s: f64,
 }
 
 /// A run directory: `bin/stage` (a copy of the binary), `in/` (read-only inputs), `out/` (the
@@ -330,7 +341,7 @@ impl Drop for RunDir {
 /// output folder under a 0700 parent (`mktemp -d`, root's or a user's home) does not allow;
 /// what it needs from such places (the toolchain, the prebuilt contract) is bind-mounted in.
 /// An error names a directory of the way that other uids cannot enter.
-pub(crate) fn scratch() -> std::io::Result<PathBuf> {
+pub fn scratch() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir();
     if Isolation::current().run_as_uid.is_some() {
         if let Some((closed, mode)) = closed_to_others(&dir) {
@@ -393,7 +404,7 @@ pub fn read_output(path: &Path, max: u64) -> std::io::Result<String> {
 /// What a build or a run may read of the system: the C compiler, the linker, the dynamic
 /// loader and the libraries (`/etc` only for the loader's cache: nothing else there is its
 /// business).
-pub(crate) const SYSTEM_READ: [&str; 6] = [
+pub const SYSTEM_READ: [&str; 6] = [
     "/usr",
     "/lib",
     "/lib64",
@@ -402,23 +413,26 @@ pub(crate) const SYSTEM_READ: [&str; 6] = [
     "/etc/ld.so.cache",
 ];
 
-/// Runs `bin/stage ARGS...` of `dir` in the sandbox, with `out/` as the working directory.
-pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
+/// How a run ended, as the kernel reported it.
+#[derive(Clone, Debug)]
+pub struct Ran {
+    /// `None`: the process could not be waited for.
+    pub exit: Option<Exit>,
+    pub kernel: KernelReport,
+    /// The last 8 KiB of stderr.
+    pub stderr_tail: String,
+    pub wall_s: f64,
+}
+
+/// Runs `bin/stage ARGS...` of `dir` in the sandbox, with `out/` as the working directory;
+/// `Err`: the sandbox could not start it (weak isolation refused included).
+pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> Result<Ran, String> {
     #[cfg(target_os = "linux")]
     {
-        let setup_failed = |msg: String| RunReport {
-            class: RunClass::SetupFailed,
-            exit: None,
-            claim: None,
-            stderr_tail: msg,
-            wall_s: 0.0,
-        };
         let root = dir.root();
         let (stdout, stderr, mut stderr_reader) =
-            match output_files(&root.join("stdout.txt"), &root.join("stderr.txt")) {
-                Ok(f) => f,
-                Err(e) => return setup_failed(format!("stdout/stderr files: {e}")),
-            };
+            output_files(&root.join("stdout.txt"), &root.join("stderr.txt"))
+                .map_err(|e| format!("stdout/stderr files: {e}"))?;
         let mut read: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
         read.push(root.to_path_buf());
         let out = dir.out();
@@ -431,7 +445,7 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             ("RAYON_NUM_THREADS", "1".into()),
             ("MALLOC_ARENA_MAX", "2".into()),
         ];
-        let c = match confine(Confinement {
+        let c = confine(Confinement {
             program: &dir.binary(),
             args: &args,
             env: &env,
@@ -445,43 +459,26 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
             no_remove: true,
             stdout,
             stderr,
-        }) {
-            Ok(c) => c,
-            Err(e) => return setup_failed(e),
-        };
-        let tail = read_tail(&mut stderr_reader, 8 << 10);
-        let output = args
-            .last()
-            .is_some_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()));
+        })?;
+        let stderr_tail = read_tail(&mut stderr_reader, 8 << 10);
         // A flooded stdout/stderr may hold no message at all: its size says what happened.
         let flooded = ["stdout.txt", "stderr.txt"].iter().any(|f| {
             std::fs::metadata(root.join(f)).is_ok_and(|m| m.len() >= limits.max_file_bytes)
         });
-        let kernel = KernelReport {
-            flooded,
-            ..c.kernel
-        };
-        RunReport {
-            class: match c.exit {
-                Some(e) => classify(e, &kernel, output),
-                None => RunClass::SetupFailed,
-            },
+        Ok(Ran {
             exit: c.exit,
-            claim: claim(&tail),
-            stderr_tail: tail,
+            kernel: KernelReport {
+                flooded,
+                ..c.kernel
+            },
+            stderr_tail,
             wall_s: c.wall_s,
-        }
+        })
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (dir, args, limits);
-        RunReport {
-            class: RunClass::SetupFailed,
-            exit: None,
-            claim: None,
-            stderr_tail: "the sandbox needs Linux (namespaces, Landlock, seccomp, rlimits)".into(),
-            wall_s: 0.0,
-        }
+        Err("the sandbox needs Linux (namespaces, Landlock, seccomp, rlimits)".into())
     }
 }
 
@@ -495,78 +492,10 @@ fn read_tail(f: &mut std::fs::File, max: u64) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// Names the outcome of a run from what the kernel reported. `output` tells whether the
-/// expected output document exists.
-pub fn classify(exit: Exit, k: &KernelReport, output: bool) -> RunClass {
-    const SIGSYS: i32 = 31;
-    const SIGXCPU: i32 = 24;
-    const SIGXFSZ: i32 = 25;
-    if k.timed_out || exit.signal == Some(SIGXCPU) {
-        return RunClass::Timeout;
-    }
-    if exit.code == Some(0) && !k.disk_full && !k.flooded {
-        return if output {
-            RunClass::Ok
-        } else {
-            RunClass::NoOutput
-        };
-    }
-    if k.oom_kills > 0 {
-        RunClass::MemoryLimit
-    } else if exit.signal == Some(SIGSYS) {
-        RunClass::NetworkBlocked
-    } else if k.disk_full || k.flooded || exit.signal == Some(SIGXFSZ) {
-        RunClass::OutputLimit
-    } else if k.fork_refusals > 0 {
-        RunClass::ProcessLimit
-    } else if exit.signal.is_some() {
-        RunClass::Crash
-    } else if exit.code == Some(101) {
-        RunClass::Panic
-    } else if exit.code == Some(2) {
-        RunClass::StageError
-    } else {
-        RunClass::ExitCode
-    }
-}
-
-/// What the stage's own stderr says went wrong, if it names something the sandbox blocks.
-/// Shown to the user and the supervisor as the stage's words; never used to classify.
-pub fn claim(stderr: &str) -> Option<RunClass> {
-    let has = |pats: &[&str]| pats.iter().any(|p| stderr.contains(p));
-    if has(&[
-        "memory allocation of",
-        "Cannot allocate memory",
-        "os error 12",
-    ]) {
-        Some(RunClass::MemoryLimit)
-    } else if has(&["Resource temporarily unavailable", "os error 11"]) {
-        Some(RunClass::ProcessLimit)
-    } else if has(&[
-        "Network is unreachable",
-        "os error 101",
-        "Address family not supported",
-        "os error 97",
-    ]) {
-        Some(RunClass::NetworkBlocked)
-    } else if has(&["No space left on device", "os error 28", "File too large"]) {
-        Some(RunClass::OutputLimit)
-    } else if has(&[
-        "Permission denied",
-        "os error 13",
-        "Read-only file system",
-        "os error 30",
-    ]) {
-        Some(RunClass::FilesystemBlocked)
-    } else {
-        None
-    }
-}
-
 /// What one confined process tree is, does and may touch (the build of model code, or the
 /// run of its binary).
 #[cfg(target_os = "linux")]
-pub(crate) struct Confinement<'a> {
+pub struct Confinement<'a> {
     pub program: &'a Path,
     pub args: &'a [OsString],
     /// The whole environment (nothing of the agent's is inherited).
@@ -595,19 +524,18 @@ pub(crate) struct Confinement<'a> {
 
 /// How a confined program ended.
 #[derive(Clone, Debug)]
-pub(crate) struct Ended {
+pub struct Ended {
     pub exit: Option<Exit>,
     pub kernel: KernelReport,
     pub wall_s: f64,
 }
 
-/// Runs a [`Confinement`] to its end; `Err` when the sandbox cannot start it.
 #[cfg(target_os = "linux")]
-pub(crate) use linux::confine;
+pub use linux::confine;
 
 /// Creates `out` and `err` (truncated) for a confined program's stdout and stderr; the
 /// third file reads stderr back.
-pub(crate) fn output_files(
+pub fn output_files(
     out: &Path,
     err: &Path,
 ) -> std::io::Result<(std::fs::File, std::fs::File, std::fs::File)> {
@@ -623,7 +551,7 @@ pub(crate) fn output_files(
 }
 
 /// A fresh uid for one confined program when the agent is root (`None` otherwise).
-pub(crate) fn fresh_uid() -> Option<u32> {
+pub fn fresh_uid() -> Option<u32> {
     #[cfg(target_os = "linux")]
     if Isolation::current().run_as_uid.is_some() {
         return Some(linux::run_uid());
@@ -632,76 +560,11 @@ pub(crate) fn fresh_uid() -> Option<u32> {
 }
 
 /// Gives `path` to `uid` (the confined program's writable directory).
-pub(crate) fn give(path: &Path, uid: Option<u32>) -> std::io::Result<()> {
+pub fn give(path: &Path, uid: Option<u32>) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     if let Some(uid) = uid {
         return linux::chown(path, uid);
     }
     let _ = (path, uid);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn code(c: i32) -> Exit {
-        Exit {
-            code: Some(c),
-            signal: None,
-        }
-    }
-    fn signal(s: i32) -> Exit {
-        Exit {
-            code: None,
-            signal: Some(s),
-        }
-    }
-
-    #[test]
-    fn classes_come_from_the_kernel_not_from_stderr() {
-        let none = KernelReport::default();
-        assert_eq!(classify(code(0), &none, true), RunClass::Ok);
-        assert_eq!(classify(code(0), &none, false), RunClass::NoOutput);
-        let late = KernelReport {
-            timed_out: true,
-            ..none
-        };
-        assert_eq!(classify(code(0), &late, true), RunClass::Timeout);
-        assert_eq!(classify(code(2), &none, false), RunClass::StageError);
-        assert_eq!(classify(code(101), &none, false), RunClass::Panic);
-        let oom = KernelReport {
-            oom_kills: 1,
-            ..none
-        };
-        assert_eq!(classify(signal(9), &oom, false), RunClass::MemoryLimit);
-        // An abort is a crash, whatever the stage printed before it.
-        assert_eq!(classify(signal(6), &none, false), RunClass::Crash);
-        assert_eq!(classify(signal(31), &none, false), RunClass::NetworkBlocked);
-        let forks = KernelReport {
-            fork_refusals: 3,
-            ..none
-        };
-        assert_eq!(classify(code(101), &forks, false), RunClass::ProcessLimit);
-        let full = KernelReport {
-            disk_full: true,
-            ..none
-        };
-        assert_eq!(classify(code(101), &full, false), RunClass::OutputLimit);
-        assert_eq!(classify(code(0), &full, true), RunClass::OutputLimit);
-        assert_eq!(classify(signal(25), &none, false), RunClass::OutputLimit);
-        // What it printed is its claim only.
-        let lie = "panicked at src/stage.rs: Network is unreachable (os error 101)";
-        assert_eq!(classify(code(101), &none, false), RunClass::Panic);
-        assert_eq!(claim(lie), Some(RunClass::NetworkBlocked));
-        assert_eq!(
-            claim("memory allocation of 1048576 bytes failed"),
-            Some(RunClass::MemoryLimit)
-        );
-        assert_eq!(
-            claim("Permission denied (os error 13)"),
-            Some(RunClass::FilesystemBlocked)
-        );
-        assert_eq!(claim("stage error: bad input"), None);
-    }
 }
