@@ -93,7 +93,7 @@ pub struct Checker<'a> {
     /// Whether the static screen runs (see [`crate::run::Options::screen`]).
     pub screen: bool,
     /// Held during the build and during the run (see [`crate::run::Options::cores`]).
-    pub cores: Option<&'a crate::gate::Gate>,
+    pub cores: Option<&'a llm::gate::Gate>,
 }
 
 fn violations(a: &Attempt) -> String {

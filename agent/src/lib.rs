@@ -3,7 +3,6 @@
 //! supervisor's reviews as the correction signal.
 //!
 //! Read [`run::run_task`] first: the whole loop in one function. Its pieces, each usable alone:
-//! * [`llm`]: the chat client, record and replay;
 //! * [`task`]: tasks as data (`templates/tasks/*.toml`), their inputs and references;
 //! * [`prompts`]: the prompt templates (`templates/prompts/*.md`);
 //! * [`check`]: one answer's code through screen, build, sandbox and validation;
@@ -14,15 +13,8 @@
 //! * [`validate`]: the stage's output against the reference's, with tolerances;
 //! * [`trajectory`]: every call and attempt as JSONL;
 //! * [`untrusted`]: text from model code made inert for prompts, terminals and reports;
-//! * [`mock`]: a scripted OpenAI-compatible server for tests;
-//! * [`bench`]: models × tasks × trials, scored, resumable, reported;
-//! * [`gate`]: rate limits and core slots shared by the cells of a benchmark.
 
-pub mod bench;
 pub mod check;
-pub mod gate;
-pub mod llm;
-pub mod mock;
 pub mod outcome;
 pub mod policy;
 pub mod prompts;

@@ -12,12 +12,12 @@
 //! ```
 
 use crate::check::{Attempt, Checker, Timing, Verdict};
-use crate::llm::{Llm, LlmError, Message, Reply, Usage};
 use crate::prompts::render;
 use crate::stage_crate::Toolchain;
 use crate::task::Task;
 use crate::trajectory::{Call, Record, Status, Trajectory};
 use crate::validate::Validation;
+use llm::{Llm, LlmError, Message, Reply, Usage};
 use sandbox::Limits;
 
 /// How to run a task.
@@ -37,7 +37,7 @@ pub struct Options {
     /// The task's drawn parameters for this trial (empty: the defaults).
     pub variant: crate::task::Variant,
     /// Bounds the builds and sandbox runs of tasks running at once (benchmarks: the cores).
-    pub cores: Option<std::sync::Arc<crate::gate::Gate>>,
+    pub cores: Option<std::sync::Arc<llm::gate::Gate>>,
 }
 
 impl Default for Options {

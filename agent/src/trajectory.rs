@@ -4,10 +4,10 @@
 //! build and run wall times, which differ run to run, are kept apart (see
 //! [`crate::run::Outcome::timings`]).
 
-use crate::llm::{redact, Reply, Usage};
 use crate::outcome::RunClass;
 use crate::policy::Violation;
 use crate::validate::Validation;
+use llm::{redact, Reply, Usage};
 use sandbox::Exit;
 use serde::{Deserialize, Serialize};
 use std::io::Write;

@@ -4,14 +4,14 @@
 
 mod support;
 
-use agent::llm::cassette::{Recorder, Replayer};
-use agent::llm::http::HttpLlm;
-use agent::llm::{Llm, LlmConfig};
-use agent::mock::{MockReply, MockServer};
 use agent::outcome::RunClass;
 use agent::run::{run_task, Options};
 use agent::task::Task;
 use agent::trajectory::{Record, Status, Trajectory};
+use llm::cassette::{Recorder, Replayer};
+use llm::http::HttpLlm;
+use llm::mock::{MockReply, MockServer};
+use llm::{Llm, LlmConfig};
 
 const OK: &str = include_str!("answers/select_ok.rs");
 

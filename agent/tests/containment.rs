@@ -10,13 +10,13 @@
 
 mod support;
 
-use agent::llm::http::HttpLlm;
-use agent::llm::LlmConfig;
-use agent::mock::{MockReply, MockServer};
 use agent::run::{run_task, Options};
 use agent::stage_crate::build_limits;
 use agent::task::Task;
 use agent::trajectory::{Record, Status, Trajectory};
+use llm::http::HttpLlm;
+use llm::mock::{MockReply, MockServer};
+use llm::LlmConfig;
 
 const OK: &str = include_str!("answers/select_ok.rs");
 const CANARY: &str = "hep-canary-5f1e2d3c4b";

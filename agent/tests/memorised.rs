@@ -7,12 +7,12 @@
 
 mod support;
 
-use agent::llm::http::HttpLlm;
-use agent::llm::LlmConfig;
-use agent::mock::{MockReply, MockServer};
 use agent::run::{run_task, Options, Outcome};
 use agent::task::Task;
 use agent::trajectory::{Record, Status, Trajectory};
+use llm::http::HttpLlm;
+use llm::mock::{MockReply, MockServer};
+use llm::LlmConfig;
 use serde_json::Value;
 
 const SEED: u64 = 7;

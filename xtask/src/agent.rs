@@ -4,14 +4,14 @@
 //! `trajectory.jsonl`, `attempts/N.rs` and `attempts/N.txt` (each attempt's code and its
 //! verdict), `stage.rs` (only when accepted), `timings.json` and `outcome.json` into `--out`.
 
-use agent::llm::cassette::{Recorder, Replayer};
-use agent::llm::http::HttpLlm;
-use agent::llm::{Llm, LlmConfig};
 use agent::run::{run_task, Options};
 use agent::stage_crate::Toolchain;
 use agent::task::Task;
 use agent::trajectory::{Status, Trajectory};
 use anyhow::bail;
+use llm::cassette::{Recorder, Replayer};
+use llm::http::HttpLlm;
+use llm::{Llm, LlmConfig};
 use sandbox::{Isolation, Limits, Weak};
 use std::path::PathBuf;
 
@@ -136,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut config = LlmConfig::new(&args.endpoint, &args.model);
     config.api_key_env = Some(args.api_key_env.clone());
     if std::env::var_os(&args.api_key_env).is_none()
-        && (agent::bench::models::is_local(&args.endpoint) || args.replay.is_some())
+        && (bench::models::is_local(&args.endpoint) || args.replay.is_some())
     {
         config.api_key_env = None;
     }
@@ -246,7 +246,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &mut progress,
     )?;
 
-    agent::bench::cell::save_code(&out, &traj.records, outcome.status)?;
+    bench::cell::save_code(&out, &traj.records, outcome.status)?;
     // The stage's own output (e.g. the selected masses), when a run passed.
     if let Some(doc) = &outcome.output {
         std::fs::write(out.join("output.json"), doc)?;

@@ -1,13 +1,13 @@
 //! `cargo xtask bench-agents --models FILE`: the benchmark — every model of the file on every
 //! task, several trials each — scored, resumable, re-scorable and replayable. The work is
-//! `agent::bench`; this file is the command line, the checks before any cell starts, and the
+//! `bench`; this file is the command line, the checks before any cell starts, and the
 //! progress display.
 
-use agent::bench::models::ModelsFile;
-use agent::bench::{self, report, Budget, Config, Dir, Event, RunOptions};
 use agent::stage_crate::Toolchain;
 use agent::task::{Task, BUILT_IN};
 use anyhow::{anyhow, bail, Context};
+use bench::models::ModelsFile;
+use bench::{self, report, Budget, Config, Dir, Event, RunOptions};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]

@@ -2,7 +2,7 @@
 //! solved and recorded, the recording replays with no server, and a user's own instruction is
 //! run but reported as not validated.
 
-use agent::mock::{MockReply, MockServer};
+use llm::mock::{MockReply, MockServer};
 use std::process::{Command, Output};
 
 const OK: &str = include_str!("../../agent/tests/answers/select_ok.rs");

@@ -4,7 +4,7 @@
 //! values worked out by hand, re-scoring byte for byte, replay from cassettes, and a SIGKILL
 //! mid-run followed by --resume.
 
-use agent::mock::{MockReply, MockServer};
+use llm::mock::{MockReply, MockServer};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ fn answer(body: &Value, seen: &Mutex<HashMap<String, u32>>) -> MockReply {
         content,
         usage: Some(usage(model)),
     };
-    if msgs.len() == 1 && text(&msgs[0]) == agent::bench::PREFLIGHT {
+    if msgs.len() == 1 && text(&msgs[0]) == bench::PREFLIGHT {
         return reply("OK".into());
     }
     let assistants = msgs.iter().filter(|m| m["role"] == "assistant").count();
@@ -473,8 +473,8 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
     assert!(requests > 48, "{requests} HTTP requests for 48 calls");
     // Every saved document reads back into its type.
     let text = std::fs::read_to_string(a.join("report.json")).unwrap();
-    serde_json::from_str::<agent::bench::report::Report>(&text).unwrap();
-    let dir = agent::bench::Dir { root: a.clone() };
+    serde_json::from_str::<bench::report::Report>(&text).unwrap();
+    let dir = bench::Dir { root: a.clone() };
     assert_eq!(dir.load_results().unwrap().len(), 18);
     dir.load_config().unwrap();
     let csv = std::fs::read_to_string(a.join("cells.csv")).unwrap();
@@ -608,9 +608,7 @@ fn three_models_two_tasks_three_trials_scored_rescored_replayed_and_resumed_afte
         out.contains(&format!("{} cells ran now", 18 - done)),
         "{out}"
     );
-    let cells = agent::bench::Dir { root: d.clone() }
-        .load_results()
-        .unwrap();
+    let cells = bench::Dir { root: d.clone() }.load_results().unwrap();
     let mut keys: Vec<_> = cells.iter().map(|c| (&c.model, &c.task, c.trial)).collect();
     keys.sort();
     keys.dedup();

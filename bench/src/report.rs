@@ -6,7 +6,7 @@
 use super::cell::{Caught, Cell, Kind};
 use super::metrics::{centre, Centre, Stats};
 use super::{Budget, Config, Dir};
-use crate::task::Variant;
+use agent::task::Variant;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -525,7 +525,7 @@ pub fn csv(cells: &[Cell]) -> String {
          completion_tokens,cached_prompt_tokens,reasoning_tokens,cost_usd,wall_s,llm_s,build_s,\
          run_s,http_requests\n",
     );
-    let q = |t: &str| crate::untrusted::csv_field(t);
+    let q = |t: &str| agent::untrusted::csv_field(t);
     for c in cells {
         let variant: Vec<String> = c.variant.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(

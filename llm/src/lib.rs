@@ -5,10 +5,15 @@
 //! * [`cassette::Recorder`]: wraps another `Llm` and appends every call to a JSONL cassette;
 //! * [`cassette::Replayer`]: answers from a cassette, never touching the network.
 //!
-//! The loop only sees `Llm`, so a run can be recorded once and replayed exactly.
+//! The loop only sees `Llm`, so a run can be recorded once and replayed exactly. Beside them:
+//! [`gate`] (rate limits and concurrency shared by many clients) and, with the `mock` feature,
+//! [`mock`] (a scripted server on 127.0.0.1 for tests).
 
 pub mod cassette;
+pub mod gate;
 pub mod http;
+#[cfg(feature = "mock")]
+pub mod mock;
 
 use serde::{Deserialize, Serialize};
 

@@ -16,7 +16,7 @@
 //! missing ones, names, prices, supervisors, and API-key variables that are not set for a
 //! remote endpoint; every error names the model and the line.
 
-use crate::llm::LlmConfig;
+use llm::LlmConfig;
 use serde::{Deserialize, Serialize};
 
 /// One model of the file (secrets never: only the name of the key's variable).
@@ -337,7 +337,7 @@ supervisor = "a"
 mod example {
     #[test]
     fn the_example_models_file_parses() {
-        let text = include_str!("../../../templates/bench/models.example.toml");
+        let text = include_str!("../../templates/bench/models.example.toml");
         let f = super::ModelsFile::parse(text, false).unwrap();
         assert_eq!(f.models.len(), 5);
         assert_eq!(

@@ -1,10 +1,10 @@
 //! The API key goes in the Authorization header and nowhere else: not in the request body,
 //! not in the cassette. One test in its own binary: it sets a variable of this process.
 
-use agent::llm::cassette::{Recorder, Replayer};
-use agent::llm::http::HttpLlm;
-use agent::llm::{Llm, LlmConfig, Message};
-use agent::mock::{MockReply, MockServer};
+use llm::cassette::{Recorder, Replayer};
+use llm::http::HttpLlm;
+use llm::mock::{MockReply, MockServer};
+use llm::{Llm, LlmConfig, Message};
 
 #[test]
 fn the_key_is_sent_as_a_bearer_token_and_never_recorded() {

@@ -1,9 +1,9 @@
 //! The HTTP client against a scripted local server: what is retried, how long it waits, what
 //! is reported.
 
-use agent::llm::http::HttpLlm;
-use agent::llm::{Llm, LlmConfig, LlmError, Message};
-use agent::mock::{MockReply, MockServer};
+use llm::http::HttpLlm;
+use llm::mock::{MockReply, MockServer};
+use llm::{Llm, LlmConfig, LlmError, Message};
 use std::time::{Duration, Instant};
 
 fn client(server: &MockServer) -> HttpLlm {
@@ -15,7 +15,7 @@ fn client(server: &MockServer) -> HttpLlm {
     HttpLlm::new(c).unwrap()
 }
 
-fn ask(llm: &mut HttpLlm) -> Result<agent::llm::Reply, LlmError> {
+fn ask(llm: &mut HttpLlm) -> Result<llm::Reply, LlmError> {
     llm.chat(&[Message::system("s"), Message::user("hello")], 0)
 }
 

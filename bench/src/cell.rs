@@ -5,9 +5,9 @@
 //! retries, error texts with ports) is in [`Cell::clock`]; the rest is determined by the
 //! model's answers and the compiler.
 
-use crate::llm::Usage;
-use crate::task::Variant;
-use crate::trajectory::{Record, Status};
+use agent::task::Variant;
+use agent::trajectory::{Record, Status};
+use llm::Usage;
 use serde::{Deserialize, Serialize};
 use stage_api::finite;
 
@@ -366,7 +366,7 @@ fn attempt_score(r: &Record) -> Option<AttemptScore> {
         )
     } else if let Some(r) = run
         .as_ref()
-        .filter(|r| r.class != crate::outcome::RunClass::Ok)
+        .filter(|r| r.class != agent::outcome::RunClass::Ok)
     {
         (
             Some(Category::new(Kind::Runtime, runtime_detail(r.class))),
@@ -422,8 +422,8 @@ pub fn compile_group(first_code: Option<&str>, errors: usize) -> &'static str {
     }
 }
 
-fn runtime_detail(class: crate::outcome::RunClass) -> &'static str {
-    use crate::outcome::RunClass as C;
+fn runtime_detail(class: agent::outcome::RunClass) -> &'static str {
+    use agent::outcome::RunClass as C;
     match class {
         C::Panic => "panic",
         C::Timeout => "timeout",
@@ -474,7 +474,7 @@ mod tests {
     fn attempt_with_code() -> Record {
         Record::Attempt {
             iteration: 1,
-            call: crate::trajectory::Call {
+            call: agent::trajectory::Call {
                 prompt: String::new(),
                 answer: String::new(),
                 usage: None,

@@ -26,7 +26,7 @@ pub struct HttpLlm {
     config: LlmConfig,
     api_key: Option<String>,
     agent: ureq::Agent,
-    jitter: analysis::rng::Rng,
+    jitter: fastrand::Rng,
     /// The endpoint's rate limit, shared by every client of that endpoint (benchmarks).
     gate: Option<std::sync::Arc<crate::gate::Gate>>,
     /// Ask for a streamed answer (off once the server refused the stream fields).
@@ -54,7 +54,7 @@ impl HttpLlm {
             config,
             api_key,
             agent,
-            jitter: analysis::rng::Rng::new(seed),
+            jitter: fastrand::Rng::with_seed(seed),
             gate: None,
             stream: true,
         })
@@ -215,7 +215,7 @@ impl HttpLlm {
     fn backoff(&mut self, retry: u32) -> Duration {
         let c = &self.config;
         let d = (c.backoff_s * 2f64.powi(retry as i32)).min(c.max_backoff_s);
-        Duration::from_secs_f64(d * (0.5 + 0.5 * self.jitter.uniform()))
+        Duration::from_secs_f64(d * (0.5 + 0.5 * self.jitter.f64()))
     }
 }
 
@@ -419,36 +419,11 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(s) = v.parse::<f64>() {
         return Duration::try_from_secs_f64(s).ok();
     }
-    let when = httpdate(v)?;
+    // The `httpdate` crate (hyper's): IMF-fixdate and the two obsolete forms RFC 9110 says a
+    // recipient must accept.
+    let when = httpdate::parse_http_date(v).ok()?;
     let now = std::time::SystemTime::now();
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires senders to use.
-fn httpdate(v: &str) -> Option<std::time::SystemTime> {
-    let p: Vec<&str> = v.split([' ', ':']).collect();
-    if p.len() != 8 || p[7] != "GMT" {
-        return None;
-    }
-    let day: i64 = p[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == p[2])? as i64
-        + 1;
-    let year: i64 = p[3].parse().ok()?;
-    let (h, m, s): (i64, i64, i64) = (p[4].parse().ok()?, p[5].parse().ok()?, p[6].parse().ok()?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + h * 3600 + m * 60 + s;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// The first 300 characters of a body, for error messages.
@@ -473,7 +448,7 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(Duration::ZERO)
         );
-        let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let t = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
         assert_eq!(
             t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
             784111777

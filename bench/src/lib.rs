@@ -1,4 +1,4 @@
-//! The benchmark: models × tasks × trials. Every cell is one full [`crate::run::run_task`]
+//! The benchmark: models × tasks × trials. Every cell is one full [`agent::run::run_task`]
 //! with its own directory (trajectory, cassette, last code), scored into one line of
 //! `results.jsonl` ([`cell::Cell`]); the report ([`report`]) is computed from those lines
 //! alone, so it can be recomputed at any time (`--rescore`) and every cell can be re-run
@@ -26,15 +26,15 @@ pub mod models;
 pub mod plots;
 pub mod report;
 
-use crate::gate::Gate;
-use crate::llm::cassette::{Recorder, Replayer};
-use crate::llm::http::HttpLlm;
-use crate::llm::{Llm, LlmConfig, LlmError, Message, Reply};
-use crate::run::{run_task, Options};
-use crate::stage_crate::{StageKind, Toolchain};
-use crate::task::Task;
-use crate::trajectory::Trajectory;
+use agent::run::{run_task, Options};
+use agent::stage_crate::{StageKind, Toolchain};
+use agent::task::Task;
+use agent::trajectory::Trajectory;
 use cell::Cell;
+use llm::cassette::{Recorder, Replayer};
+use llm::gate::Gate;
+use llm::http::HttpLlm;
+use llm::{Llm, LlmConfig, LlmError, Message, Reply};
 use models::ModelSpec;
 use sandbox::Limits;
 use serde::{Deserialize, Serialize};
@@ -397,8 +397,8 @@ pub fn probe(toolchain: &Toolchain, limits: &Limits) -> Result<(), String> {
     let dir = sandbox::RunDir::new(&binary, &[("input.json", input.as_bytes())], limits)
         .map_err(|e| format!("probe run directory: {e}"))?;
     let out = dir.out().join("output.json");
-    let report = crate::outcome::run(&dir, &[dir.input("input.json"), out], limits);
-    if report.class != crate::outcome::RunClass::Ok {
+    let report = agent::outcome::run(&dir, &[dir.input("input.json"), out], limits);
+    if report.class != agent::outcome::RunClass::Ok {
         return Err(format!(
             "the known-good probe stage ran as {:?}",
             report.class
@@ -725,8 +725,8 @@ fn run_cell(
         Ok(o) => o,
         // The task could not even start (its input, the toolchain): the harness's problem,
         // recorded as a cell so the report says so.
-        Err(e) => crate::run::Outcome {
-            status: crate::trajectory::Status::HarnessError,
+        Err(e) => agent::run::Outcome {
+            status: agent::trajectory::Status::HarnessError,
             iterations: 0,
             api_calls: 0,
             usage: Default::default(),
@@ -739,7 +739,7 @@ fn run_cell(
         },
     };
     cell::save_code(&cell_dir, &traj.records, outcome.status).map_err(|e| io(&cell_dir, e))?;
-    let probe = (outcome.status == crate::trajectory::Status::HarnessError)
+    let probe = (outcome.status == agent::trajectory::Status::HarnessError)
         .then(|| probe(toolchain, &opts.limits));
     let mut cell = Cell::score(
         (model, task_name, *trial),
@@ -754,7 +754,7 @@ fn run_cell(
         ..Default::default()
     };
     for r in &traj.records {
-        if let crate::trajectory::Record::Outcome {
+        if let agent::trajectory::Record::Outcome {
             llm_latency_s,
             http_requests,
             abandoned_requests,
