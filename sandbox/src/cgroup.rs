@@ -16,6 +16,12 @@
 //! first process of the run joins them by writing `0` to the `cgroup.procs` descriptors opened
 //! here, before it starts anything; its descendants inherit them. A group is removed when the
 //! run is dropped (after its processes are dead).
+//!
+//! Why not `cgroups-rs`: it adds a task by writing its pid, either from outside once the
+//! process exists (a confined program could fork before it is moved) or from inside the child
+//! through calls that allocate, which the child of a multi-threaded parent may not do between
+//! fork and exec. Here the child joins before it runs anything, with one `write(2)` to a
+//! descriptor the parent opened.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

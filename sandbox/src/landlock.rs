@@ -1,6 +1,12 @@
 //! The three Landlock system calls, raw: the ruleset is built in the parent (it may allocate);
 //! between fork and exec the child adds the rule for the `/proc` it mounted (open, add-rule,
 //! close) and calls `landlock_restrict_self`: system calls only.
+//!
+//! Why not the `landlock` crate: its rules are added through `PathFd::new` (a `CString`) and
+//! its errors are allocated values, and the child of a multi-threaded parent may make only
+//! async-signal-safe calls between fork and exec — no allocation — while the `/proc` rule can
+//! only be added there, after the child has mounted its own `/proc`. Three system calls and
+//! their structs are what this needs.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;

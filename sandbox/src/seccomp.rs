@@ -8,8 +8,18 @@
 //! Beyond those, an allow-list ([`allowed`]): a call that is on no list fails with EPERM.
 //!
 //! A socket call kills the process with SIGSYS (`SECCOMP_RET_KILL_PROCESS`): the parent sees
-//! the attempt in the exit status, whatever the process would have printed ([`super::classify`]
-//! reads SIGSYS as a blocked network access). Everything else denied fails with EPERM.
+//! the attempt in the exit status, whatever the process would have printed (the agent's
+//! `outcome::classify` reads SIGSYS as a blocked network access). Everything else denied fails
+//! with EPERM.
+//!
+//! Why BPF by hand and not `seccompiler` (Firecracker's): the filter is one program in which
+//! the first match decides, with four different answers (allow; EPERM; ENOSYS for `clone3` and
+//! `openat2`, so the C library falls back to calls whose flags are visible; kill for sockets).
+//! A `seccompiler` filter has one match action and one mismatch action, so this would be four
+//! stacked filters, and between stacked filters the kernel resolves two `ERRNO` answers by
+//! installation order — which of EPERM and ENOSYS `clone3` gets would depend on that order,
+//! where here it is written next to the call. The program is ~150 instructions built from two
+//! helpers ([`stmt`], [`jump`]), checked by `agent/tests/sandbox.rs` and `containment.rs`.
 
 /// Architectures with a filter (the audit arch value the kernel reports).
 #[cfg(target_arch = "x86_64")]
