@@ -10,6 +10,10 @@
 //!         → give up, or guidance back to the coder
 //!     passes → accepted (only validation can accept, never a model)
 //! ```
+//!
+//! Every model call goes through [`Session::call`], which refuses it once the [`Budget`] is
+//! spent: `cargo xtask agent` and every benchmark cell are capped in the same place. How the
+//! loop ended is one [`Exit`]; the [`Outcome`] is built from it once.
 
 use crate::check::{Attempt, Checker, Timing, Verdict};
 use crate::prompts::render;
@@ -19,6 +23,27 @@ use crate::trajectory::{Call, Record, Status, Trajectory};
 use crate::validate::Validation;
 use llm::{Llm, LlmError, Message, Reply, Usage};
 use sandbox::Limits;
+use serde::{Deserialize, Serialize};
+
+/// Spending limits of one task run (coder and supervisor together): it ends as `budget` once
+/// either is spent. Checked before every call, so a run spends at most one call past it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// USD (counted only for models with a price).
+    pub usd: Option<f64>,
+    /// Prompt + completion tokens.
+    pub tokens: Option<u64>,
+}
+
+impl Default for Budget {
+    /// $2 or 2 million tokens: several times what a five-attempt task takes.
+    fn default() -> Self {
+        Self {
+            usd: Some(2.0),
+            tokens: Some(2_000_000),
+        }
+    }
+}
 
 /// How to run a task.
 #[derive(Clone, Debug)]
@@ -27,6 +52,8 @@ pub struct Options {
     /// Which repetition of the task this is (part of the cassette key).
     pub trial: u32,
     pub limits: Limits,
+    /// What the models may spend.
+    pub budget: Budget,
     /// The user's own instruction instead of the task's (not validated: sanity checks only).
     pub instruction: Option<String>,
     /// Budget of the condensed diagnostics, characters.
@@ -46,6 +73,7 @@ impl Default for Options {
             max_iterations: 5,
             trial: 0,
             limits: Limits::default(),
+            budget: Budget::default(),
             instruction: None,
             diagnostics_budget: 6000,
             screen: true,
@@ -82,6 +110,26 @@ pub enum AgentError {
     Trajectory(#[from] std::io::Error),
 }
 
+/// How the loop ended.
+enum Exit {
+    /// The stage's output passed (validation, or sanity checks without a reference).
+    Passed(Validation, String),
+    /// The supervisor gave up.
+    GaveUp,
+    /// Every attempt was used.
+    IterationCap,
+    /// A model call failed (a spent budget included).
+    Llm(LlmError),
+    /// The harness failed (not the model's doing).
+    Harness(String),
+}
+
+/// What comes after an attempt.
+enum Next {
+    Coder(String),
+    Exit(Exit),
+}
+
 /// Tallies calls for the outcome line.
 #[derive(Default)]
 struct Tally {
@@ -108,40 +156,126 @@ impl Tally {
     }
 }
 
-/// Runs `task` with `llm` until the stage passes, the supervisor gives up or the cap is hit.
-/// The supervisor is `supervisor` when given (a separate model, as in the paper), else `llm`.
-/// `progress` receives one line per step, for the terminal.
+/// The two models, what they spent, and the trajectory.
+struct Session<'c, 's, 't> {
+    coder: &'c mut dyn Llm,
+    supervisor: Option<&'s mut dyn Llm>,
+    tally: Tally,
+    budget: Budget,
+    trial: u32,
+    traj: &'t mut Trajectory,
+}
+
+impl Session<'_, '_, '_> {
+    /// Every model call of the loop: refused once the budget is spent, counted when answered.
+    fn call(&mut self, supervisor: bool, msgs: &[Message]) -> Result<Reply, LlmError> {
+        let (usd, tokens) = (
+            self.tally.cost.unwrap_or(0.0),
+            self.tally.usage.prompt_tokens + self.tally.usage.completion_tokens,
+        );
+        if let Some(b) = self.budget.usd.filter(|b| usd >= *b) {
+            return Err(LlmError::Budget(format!("USD {usd:.4} of a budget of {b}")));
+        }
+        if let Some(b) = self.budget.tokens.filter(|b| tokens >= *b) {
+            return Err(LlmError::Budget(format!(
+                "{tokens} tokens of a budget of {b}"
+            )));
+        }
+        let llm: &mut dyn Llm = match (&mut self.supervisor, supervisor) {
+            (Some(s), true) => &mut **s,
+            _ => &mut *self.coder,
+        };
+        let r = llm.chat(msgs, self.trial)?;
+        self.tally.add(&r);
+        Ok(r)
+    }
+
+    /// The outcome, built once from how the loop ended; its line ends the trajectory.
+    fn finish(self, exit: Exit, attempts: Attempts) -> Result<Outcome, AgentError> {
+        let mut out = Outcome {
+            status: Status::IterationCap,
+            iterations: attempts.iterations,
+            api_calls: self.tally.api_calls,
+            usage: self.tally.usage,
+            cost_usd: self.tally.cost,
+            code: attempts.code,
+            validation: None,
+            output: None,
+            timings: attempts.timings,
+            error: None,
+        };
+        match exit {
+            Exit::Passed(v, output) => {
+                out.status = if v.validated {
+                    Status::Accepted
+                } else {
+                    Status::NotValidated
+                };
+                (out.validation, out.output) = (Some(v), Some(output));
+            }
+            Exit::GaveUp => out.status = Status::GaveUp,
+            Exit::IterationCap => {}
+            Exit::Llm(e) => {
+                out.status = match e {
+                    LlmError::Budget(_) => Status::Budget,
+                    _ => Status::LlmError,
+                };
+                out.error = Some(e.to_string());
+            }
+            Exit::Harness(e) => (out.status, out.error) = (Status::HarnessError, Some(e)),
+        }
+        self.traj.push(Record::Outcome {
+            status: out.status,
+            iterations: out.iterations,
+            api_calls: self.tally.api_calls,
+            http_requests: self.tally.requests,
+            abandoned_requests: self.tally.abandoned,
+            usage: self.tally.usage,
+            cost_usd: self.tally.cost,
+            llm_latency_s: self.tally.latency,
+            error: out.error.clone(),
+        })?;
+        Ok(out)
+    }
+}
+
+/// What the attempts left: how many, the last code, their timings.
+#[derive(Default)]
+struct Attempts {
+    iterations: u32,
+    code: Option<String>,
+    timings: Vec<Timing>,
+}
+
+/// Runs `task` with `llm` until the stage passes, the supervisor gives up, the cap is hit or
+/// the budget is spent. The supervisor is `supervisor` when given (a separate model, as in the
+/// paper), else `llm`. `progress` receives one line per step, for the terminal.
 pub fn run_task(
     task: &Task,
     llm: &mut dyn Llm,
-    mut supervisor: Option<&mut dyn Llm>,
+    supervisor: Option<&mut dyn Llm>,
     toolchain: &Toolchain,
     opts: &Options,
     traj: &mut Trajectory,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, AgentError> {
-    let kind = task.stage;
     let task_err = |message: String| AgentError::Task {
         task: task.name.clone(),
         message,
     };
     let key = toolchain.held_out_key().map_err(task_err)?;
+    let seed = task.held_out_seed(&key, opts.trial, &opts.variant);
+    let validated = opts.instruction.is_none();
     let prepared = task
-        .prepare(
-            &toolchain.repo,
-            opts.instruction.is_none(),
-            &opts.variant,
-            task.held_out_seed(&key, opts.trial, &opts.variant),
-        )
+        .prepare(&toolchain.repo, validated, &opts.variant, seed)
         .map_err(task_err)?;
-    let contract = task.contract();
     let instruction = opts
         .instruction
         .clone()
         .unwrap_or_else(|| task.instruction_for(&opts.variant));
     traj.push(Record::Start {
         task: task.name.clone(),
-        stage: kind.name().into(),
+        stage: task.stage.name().into(),
         model: llm.config().model.clone(),
         endpoint: llm.config().public_url(),
         supervisor: supervisor.as_ref().map(|s| s.config().model.clone()),
@@ -153,98 +287,9 @@ pub fn run_task(
     progress("preparing the stage toolchain");
     toolchain.prepare().map_err(task_err)?;
     let mut krate = toolchain
-        .new_crate(kind)
+        .new_crate(task.stage)
         .map_err(|e| task_err(format!("stage crate: {e}")))?;
     krate.allow_crates(&task.crates).map_err(task_err)?;
-
-    let mut tally = Tally::default();
-    let mut out = Outcome {
-        status: Status::IterationCap,
-        iterations: 0,
-        api_calls: 0,
-        usage: Usage::default(),
-        cost_usd: None,
-        code: None,
-        validation: None,
-        output: None,
-        timings: vec![],
-        error: None,
-    };
-    let finish = |out: &mut Outcome, tally: &Tally, traj: &mut Trajectory| -> std::io::Result<()> {
-        out.api_calls = tally.api_calls;
-        out.usage = tally.usage;
-        out.cost_usd = tally.cost;
-        traj.push(Record::Outcome {
-            status: out.status,
-            iterations: out.iterations,
-            api_calls: tally.api_calls,
-            http_requests: tally.requests,
-            abandoned_requests: tally.abandoned,
-            usage: tally.usage,
-            cost_usd: tally.cost,
-            llm_latency_s: tally.latency,
-            error: out.error.clone(),
-        })
-    };
-    let call =
-        |llm: &mut dyn Llm, msgs: &[Message], tally: &mut Tally| -> Result<Reply, LlmError> {
-            let r = llm.chat(msgs, opts.trial)?;
-            tally.add(&r);
-            Ok(r)
-        };
-    // A spent budget ends the task as `Budget`; any other call failure as `LlmError`.
-    let failed = |out: &mut Outcome, e: LlmError| {
-        out.status = match e {
-            LlmError::Budget(_) => Status::Budget,
-            _ => Status::LlmError,
-        };
-        out.error = Some(e.to_string());
-    };
-
-    // The supervisor plans.
-    progress("supervisor: planning the task");
-    let plan_prompt = render(
-        "supervisor_plan",
-        &[("instruction", &instruction), ("contract", &contract)],
-    );
-    let mut supervisor_msgs = vec![
-        Message::system(render(
-            "supervisor_system",
-            &[(
-                "checked_by",
-                if prepared.reference.is_some() {
-                    "its output is compared with a reference implementation that neither of \
-                     you can see"
-                } else {
-                    "its output is only sanity-checked (no reference covers this instruction): \
-                     make sure the task states what a correct output must satisfy"
-                },
-            )],
-        )),
-        Message::user(&plan_prompt),
-    ];
-    let plan = match call(pick(&mut supervisor, llm), &supervisor_msgs, &mut tally) {
-        Ok(r) => r,
-        Err(e) => {
-            failed(&mut out, e);
-            finish(&mut out, &tally, traj)?;
-            return Ok(out);
-        }
-    };
-    traj.push(Record::Plan {
-        call: Call::new(&plan_prompt, &plan),
-    })?;
-    supervisor_msgs.push(Message::assistant(&plan.content));
-
-    let first = render(
-        "coder_task",
-        &[("task", plan.content.trim()), ("contract", &contract)],
-    );
-    let mut coder = vec![
-        Message::system(render("coder_system", &[])),
-        Message::user(first),
-    ];
-
     let checker = Checker {
         task,
         krate: &krate,
@@ -254,116 +299,170 @@ pub fn run_task(
         screen: opts.screen,
         cores: opts.cores.as_deref(),
     };
+    let mut s = Session {
+        coder: llm,
+        supervisor,
+        tally: Tally::default(),
+        budget: opts.budget,
+        trial: opts.trial,
+        traj,
+    };
+    let mut attempts = Attempts::default();
+    let exit = converse(
+        &mut s,
+        &checker,
+        &instruction,
+        opts,
+        &mut attempts,
+        progress,
+    )?;
+    s.finish(exit, attempts)
+}
+
+/// The conversation: the supervisor's plan, then attempts until one ends the loop.
+fn converse(
+    s: &mut Session<'_, '_, '_>,
+    checker: &Checker,
+    instruction: &str,
+    opts: &Options,
+    attempts: &mut Attempts,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Exit, AgentError> {
+    progress("supervisor: planning the task");
+    let contract = checker.task.contract();
+    let plan_prompt = render(
+        "supervisor_plan",
+        &[("instruction", instruction), ("contract", &contract)],
+    );
+    let checked_by = if checker.prepared.reference.is_some() {
+        "its output is compared with a reference implementation that neither of you can see"
+    } else {
+        "its output is only sanity-checked (no reference covers this instruction): make sure \
+         the task states what a correct output must satisfy"
+    };
+    let mut supervisor = vec![
+        Message::system(render("supervisor_system", &[("checked_by", checked_by)])),
+        Message::user(&plan_prompt),
+    ];
+    let plan = match s.call(true, &supervisor) {
+        Ok(r) => r,
+        Err(e) => return Ok(Exit::Llm(e)),
+    };
+    s.traj.push(Record::Plan {
+        call: Call::new(&plan_prompt, &plan),
+    })?;
+    supervisor.push(Message::assistant(&plan.content));
+    let first = render(
+        "coder_task",
+        &[("task", plan.content.trim()), ("contract", &contract)],
+    );
+    let mut coder = vec![
+        Message::system(render("coder_system", &[])),
+        Message::user(first),
+    ];
     for iteration in 1..=opts.max_iterations {
-        out.iterations = iteration;
+        attempts.iterations = iteration;
         progress(&format!(
             "coder: attempt {iteration}/{}",
             opts.max_iterations
         ));
         let prompt = coder.last().expect("a prompt").content.clone();
-        let reply = match call(llm, &coder, &mut tally) {
+        let reply = match s.call(false, &coder) {
             Ok(r) => r,
-            Err(e) => {
-                failed(&mut out, e);
-                break;
-            }
+            Err(e) => return Ok(Exit::Llm(e)),
         };
         coder.push(Message::assistant(&reply.content));
         let mut attempt = Attempt::new(iteration, Call::new(&prompt, &reply));
         let code = extract_code(&reply.content);
         if code.is_some() {
-            out.code = code.clone();
+            attempts.code = code.clone();
         }
-
-        // What goes back to the coder; `None` ends the loop.
-        let feedback = match checker.check(code, &mut attempt, progress) {
-            Verdict::Fix(prompt) => Some(prompt),
-            Verdict::Passed(v, output) => {
-                out.output = Some(output);
-                out.status = if v.validated {
-                    Status::Accepted
-                } else {
-                    Status::NotValidated
-                };
-                out.validation = Some(v);
-                None
-            }
-            Verdict::Harness(e) => {
-                out.status = Status::HarnessError;
-                out.error = Some(e);
-                None
-            }
+        let next = match checker.check(code, &mut attempt, progress) {
+            Verdict::Fix(prompt) => Next::Coder(prompt),
+            Verdict::Passed(v, output) => Next::Exit(Exit::Passed(v, output)),
+            Verdict::Harness(e) => Next::Exit(Exit::Harness(e)),
             Verdict::Failed { failure, report } => {
-                // A run or validation failure: the supervisor decides.
                 progress("supervisor: reviewing");
-                let review_prompt = render(
-                    "supervisor_review",
-                    &[
-                        ("iteration", &iteration.to_string()),
-                        ("max_iterations", &opts.max_iterations.to_string()),
-                        ("failure", &failure),
-                        ("report", &report),
-                        ("code", out.code.as_deref().unwrap_or("").trim_end()),
-                    ],
-                );
-                // The supervisor's conversation keeps every review and its own advice, so it
-                // can see what an attempt changed (or did not).
-                supervisor_msgs.push(Message::user(&review_prompt));
-                match call(pick(&mut supervisor, llm), &supervisor_msgs, &mut tally) {
-                    Err(e) => {
-                        failed(&mut out, e);
-                        None
-                    }
-                    Ok(review) => {
-                        supervisor_msgs.push(Message::assistant(&review.content));
-                        let give_up = gives_up(&review.content);
-                        traj.push(attempt.take().expect("not yet pushed"))?;
-                        traj.push(Record::Review {
-                            iteration,
-                            call: Call::new(&review_prompt, &review),
-                            give_up,
-                        })?;
-                        if give_up {
-                            out.status = Status::GaveUp;
-                            None
-                        } else {
-                            let guidance: Vec<&str> = review
-                                .content
-                                .lines()
-                                .filter(|l| !l.trim_start().starts_with("DECISION"))
-                                .collect();
-                            Some(render(
-                                "coder_guidance",
-                                &[
-                                    ("failure", &failure),
-                                    ("report", &report),
-                                    ("guidance", guidance.join("\n").trim()),
-                                ],
-                            ))
-                        }
-                    }
-                }
+                let code = attempts.code.as_deref().unwrap_or("");
+                let failed = Failed {
+                    iteration,
+                    max_iterations: opts.max_iterations,
+                    failure: &failure,
+                    report: &report,
+                    code,
+                };
+                review(s, &mut supervisor, &failed, &mut attempt)?
             }
         };
         if let Some(r) = attempt.take() {
-            traj.push(r)?;
+            s.traj.push(r)?;
         }
-        out.timings.push(attempt.timing);
-        match feedback {
-            Some(f) => coder.push(Message::user(f)),
-            None => break,
+        attempts.timings.push(attempt.timing);
+        match next {
+            Next::Coder(f) => coder.push(Message::user(f)),
+            Next::Exit(exit) => return Ok(exit),
         }
     }
-    finish(&mut out, &tally, traj)?;
-    Ok(out)
+    Ok(Exit::IterationCap)
 }
 
-/// The supervisor's model: its own when given, else the coder's.
-fn pick<'a>(supervisor: &'a mut Option<&mut dyn Llm>, coder: &'a mut dyn Llm) -> &'a mut dyn Llm {
-    match supervisor {
-        Some(s) => &mut **s,
-        None => coder,
+/// A run or validation failure, for the supervisor's review.
+struct Failed<'a> {
+    iteration: u32,
+    max_iterations: u32,
+    failure: &'a str,
+    report: &'a str,
+    code: &'a str,
+}
+
+/// The supervisor reviews a failed attempt: it gives up, or its guidance goes to the coder.
+/// Its conversation keeps every review and its own advice, so it can see what an attempt
+/// changed (or did not). The attempt's record is written before the review's.
+fn review(
+    s: &mut Session<'_, '_, '_>,
+    supervisor: &mut Vec<Message>,
+    f: &Failed,
+    attempt: &mut Attempt,
+) -> Result<Next, AgentError> {
+    let prompt = render(
+        "supervisor_review",
+        &[
+            ("iteration", &f.iteration.to_string()),
+            ("max_iterations", &f.max_iterations.to_string()),
+            ("failure", f.failure),
+            ("report", f.report),
+            ("code", f.code.trim_end()),
+        ],
+    );
+    supervisor.push(Message::user(&prompt));
+    let review = match s.call(true, supervisor) {
+        Ok(r) => r,
+        Err(e) => return Ok(Next::Exit(Exit::Llm(e))),
+    };
+    supervisor.push(Message::assistant(&review.content));
+    let give_up = gives_up(&review.content);
+    s.traj.push(attempt.take().expect("not yet pushed"))?;
+    s.traj.push(Record::Review {
+        iteration: f.iteration,
+        call: Call::new(&prompt, &review),
+        give_up,
+    })?;
+    if give_up {
+        return Ok(Next::Exit(Exit::GaveUp));
     }
+    let guidance: Vec<&str> = review
+        .content
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("DECISION"))
+        .collect();
+    Ok(Next::Coder(render(
+        "coder_guidance",
+        &[
+            ("failure", f.failure),
+            ("report", f.report),
+            ("guidance", guidance.join("\n").trim()),
+        ],
+    )))
 }
 
 /// Whether the supervisor's answer starts with `DECISION: give_up`.

@@ -26,7 +26,7 @@ pub mod models;
 pub mod plots;
 pub mod report;
 
-use agent::run::{run_task, Options};
+use agent::run::{run_task, Budget, Options};
 use agent::stage_crate::{StageKind, Toolchain};
 use agent::task::Task;
 use agent::trajectory::Trajectory;
@@ -47,15 +47,6 @@ use std::sync::{Arc, Mutex};
 
 /// Times a cell may end as a harness error before `--resume` stops rerunning it.
 pub const MAX_HARNESS_RUNS: usize = 3;
-
-/// A cell's budget: it ends as `budget` once either is spent.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Budget {
-    /// USD (counted only for models with a price).
-    pub usd: Option<f64>,
-    /// Prompt + completion tokens.
-    pub tokens: Option<u64>,
-}
 
 /// What a benchmark asks (saved as `bench.json`; everything the report's configuration
 /// section shows).
@@ -419,12 +410,10 @@ impl MakeHistogram for Stage {\n\
     }\n\
 }\n";
 
-/// Counts what a cell spends and refuses calls once its budget is spent; adds to the
-/// benchmark's total for `--max-cost`.
+/// Counts what a cell spends, for the benchmark's total (`--max-cost`); the cell's own budget
+/// is the loop's ([`Options::budget`]).
 struct Meter {
-    budget: Budget,
     spent_usd: f64,
-    spent_tokens: u64,
     total: Arc<Mutex<Spend>>,
     slot: usize,
 }
@@ -443,26 +432,8 @@ struct Metered<L> {
 
 impl<L: Llm> Llm for Metered<L> {
     fn chat(&mut self, messages: &[Message], trial: u32) -> Result<Reply, LlmError> {
-        {
-            let m = self.meter.borrow();
-            if let Some(b) = m.budget.usd.filter(|b| m.spent_usd >= *b) {
-                return Err(LlmError::Budget(format!(
-                    "USD {:.4} of a cell budget of {b}",
-                    m.spent_usd
-                )));
-            }
-            if let Some(b) = m.budget.tokens.filter(|b| m.spent_tokens >= *b) {
-                return Err(LlmError::Budget(format!(
-                    "{} tokens of a cell budget of {b}",
-                    m.spent_tokens
-                )));
-            }
-        }
         let reply = self.inner.chat(messages, trial)?;
         let mut m = self.meter.borrow_mut();
-        if let Some(u) = reply.usage {
-            m.spent_tokens += u.prompt_tokens + u.completion_tokens;
-        }
         m.spent_usd += reply.cost_usd.unwrap_or(0.0);
         let (slot, spent) = (m.slot, m.spent_usd);
         m.total
@@ -654,9 +625,7 @@ fn run_cell(
     std::fs::create_dir_all(&cell_dir).map_err(|e| io(&cell_dir, e))?;
     let cassette = cell_dir.join("cassette.jsonl");
     let meter = Rc::new(RefCell::new(Meter {
-        budget: config.budget,
         spent_usd: 0.0,
-        spent_tokens: 0,
         total: spend.clone(),
         slot,
     }));
@@ -708,6 +677,7 @@ fn run_cell(
         max_iterations: config.max_iterations,
         trial: *trial,
         limits: opts.limits.clone(),
+        budget: config.budget,
         variant: variant.clone(),
         cores: Some(cores.clone()),
         ..Options::default()

@@ -5,7 +5,8 @@
 
 use super::cell::{Caught, Cell, Kind};
 use super::metrics::{centre, Centre, Stats};
-use super::{Budget, Config, Dir};
+use super::{Config, Dir};
+use agent::run::Budget;
 use agent::task::Variant;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //! `trajectory.jsonl`, `attempts/N.rs` and `attempts/N.txt` (each attempt's code and its
 //! verdict), `stage.rs` (only when accepted), `timings.json` and `outcome.json` into `--out`.
 
-use agent::run::{run_task, Options};
+use agent::run::{run_task, Budget, Options};
 use agent::stage_crate::Toolchain;
 use agent::task::Task;
 use agent::trajectory::{Status, Trajectory};
@@ -37,6 +37,13 @@ pub struct Args {
     instruction: Option<String>,
     #[arg(long, default_value_t = 5)]
     max_iterations: u32,
+    /// Stop once the models (coder and supervisor) have spent this many USD (models with a
+    /// --price)...
+    #[arg(long, default_value_t = 2.0)]
+    budget_usd: f64,
+    /// ...or this many tokens (prompt + completion).
+    #[arg(long, default_value_t = 2_000_000)]
+    budget_tokens: u64,
     /// Repetition number of this task (part of the cassette key).
     #[arg(long, default_value_t = 0)]
     trial: u32,
@@ -216,6 +223,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_iterations: args.max_iterations,
         trial: args.trial,
         limits: args.sandbox.limits(),
+        budget: Budget {
+            usd: Some(args.budget_usd),
+            tokens: Some(args.budget_tokens),
+        },
         instruction: args.instruction.clone(),
         ..Options::default()
     };

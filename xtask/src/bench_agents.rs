@@ -3,11 +3,12 @@
 //! `bench`; this file is the command line, the checks before any cell starts, and the
 //! progress display.
 
+use agent::run::Budget;
 use agent::stage_crate::Toolchain;
 use agent::task::{Task, BUILT_IN};
 use anyhow::{anyhow, bail, Context};
 use bench::models::ModelsFile;
-use bench::{self, report, Budget, Config, Dir, Event, RunOptions};
+use bench::{self, report, Config, Dir, Event, RunOptions};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]

@@ -119,6 +119,42 @@ fn a_users_own_instruction_runs_but_is_not_validated() {
     );
 }
 
+/// `cargo xtask agent` has a spending cap: once the models have spent the budget, the next call
+/// is refused before it is made and the task ends as a spent budget.
+#[test]
+fn agent_stops_when_its_budget_is_spent() {
+    // Each answer reports 150 tokens: the plan spends the budget of 100, so the coder's first
+    // call is refused and only one request reaches the server.
+    let server = MockServer::start(vec![MockReply::answer("plan"), code_answer()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = xtask(&[
+        "agent",
+        "--task",
+        "select",
+        "--model",
+        "mock",
+        "--endpoint",
+        &server.url(),
+        "--budget-tokens",
+        "100",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(!o.status.success(), "{out}\n{err}");
+    assert!(out.contains("the budget was spent"), "{out}\n{err}");
+    assert!(
+        out.contains("150 tokens of a budget of 100"),
+        "{out}\n{err}"
+    );
+    assert_eq!(server.received().len(), 1);
+    let outcome = std::fs::read_to_string(dir.path().join("outcome.json")).unwrap();
+    assert!(outcome.contains("\"budget\""), "{outcome}");
+}
+
 #[test]
 fn agent_errors_are_clear() {
     let o = xtask(&["agent", "--task", "nonsense", "--model", "m"]);
