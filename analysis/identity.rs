@@ -1,10 +1,10 @@
 //! The implementation identities of the analysis's rules, shared by `build.rs` (which embeds
-//! them) and `tests/identity.rs` (which checks them): std and blake3 only.
+//! them) and `tests/tests/code_identity.rs` (which checks them): std and blake3 only.
 //!
 //! A rule's identity is a BLAKE3 over every source file whose code its job may run: the whole
 //! analysis crate, the stage contract and the ROOT reader, except the files that only other
 //! steps run ([`ONLY`]). A file is private to some steps only when nothing else names it,
-//! which `tests/identity.rs` checks; finer tracking (module by module) was not worth it, since
+//! which `tests/tests/code_identity.rs` checks; finer tracking (module by module) was not worth it, since
 //! the crate's configuration and reference-stage types reach nearly every module. So editing a
 //! plot reruns the plots only, editing a step's rule module reruns that step (and what reads
 //! its output, when the bytes change), and editing anything else reruns every step: never a

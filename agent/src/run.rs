@@ -274,6 +274,7 @@ pub fn run_task(
         .clone()
         .unwrap_or_else(|| task.instruction_for(&opts.variant));
     traj.push(Record::Start {
+        format_version: crate::trajectory::TRAJECTORY_FORMAT,
         task: task.name.clone(),
         stage: task.stage.name().into(),
         model: llm.config().model.clone(),

@@ -23,6 +23,10 @@ pub struct SandboxedStage {
     pub source: PathBuf,
 }
 
+/// The layout version of the `outcome.json` that `cargo xtask agent` writes and this module
+/// reads back (files without one are version 1).
+pub const OUTCOME_FORMAT: u32 = 2;
+
 /// Where a stage's source is, and only if it may run: an agent run's output folder whose
 /// `outcome.json` says the answer was accepted (its `stage.rs`, and the contract version it
 /// records), or a `.rs` file that passes the same code screen the agent applies (a rejected
@@ -39,6 +43,14 @@ fn locate(path: &Path) -> Result<(PathBuf, Option<u32>), String> {
                 path.display()
             ));
         };
+        let format = outcome["format_version"].as_u64().unwrap_or(1);
+        if format > u64::from(OUTCOME_FORMAT) {
+            return Err(format!(
+                "{}: outcome.json has format {format}, newer than this build reads \
+                 ({OUTCOME_FORMAT})",
+                path.display()
+            ));
+        }
         let status = outcome["status"].as_str().unwrap_or("unknown");
         if status != "accepted" {
             return Err(format!(

@@ -97,6 +97,13 @@ pub enum Status {
     Budget,
 }
 
+/// The layout version of trajectories (2: the field itself appears, in the start record).
+pub const TRAJECTORY_FORMAT: u32 = 2;
+
+fn version_1() -> u32 {
+    1
+}
+
 /// One line of the trajectory.
 // A few records per attempt, each written once: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -104,6 +111,9 @@ pub enum Status {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
     Start {
+        /// [`TRAJECTORY_FORMAT`] (trajectories without one are version 1).
+        #[serde(default = "version_1")]
+        format_version: u32,
         task: String,
         stage: String,
         model: String,

@@ -182,6 +182,9 @@ pub struct CellClock {
 /// One scored cell: one line of `results.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
+    /// [`crate::FORMAT_VERSION`] (lines without one are version 1).
+    #[serde(default = "crate::version_1")]
+    pub format_version: u32,
     pub model: String,
     pub task: String,
     pub trial: u32,
@@ -263,6 +266,7 @@ impl Cell {
             }),
         };
         Cell {
+            format_version: crate::FORMAT_VERSION,
             model: key.0.to_string(),
             task: key.1.to_string(),
             trial: key.2,

@@ -48,11 +48,33 @@ use std::sync::{Arc, Mutex};
 /// Times a cell may end as a harness error before `--resume` stops rerunning it.
 pub const MAX_HARNESS_RUNS: usize = 3;
 
+/// The layout version of the benchmark's files that are read back (`bench.json`, the lines of
+/// `results.jsonl`) and of `report.json`; files without one are version 1. A newer version is
+/// refused with a message, never misread.
+pub const FORMAT_VERSION: u32 = 2;
+
+fn version_1() -> u32 {
+    1
+}
+
+/// Refuses a file written by a newer build.
+fn check_format(found: u32, what: &str) -> Result<(), String> {
+    if found > FORMAT_VERSION {
+        return Err(format!(
+            "{what}: format {found}, newer than this build reads ({FORMAT_VERSION}): update hgg"
+        ));
+    }
+    Ok(())
+}
+
 /// What a benchmark asks (saved as `bench.json`; everything the report's configuration
 /// section shows).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// [`FORMAT_VERSION`].
+    #[serde(default = "version_1")]
+    pub format_version: u32,
     pub models: Vec<ModelSpec>,
     /// The tasks as data, so re-scoring and replaying need no task files.
     pub tasks: Vec<Task>,
@@ -203,7 +225,9 @@ impl Dir {
     pub fn load_config(&self) -> Result<Config, String> {
         let p = self.config();
         let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+        let c: Config = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        check_format(c.format_version, &p.display().to_string())?;
+        Ok(c)
     }
 
     /// Writes `bench.json` atomically (temporary file, then rename).
@@ -230,7 +254,10 @@ impl Dir {
             .lines()
             .enumerate()
             .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| format!("{} line {}: {e}", p.display(), i + 1))
+                let at = format!("{} line {}", p.display(), i + 1);
+                let cell: Cell = serde_json::from_str(l).map_err(|e| format!("{at}: {e}"))?;
+                check_format(cell.format_version, &at)?;
+                Ok(cell)
             })
             .collect()
     }
@@ -763,6 +790,7 @@ mod tests {
 
     fn config() -> Config {
         Config {
+            format_version: FORMAT_VERSION,
             models: models::ModelsFile::parse(
                 "[[model]]\nname = \"m\"\nendpoint = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n",
                 false,
@@ -788,6 +816,35 @@ mod tests {
             detail: String::new(),
         });
         c
+    }
+
+    /// Files that are read back carry their format: an older line (none: version 1) reads,
+    /// a newer one is refused with a message naming the file and line.
+    #[test]
+    fn a_newer_format_is_refused_not_misread() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = Dir {
+            root: d.path().to_path_buf(),
+        };
+        let mut old = serde_json::to_value(line(0, None)).unwrap();
+        old.as_object_mut().unwrap().remove("format_version");
+        let mut new = serde_json::to_value(line(1, None)).unwrap();
+        new["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+        std::fs::write(dir.results(), format!("{old}\n")).unwrap();
+        assert_eq!(dir.load_results().unwrap()[0].format_version, 1);
+        std::fs::write(dir.results(), format!("{old}\n{new}\n")).unwrap();
+        let e = dir.load_results().unwrap_err();
+        assert!(
+            e.contains("line 2") && e.contains("newer than this build"),
+            "{e}"
+        );
+        let mut c = serde_json::to_value(config()).unwrap();
+        c["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+        std::fs::write(dir.config(), c.to_string()).unwrap();
+        assert!(dir
+            .load_config()
+            .unwrap_err()
+            .contains("newer than this build"));
     }
 
     #[test]

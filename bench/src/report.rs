@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 /// `report.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// [`crate::FORMAT_VERSION`].
+    pub format_version: u32,
     pub config: ConfigView,
     pub matrix: Matrix,
     /// Category → what it means.
@@ -142,6 +144,7 @@ impl Report {
         let planned = config.cells().len();
         let harness_errors = cells.iter().filter(|c| !c.scored()).count();
         Report {
+            format_version: crate::FORMAT_VERSION,
             config: ConfigView {
                 models: config
                     .models

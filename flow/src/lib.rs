@@ -242,9 +242,16 @@ pub struct FileState {
     pub blake3: String,
 }
 
+/// The layout version of [`Record`]s (2: the field itself appears).
+pub const RECORD_FORMAT: u32 = 2;
+
 /// A rule's provenance record: `provenance/RULE.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// [`RECORD_FORMAT`]; a record of another format (or none: older) is not trusted, and its
+    /// rule reruns.
+    #[serde(default)]
+    pub format_version: u32,
     pub rule: String,
     pub implementation: String,
     pub params: Value,
@@ -544,8 +551,10 @@ impl<K: Copy + Send + Sync> Flow<K> {
     }
 
     fn load_record(&self, rule: &str) -> Option<Record> {
-        // An unreadable or older-format record means: rerun.
-        read_json(&self.record_path(rule)).ok()
+        // An unreadable or other-format record means: rerun.
+        read_json::<Record>(&self.record_path(rule))
+            .ok()
+            .filter(|r| r.format_version == RECORD_FORMAT)
     }
 
     /// The dependency graph (producer → consumer) and its rules in layers: every rule of a
@@ -916,6 +925,7 @@ impl<K: Copy + Send + Sync> Flow<K> {
             }
         }
         let record = Record {
+            format_version: RECORD_FORMAT,
             rule: rule.name.clone(),
             implementation: rule.implementation.clone(),
             params: rule.params.clone(),

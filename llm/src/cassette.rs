@@ -12,12 +12,22 @@ use std::path::{Path, PathBuf};
 /// One recorded call.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
+    /// [`CASSETTE_FORMAT`] (entries without one are version 1).
+    #[serde(default = "version_1")]
+    pub format_version: u32,
     pub key: String,
     pub endpoint: String,
     pub model: String,
     pub trial: u32,
     pub messages: Vec<Message>,
     pub reply: Reply,
+}
+
+/// The layout version of cassette entries (2: the field itself appears).
+pub const CASSETTE_FORMAT: u32 = 2;
+
+fn version_1() -> u32 {
+    1
 }
 
 /// The cassette key of a call.
@@ -69,6 +79,7 @@ impl<L: Llm> Llm for Recorder<L> {
         let reply = self.inner.chat(messages, trial)?;
         let config = self.inner.config();
         let entry = Entry {
+            format_version: CASSETTE_FORMAT,
             key: key(config, messages, trial),
             endpoint: config.public_url(),
             model: config.model.clone(),
@@ -118,6 +129,13 @@ impl Replayer {
         {
             let e: Entry =
                 serde_json::from_str(line).map_err(|e| err(format!("line {}: {e}", i + 1)))?;
+            if e.format_version > CASSETTE_FORMAT {
+                return Err(err(format!(
+                    "line {}: cassette format {}, newer than this build reads ({CASSETTE_FORMAT})",
+                    i + 1,
+                    e.format_version
+                )));
+            }
             // A call recorded again (appended later) replaces the earlier answer.
             entries.insert(e.key, e.reply);
         }

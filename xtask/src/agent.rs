@@ -277,6 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "cost_usd": outcome.cost_usd,
         "error": outcome.error,
         "stage_api_version": analysis::stage::STAGE_API_VERSION,
+        "format_version": agent::stage_run::OUTCOME_FORMAT,
     });
     std::fs::write(
         out.join("outcome.json"),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Data: files, globs ('data/*.root'), directories (their *.root files) or @LIST (a file
+    /// Data: files, globs ('mydata/*.root'), directories (their *.root files) or @LIST (a file
     /// with one path per line, relative to the list; '#' comments). Release auto-detected.
     /// Default: the SYNTHETIC default dataset, generated into data/generated/ on first use.
     #[arg(long, num_args = 1..)]

@@ -233,6 +233,7 @@ fn new_config(args: &Args) -> anyhow::Result<Config> {
         bail!("--trials must be at least 1");
     }
     Ok(Config {
+        format_version: bench::FORMAT_VERSION,
         models: models.models,
         tasks,
         trials: args.trials,
