@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! # The stage contract
 //!
 //! The analysis is eight steps. Each is one trait with one required method, typed input and
