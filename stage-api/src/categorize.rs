@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CategorizeInput {
+    /// Expected signal events per score bin.
     pub signal: Vec<f64>,
+    /// Expected background events per score bin (as many bins as `signal`).
     pub background: Vec<f64>,
     /// Every category must keep at least this expected background.
     pub min_background: f64,
@@ -19,5 +21,6 @@ pub struct CategorizeInput {
 /// `k` boundaries make `k + 1` categories.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Boundaries {
+    /// The inner boundaries, ascending.
     pub boundaries: Vec<f64>,
 }

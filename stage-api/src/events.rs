@@ -32,10 +32,15 @@ impl Release {
 pub struct Photons {
     /// `n_events + 1` offsets, starting at 0.
     pub offsets: Vec<u32>,
+    /// Transverse momentum per photon, GeV (flat, indexed by `offsets`).
     pub pt: Vec<f32>,
+    /// Pseudorapidity η per photon, dimensionless (flat, indexed by `offsets`).
     pub eta: Vec<f32>,
+    /// Azimuth φ per photon, radians (flat, indexed by `offsets`).
     pub phi: Vec<f32>,
+    /// Energy per photon, GeV (flat, indexed by `offsets`).
     pub e: Vec<f32>,
+    /// Tight identification flag per photon (`photon_isTightID`; flat, indexed by `offsets`).
     pub tight_id: Vec<bool>,
     /// Track isolation (2020 `ptcone30`, 2025 `ptcone20`), GeV.
     pub track_iso: Vec<f32>,
@@ -64,20 +69,28 @@ pub struct McInfo {
 /// A batch of events: entries `entries` of one file, columnar.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhotonEvents {
+    /// The release the file follows.
     pub release: Release,
     /// Tree entries this batch holds.
     pub entries: Range<u64>,
+    /// Per event: whether the photon trigger fired (`trigP`).
     pub trigger: Vec<bool>,
+    /// Per event: the event number (`eventNumber`).
     pub event_number: Vec<u64>,
+    /// The photons of the batch's events, flat (see [`Photons`]).
     pub photons: Photons,
+    /// MC bookkeeping, one value per event in each column; `None` for data and for files
+    /// without the MC branches.
     pub mc: Option<McInfo>,
 }
 
 impl PhotonEvents {
+    /// Number of events in the batch (`trigger.len()`).
     pub fn len(&self) -> usize {
         self.trigger.len()
     }
 
+    /// Whether the batch holds no events.
     pub fn is_empty(&self) -> bool {
         self.trigger.is_empty()
     }

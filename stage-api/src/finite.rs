@@ -35,9 +35,13 @@ fn from_repr<E: serde::de::Error>(r: Repr) -> Result<f64, E> {
     }
 }
 
+/// Serialises an `f64`: a finite value as a number, NaN and ±∞ as `"NaN"`, `"inf"` and
+/// `"-inf"`.
 pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     to_repr(*v).serialize(s)
 }
+/// Deserialises an `f64` from a number or from one of the strings `"NaN"`, `"inf"` and
+/// `"-inf"`; any other string is an error.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     from_repr(Repr::deserialize(d)?)
 }
@@ -45,9 +49,11 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 /// The same for `Option<f64>` (`null` is `None`).
 pub mod option {
     use super::*;
+    /// Serialises an `Option<f64>`: `None` as `null`, a value as [`super::serialize`] does.
     pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
         v.map(to_repr).serialize(s)
     }
+    /// Deserialises an `Option<f64>`: `null` as `None`, a value as [`super::deserialize`] does.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Option::<Repr>::deserialize(d)?.map(from_repr).transpose()
     }
@@ -56,12 +62,14 @@ pub mod option {
 /// The same for `Vec<f64>`.
 pub mod vec {
     use super::*;
+    /// Serialises a slice of `f64` as a list, each value as [`super::serialize`] does.
     pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
         v.iter()
             .map(|x| to_repr(*x))
             .collect::<Vec<_>>()
             .serialize(s)
     }
+    /// Deserialises a list of `f64`, each value as [`super::deserialize`] does.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
         Vec::<Repr>::deserialize(d)?
             .into_iter()
@@ -73,12 +81,14 @@ pub mod vec {
 /// The same for `Vec<Vec<f64>>` (a covariance matrix).
 pub mod vec2 {
     use super::*;
+    /// Serialises rows of `f64` as a list of lists, each value as [`super::serialize`] does.
     pub fn serialize<S: Serializer>(v: &[Vec<f64>], s: S) -> Result<S::Ok, S::Error> {
         v.iter()
             .map(|row| row.iter().map(|x| to_repr(*x)).collect::<Vec<_>>())
             .collect::<Vec<_>>()
             .serialize(s)
     }
+    /// Deserialises a list of lists of `f64`, each value as [`super::deserialize`] does.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
         Vec::<Vec<Repr>>::deserialize(d)?
             .into_iter()

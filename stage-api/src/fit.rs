@@ -30,9 +30,13 @@ pub enum Background {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DscbTails {
+    /// Where the low-mass tail starts, in units of sigma below the mean.
     pub alpha_lo: f64,
+    /// Power-law exponent of the low-mass tail.
     pub n_lo: f64,
+    /// Where the high-mass tail starts, in units of sigma above the mean.
     pub alpha_hi: f64,
+    /// Power-law exponent of the high-mass tail.
     pub n_hi: f64,
 }
 
@@ -51,7 +55,9 @@ impl Default for DscbTails {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitModel {
+    /// Signal shape.
     pub signal: Signal,
+    /// Background shape.
     pub background: Background,
     /// Allowed range of the signal mean (GeV).
     pub mean_range: (f64, f64),
@@ -121,9 +127,13 @@ impl fmt::Display for Background {
 /// One fit parameter: name, starting value and bounds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {
+    /// Name of the parameter.
     pub name: String,
+    /// Starting value.
     pub init: f64,
+    /// Lower bound.
     pub lo: f64,
+    /// Upper bound.
     pub hi: f64,
 }
 
@@ -207,7 +217,9 @@ impl FitModel {
 /// A fitted parameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitParam {
+    /// Name of the parameter, as in [`FitModel::params`].
     pub name: String,
+    /// Value at the minimum.
     #[serde(with = "crate::finite")]
     pub value: f64,
     /// Symmetric error from the Hessian (HESSE).
@@ -230,7 +242,9 @@ pub enum FitStatus {
 /// Everything a fit produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitResult {
+    /// The model that was fitted.
     pub model: FitModel,
+    /// The fitted parameters, in the order of [`FitModel::params`].
     pub params: Vec<FitParam>,
     /// Covariance matrix of the parameters, in the order of `params`.
     #[serde(with = "crate::finite::vec2")]
@@ -241,6 +255,7 @@ pub struct FitResult {
     /// Estimated distance to the minimum.
     #[serde(with = "crate::finite")]
     pub edm: f64,
+    /// Whether the fit can be trusted.
     pub status: FitStatus,
     /// q0 = 2 (−ln L(nsig = 0, signal shape fixed) − −ln L(best)), 0 when nsig < 0.
     #[serde(with = "crate::finite")]

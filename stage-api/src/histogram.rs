@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Binning {
+    /// Number of bins.
     pub bins: usize,
+    /// Lower edge of the range, inclusive (GeV for m_γγ).
     pub lo: f64,
+    /// Upper edge of the range, exclusive (GeV for m_γγ).
     pub hi: f64,
 }
 
@@ -58,6 +61,7 @@ impl Binning {
 /// A weighted histogram: per bin Σw and Σw², plus what fell outside.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
+    /// The binning of m_γγ.
     pub binning: Binning,
     /// Σw per bin.
     pub sumw: Vec<f64>,
@@ -65,6 +69,7 @@ pub struct Histogram {
     pub sumw2: Vec<f64>,
     /// Σw below `lo`, and at or above `hi` (including NaN, as ROOT does).
     pub underflow: f64,
+    /// Σw at or above `hi`, NaN values included.
     pub overflow: f64,
     /// Number of fills.
     pub entries: u64,

@@ -100,6 +100,7 @@ pub mod exit {
 /// Why a stage failed: a message for the user (and, for agent-written stages, for the model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageError {
+    /// What was wrong, in words.
     pub message: String,
 }
 
@@ -127,50 +128,62 @@ impl From<&str> for StageError {
 
 /// Step 1: what is in a ROOT file (trees, entries, branches, types, sizes).
 pub trait Inspect {
+    /// Summarises the ROOT file at `file`: its trees, their entries and branches.
     fn inspect(&self, file: &Path) -> Result<FileSummary, StageError>;
 }
 
 /// Step 2: an ntuple's branches as `.npy` files plus a manifest.
 pub trait Convert {
+    /// Writes the branches `input` asks for as `.npy` files into `input.out_dir` and returns the
+    /// manifest of what was written.
     fn convert(&self, input: &ConvertInput) -> Result<NpyManifest, StageError>;
 }
 
 /// Output of [`Select`]: the selected diphotons and the cut flow of this batch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SelectOutput {
+    /// The selected events of this batch, in file order.
     pub diphotons: Diphotons,
+    /// The cut flow of this batch alone.
     pub cut_flow: CutFlow,
 }
 
 /// Step 3: photon selection, diphoton mass and event weights, on one batch of events.
 pub trait Select {
+    /// Selects the diphotons of one batch, `events`, with `cuts`; returns them and the
+    /// batch's cut flow.
     fn select(&self, events: &PhotonEvents, cuts: &Cuts) -> Result<SelectOutput, StageError>;
 }
 
 /// Step 4: the m_γγ histogram (Σw, Σw², under/overflow).
 pub trait MakeHistogram {
+    /// The weighted m_γγ histogram of `diphotons` with `binning`.
     fn histogram(&self, diphotons: &Diphotons, binning: &Binning) -> Result<Histogram, StageError>;
 }
 
 /// Step 5: the signal + background fit.
 pub trait Fit {
+    /// Fits `model` to `histogram`.
     fn fit(&self, model: &FitModel, histogram: &Histogram) -> Result<FitResult, StageError>;
 }
 
 /// Step 6: ε×A, σ×B and μ from the fit and the signal MC.
 pub trait Measure {
+    /// The measurement from the fit, the signal MC and the luminosity in `input`.
     fn measure(&self, input: &MeasureInput) -> Result<Measurement, StageError>;
 }
 
 /// Step 7 (the paper's step 4): signal–background separation — train on labelled events,
 /// score the others.
 pub trait Separate {
+    /// Trains on `input.train` and returns one score per event of `input.test`.
     fn separate(&self, input: &SeparateInput) -> Result<Scores, StageError>;
 }
 
 /// Step 8 (the paper's step 5): boundaries on the classifier score that maximise the combined
 /// expected significance.
 pub trait Categorize {
+    /// The score boundaries for the per-bin expected signal and background of `input`.
     fn categorize(&self, input: &CategorizeInput) -> Result<Boundaries, StageError>;
 }
 
@@ -178,7 +191,9 @@ pub trait Categorize {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectInput {
+    /// The batch of events.
     pub events: PhotonEvents,
+    /// The selection's parameters.
     pub cuts: Cuts,
 }
 
@@ -186,7 +201,9 @@ pub struct SelectInput {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistogramInput {
+    /// The selected events to histogram (their m_γγ and weights).
     pub diphotons: Diphotons,
+    /// The histogram's binning.
     pub binning: Binning,
 }
 
@@ -194,7 +211,9 @@ pub struct HistogramInput {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitInput {
+    /// The signal + background model to fit.
     pub model: FitModel,
+    /// The m_γγ histogram to fit it to.
     pub histogram: Histogram,
 }
 

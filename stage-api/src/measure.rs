@@ -20,7 +20,9 @@ pub struct SignalMc {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MeasureInput {
+    /// The fit of the data's m_γγ histogram.
     pub fit: FitResult,
+    /// The signal MC's selected yield and cross-section.
     pub signal_mc: SignalMc,
     /// Integrated luminosity of the data, pb⁻¹.
     pub lumi_pb: f64,
@@ -29,28 +31,34 @@ pub struct MeasureInput {
 /// The measured quantities.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
+    /// Integrated luminosity of the data, pb⁻¹.
     #[serde(with = "crate::finite")]
     pub lumi_pb: f64,
-    /// Efficiency × acceptance of the selection for the signal, and its MC-statistics error.
+    /// Efficiency × acceptance of the selection for the signal.
     #[serde(with = "crate::finite")]
     pub eff_acc: f64,
+    /// MC-statistics error of `eff_acc`.
     #[serde(with = "crate::finite")]
     pub eff_acc_error: f64,
-    /// Measured σ × B in pb, with statistical and MC-statistics errors.
+    /// Measured σ × B in pb.
     #[serde(with = "crate::finite")]
     pub xsec_br_pb: f64,
+    /// Statistical error of `xsec_br_pb`, pb.
     #[serde(with = "crate::finite")]
     pub xsec_br_stat_error_pb: f64,
+    /// MC-statistics error of `xsec_br_pb`, pb.
     #[serde(with = "crate::finite")]
     pub xsec_br_mc_error_pb: f64,
     /// σ × B the signal MC assumes, pb.
     #[serde(with = "crate::finite")]
     pub theory_xsec_br_pb: f64,
-    /// Signal strength μ = σ×B / σ×B(theory), with statistical and MC-statistics errors.
+    /// Signal strength μ = σ×B / σ×B(theory).
     #[serde(with = "crate::finite")]
     pub mu: f64,
+    /// Statistical error of `mu`.
     #[serde(with = "crate::finite")]
     pub mu_stat_error: f64,
+    /// MC-statistics error of `mu`.
     #[serde(with = "crate::finite")]
     pub mu_mc_error: f64,
 }

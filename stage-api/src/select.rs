@@ -58,8 +58,11 @@ pub const CUT_NAMES: [&str; 7] = [
 /// One line of the cut flow: events that reached the cut (`all`) and passed it (`pass`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CutCount {
+    /// Name of the cut, one of [`CUT_NAMES`].
     pub cut: String,
+    /// Events that passed the cut.
     pub pass: u64,
+    /// Events that reached the cut.
     pub all: u64,
 }
 
@@ -114,22 +117,33 @@ pub struct Diphotons {
 /// and the diphoton: columns, one entry per selected event.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Kinematics {
-    /// pT, η, φ and E of photon 1 and photon 2 in GeV (the file's `float`s widened to f64).
+    /// pT of photon 1, GeV (pT and E in GeV, η and φ as below: the file's `float`s widened to
+    /// f64).
     pub pt1: Vec<f64>,
+    /// η of photon 1, dimensionless.
     pub eta1: Vec<f64>,
+    /// φ of photon 1, radians.
     pub phi1: Vec<f64>,
+    /// E of photon 1, GeV.
     pub e1: Vec<f64>,
+    /// pT of photon 2, GeV.
     pub pt2: Vec<f64>,
+    /// η of photon 2, dimensionless.
     pub eta2: Vec<f64>,
+    /// φ of photon 2, radians.
     pub phi2: Vec<f64>,
+    /// E of photon 2, GeV.
     pub e2: Vec<f64>,
     /// Transverse momentum of the two photons' sum, GeV, computed in f64 from the widened
     /// values: √((pT1 cos φ1 + pT2 cos φ2)² + (pT1 sin φ1 + pT2 sin φ2)²).
     pub pt_yy: Vec<f64>,
     /// Isolation ratios of each photon, divided in f32 (as the cuts do) and widened.
     pub track_iso1: Vec<f64>,
+    /// Track isolation / pT of photon 2.
     pub track_iso2: Vec<f64>,
+    /// Calorimeter isolation / pT of photon 1.
     pub calo_iso1: Vec<f64>,
+    /// Calorimeter isolation / pT of photon 2.
     pub calo_iso2: Vec<f64>,
 }
 
@@ -169,6 +183,7 @@ impl Kinematics {
             &mut self.calo_iso2,
         ]
     }
+    /// Appends each column of `other` to the same column of these.
     pub fn extend(&mut self, other: &Kinematics) {
         for (a, (_, b)) in self.columns_mut().into_iter().zip(other.columns()) {
             a.extend_from_slice(b);
@@ -181,9 +196,11 @@ impl Diphotons {
     pub fn len(&self) -> usize {
         self.m_yy.len()
     }
+    /// Whether there are no selected events (`m_yy` is empty).
     pub fn is_empty(&self) -> bool {
         self.m_yy.is_empty()
     }
+    /// Appends the events of `other` (masses, weights and kinematics) to these.
     pub fn extend(&mut self, other: &Diphotons) {
         self.m_yy.extend_from_slice(&other.m_yy);
         self.weight.extend_from_slice(&other.weight);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct SeparateInput {
     /// The feature names: column `j` of every row is `features[j]`.
     pub features: Vec<String>,
+    /// The labelled training events.
     pub train: TrainingSet,
     /// The events to score, one row of features each.
     pub test: Vec<Vec<f64>>,
@@ -21,13 +22,17 @@ pub struct SeparateInput {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSet {
+    /// The training events, one row of features each (columns as in `features`).
     pub x: Vec<Vec<f64>>,
+    /// Per row of `x`: whether the event is signal (else background).
     pub signal: Vec<bool>,
+    /// Per row of `x`: the event's weight (> 0).
     pub weight: Vec<f64>,
 }
 
 /// One score per event to score, in the same order; higher means more signal-like.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
+    /// The scores, one per row of `test`.
     pub score: Vec<f64>,
 }
