@@ -13,12 +13,12 @@ use std::path::PathBuf;
 pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> RunReport {
     let ran = match sandbox::run(dir, args, limits) {
         Ok(ran) => ran,
-        Err(msg) => {
+        Err(e) => {
             return RunReport {
                 class: RunClass::SetupFailed,
                 exit: None,
                 claim: None,
-                stderr_tail: msg,
+                stderr_tail: e.to_string(),
                 wall_s: 0.0,
             }
         }

@@ -104,8 +104,27 @@ pub struct Outcome {
 /// Errors that stop a run before it can be reported as an outcome.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("task {task}: {message}")]
-    Task { task: String, message: String },
+    /// The task's inputs could not be prepared.
+    #[error("task {task}: {source}")]
+    Task {
+        task: String,
+        #[source]
+        source: crate::task::TaskError,
+    },
+    /// The toolchain's trusted half failed (not the model's doing).
+    #[error("task {task}: {source}")]
+    Toolchain {
+        task: String,
+        #[source]
+        source: crate::stage_crate::ToolchainError,
+    },
+    /// The stage crate could not be written.
+    #[error("task {task}: stage crate: {source}")]
+    StageCrate {
+        task: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("writing the trajectory: {0}")]
     Trajectory(#[from] std::io::Error),
 }
@@ -259,11 +278,15 @@ pub fn run_task(
     traj: &mut Trajectory,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Outcome, AgentError> {
-    let task_err = |message: String| AgentError::Task {
+    let task_err = |source| AgentError::Task {
         task: task.name.clone(),
-        message,
+        source,
     };
-    let key = toolchain.held_out_key().map_err(task_err)?;
+    let toolchain_err = |source| AgentError::Toolchain {
+        task: task.name.clone(),
+        source,
+    };
+    let key = toolchain.held_out_key().map_err(toolchain_err)?;
     let seed = task.held_out_seed(&key, opts.trial, &opts.variant);
     let validated = opts.instruction.is_none();
     let prepared = task
@@ -286,11 +309,14 @@ pub fn run_task(
         instruction: instruction.clone(),
     })?;
     progress("preparing the stage toolchain");
-    toolchain.prepare().map_err(task_err)?;
+    toolchain.prepare().map_err(toolchain_err)?;
     let mut krate = toolchain
         .new_crate(task.stage)
-        .map_err(|e| task_err(format!("stage crate: {e}")))?;
-    krate.allow_crates(&task.crates).map_err(task_err)?;
+        .map_err(|source| AgentError::StageCrate {
+            task: task.name.clone(),
+            source,
+        })?;
+    krate.allow_crates(&task.crates).map_err(toolchain_err)?;
     let checker = Checker {
         task,
         krate: &krate,

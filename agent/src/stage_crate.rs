@@ -32,6 +32,21 @@ use std::sync::{Arc, OnceLock};
 
 const MAIN_RS: &str = include_str!("../../templates/stage/main.rs");
 
+/// Why the trusted half of the toolchain failed: preparing it, the machine's held-out key, or a
+/// task's extra crates.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ToolchainError {
+    /// Building the contract (or an extra crate) with cargo, or finding the sysroot, failed.
+    #[error("preparing the stage toolchain: {0}")]
+    Prepare(String),
+    /// The held-out key could not be made or read.
+    #[error("the held-out key {}: {message}", path.display())]
+    HeldOutKey { path: PathBuf, message: String },
+    /// A task names a crate that stages may not use.
+    #[error("crate '{name}' is not one a stage may use ({known})")]
+    UnknownCrate { name: String, known: String },
+}
+
 /// Limits of one stage build: seconds, not minutes — a real stage compiles in about one.
 pub fn build_limits() -> Limits {
     Limits {
@@ -211,11 +226,11 @@ impl Toolchain {
     /// The trusted preparation (once): `cargo build -p stage-api` into
     /// `target/agent-stages/stage-api`, and `rustc --print sysroot`. The first call on a
     /// machine compiles serde and the contract (tens of seconds).
-    pub fn prepare(&self) -> Result<&Prepared, String> {
+    pub fn prepare(&self) -> Result<&Prepared, ToolchainError> {
         self.prepared
             .get_or_init(|| self.prepare_now())
             .as_ref()
-            .map_err(Clone::clone)
+            .map_err(|e| ToolchainError::Prepare(e.clone()))
     }
 
     fn prepare_now(&self) -> Result<Prepared, String> {
@@ -305,11 +320,14 @@ impl Toolchain {
     /// This machine's secret for the held-out inputs' seeds ([`crate::task::Task::held_out_seed`]):
     /// 32 random bytes in `target/agent-stages/held-out.key` (mode 0600), made on first use.
     /// Beside the prebuilt contract, never inside it: nothing a build or a run may read.
-    pub fn held_out_key(&self) -> Result<Vec<u8>, String> {
+    pub fn held_out_key(&self) -> Result<Vec<u8>, ToolchainError> {
         use std::io::{Read, Write};
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.target_dir.join("held-out.key");
-        let err = |e: std::io::Error| format!("the held-out key {}: {e}", path.display());
+        let err = |e: std::io::Error| ToolchainError::HeldOutKey {
+            path: path.clone(),
+            message: e.to_string(),
+        };
         std::fs::create_dir_all(&self.target_dir).map_err(err)?;
         match std::fs::File::options()
             .write(true)
@@ -334,10 +352,10 @@ impl Toolchain {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                Err(format!(
-                    "the held-out key {} is not 32 bytes",
-                    path.display()
-                ))
+                Err(ToolchainError::HeldOutKey {
+                    path: path.clone(),
+                    message: "not 32 bytes".into(),
+                })
             }
             Err(e) => Err(err(e)),
         }
@@ -411,7 +429,7 @@ impl StageCrate {
     }
 
     /// Lets the stage name these extra crates (package or crate names from [`EXTRA_CRATES`]).
-    pub fn allow_crates(&mut self, crates: &[String]) -> Result<(), String> {
+    pub fn allow_crates(&mut self, crates: &[String]) -> Result<(), ToolchainError> {
         self.crates = crates
             .iter()
             .map(|c| {
@@ -421,10 +439,10 @@ impl StageCrate {
                     .map(|(_, n)| n.to_string())
                     .ok_or_else(|| {
                         let known: Vec<&str> = EXTRA_CRATES.iter().map(|(p, _)| *p).collect();
-                        format!(
-                            "crate '{c}' is not one a stage may use ({})",
-                            known.join(", ")
-                        )
+                        ToolchainError::UnknownCrate {
+                            name: c.clone(),
+                            known: known.join(", "),
+                        }
                     })
             })
             .collect::<Result<_, _>>()?;

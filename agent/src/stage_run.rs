@@ -108,7 +108,7 @@ impl SandboxedStage {
         }
         let code =
             std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
-        let prepared = toolchain.prepare()?;
+        let prepared = toolchain.prepare().map_err(|e| e.to_string())?;
         let krate = toolchain
             .new_crate(kind)
             .map_err(|e| format!("stage crate: {e}"))?;

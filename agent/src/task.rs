@@ -179,29 +179,53 @@ pub struct Case {
 const HELD_OUT_DATA_EVENTS: usize = 20_000;
 const HELD_OUT_MC_EVENTS: usize = 5_000;
 
+/// Why a task could not be loaded or its inputs prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// Neither a built-in task nor a readable file.
+    #[error("task '{name}': not one of {known} and not a readable file: {source}")]
+    Unknown {
+        name: String,
+        known: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not describe a valid task (its TOML, or a `[vary]` value).
+    #[error("task '{name}': {message}")]
+    Invalid { name: String, message: String },
+    /// Its input file, the reference stages or the held-out dataset failed.
+    #[error("{0}")]
+    Prepare(String),
+}
+
 impl Task {
     /// A built-in task by name, or a task file by path.
-    pub fn load(name_or_path: &str) -> Result<Task, String> {
+    pub fn load(name_or_path: &str) -> Result<Task, TaskError> {
+        let name = name_or_path.to_string();
         let text = match BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
             Some((_, t)) => t.to_string(),
-            None => std::fs::read_to_string(name_or_path).map_err(|e| {
+            None => std::fs::read_to_string(name_or_path).map_err(|source| {
                 let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
-                format!(
-                    "task '{name_or_path}': not one of {} and not a readable file: {e}",
-                    names.join(", ")
-                )
+                TaskError::Unknown {
+                    name: name.clone(),
+                    known: names.join(", "),
+                    source,
+                }
             })?,
         };
-        let task: Task =
-            toml::from_str(&text).map_err(|e| format!("task '{name_or_path}': {e}"))?;
+        let invalid = |message: String| TaskError::Invalid {
+            name: name.clone(),
+            message,
+        };
+        let task: Task = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         // Every value a draw can give must apply, so a bad `[vary]` fails here, not in a cell.
         for (key, values) in &task.vary {
             if values.is_empty() {
-                return Err(format!("task '{name_or_path}': vary.{key} has no values"));
+                return Err(invalid(format!("vary.{key} has no values")));
             }
             for v in values {
                 let one = Variant::from([(key.clone(), v.clone())]);
-                Params::new(&one).map_err(|e| format!("task '{name_or_path}': {e}"))?;
+                Params::new(&one).map_err(invalid)?;
             }
         }
         Ok(task)
@@ -282,6 +306,17 @@ impl Task {
     /// reference, also the held-out case: a dataset generated from `held_out_seed`
     /// ([`Task::held_out_seed`]) goes through the same preparation.
     pub fn prepare(
+        &self,
+        repo: &Path,
+        with_reference: bool,
+        variant: &Variant,
+        held_out_seed: u64,
+    ) -> Result<Prepared, TaskError> {
+        self.prepare_all(repo, with_reference, variant, held_out_seed)
+            .map_err(TaskError::Prepare)
+    }
+
+    fn prepare_all(
         &self,
         repo: &Path,
         with_reference: bool,

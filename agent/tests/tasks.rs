@@ -156,7 +156,7 @@ fn held_out_seeds_need_the_machines_key() {
 
 #[test]
 fn bad_task_files_are_clear_errors() {
-    let e = Task::load("no-such-task").unwrap_err();
+    let e = Task::load("no-such-task").unwrap_err().to_string();
     assert!(
         e.contains(
             "not one of inspect, convert, preprocess, select, histogram, fit, separate, categorize"
@@ -166,7 +166,7 @@ fn bad_task_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t.toml");
     std::fs::write(&f, "name = \"x\"\nstage = \"select\"\n").unwrap();
-    let e = Task::load(f.to_str().unwrap()).unwrap_err();
+    let e = Task::load(f.to_str().unwrap()).unwrap_err().to_string();
     assert!(e.contains("missing field"), "{e}");
     std::fs::write(
         &f,
@@ -179,7 +179,8 @@ fn bad_task_files_are_clear_errors() {
     let t = Task::load(f.to_str().unwrap()).unwrap();
     let e = t
         .prepare(&Toolchain::default().repo, true, &Default::default(), 0)
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing"), "{e}");
 }
 
@@ -212,6 +213,6 @@ fn a_variant_reaches_the_input_the_reference_and_the_instruction() {
         .unwrap();
     let text = text.replace("\"binning.bins\"", "\"binning.nbins\"");
     std::fs::write(&path, text).unwrap();
-    let e = Task::load(path.to_str().unwrap()).unwrap_err();
+    let e = Task::load(path.to_str().unwrap()).unwrap_err().to_string();
     assert!(e.contains("binning.nbins"), "{e}");
 }

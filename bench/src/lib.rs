@@ -57,12 +57,50 @@ fn version_1() -> u32 {
     1
 }
 
+/// Why a benchmark could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// One of its files could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file (or a line of one, `at`) does not parse.
+    #[error("{at}: {message}")]
+    Parse { at: String, message: String },
+    /// A file written by a newer build.
+    #[error("{at}: format {found}, newer than this build reads ({FORMAT_VERSION}): update hgg")]
+    NewerFormat { at: String, found: u32 },
+    /// What was asked does not fit the benchmark in the folder, or itself (`--max-cost`
+    /// without prices, a changed model under an old name, a bad models file).
+    #[error("{0}")]
+    Request(String),
+    /// An endpoint did not answer the preflight request.
+    #[error("{0}")]
+    Endpoint(String),
+    /// The harness itself failed (the toolchain, the probe, a plot): no model's doing.
+    #[error("{0}")]
+    Harness(String),
+}
+
+impl BenchError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        BenchError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Refuses a file written by a newer build.
-fn check_format(found: u32, what: &str) -> Result<(), String> {
+fn check_format(found: u32, at: &str) -> Result<(), BenchError> {
     if found > FORMAT_VERSION {
-        return Err(format!(
-            "{what}: format {found}, newer than this build reads ({FORMAT_VERSION}): update hgg"
-        ));
+        return Err(BenchError::NewerFormat {
+            at: at.to_string(),
+            found,
+        });
     }
     Ok(())
 }
@@ -103,14 +141,14 @@ impl Config {
 
     /// `self` (a saved benchmark) extended by `new` (this invocation's request): new models,
     /// tasks and trials join; what would mix incomparable cells is an error.
-    pub fn merge(mut self, new: Config) -> Result<Config, String> {
+    pub fn merge(mut self, new: Config) -> Result<Config, BenchError> {
         let same = |what: &str, a: String, b: String| {
             if a == b {
                 Ok(())
             } else {
-                Err(format!(
+                Err(BenchError::Request(format!(
                     "this benchmark ran with {what} {a}; this run asks for {b} (use another --out)"
-                ))
+                )))
             }
         };
         same("--seed", self.seed.to_string(), new.seed.to_string())?;
@@ -127,11 +165,11 @@ impl Config {
         for m in new.models {
             match self.models.iter().find(|o| o.name == m.name) {
                 Some(o) if *o != m => {
-                    return Err(format!(
+                    return Err(BenchError::Request(format!(
                         "model '{}' differs from the one this benchmark ran (endpoint, id, \
                          sampling or price); give it another name",
                         m.name
-                    ))
+                    )))
                 }
                 Some(_) => {}
                 None => self.models.push(m),
@@ -140,12 +178,12 @@ impl Config {
         for t in new.tasks {
             match self.tasks.iter().find(|o| o.name == t.name) {
                 Some(o) if o.hash() != t.hash() => {
-                    return Err(format!(
+                    return Err(BenchError::Request(format!(
                         "task '{}' changed since this benchmark ran it (hash {} → {})",
                         t.name,
                         o.hash(),
                         t.hash()
-                    ))
+                    )))
                 }
                 Some(_) => {}
                 None => self.tasks.push(t),
@@ -222,10 +260,13 @@ impl Dir {
             .join(format!("trial-{trial}"))
     }
 
-    pub fn load_config(&self) -> Result<Config, String> {
+    pub fn load_config(&self) -> Result<Config, BenchError> {
         let p = self.config();
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        let c: Config = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| BenchError::io(&p, e))?;
+        let c: Config = serde_json::from_str(&text).map_err(|e| BenchError::Parse {
+            at: p.display().to_string(),
+            message: e.to_string(),
+        })?;
         check_format(c.format_version, &p.display().to_string())?;
         Ok(c)
     }
@@ -242,12 +283,12 @@ impl Dir {
 
     /// Every line of `results.jsonl` in order (a torn last line, the cell in flight at a
     /// crash, is left out). A broken complete line is an error naming it.
-    pub fn load_results(&self) -> Result<Vec<Cell>, String> {
+    pub fn load_results(&self) -> Result<Vec<Cell>, BenchError> {
         let p = self.results();
         let text = match std::fs::read_to_string(&p) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(format!("{}: {e}", p.display())),
+            Err(e) => return Err(BenchError::io(&p, e)),
         };
         let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
         complete
@@ -255,7 +296,10 @@ impl Dir {
             .enumerate()
             .map(|(i, l)| {
                 let at = format!("{} line {}", p.display(), i + 1);
-                let cell: Cell = serde_json::from_str(l).map_err(|e| format!("{at}: {e}"))?;
+                let cell: Cell = serde_json::from_str(l).map_err(|e| BenchError::Parse {
+                    at: at.clone(),
+                    message: e.to_string(),
+                })?;
                 check_format(cell.format_version, &at)?;
                 Ok(cell)
             })
@@ -263,7 +307,7 @@ impl Dir {
     }
 
     /// The latest line of each cell, in matrix order: what the report scores.
-    pub fn final_cells(&self, config: &Config) -> Result<Vec<Cell>, String> {
+    pub fn final_cells(&self, config: &Config) -> Result<Vec<Cell>, BenchError> {
         let mut latest: HashMap<(String, String, u32), Cell> = HashMap::new();
         for c in self.load_results()? {
             latest.insert((c.model.clone(), c.task.clone(), c.trial), c);
@@ -365,7 +409,11 @@ pub fn code_version(repo: &Path) -> String {
 
 /// One small request per model before any cell: does the endpoint answer, and accept the
 /// sampling options? The error names the model and what the endpoint said.
-pub fn preflight(spec: &ModelSpec) -> Result<(), String> {
+pub fn preflight(spec: &ModelSpec) -> Result<(), BenchError> {
+    preflight_request(spec).map_err(BenchError::Endpoint)
+}
+
+fn preflight_request(spec: &ModelSpec) -> Result<(), String> {
     let mut config = spec.config();
     config.max_retries = config.max_retries.min(2);
     config.timeout_s = config.timeout_s.min(60.0);
@@ -397,7 +445,11 @@ pub const PREFLIGHT: &str = "Reply with the single word OK.";
 
 /// Whether the harness works, using no model code: a known-good stage built and run through
 /// the same confinement as a cell's. `Err` says what failed.
-pub fn probe(toolchain: &Toolchain, limits: &Limits) -> Result<(), String> {
+pub fn probe(toolchain: &Toolchain, limits: &Limits) -> Result<(), BenchError> {
+    probe_stage(toolchain, limits).map_err(BenchError::Harness)
+}
+
+fn probe_stage(toolchain: &Toolchain, limits: &Limits) -> Result<(), String> {
     let krate = toolchain
         .new_crate(StageKind::Histogram)
         .map_err(|e| format!("probe crate: {e}"))?;
@@ -483,16 +535,18 @@ pub fn run(
     toolchain: &Toolchain,
     opts: &RunOptions,
     on_event: &(dyn Fn(Event) + Sync),
-) -> Result<Summary, String> {
+) -> Result<Summary, BenchError> {
     if opts.max_cost.is_some() {
         if config.budget.usd.is_none() {
-            return Err("--max-cost needs a USD cell budget".into());
+            return Err(BenchError::Request(
+                "--max-cost needs a USD cell budget".into(),
+            ));
         }
         if let Some(m) = config.models.iter().find(|m| m.price.is_none()) {
-            return Err(format!(
+            return Err(BenchError::Request(format!(
                 "--max-cost needs a price for every model; '{}' has none",
                 m.name
-            ));
+            )));
         }
     }
     let done = dir.load_results()?;
@@ -503,9 +557,11 @@ pub fn run(
         total,
     });
     on_event(Event::Preparing);
-    toolchain.prepare()?;
+    toolchain
+        .prepare()
+        .map_err(|e| BenchError::Harness(e.to_string()))?;
     let mut results =
-        Results::open(&dir.results()).map_err(|e| format!("{}: {e}", dir.results().display()))?;
+        Results::open(&dir.results()).map_err(|e| BenchError::io(&dir.results(), e))?;
 
     // One gate per endpoint: the strictest limits of the models on it.
     let mut gates: BTreeMap<String, Arc<Gate>> = BTreeMap::new();
@@ -530,7 +586,7 @@ pub fn run(
     let todo_len = todo.len();
     let queue = Mutex::new(VecDeque::from(todo));
     let spend = Arc::new(Mutex::new(Spend::default()));
-    let state = Mutex::new((0usize, 0usize, None::<String>)); // (finished, skipped, error)
+    let state = Mutex::new((0usize, 0usize, None::<BenchError>)); // (finished, skipped, error)
     let results = Mutex::new(&mut results);
     let workers = opts.concurrency.max(1).min(todo_len.max(1));
     std::thread::scope(|s| {
@@ -598,7 +654,7 @@ pub fn run(
                             .append(&cell);
                         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
                         if let Err(e) = written {
-                            st.2 = Some(format!("{}: {e}", dir.results().display()));
+                            st.2 = Some(BenchError::io(&dir.results(), e));
                             return;
                         }
                         st.0 += 1;
@@ -610,7 +666,8 @@ pub fn run(
                         });
                     }
                     Err(e) => {
-                        state.lock().unwrap_or_else(|p| p.into_inner()).2 = Some(e);
+                        state.lock().unwrap_or_else(|p| p.into_inner()).2 =
+                            Some(BenchError::Harness(e));
                         return;
                     }
                 }
@@ -737,7 +794,7 @@ fn run_cell(
     };
     cell::save_code(&cell_dir, &traj.records, outcome.status).map_err(|e| io(&cell_dir, e))?;
     let probe = (outcome.status == agent::trajectory::Status::HarnessError)
-        .then(|| probe(toolchain, &opts.limits));
+        .then(|| probe(toolchain, &opts.limits).map_err(|e| e.to_string()));
     let mut cell = Cell::score(
         (model, task_name, *trial),
         variant,
@@ -833,7 +890,7 @@ mod tests {
         std::fs::write(dir.results(), format!("{old}\n")).unwrap();
         assert_eq!(dir.load_results().unwrap()[0].format_version, 1);
         std::fs::write(dir.results(), format!("{old}\n{new}\n")).unwrap();
-        let e = dir.load_results().unwrap_err();
+        let e = dir.load_results().unwrap_err().to_string();
         assert!(
             e.contains("line 2") && e.contains("newer than this build"),
             "{e}"
@@ -844,6 +901,7 @@ mod tests {
         assert!(dir
             .load_config()
             .unwrap_err()
+            .to_string()
             .contains("newer than this build"));
     }
 
@@ -881,7 +939,7 @@ mod tests {
         assert_eq!(dir.load_results().unwrap().len(), 2);
         // A broken complete line is an error naming it, never skipped.
         std::fs::write(dir.results(), format!("{full}\n{{oops}}\n")).unwrap();
-        let e = dir.load_results().unwrap_err();
+        let e = dir.load_results().unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 
@@ -899,9 +957,10 @@ mod tests {
             .clone()
             .merge(other)
             .unwrap_err()
+            .to_string()
             .contains("model 'm' differs"));
         let mut other = config();
         other.seed = 1;
-        assert!(old.merge(other).unwrap_err().contains("--seed"));
+        assert!(old.merge(other).unwrap_err().to_string().contains("--seed"));
     }
 }

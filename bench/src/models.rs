@@ -82,10 +82,10 @@ pub struct ModelsFile {
 impl ModelsFile {
     /// Reads and checks `path`. `need_keys`: whether remote endpoints need their key variable
     /// set now (not when replaying from cassettes).
-    pub fn load(path: &std::path::Path, need_keys: bool) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("models file {}: {e}", path.display()))?;
-        Self::parse(&text, need_keys).map_err(|e| format!("models file {}: {e}", path.display()))
+    pub fn load(path: &std::path::Path, need_keys: bool) -> Result<Self, super::BenchError> {
+        let text = std::fs::read_to_string(path).map_err(|e| super::BenchError::io(path, e))?;
+        Self::parse(&text, need_keys)
+            .map_err(|e| super::BenchError::Request(format!("models file {}: {e}", path.display())))
     }
 
     /// Parses and checks a models file's text.

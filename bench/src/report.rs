@@ -273,18 +273,6 @@ fn usd(x: Option<f64>) -> String {
 /// `report.md`: the paper's tables, plus where failures were caught and the cells.
 pub fn markdown(r: &Report) -> String {
     let mut md = String::new();
-    let tasks: Vec<&str> = r.config.tasks.iter().map(|t| t.name.as_str()).collect();
-    let models: Vec<&str> = r.config.models.iter().map(|m| m.name.as_str()).collect();
-    let pair = |m: &str, t: &str| {
-        r.results
-            .iter()
-            .find(|p| p.model == m && p.task == t)
-            .map(|p| &p.stats)
-    };
-    let header = |md: &mut String, first: &str, cols: &[&str]| {
-        let _ = writeln!(md, "| {first} | {} |", cols.join(" | "));
-        let _ = writeln!(md, "|---|{}", "---|".repeat(cols.len()));
-    };
     let m = &r.matrix;
     let _ = writeln!(md, "# Agent benchmark\n");
     let _ = writeln!(
@@ -303,10 +291,46 @@ pub fn markdown(r: &Report) -> String {
         r.config.code_versions.join(", ")
     );
 
+    success(&mut md, r);
+    pass_k(&mut md, r);
+    errors(&mut md, r);
+    caught(&mut md, r);
+    cost(&mut md, r);
+    time(&mut md, r);
+    cells_table(&mut md, r);
+    md
+}
+
+/// A table's header row and rule.
+fn header(md: &mut String, first: &str, cols: &[&str]) {
+    let _ = writeln!(md, "| {first} | {} |", cols.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(cols.len()));
+}
+
+impl Report {
+    fn task_names(&self) -> Vec<&str> {
+        self.config.tasks.iter().map(|t| t.name.as_str()).collect()
+    }
+    fn model_names(&self) -> Vec<&str> {
+        self.config.models.iter().map(|m| m.name.as_str()).collect()
+    }
+    /// The statistics of one (model, task).
+    fn pair(&self, model: &str, task: &str) -> Option<&Stats> {
+        self.results
+            .iter()
+            .find(|p| p.model == model && p.task == task)
+            .map(|p| &p.stats)
+    }
+}
+
+/// The success rate of each (model, task), with its 95 % Wilson interval.
+fn success(md: &mut String, r: &Report) {
+    let tasks = r.task_names();
+    let models = r.model_names();
     let _ = writeln!(md, "## Success rate (95 % Wilson interval)\n");
     let mut cols = tasks.clone();
     cols.push("all tasks");
-    header(&mut md, "model", &cols);
+    header(md, "model", &cols);
     let cell_text = |s: &Stats| {
         format!(
             "{}/{} = {} [{:.0}–{:.0} %]",
@@ -320,12 +344,16 @@ pub fn markdown(r: &Report) -> String {
     for mo in &models {
         let mut row: Vec<String> = tasks
             .iter()
-            .map(|t| pair(mo, t).map_or("–".into(), cell_text))
+            .map(|t| r.pair(mo, t).map_or("–".into(), cell_text))
             .collect();
         row.push(cell_text(&r.models[*mo]));
         let _ = writeln!(md, "| {mo} | {} |", row.join(" | "));
     }
+}
 
+/// pass@k and pass^k per model, the mean over tasks.
+fn pass_k(md: &mut String, r: &Report) {
+    let models = r.model_names();
     let _ = writeln!(md, "\n## pass@k and pass^k (mean over tasks)\n");
     let kmax = r
         .models
@@ -337,7 +365,7 @@ pub fn markdown(r: &Report) -> String {
         .flat_map(|k| [format!("pass@{k}"), format!("pass^{k}")])
         .collect();
     header(
-        &mut md,
+        md,
         "model",
         &ks.iter().map(String::as_str).collect::<Vec<_>>(),
     );
@@ -357,13 +385,17 @@ pub fn markdown(r: &Report) -> String {
             .collect();
         let _ = writeln!(md, "| {mo} | {} |", row.join(" | "));
     }
+}
 
+/// The final cause of the failed cells, then every failed attempt's.
+fn errors(md: &mut String, r: &Report) {
+    let models = r.model_names();
     let _ = writeln!(
         md,
         "\n## Error distribution (final cause of failed cells)\n"
     );
     let kinds: Vec<&str> = Kind::ALL.iter().map(|(k, _)| k.name()).collect();
-    header(&mut md, "model", &kinds);
+    header(md, "model", &kinds);
     for mo in &models {
         let s = &r.models[*mo];
         let row: Vec<String> = kinds
@@ -399,11 +431,15 @@ pub fn markdown(r: &Report) -> String {
             list(&s.attempt_errors)
         );
     }
+}
 
+/// Where failed attempts were caught (screen, compiler, runtime, validation).
+fn caught(md: &mut String, r: &Report) {
+    let models = r.model_names();
     let _ = writeln!(md, "\n## Where failed attempts were caught\n");
     let mut cols: Vec<&str> = Caught::ALL.iter().map(|c| c.name()).collect();
     cols.push("before any run");
-    header(&mut md, "model", &cols);
+    header(md, "model", &cols);
     for mo in &models {
         let s = &r.models[*mo];
         let mut row: Vec<String> = Caught::ALL
@@ -427,14 +463,19 @@ pub fn markdown(r: &Report) -> String {
         "\nMedian time from the answer to the verdict (clock): {}.",
         times.join(", ")
     );
+}
 
+/// Cost and API calls per cell.
+fn cost(md: &mut String, r: &Report) {
+    let tasks = r.task_names();
+    let models = r.model_names();
     let _ = writeln!(md, "\n## Cost and API calls per cell\n");
     let mut cols: Vec<String> = tasks.iter().map(|t| format!("{t}: cost")).collect();
     cols.extend(tasks.iter().map(|t| format!("{t}: API calls")));
     cols.push("cost per success".into());
     cols.push("tokens (prompt / completion / cached / reasoning)".into());
     header(
-        &mut md,
+        md,
         "model",
         &cols.iter().map(String::as_str).collect::<Vec<_>>(),
     );
@@ -442,10 +483,10 @@ pub fn markdown(r: &Report) -> String {
         let s = &r.models[*mo];
         let mut row: Vec<String> = tasks
             .iter()
-            .map(|t| usd(pair(mo, t).and_then(|p| p.cost_per_cell)))
+            .map(|t| usd(r.pair(mo, t).and_then(|p| p.cost_per_cell)))
             .collect();
         row.extend(tasks.iter().map(|t| {
-            pair(mo, t)
+            r.pair(mo, t)
                 .and_then(|p| p.mean_api_calls)
                 .map_or("–".into(), |v| format!("{v:.2}"))
         }));
@@ -456,10 +497,14 @@ pub fn markdown(r: &Report) -> String {
         ));
         let _ = writeln!(md, "| {mo} | {} |", row.join(" | "));
     }
+}
 
+/// Time per cell (the clock part: not reproduced by a rescore).
+fn time(md: &mut String, r: &Report) {
+    let models = r.model_names();
     let _ = writeln!(md, "\n## Time per cell (clock, mean seconds)\n");
     header(
-        &mut md,
+        md,
         "model",
         &[
             "LLM",
@@ -480,10 +525,13 @@ pub fn markdown(r: &Report) -> String {
             t.llm_s, t.build_s, t.run_s, t.wall_s, t.http_requests, t.abandoned_requests
         );
     }
+}
 
+/// Every cell, and what the categories mean.
+fn cells_table(md: &mut String, r: &Report) {
     let _ = writeln!(md, "\n## Cells\n");
     header(
-        &mut md,
+        md,
         "model",
         &[
             "task",
@@ -519,7 +567,6 @@ pub fn markdown(r: &Report) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     );
-    md
 }
 
 /// `cells.csv`: one row per cell, deterministic columns first.
@@ -559,11 +606,11 @@ pub fn csv(cells: &[Cell]) -> String {
 
 /// Writes report.json, report.md, cells.csv and the plots into `out` from `dir`'s saved
 /// cells: no model, no build. Returns the report.
-pub fn write(dir: &Dir, out: &std::path::Path) -> Result<Report, String> {
+pub fn write(dir: &Dir, out: &std::path::Path) -> Result<Report, super::BenchError> {
     let config = dir.load_config()?;
     let cells = dir.final_cells(&config)?;
     let report = Report::new(&config, &cells);
-    let io = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let io = |p: &std::path::Path, e| super::BenchError::io(p, e);
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     for (name, text) in [
         ("report.json", report.to_json()),
@@ -573,6 +620,6 @@ pub fn write(dir: &Dir, out: &std::path::Path) -> Result<Report, String> {
         let p = out.join(name);
         super::write_atomic(&p, text.as_bytes()).map_err(|e| io(&p, e))?;
     }
-    super::plots::all(&report, &out.join("plots"))?;
+    super::plots::all(&report, &out.join("plots")).map_err(super::BenchError::Harness)?;
     Ok(report)
 }

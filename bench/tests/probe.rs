@@ -14,6 +14,6 @@ fn the_probe_passes_on_a_working_harness_and_fails_on_a_broken_one() {
         wall_s: 1e-3,
         ..Limits::default()
     };
-    let e = bench::probe(t, &broken).unwrap_err();
+    let e = bench::probe(t, &broken).unwrap_err().to_string();
     assert!(e.contains("probe"), "{e}");
 }

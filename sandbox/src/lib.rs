@@ -105,6 +105,18 @@ pub struct WeakIsolation {
     pub seccomp: bool,
 }
 
+/// Why the sandbox did not run a program.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The isolation is weak here and the caller did not allow that.
+    #[error(transparent)]
+    Weak(#[from] WeakIsolation),
+    /// Setting it up failed (the message names the step: Landlock, the control groups, the
+    /// files, the start of the program).
+    #[error("{0}")]
+    Setup(String),
+}
+
 /// This machine's isolation, or [`WeakIsolation`] where it is weak and `weak` refuses that.
 pub fn require(weak: Weak) -> Result<&'static Isolation, WeakIsolation> {
     let iso = Isolation::current();
@@ -426,13 +438,13 @@ pub struct Ran {
 
 /// Runs `bin/stage ARGS...` of `dir` in the sandbox, with `out/` as the working directory;
 /// `Err`: the sandbox could not start it (weak isolation refused included).
-pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> Result<Ran, String> {
+pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> Result<Ran, SandboxError> {
     #[cfg(target_os = "linux")]
     {
         let root = dir.root();
         let (stdout, stderr, mut stderr_reader) =
             output_files(&root.join("stdout.txt"), &root.join("stderr.txt"))
-                .map_err(|e| format!("stdout/stderr files: {e}"))?;
+                .map_err(|e| SandboxError::Setup(format!("stdout/stderr files: {e}")))?;
         let mut read: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
         read.push(root.to_path_buf());
         let out = dir.out();
@@ -478,7 +490,9 @@ pub fn run(dir: &RunDir, args: &[PathBuf], limits: &Limits) -> Result<Ran, Strin
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (dir, args, limits);
-        Err("the sandbox needs Linux (namespaces, Landlock, seccomp, rlimits)".into())
+        Err(SandboxError::Setup(
+            "the sandbox needs Linux (namespaces, Landlock, seccomp, rlimits)".into(),
+        ))
     }
 }
 

@@ -233,11 +233,11 @@ pub(super) fn free_bytes(dir: &Path) -> Option<u64> {
 /// as the kernel tells it, or why it could not be started.
 /// Runs a [`Confinement`] to its end; `Err` when the sandbox cannot start it, or will not:
 /// where the isolation is weak and [`super::Limits::weak`] does not allow that.
-pub fn confine(spec: Confinement) -> Result<Ended, String> {
+pub fn confine(spec: Confinement) -> Result<Ended, super::SandboxError> {
     let start = Instant::now();
-    let failed = |msg: String| Err(msg);
+    let failed = |msg: String| Err(super::SandboxError::Setup(msg));
     let limits = spec.limits;
-    let iso = super::require(limits.weak).map_err(|e| e.to_string())?;
+    let iso = super::require(limits.weak)?;
 
     let ruleset = match iso.landlock_abi {
         Some(abi) => {

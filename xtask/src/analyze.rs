@@ -144,6 +144,83 @@ fn parse_stage(s: &str) -> Result<PathBuf, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let (inputs, cfg) = configure(&args)?;
+    let slurm = args.executor == Executor::Slurm;
+    if slurm
+        && (args.stage.is_some() || args.dry_run || !args.force.is_empty() || args.until.is_some())
+    {
+        bail!("--executor slurm runs the whole analysis: not with --stage, --dry-run, --force or --until");
+    }
+    // One run per output directory (a crashed run's lock goes with it); a Slurm task works
+    // under its coordinator's lock.
+    let _lock = if args.worker {
+        None
+    } else {
+        Some(dirlock::DirLock::acquire(&args.out)?)
+    };
+
+    // Every event goes through each chain's selection (the reference's, and a --stage's).
+    let chains = 1 + u64::from(args.stage.is_some());
+    let total: u64 = if args.dry_run {
+        0
+    } else {
+        chains * workflow::count_entries(&inputs)?
+    };
+    let event_loop = Arc::new(crate::progress::EventLoop::new(total));
+    let progress: Arc<dyn Fn(workflow::LoopEvent) + Send + Sync> = {
+        let event_loop = event_loop.clone();
+        Arc::new(move |e| event_loop.on(e))
+    };
+    let reference = Chain {
+        convert: args.convert,
+        ..Chain::reference(&args.out)
+    };
+    let mut all = rules::chain(&inputs, &cfg, &reference, progress.clone())?;
+    let stage_chain = match &args.stage {
+        Some(path) => Some(stage_chain(
+            &args, path, &inputs, &cfg, &reference, progress, &mut all,
+        )?),
+        None => None,
+    };
+    let engine = flow::Flow::new(all, args.out.join("provenance"))?;
+    let opts = flow::Options {
+        dry_run: args.dry_run,
+        force: args.force.clone(),
+        until: args.until.clone(),
+        tools: [
+            ("hgg".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (
+                "stage-api".to_string(),
+                analysis::stage::STAGE_API_VERSION.to_string(),
+            ),
+        ]
+        .into(),
+    };
+    if slurm {
+        run_on_slurm(&args, &engine, &opts)?;
+    }
+    let files = inputs.data.len() + inputs.mc.len();
+    let finished = execute(&args, &engine, &opts, &event_loop, files)?;
+    if !finished || args.until.is_some() {
+        return Ok(());
+    }
+    let result: AnalysisResult = flow::read_json(&args.out.join("results.json"))?;
+    print_summary(&result, &args.out);
+    if let Some(chain) = stage_chain {
+        let c: Comparison = flow::read_json(&args.out.join("comparison.json"))?;
+        println!("\n{}", rules::comparison_markdown(&c));
+        println!(
+            "the stage's own results: {}/results.json; comparison: {}/comparison.md",
+            chain.dir.display(),
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The inputs (the default dataset when none are given) and the configuration the options
+/// say, checked before any file is read.
+fn configure(args: &Args) -> anyhow::Result<(Inputs, AnalysisConfig)> {
     if !(args.lumi > 0.0) {
         bail!("--lumi must be positive, got {}", args.lumi);
     }
@@ -187,92 +264,64 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     workflow::check_config(&inputs, &cfg)?;
-    let slurm = args.executor == Executor::Slurm;
-    if slurm
-        && (args.stage.is_some() || args.dry_run || !args.force.is_empty() || args.until.is_some())
-    {
-        bail!("--executor slurm runs the whole analysis: not with --stage, --dry-run, --force or --until");
-    }
-    // One run per output directory (a crashed run's lock goes with it); a Slurm task works
-    // under its coordinator's lock.
-    let _lock = if args.worker {
-        None
-    } else {
-        Some(dirlock::DirLock::acquire(&args.out)?)
-    };
+    Ok((inputs, cfg))
+}
 
-    // Every event goes through each chain's selection (the reference's, and a --stage's).
-    let chains = 1 + u64::from(args.stage.is_some());
-    let total: u64 = if args.dry_run {
-        0
-    } else {
-        chains * workflow::count_entries(&inputs)?
-    };
-    let event_loop = Arc::new(crate::progress::EventLoop::new(total));
-    let progress: Arc<dyn Fn(workflow::LoopEvent) + Send + Sync> = {
-        let event_loop = event_loop.clone();
-        Arc::new(move |e| event_loop.on(e))
-    };
-    let reference = Chain {
-        convert: args.convert,
+/// `--stage select=PATH`: the stage built (confined, as the agent does), its chain beside the
+/// reference's and the `compare` rule, added to `all`.
+fn stage_chain(
+    args: &Args,
+    path: &Path,
+    inputs: &Inputs,
+    cfg: &AnalysisConfig,
+    reference: &Chain,
+    progress: Arc<dyn Fn(workflow::LoopEvent) + Send + Sync>,
+    all: &mut Vec<rules::Rule>,
+) -> anyhow::Result<Chain> {
+    eprintln!(
+        "building the select stage {} (confined, as the agent does)",
+        path.display()
+    );
+    sandbox::require(sandbox::Weak::Refuse)?;
+    let stage = SandboxedStage::build(
+        &Toolchain::default(),
+        StageKind::Select,
+        path,
+        Limits::default(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let chain = Chain {
+        prefix: "stage-select/".into(),
+        dir: args.out.join("stage-select"),
+        select: SelectImpl {
+            identity: stage.identity.clone(),
+            stage: Arc::new(stage),
+        },
         ..Chain::reference(&args.out)
     };
-    let mut all = rules::chain(&inputs, &cfg, &reference, progress.clone())?;
-    let mut stage_chain = None;
-    if let Some(path) = &args.stage {
-        eprintln!(
-            "building the select stage {} (confined, as the agent does)",
-            path.display()
-        );
-        sandbox::require(sandbox::Weak::Refuse)?;
-        let stage = SandboxedStage::build(
-            &Toolchain::default(),
-            StageKind::Select,
-            path,
-            Limits::default(),
-        )
-        .map_err(anyhow::Error::msg)?;
-        let chain = Chain {
-            prefix: "stage-select/".into(),
-            dir: args.out.join("stage-select"),
-            select: SelectImpl {
-                identity: stage.identity.clone(),
-                stage: Arc::new(stage),
-            },
-            ..Chain::reference(&args.out)
-        };
-        all.extend(rules::chain(&inputs, &cfg, &chain, progress.clone())?);
-        all.push(rules::compare_rule(
-            &reference,
-            &chain,
-            &args.out,
-            &format!("the select stage {}", path.display()),
-        ));
-        stage_chain = Some(chain);
-    }
-    let engine = flow::Flow::new(all, args.out.join("provenance"))?;
-    let opts = flow::Options {
-        dry_run: args.dry_run,
-        force: args.force.clone(),
-        until: args.until.clone(),
-        tools: [
-            ("hgg".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-            (
-                "stage-api".to_string(),
-                analysis::stage::STAGE_API_VERSION.to_string(),
-            ),
-        ]
-        .into(),
-    };
-    if slurm {
-        run_on_slurm(&args, &engine, &opts)?;
-    }
+    all.extend(rules::chain(inputs, cfg, &chain, progress)?);
+    all.push(rules::compare_rule(
+        reference,
+        &chain,
+        &args.out,
+        &format!("the select stage {}", path.display()),
+    ));
+    Ok(chain)
+}
+
+/// Runs the engine with a line per rule (per-file rules to the log only when there are many
+/// files) and the event loop's bar; `false` when there is nothing more to say (a dry run, a
+/// Slurm worker).
+fn execute(
+    args: &Args,
+    engine: &flow::Flow<Step>,
+    opts: &flow::Options,
+    event_loop: &crate::progress::EventLoop,
+    files: usize,
+) -> anyhow::Result<bool> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()?;
-
-    // With many files, the per-file steps' lines go to the log only.
-    let files = inputs.data.len() + inputs.mc.len();
     let quiet_per_file = files > 8;
     if quiet_per_file {
         eprintln!(
@@ -320,7 +369,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
     };
-    let outcomes = pool.install(|| engine.run(&opts, &on_event));
+    let outcomes = pool.install(|| engine.run(opts, &on_event));
     let looped = event_loop.finish();
     let outcomes = outcomes?;
     let secs = t0.elapsed().as_secs_f64();
@@ -337,11 +386,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             would.len(),
             outcomes.len()
         );
-        return Ok(());
+        return Ok(false);
     }
     let ran = outcomes.iter().filter(|o| o.ran).count();
     if args.worker {
-        return Ok(());
+        return Ok(false);
     }
     write_log(
         &args.out,
@@ -371,21 +420,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             rate(l.rule_seconds),
         );
     }
-    if args.until.is_some() {
-        return Ok(());
-    }
-    let result: AnalysisResult = flow::read_json(&args.out.join("results.json"))?;
-    print_summary(&result, &args.out);
-    if let Some(chain) = stage_chain {
-        let c: Comparison = flow::read_json(&args.out.join("comparison.json"))?;
-        println!("\n{}", rules::comparison_markdown(&c));
-        println!(
-            "the stage's own results: {}/results.json; comparison: {}/comparison.md",
-            chain.dir.display(),
-            args.out.display()
-        );
-    }
-    Ok(())
+    Ok(true)
 }
 
 /// The per-file rules through Slurm (see `slurm.rs`); returns when they are all up to date.
