@@ -6,9 +6,10 @@ use crate::outcome::RunClass;
 use crate::policy::{self, Violation};
 use crate::prompts::render;
 use crate::stage_crate::{condense, StageCrate};
+use crate::stages::validate;
 use crate::task::{Prepared, Task};
 use crate::trajectory::{BuildRecord, Call, HeldOutRecord, Record, RunRecord};
-use crate::validate::{validate, Validation};
+use crate::validate::Validation;
 use sandbox::{self, Limits, RunDir};
 use serde::Serialize;
 

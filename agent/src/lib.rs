@@ -10,7 +10,8 @@
 //! * [`stage_crate`]: the generated stage as a crate, compiled against `stage-api`;
 //! * [`stage_run`]: a built stage run in the sandbox per batch (`analyze --stage`);
 //! * [`outcome`]: how a stage's sandboxed run ended (the `sandbox` crate confines it);
-//! * [`validate`]: the stage's output against the reference's, with tolerances;
+//! * [`stages`]: one module per stage kind: its cases, sanity checks and comparison;
+//! * [`validate`]: the checks' framework, the tolerances, what a hint may say;
 //! * [`trajectory`]: every call and attempt as JSONL;
 //! * [`untrusted`]: text from model code made inert for prompts, terminals and reports;
 
@@ -21,6 +22,7 @@ pub mod prompts;
 pub mod run;
 pub mod stage_crate;
 pub mod stage_run;
+pub mod stages;
 pub mod task;
 pub mod trajectory;
 pub mod untrusted;

@@ -1,7 +1,7 @@
 //! The prompts: Markdown files in `templates/prompts/`, compiled in, with `{{name}}`
 //! placeholders filled by [`render`]. Edit the files, not the code.
 
-use crate::stage_crate::StageKind;
+use stage_api::StageKind;
 
 macro_rules! prompts {
     ($($name:literal),* $(,)?) => {

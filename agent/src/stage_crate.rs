@@ -25,6 +25,7 @@
 
 use sandbox::{self, Ended, Limits};
 use serde::{Deserialize, Serialize};
+use stage_api::StageKind;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,46 +58,6 @@ pub fn build_limits() -> Limits {
         max_output_bytes: 512 << 20,
         cpus: 1.0,
         weak: sandbox::Weak::Refuse,
-    }
-}
-
-/// Which stage trait the crate's `Stage` implements: the runner calls
-/// `stage_api::json::<name>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StageKind {
-    Inspect,
-    Convert,
-    Select,
-    Histogram,
-    Fit,
-    Separate,
-    Categorize,
-}
-
-impl StageKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            StageKind::Inspect => "inspect",
-            StageKind::Convert => "convert",
-            StageKind::Select => "select",
-            StageKind::Histogram => "histogram",
-            StageKind::Fit => "fit",
-            StageKind::Separate => "separate",
-            StageKind::Categorize => "categorize",
-        }
-    }
-    /// The trait the model implements.
-    pub fn trait_name(self) -> &'static str {
-        match self {
-            StageKind::Inspect => "Inspect",
-            StageKind::Convert => "Convert",
-            StageKind::Select => "Select",
-            StageKind::Histogram => "MakeHistogram",
-            StageKind::Fit => "Fit",
-            StageKind::Separate => "Separate",
-            StageKind::Categorize => "Categorize",
-        }
     }
 }
 

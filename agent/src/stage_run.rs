@@ -5,9 +5,10 @@
 //! in the loop. Memory stays bounded: one batch's documents at a time per worker.
 
 use crate::outcome::RunClass;
-use crate::stage_crate::{condense, StageCrate, StageKind, Toolchain};
+use crate::stage_crate::{condense, StageCrate, Toolchain};
 use analysis::stage::{Cuts, PhotonEvents, Select, SelectInput, SelectOutput, StageError};
 use sandbox::{self, Limits, RunDir};
+use stage_api::StageKind;
 use std::path::{Path, PathBuf};
 
 /// A built stage, run in the sandbox per call.

@@ -10,12 +10,10 @@
 //! instruction ([`Task::instruction_for`]), the input document and the reference output all
 //! follow the draw.
 
-use crate::stage_crate::StageKind;
-use analysis::stage::{
-    Binning, Categorize, Convert, ConvertInput, Cuts, FitModel, HistogramInput, Inspect,
-    MakeHistogram, Reference, Select, SelectInput, Separate, SeparateInput, TrainingSet,
-};
+use crate::stages::Params;
+use crate::validate::Tolerances;
 use serde::{Deserialize, Serialize};
+use stage_api::StageKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -106,44 +104,6 @@ impl HeldOutFile {
     fn is_data(&self) -> bool {
         *self == HeldOutFile::Data
     }
-}
-
-/// How close the stage's output must be to the reference's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tolerances {
-    /// Relative tolerance on floating-point outputs (m_γγ, weights, bin contents).
-    #[serde(default = "default_rel")]
-    pub rel: f64,
-    /// Fit: largest |value − reference| in units of the reference's error.
-    #[serde(default = "default_sigma")]
-    pub value_sigma: f64,
-    /// Fit: largest relative difference of the errors.
-    #[serde(default = "default_error_rel")]
-    pub error_rel: f64,
-    /// Categorize: the stage's boundaries must reach this fraction of the reference's Z.
-    #[serde(default = "default_z_fraction")]
-    pub z_fraction: f64,
-    /// Separate: the AUC of the stage's scores may fall at most this far below the
-    /// reference classifier's on the same events.
-    #[serde(default = "default_auc_margin")]
-    pub auc_margin: f64,
-}
-
-fn default_rel() -> f64 {
-    1e-6
-}
-fn default_sigma() -> f64 {
-    0.01
-}
-fn default_error_rel() -> f64 {
-    0.02
-}
-fn default_z_fraction() -> f64 {
-    0.98
-}
-fn default_auc_margin() -> f64 {
-    0.02
 }
 
 /// A task made concrete: the visible case (the one the model's instruction describes and
@@ -379,165 +339,23 @@ impl Task {
         variant: &Variant,
         held_out: bool,
     ) -> Result<Case, String> {
-        let params = Params::new(variant)?;
-        let path = path.to_path_buf();
-        let read = |path: &Path| -> Result<analysis::stage::PhotonEvents, String> {
-            let file = analysis::events::EventFile::open(path).map_err(|e| e.to_string())?;
-            file.read(0..file.entries()).map_err(|e| e.to_string())
+        let params = crate::stages::Params::new(variant)?;
+        let mut ctx = crate::stages::Ctx {
+            stage: self.stage.name(),
+            path,
+            mc,
+            params,
+            held_out,
+            files: vec![],
+            scratch: None,
         };
-        let mc = || -> Result<PathBuf, String> {
-            mc.map(Path::to_path_buf)
-                .ok_or(format!("the {} task needs [input] mc", self.stage.name()))
-        };
-        let Params {
-            cuts,
-            binning,
-            model,
-        } = params;
-        let mut files = vec![];
-        // A file the stage reads, as the input document names it.
-        let mut give = |path: &Path| -> String {
-            let name = path
-                .file_name()
-                .map_or("input.root".into(), |n| n.to_string_lossy().into_owned());
-            files.push((name.clone(), path.to_path_buf()));
-            format!("../in/{name}")
-        };
-        let mut scratch = None;
-        let (input, reference) = match self.stage {
-            StageKind::Inspect => {
-                let file = give(&path);
-                let mut r = Reference.inspect(&path).map_err(|e| e.message)?;
-                r.path = file.clone();
-                (
-                    to_json(&serde_json::json!({ "file": file })),
-                    serde_json::to_value(&r).expect("plain data"),
-                )
-            }
-            StageKind::Convert => {
-                let i = ConvertInput {
-                    file: give(&path).into(),
-                    branches: Some(CONVERT_BRANCHES.iter().map(|b| b.to_string()).collect()),
-                    out_dir: "npy".into(),
-                };
-                // The reference writes where the stage will (relative to a scratch output
-                // directory): validation reads both the same way.
-                let dir = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
-                let mut r = Reference
-                    .convert(&ConvertInput {
-                        file: path.clone(),
-                        out_dir: dir.path().join(&i.out_dir),
-                        ..i.clone()
-                    })
-                    .map_err(|e| e.message)?;
-                r.source = i.file.display().to_string();
-                let mut reference = serde_json::to_value(&r).expect("plain data");
-                reference["arrays"] = crate::validate::npy_digests(dir.path(), &i.out_dir, &r)?;
-                scratch = Some(dir);
-                (to_json(&i), reference)
-            }
-            StageKind::Select => {
-                let events = read(&path)?;
-                let selected = Reference.select(&events, &cuts).map_err(|e| e.message)?;
-                let i = SelectInput { events, cuts };
-                (
-                    to_json(&i),
-                    serde_json::to_value(&selected).expect("plain data"),
-                )
-            }
-            StageKind::Histogram => {
-                let selected = Reference
-                    .select(&read(&path)?, &cuts)
-                    .map_err(|e| e.message)?;
-                // The selection's masses are all inside the window and weigh 1: add the edge
-                // cases the instruction defines (below lo, at lo, just below and at hi, above
-                // hi) with non-unit and negative weights, so the stage must handle them.
-                let mut diphotons = selected.diphotons;
-                // A histogram needs only masses and weights.
-                diphotons.kinematics = Default::default();
-                let (lo, hi) = (binning.lo, binning.hi);
-                for (m, w) in [
-                    (lo - 0.5, 0.5),
-                    (lo, 2.0),
-                    (hi - 1e-9, -1.0),
-                    (hi, 1.5),
-                    (hi + 3.0, 0.25),
-                    (0.5 * (lo + hi), 3.0),
-                ] {
-                    diphotons.m_yy.push(m);
-                    diphotons.weight.push(w);
-                }
-                let h = Reference
-                    .histogram(&diphotons, &binning)
-                    .map_err(|e| e.message)?;
-                let i = HistogramInput { diphotons, binning };
-                (to_json(&i), serde_json::to_value(&h).expect("plain data"))
-            }
-            StageKind::Separate => {
-                let data = Reference
-                    .select(&read(&path)?, &cuts)
-                    .map_err(|e| e.message)?;
-                let mc = Reference
-                    .select(&read(&mc()?)?, &cuts)
-                    .map_err(|e| e.message)?;
-                let (input, truth) = separate_input(&data.diphotons, &mc.diphotons);
-                let out = Reference.separate(&input).map_err(|e| e.message)?;
-                // The reference document carries the held-out labels and weights: validation
-                // computes both AUCs from them. They never reach the stage.
-                let mut reference = serde_json::to_value(&out).expect("plain data");
-                reference["signal"] = serde_json::to_value(&truth.signal).expect("plain data");
-                reference["weight"] = serde_json::to_value(&truth.weight).expect("plain data");
-                (to_json(&input), reference)
-            }
-            StageKind::Categorize => {
-                let selected = Reference
-                    .select(&read(&path)?, &cuts)
-                    .map_err(|e| e.message)?;
-                let mc_selected = Reference
-                    .select(&read(&mc()?)?, &cuts)
-                    .map_err(|e| e.message)?;
-                let mut input = analysis::categorize::categorize_input(
-                    &selected.diphotons,
-                    &mc_selected.diphotons,
-                    &binning,
-                )?;
-                // A classifier trained on other events orders them much as the visible one
-                // does, so a remembered boundary can stay within the tolerance of the best Z
-                // (seen: 0.785 passed a held-out table). The held-out table is the same
-                // classifier's scores reversed (1 − s, as legitimate a table): its best
-                // boundaries are mirrored, 1 − b, and a remembered one lands far from them.
-                if held_out {
-                    input.signal.reverse();
-                    input.background.reverse();
-                }
-                let out = Reference.categorize(&input).map_err(|e| e.message)?;
-                // The reference document carries the input: validation computes Z from it.
-                let mut reference = serde_json::to_value(&out).expect("plain data");
-                reference["input"] = serde_json::to_value(&input).expect("plain data");
-                (to_json(&input), reference)
-            }
-            StageKind::Fit => {
-                use analysis::stage::Fit;
-                let selected = Reference
-                    .select(&read(&path)?, &cuts)
-                    .map_err(|e| e.message)?;
-                let h = Reference
-                    .histogram(&selected.diphotons, &binning)
-                    .map_err(|e| e.message)?;
-                let f = Reference.fit(&model, &h).map_err(|e| e.message)?;
-                let i = analysis::stage::FitInput {
-                    model,
-                    histogram: h,
-                };
-                (to_json(&i), serde_json::to_value(&f).expect("plain data"))
-            }
-        };
+        let (input, reference) = crate::stages::prepare(self.stage, &mut ctx)?;
         // The reference must pass its own validation (JSON has no NaN: a reference with a
         // non-finite value would not read back), or no answer could.
-        let own = crate::validate::validate(
+        let own = crate::stages::validate(
             self.stage,
             &reference.to_string(),
-            scratch.as_ref().map(|d| d.path()),
+            ctx.scratch.as_ref().map(|d| d.path()),
             Some(&reference),
             &self.tolerances,
         );
@@ -549,130 +367,8 @@ impl Task {
         }
         Ok(Case {
             input,
-            files,
+            files: ctx.files,
             reference: Some(reference),
         })
     }
-}
-
-/// The branches the convert task asks for: every kind of column the 2020 layout has (jagged
-/// float, int and bool vectors; float, int and unsigned scalars; MC information).
-pub const CONVERT_BRANCHES: [&str; 8] = [
-    "runNumber",
-    "eventNumber",
-    "trigP",
-    "photon_n",
-    "photon_pt",
-    "photon_isTightID",
-    "mcWeight",
-    "scaleFactor_PHOTON",
-];
-
-/// The separation task's events: signal MC (every selected event) against background from
-/// the data sidebands, as rows of the reference classifier's features. Half of each, chosen
-/// by a hash of the event's class and index, is labelled for training; the other half is
-/// scored, in an order fixed by the same hash (so position says nothing about the class).
-/// Weights: MC weights (their magnitude) scaled so the signal weighs as much as the
-/// background, whose events weigh 1. Returns the stage's input and the held-out truth.
-fn separate_input(
-    data: &analysis::stage::Diphotons,
-    mc: &analysis::stage::Diphotons,
-) -> (SeparateInput, TrainingSet) {
-    use analysis::classify::{features, in_sidebands, ClassifierConfig, FEATURES};
-    let window = ClassifierConfig::default().signal_window;
-    let background: Vec<usize> = (0..data.len())
-        .filter(|&i| in_sidebands(data.m_yy[i], window))
-        .collect();
-    let signal_total: f64 = mc.weight.iter().map(|w| w.abs()).sum();
-    let scale = background.len() as f64 / signal_total.max(f64::MIN_POSITIVE);
-    // (hash, row, signal, weight) for every event.
-    let mut all: Vec<([u8; 8], Vec<f64>, bool, f64)> = Vec::new();
-    let key = |class: &str, i: usize| -> [u8; 8] {
-        let h = blake3::hash(format!("separate/{class}/{i}").as_bytes());
-        h.as_bytes()[..8].try_into().expect("8 bytes")
-    };
-    for &i in &background {
-        all.push((key("b", i), features(data, i).to_vec(), false, 1.0));
-    }
-    for i in 0..mc.len() {
-        let w = (mc.weight[i].abs() * scale).max(f64::MIN_POSITIVE);
-        all.push((key("s", i), features(mc, i).to_vec(), true, w));
-    }
-    all.sort_by_key(|a| a.0);
-    let (mut train, mut truth, mut test) = (TrainingSet::default(), TrainingSet::default(), vec![]);
-    for (h, row, signal, weight) in all {
-        let set = if h[0] & 1 == 0 {
-            &mut train
-        } else {
-            &mut truth
-        };
-        if h[0] & 1 == 1 {
-            test.push(row.clone());
-        }
-        set.x.push(row);
-        set.signal.push(signal);
-        set.weight.push(weight);
-    }
-    truth.x.clear();
-    let input = SeparateInput {
-        features: FEATURES.iter().map(|f| f.to_string()).collect(),
-        train,
-        test,
-        seed: 42,
-    };
-    (input, truth)
-}
-
-/// The stage documents' parameter parts, defaults overridden by a variant.
-struct Params {
-    cuts: Cuts,
-    binning: Binning,
-    model: FitModel,
-}
-
-impl Params {
-    fn new(variant: &Variant) -> Result<Self, String> {
-        Ok(Self {
-            cuts: apply("cuts", Cuts::default(), variant)?,
-            binning: apply("binning", Binning::default(), variant)?,
-            model: apply("model", FitModel::default(), variant)?,
-        })
-        .and_then(|p| {
-            match variant.keys().find(|k| {
-                !["cuts.", "binning.", "model."]
-                    .iter()
-                    .any(|d| k.starts_with(d))
-            }) {
-                Some(k) => Err(format!(
-                    "vary key '{k}' names no parameter (use cuts.FIELD, binning.FIELD or \
-                     model.FIELD)"
-                )),
-                None => Ok(p),
-            }
-        })
-    }
-}
-
-/// `default` with the variant's `doc.field` values set (through JSON, so any field of the
-/// document's type can vary and a wrong name or type is an error naming the key).
-fn apply<T: Serialize + serde::de::DeserializeOwned>(
-    doc: &str,
-    default: T,
-    variant: &Variant,
-) -> Result<T, String> {
-    let mut value = serde_json::to_value(default).expect("plain data");
-    for (key, v) in variant {
-        let Some(field) = key.strip_prefix(doc).and_then(|k| k.strip_prefix('.')) else {
-            continue;
-        };
-        match value.get_mut(field) {
-            Some(slot) => *slot = v.clone(),
-            None => return Err(format!("vary key '{key}': {doc} has no field '{field}'")),
-        }
-    }
-    serde_json::from_value(value).map_err(|e| format!("vary ({doc}): {e}"))
-}
-
-fn to_json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("stage documents are plain data")
 }

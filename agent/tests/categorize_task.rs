@@ -5,10 +5,11 @@
 
 mod support;
 
-use agent::stage_crate::{StageKind, Toolchain};
+use agent::stage_crate::Toolchain;
+use agent::stages::validate;
 use agent::task::Task;
-use agent::validate::validate;
 use sandbox::{self, Limits, RunDir};
+use stage_api::StageKind;
 
 const OK: &str = include_str!("answers/categorize_ok.rs");
 

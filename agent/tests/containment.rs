@@ -238,7 +238,7 @@ fn expanding() -> String {
 /// A crate whose build is given `limits`, with `code` as its stage.
 fn limited_build(code: &str, limits: sandbox::Limits) -> (agent::stage_crate::Build, Option<u32>) {
     let mut krate = support::toolchain()
-        .new_crate(agent::stage_crate::StageKind::Histogram)
+        .new_crate(stage_api::StageKind::Histogram)
         .unwrap();
     krate.set_limits(limits);
     krate.write_code(code).unwrap();

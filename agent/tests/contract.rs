@@ -372,8 +372,7 @@ fn contract_excerpts_are_generated_from_stage_api_and_the_version_follows_its_si
 #[test]
 fn the_excerpts_are_what_the_prompts_send() {
     for (stage, _, _) in EXCERPTS {
-        let kind: agent::stage_crate::StageKind =
-            serde_json::from_value(serde_json::json!(stage)).unwrap();
+        let kind: stage_api::StageKind = serde_json::from_value(serde_json::json!(stage)).unwrap();
         let sent = agent::prompts::contract(kind);
         let file =
             std::fs::read_to_string(repo().join(format!("templates/prompts/contract/{stage}.md")))

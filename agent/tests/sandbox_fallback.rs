@@ -7,8 +7,9 @@
 mod support;
 
 use agent::outcome::{RunClass, RunReport};
-use agent::stage_crate::{StageCrate, StageKind};
+use agent::stage_crate::StageCrate;
 use sandbox::{self, Isolation, Limits, RunDir};
+use stage_api::StageKind;
 use std::path::PathBuf;
 use support::{build, histogram_input, histogram_stage};
 

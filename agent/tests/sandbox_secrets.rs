@@ -6,8 +6,8 @@
 mod support;
 
 use agent::outcome::RunClass;
-use agent::stage_crate::StageKind;
 use sandbox::{self, Limits, RunDir};
+use stage_api::StageKind;
 use support::{build, histogram_input, histogram_stage};
 
 const CANARY: &str = "sk-canary-7d3f0c1e9a";

@@ -73,7 +73,7 @@ fn inspect_needs_its_allowances_the_screen_and_the_build_refuse_them_elsewhere()
     // the task's crate the compiler cannot find `oxyroot`.
     assert!(!agent::policy::check(INSPECT).is_empty());
     let mut krate = support::toolchain()
-        .new_crate(agent::stage_crate::StageKind::Inspect)
+        .new_crate(stage_api::StageKind::Inspect)
         .unwrap();
     krate.write_code(INSPECT).unwrap();
     let b = krate.build();

@@ -2,10 +2,11 @@
 //! validates against itself; a perturbed output fails with a hint that quotes no reference
 //! number.
 
-use agent::stage_crate::{StageKind, Toolchain};
+use agent::stage_crate::Toolchain;
+use agent::stages::validate;
 use agent::task::{Task, BUILT_IN};
-use agent::validate::validate;
 use serde_json::Value;
+use stage_api::StageKind;
 
 fn perturb(kind: StageKind, v: &mut Value) -> String {
     match kind {

@@ -27,7 +27,7 @@ pub mod plots;
 pub mod report;
 
 use agent::run::{run_task, Budget, Options};
-use agent::stage_crate::{StageKind, Toolchain};
+use agent::stage_crate::Toolchain;
 use agent::task::Task;
 use agent::trajectory::Trajectory;
 use cell::Cell;
@@ -38,6 +38,7 @@ use llm::{Llm, LlmConfig, LlmError, Message, Reply};
 use models::ModelSpec;
 use sandbox::Limits;
 use serde::{Deserialize, Serialize};
+use stage_api::StageKind;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;

@@ -78,7 +78,56 @@ use std::path::{Path, PathBuf};
 
 /// Version of this contract. Bumped on any change to a trait or to a type it uses
 /// (`agent/tests/contract.rs` fails when a public signature changes and this does not).
-pub const STAGE_API_VERSION: u32 = 7;
+pub const STAGE_API_VERSION: u32 = 8;
+
+/// The eight steps' stage kinds, as the agent asks for them: which trait a stage implements
+/// and which [`json`] function runs it (`json::<name>`; the inspect and convert steps read and
+/// write files, select runs per batch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    /// [`Inspect`].
+    Inspect,
+    /// [`Convert`].
+    Convert,
+    /// [`Select`].
+    Select,
+    /// [`MakeHistogram`].
+    Histogram,
+    /// [`Fit`].
+    Fit,
+    /// [`Separate`].
+    Separate,
+    /// [`Categorize`].
+    Categorize,
+}
+
+impl StageKind {
+    /// Lower-case name: the task's `stage`, the [`json`] function, the prompts' files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Inspect => "inspect",
+            StageKind::Convert => "convert",
+            StageKind::Select => "select",
+            StageKind::Histogram => "histogram",
+            StageKind::Fit => "fit",
+            StageKind::Separate => "separate",
+            StageKind::Categorize => "categorize",
+        }
+    }
+    /// The trait the model implements.
+    pub fn trait_name(self) -> &'static str {
+        match self {
+            StageKind::Inspect => "Inspect",
+            StageKind::Convert => "Convert",
+            StageKind::Select => "Select",
+            StageKind::Histogram => "MakeHistogram",
+            StageKind::Fit => "Fit",
+            StageKind::Separate => "Separate",
+            StageKind::Categorize => "Categorize",
+        }
+    }
+}
 
 /// The exit codes of a stage process (the runner the agent writes around a stage,
 /// `templates/stage/main.rs`), which the agent reads back to name how a run ended.

@@ -4,11 +4,12 @@
 //! why. `--stage select=PATH` runs a model-written select stage (built and sandboxed as the
 //! agent does) over everything, beside the reference, and compares the two.
 
-use agent::stage_crate::{StageKind, Toolchain};
+use agent::stage_crate::Toolchain;
 use agent::stage_run::SandboxedStage;
 use analysis::fit::{Background, FitModel, FitStatus, Signal};
 use analysis::histogram::Binning;
 use analysis::rules::{self, Chain, Comparison, SelectImpl, Step};
+use analysis::stage::StageKind;
 use analysis::workflow::{self, AnalysisConfig, AnalysisResult, Inputs};
 use anyhow::{bail, Context};
 use sandbox::Limits;

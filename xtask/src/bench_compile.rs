@@ -5,7 +5,8 @@
 //! version with a type error (how fast diagnostics come back). Prints a table. Refuses to
 //! run without the confinement (Landlock and seccomp), whose cost is part of what it times.
 
-use agent::stage_crate::{StageKind, Toolchain};
+use agent::stage_crate::Toolchain;
+use analysis::stage::StageKind;
 use sandbox::Isolation;
 use std::time::Instant;
 

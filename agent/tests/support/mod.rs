@@ -2,7 +2,8 @@
 
 #![allow(dead_code)]
 
-use agent::stage_crate::{StageKind, Toolchain};
+use agent::stage_crate::Toolchain;
+use stage_api::StageKind;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
