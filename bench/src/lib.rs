@@ -36,6 +36,7 @@ use llm::gate::Gate;
 use llm::http::HttpLlm;
 use llm::{Llm, LlmConfig, LlmError, Message, Reply};
 use models::ModelSpec;
+use report::Report;
 use sandbox::Limits;
 use serde::{Deserialize, Serialize};
 use stage_api::StageKind;
@@ -319,6 +320,26 @@ impl Dir {
             .filter_map(|k| latest.remove(&k))
             .collect())
     }
+}
+
+/// Writes report.json, report.md, cells.csv and the plots into `out` from `dir`'s saved
+/// cells: no model, no build. Returns the report.
+pub fn write_report(dir: &Dir, out: &Path) -> Result<Report, BenchError> {
+    let config = dir.load_config()?;
+    let cells = dir.final_cells(&config)?;
+    let report = Report::new(&config, &cells);
+    let io = |p: &Path, e| BenchError::io(p, e);
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    for (name, text) in [
+        ("report.json", report.to_json()),
+        ("report.md", report::markdown(&report)),
+        ("cells.csv", report::csv(&cells)),
+    ] {
+        let p = out.join(name);
+        write_atomic(&p, text.as_bytes()).map_err(|e| io(&p, e))?;
+    }
+    plots::all(&report, &out.join("plots")).map_err(BenchError::Harness)?;
+    Ok(report)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a

@@ -5,7 +5,7 @@
 
 use super::cell::{Caught, Cell, Kind};
 use super::metrics::{centre, Centre, Stats};
-use super::{Config, Dir};
+use super::Config;
 use agent::run::Budget;
 use agent::task::Variant;
 use serde::{Deserialize, Serialize};
@@ -602,24 +602,4 @@ pub fn csv(cells: &[Cell]) -> String {
         );
     }
     s
-}
-
-/// Writes report.json, report.md, cells.csv and the plots into `out` from `dir`'s saved
-/// cells: no model, no build. Returns the report.
-pub fn write(dir: &Dir, out: &std::path::Path) -> Result<Report, super::BenchError> {
-    let config = dir.load_config()?;
-    let cells = dir.final_cells(&config)?;
-    let report = Report::new(&config, &cells);
-    let io = |p: &std::path::Path, e| super::BenchError::io(p, e);
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    for (name, text) in [
-        ("report.json", report.to_json()),
-        ("report.md", markdown(&report)),
-        ("cells.csv", csv(&cells)),
-    ] {
-        let p = out.join(name);
-        super::write_atomic(&p, text.as_bytes()).map_err(|e| io(&p, e))?;
-    }
-    super::plots::all(&report, &out.join("plots")).map_err(super::BenchError::Harness)?;
-    Ok(report)
 }

@@ -172,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = bench::run(&config, &dir, &toolchain, &opts, &on_event);
     bar.finish_and_clear();
     let summary = summary.map_err(anyhow::Error::msg)?;
-    let report = report::write(&dir, &out).map_err(anyhow::Error::msg)?;
+    let report = bench::write_report(&dir, &out).map_err(anyhow::Error::msg)?;
     print_summary(&report);
     println!(
         "{} cells ran now; {} of {} in the matrix have a result{}.\nreport: {}",
@@ -260,7 +260,8 @@ fn rescore(from: &Path, out: Option<&Path>) -> anyhow::Result<()> {
     } else {
         Some(dirlock::DirLock::acquire(from)?)
     };
-    let report = report::write(&Dir { root: from.into() }, out).map_err(anyhow::Error::msg)?;
+    let report =
+        bench::write_report(&Dir { root: from.into() }, out).map_err(anyhow::Error::msg)?;
     print_summary(&report);
     println!("rescored: {}", out.join("report.json").display());
     Ok(())
