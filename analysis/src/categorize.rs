@@ -373,7 +373,7 @@ pub fn categorize_input(
     data: &crate::select::Diphotons,
     mc: &crate::select::Diphotons,
     binning: &Binning,
-) -> Result<stage_api::CategorizeInput, String> {
+) -> Result<stage_api::CategorizeInput, crate::classify::ClassifyError> {
     let ccfg = crate::classify::ClassifierConfig::default();
     let cfg = CategorizeConfig::default();
     let mut sample = crate::classify::Sample::default();

@@ -252,17 +252,34 @@ pub fn roc(scores: &[f64], y: &[f64], w: &[f64]) -> (f64, Vec<(f64, f64)>) {
     (auc, curve)
 }
 
+/// Why a classifier could not be trained or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// Too few events of a class to train on.
+    #[error(
+        "too few events to train the classifier: {signal} signal (MC), {background} \
+         background (data sidebands); at least 20 of each"
+    )]
+    TooFew { signal: usize, background: usize },
+    /// Rows, labels and weights that do not fit together.
+    #[error("{0}")]
+    Shape(String),
+    /// The booster failed to train, save or load a model.
+    #[error("{0}")]
+    Booster(String),
+}
+
 /// Trains the two fold models on `sample`.
-pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, String> {
+pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, ClassifyError> {
     let (n_signal, n_background) = (
         sample.y.iter().filter(|&&y| y > 0.5).count(),
         sample.y.iter().filter(|&&y| y < 0.5).count(),
     );
     if n_signal < 20 || n_background < 20 {
-        return Err(format!(
-            "too few events to train the classifier: {n_signal} signal (MC), {n_background} \
-             background (data sidebands); at least 20 of each"
-        ));
+        return Err(ClassifyError::TooFew {
+            signal: n_signal,
+            background: n_background,
+        });
     }
     // Balanced classes: signal weights (σ × L / ΣW, a few hundred events in all) rescaled so
     // that both classes weigh the same; the AUC uses the same weights.
@@ -300,10 +317,10 @@ pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, Stri
         let m = Matrix::new(&buf, x.len(), 12);
         let mut b = booster(cfg);
         b.fit(&m, &y, &w, None)
-            .map_err(|e| format!("training: {e}"))?;
+            .map_err(|e| ClassifyError::Booster(format!("training: {e}")))?;
         jsons.push(
             b.json_dump()
-                .map_err(|e| format!("saving the model: {e}"))?,
+                .map_err(|e| ClassifyError::Booster(format!("saving the model: {e}")))?,
         );
         models.push(b);
     }
@@ -353,19 +370,21 @@ pub fn fit_predict(
     w: &[f64],
     test: &[Vec<f64>],
     cfg: &ClassifierConfig,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, ClassifyError> {
     let cols = train.first().map_or(0, Vec::len);
     if cols == 0 || train.len() != y.len() || train.len() != w.len() {
-        return Err(format!(
+        return Err(ClassifyError::Shape(format!(
             "{} training rows, {} labels, {} weights, {cols} features: need rows, labels and \
              weights of one length and at least one feature",
             train.len(),
             y.len(),
             w.len()
-        ));
+        )));
     }
     if let Some(i) = train.iter().chain(test).position(|r| r.len() != cols) {
-        return Err(format!("row {i} has not {cols} features"));
+        return Err(ClassifyError::Shape(format!(
+            "row {i} has not {cols} features"
+        )));
     }
     let column_major = |rows: &[Vec<f64>]| -> Vec<f64> {
         let n = rows.len();
@@ -380,7 +399,7 @@ pub fn fit_predict(
     let buf = column_major(train);
     let mut b = booster(cfg);
     b.fit(&Matrix::new(&buf, train.len(), cols), y, w, None)
-        .map_err(|e| format!("training: {e}"))?;
+        .map_err(|e| ClassifyError::Booster(format!("training: {e}")))?;
     if test.is_empty() {
         return Ok(vec![]);
     }
@@ -397,9 +416,11 @@ pub struct Scorer {
 }
 
 impl Scorer {
-    pub fn new(c: &Classifier) -> Result<Self, String> {
-        let load =
-            |j: &str| GradientBooster::from_json(j).map_err(|e| format!("loading the model: {e}"));
+    pub fn new(c: &Classifier) -> Result<Self, ClassifyError> {
+        let load = |j: &str| {
+            GradientBooster::from_json(j)
+                .map_err(|e| ClassifyError::Booster(format!("loading the model: {e}")))
+        };
         Ok(Self {
             models: [load(&c.models[0])?, load(&c.models[1])?],
         })

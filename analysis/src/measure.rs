@@ -7,20 +7,36 @@
 
 pub use stage_api::measure::{MeasureInput, Measurement, SignalMc};
 
+/// Why no measurement can be made.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// A luminosity, cross-section or yield that makes the measurement meaningless.
+    #[error(
+        "need a positive luminosity, MC cross-section and selected MC yield (got L = {lumi_pb} \
+         pb⁻¹, σ×B = {xsection_pb} pb, yield = {weighted_yield})"
+    )]
+    Meaningless {
+        lumi_pb: f64,
+        xsection_pb: f64,
+        weighted_yield: f64,
+    },
+    /// The fit has no signal yield.
+    #[error("the fit result has no 'nsig' parameter")]
+    NoSignalYield,
+}
+
 /// Computes the measurement; errors for inputs that make it meaningless.
-pub fn measure(input: &MeasureInput) -> Result<Measurement, String> {
+pub fn measure(input: &MeasureInput) -> Result<Measurement, MeasureError> {
     let mc = &input.signal_mc;
     let l = input.lumi_pb;
     if !(l > 0.0) || !(mc.xsection_pb > 0.0) || !(mc.weighted_yield > 0.0) {
-        return Err(format!(
-            "need a positive luminosity, MC cross-section and selected MC yield (got L = {l} pb⁻¹, σ×B = {} pb, yield = {})",
-            mc.xsection_pb, mc.weighted_yield
-        ));
+        return Err(MeasureError::Meaningless {
+            lumi_pb: l,
+            xsection_pb: mc.xsection_pb,
+            weighted_yield: mc.weighted_yield,
+        });
     }
-    let nsig = input
-        .fit
-        .param("nsig")
-        .ok_or("the fit result has no 'nsig' parameter")?;
+    let nsig = input.fit.param("nsig").ok_or(MeasureError::NoSignalYield)?;
     let eff = mc.weighted_yield / (mc.xsection_pb * l);
     let eff_rel = mc.sumw2.sqrt() / mc.weighted_yield;
     let xs = nsig.value / (eff * l);

@@ -60,7 +60,7 @@ impl Fit for Reference {
 
 impl Measure for Reference {
     fn measure(&self, input: &MeasureInput) -> Result<Measurement, StageError> {
-        crate::measure::measure(input).map_err(StageError::from)
+        crate::measure::measure(input).map_err(|e| e.to_string().into())
     }
 }
 
@@ -72,7 +72,8 @@ impl Separate for Reference {
             seed: input.seed,
             ..Default::default()
         };
-        let score = crate::classify::fit_predict(&t.x, &y, &t.weight, &input.test, &cfg)?;
+        let score = crate::classify::fit_predict(&t.x, &y, &t.weight, &input.test, &cfg)
+            .map_err(|e| StageError::from(e.to_string()))?;
         Ok(Scores { score })
     }
 }

@@ -24,7 +24,8 @@ impl StageCase for CategorizeStage {
             &selected.diphotons,
             &mc_selected.diphotons,
             &binning,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         // A classifier trained on other events orders them much as the visible one
         // does, so a remembered boundary can stay within the tolerance of the best Z
         // (seen: 0.785 passed a held-out table). The held-out table is the same

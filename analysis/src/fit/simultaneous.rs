@@ -213,12 +213,13 @@ impl Model {
         data: &[Vec<f64>],
         x0: &[f64],
         fixed: &[usize],
-    ) -> Result<super::minimize::Minimum, String> {
+    ) -> Result<super::minimize::Minimum, super::FitError> {
         minimize(&|p: &[f64]| self.nll(p, data), x0, &self.bounds(fixed))
+            .map_err(super::FitError::Minimizer)
     }
 
     /// The fit, the discovery test and the expected significance.
-    pub fn fit(&self) -> Result<Combined, String> {
+    pub fn fit(&self) -> Result<Combined, super::FitError> {
         let data: Vec<Vec<f64>> = self.channels.iter().map(|c| c.data.sumw.clone()).collect();
         let x0: Vec<f64> = self.parameters.iter().map(|p| p.init).collect();
         let (mu, mass) = (self.index("mu"), self.index("mass"));
@@ -273,7 +274,7 @@ impl Model {
 
     /// √q0 on the Asimov dataset of the background at `p` plus μ = 1 (mass at its initial
     /// value, the signal MC's).
-    pub fn expected_z(&self, p: &[f64]) -> Result<f64, String> {
+    pub fn expected_z(&self, p: &[f64]) -> Result<f64, super::FitError> {
         let (mu, mass) = (self.index("mu"), self.index("mass"));
         let mut truth = p.to_vec();
         truth[mu] = 1.0;
@@ -296,7 +297,7 @@ impl Model {
     /// Fits pseudo-data `data` (one histogram per channel) with the mass held at its initial
     /// value (a known Higgs mass: a floating mass on a background-only toy looks elsewhere):
     /// the fitted μ and its error.
-    pub fn fit_mu(&self, data: &[Vec<f64>]) -> Result<(f64, f64), String> {
+    pub fn fit_mu(&self, data: &[Vec<f64>]) -> Result<(f64, f64), super::FitError> {
         let x0: Vec<f64> = self.parameters.iter().map(|p| p.init).collect();
         let (mu, mass) = (self.index("mu"), self.index("mass"));
         let m = self.minimum(data, &x0, &[mass])?;
