@@ -1,7 +1,7 @@
 //! A model-written stage put to work beyond its task: `cargo xtask analyze --stage
 //! select=PATH` runs it on every batch of every input file. It is built exactly as the agent
 //! builds it (the confined `rustc` against the prebuilt `stage-api`, [`crate::stage_crate`])
-//! and every batch runs in the sandbox ([`crate::sandbox`]) — the code is as hostile here as
+//! and every batch runs in the sandbox (the `sandbox` crate) — the code is as hostile here as
 //! in the loop. Memory stays bounded: one batch's documents at a time per worker.
 
 use crate::outcome::RunClass;
@@ -10,6 +10,32 @@ use analysis::stage::{Cuts, PhotonEvents, Select, SelectInput, SelectOutput, Sta
 use sandbox::{self, Limits, RunDir};
 use stage_api::StageKind;
 use std::path::{Path, PathBuf};
+
+/// Why a model-written stage will not run here.
+#[derive(Debug, thiserror::Error)]
+pub enum StageRunError {
+    /// Not a stage that may run: an agent run that was not accepted, no readable source,
+    /// code the screen refuses.
+    #[error("{0}")]
+    Refused(String),
+    /// Written against another version of the contract.
+    #[error(
+        "{}: written against stage-api version {found}; this analysis has version {current} \
+         (rerun the agent, or port the stage)",
+        path.display()
+    )]
+    Version {
+        path: PathBuf,
+        found: u32,
+        current: u32,
+    },
+    /// The toolchain, the stage crate or the sandbox failed (not the stage's doing).
+    #[error("{0}")]
+    Harness(String),
+    /// It does not compile against the contract.
+    #[error("{0}")]
+    Build(String),
+}
 
 /// A built stage, run in the sandbox per call.
 pub struct SandboxedStage {
@@ -97,37 +123,38 @@ impl SandboxedStage {
         kind: StageKind,
         path: &Path,
         limits: Limits,
-    ) -> Result<Self, String> {
-        let (source, written_for) = locate(path)?;
+    ) -> Result<Self, StageRunError> {
+        let (source, written_for) = locate(path).map_err(StageRunError::Refused)?;
         let current = analysis::stage::STAGE_API_VERSION;
-        if let Some(v) = written_for.filter(|v| *v != current) {
-            return Err(format!(
-                "{}: written against stage-api version {v}; this analysis has version {current} \
-                 (rerun the agent, or port the stage)",
-                path.display()
-            ));
+        if let Some(found) = written_for.filter(|v| *v != current) {
+            return Err(StageRunError::Version {
+                path: path.to_path_buf(),
+                found,
+                current,
+            });
         }
-        let code =
-            std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
-        let prepared = toolchain.prepare().map_err(|e| e.to_string())?;
+        let code = std::fs::read_to_string(&source)
+            .map_err(|e| StageRunError::Refused(format!("{}: {e}", source.display())))?;
+        let harness = |e: String| StageRunError::Harness(e);
+        let prepared = toolchain.prepare().map_err(|e| harness(e.to_string()))?;
         let krate = toolchain
             .new_crate(kind)
-            .map_err(|e| format!("stage crate: {e}"))?;
+            .map_err(|e| harness(format!("stage crate: {e}")))?;
         krate
             .write_code(&code)
-            .map_err(|e| format!("stage crate: {e}"))?;
+            .map_err(|e| harness(format!("stage crate: {e}")))?;
         let build = krate.build();
         if let Some(e) = &build.setup_error {
-            return Err(format!("building {}: {e}", source.display()));
+            return Err(harness(format!("building {}: {e}", source.display())));
         }
         let binary = match (&build.binary, build.ok) {
             (Some(b), true) => b.clone(),
             _ => {
-                return Err(format!(
+                return Err(StageRunError::Build(format!(
                     "{} does not build against stage-api version {current}:\n{}",
                     source.display(),
                     condense(&build, krate.path(), 4000)
-                ))
+                )))
             }
         };
         let rustc = std::process::Command::new(prepared.sysroot.join("bin/rustc"))

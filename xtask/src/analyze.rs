@@ -289,8 +289,7 @@ fn stage_chain(
         StageKind::Select,
         path,
         Limits::default(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     let chain = Chain {
         prefix: "stage-select/".into(),
         dir: args.out.join("stage-select"),
