@@ -15,6 +15,24 @@ fn xtask(args: &[&str]) -> Output {
         .expect("xtask runs")
 }
 
+/// `cargo xtask agent --task select` against `server`, writing into `out`, with `extra`.
+fn agent_select(server: &MockServer, out: &std::path::Path, extra: &[&str]) -> Output {
+    let url = server.url();
+    let mut args = vec![
+        "agent",
+        "--task",
+        "select",
+        "--model",
+        "mock",
+        "--endpoint",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    xtask(&args)
+}
+
 fn code_answer() -> MockReply {
     MockReply::answer(format!("```rust\n{OK}```"))
 }
@@ -92,19 +110,14 @@ fn agent_solves_records_and_replays_a_task() {
 fn a_users_own_instruction_runs_but_is_not_validated() {
     let server = MockServer::start(vec![MockReply::answer("plan"), code_answer()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let o = xtask(&[
-        "agent",
-        "--task",
-        "select",
-        "--model",
-        "mock",
-        "--endpoint",
-        &server.url(),
-        "--instruction",
-        "Select diphoton events with both photons above 30 GeV.",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
+    let o = agent_select(
+        &server,
+        dir.path(),
+        &[
+            "--instruction",
+            "Select diphoton events with both photons above 30 GeV.",
+        ],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -127,19 +140,7 @@ fn agent_stops_when_its_budget_is_spent() {
     // call is refused and only one request reaches the server.
     let server = MockServer::start(vec![MockReply::answer("plan"), code_answer()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let o = xtask(&[
-        "agent",
-        "--task",
-        "select",
-        "--model",
-        "mock",
-        "--endpoint",
-        &server.url(),
-        "--budget-tokens",
-        "100",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
+    let o = agent_select(&server, dir.path(), &["--budget-tokens", "100"]);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),

@@ -13,13 +13,9 @@ impl StageCase for CategorizeStage {
 
     fn prepare(ctx: &mut Ctx) -> Result<(String, Value), String> {
         let path = ctx.path;
-        let (cuts, binning) = (ctx.params.cuts.clone(), ctx.params.binning);
-        let selected = Reference
-            .select(&ctx.read(path)?, &cuts)
-            .map_err(|e| e.message)?;
-        let mc_selected = Reference
-            .select(&ctx.read(ctx.mc()?)?, &cuts)
-            .map_err(|e| e.message)?;
+        let binning = ctx.params.binning;
+        let selected = ctx.selected(path)?;
+        let mc_selected = ctx.selected(ctx.mc()?)?;
         let mut input = analysis::categorize::categorize_input(
             &selected.diphotons,
             &mc_selected.diphotons,

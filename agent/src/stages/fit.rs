@@ -13,15 +13,9 @@ impl StageCase for FitStage {
 
     fn prepare(ctx: &mut Ctx) -> Result<(String, Value), String> {
         let path = ctx.path;
-        let (cuts, binning, model) = (
-            ctx.params.cuts.clone(),
-            ctx.params.binning,
-            ctx.params.model,
-        );
+        let (binning, model) = (ctx.params.binning, ctx.params.model);
         use analysis::stage::Fit;
-        let selected = Reference
-            .select(&ctx.read(path)?, &cuts)
-            .map_err(|e| e.message)?;
+        let selected = ctx.selected(path)?;
         let h = Reference
             .histogram(&selected.diphotons, &binning)
             .map_err(|e| e.message)?;

@@ -13,10 +13,8 @@ impl StageCase for HistogramStage {
 
     fn prepare(ctx: &mut Ctx) -> Result<(String, Value), String> {
         let path = ctx.path;
-        let (cuts, binning) = (ctx.params.cuts.clone(), ctx.params.binning);
-        let selected = Reference
-            .select(&ctx.read(path)?, &cuts)
-            .map_err(|e| e.message)?;
+        let binning = ctx.params.binning;
+        let selected = ctx.selected(path)?;
         // The selection's masses are all inside the window and weigh 1: add the edge
         // cases the instruction defines (below lo, at lo, just below and at hi, above
         // hi) with non-unit and negative weights, so the stage must handle them.

@@ -64,6 +64,13 @@ impl Ctx<'_> {
         let file = analysis::events::EventFile::open(path).map_err(|e| e.to_string())?;
         file.read(0..file.entries()).map_err(|e| e.to_string())
     }
+    /// The reference selection of every event of `path` with the case's cuts.
+    pub fn selected(&self, path: &Path) -> Result<analysis::stage::SelectOutput, String> {
+        use analysis::stage::Select;
+        analysis::stage::Reference
+            .select(&self.read(path)?, &self.params.cuts)
+            .map_err(|e| e.message)
+    }
     /// The signal MC file.
     pub fn mc(&self) -> Result<&Path, String> {
         self.mc

@@ -13,13 +13,8 @@ impl StageCase for SeparateStage {
 
     fn prepare(ctx: &mut Ctx) -> Result<(String, Value), String> {
         let path = ctx.path;
-        let cuts = ctx.params.cuts.clone();
-        let data = Reference
-            .select(&ctx.read(path)?, &cuts)
-            .map_err(|e| e.message)?;
-        let mc = Reference
-            .select(&ctx.read(ctx.mc()?)?, &cuts)
-            .map_err(|e| e.message)?;
+        let data = ctx.selected(path)?;
+        let mc = ctx.selected(ctx.mc()?)?;
         let (input, truth) = separate_input(&data.diphotons, &mc.diphotons);
         let out = Reference.separate(&input).map_err(|e| e.message)?;
         // The reference document carries the held-out labels and weights: validation
