@@ -52,19 +52,7 @@ fn agent_solves_records_and_replays_a_task() {
     );
     let server = MockServer::start(vec![MockReply::answer("plan"), code_answer()]).unwrap();
     let url = server.url();
-    let o = xtask(&[
-        "agent",
-        "--task",
-        "select",
-        "--model",
-        "mock",
-        "--endpoint",
-        &url,
-        "--record",
-        cassette.to_str().unwrap(),
-        "--out",
-        a.to_str().unwrap(),
-    ]);
+    let o = agent_select(&server, &a, &["--record", cassette.to_str().unwrap()]);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
