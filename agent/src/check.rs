@@ -20,7 +20,12 @@ pub enum Verdict {
     /// the rendered feedback prompt.
     Fix(String),
     /// It ran but failed (the run's class, or validation): for the supervisor to review.
-    Failed { failure: String, report: String },
+    Failed {
+        /// What went wrong, in a few words (e.g. "its output failed validation").
+        failure: String,
+        /// The details for the supervisor's review (e.g. exit and stderr tail, or the hints).
+        report: String,
+    },
     /// It passed validation, or the sanity checks when no reference covers the instruction:
     /// the validation and the output document.
     Passed(Validation, String),
@@ -31,8 +36,11 @@ pub enum Verdict {
 /// Wall-clock seconds of one attempt's build and run (kept out of the trajectory).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Timing {
+    /// The attempt's number, from 1.
     pub iteration: u32,
+    /// Seconds the build took; `None` when nothing was built.
     pub build_s: Option<f64>,
+    /// Seconds the sandboxed runs took (held-out ones included); `None` when nothing ran.
     pub run_s: Option<f64>,
 }
 
@@ -46,10 +54,12 @@ pub struct Attempt {
     run: Option<RunRecord>,
     validation: Option<Validation>,
     held_out: Option<HeldOutRecord>,
+    /// Wall-clock seconds of its build and runs, filled in as they happen.
     pub timing: Timing,
 }
 
 impl Attempt {
+    /// A new attempt numbered `iteration` for the coder's `call`, nothing checked yet.
     pub fn new(iteration: u32, call: Call) -> Self {
         Self {
             iteration,
@@ -85,9 +95,13 @@ impl Attempt {
 
 /// Everything needed to check code for one task.
 pub struct Checker<'a> {
+    /// The task the code is for (its stage, tolerances and allowed std modules).
     pub task: &'a Task,
+    /// The stage crate the code is written into and built in.
     pub krate: &'a StageCrate,
+    /// The task's inputs and references: the visible case and the held-out ones.
     pub prepared: &'a Prepared,
+    /// Limits of each sandboxed run of the stage.
     pub limits: &'a Limits,
     /// Budget of the condensed diagnostics, characters.
     pub diagnostics_budget: usize,

@@ -74,7 +74,9 @@ pub enum RunClass {
 /// The result of one sandboxed run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
+    /// How the run ended, named from what the kernel reported.
     pub class: RunClass,
+    /// Exit code or signal; `None` when the process never started or could not be waited for.
     pub exit: Option<Exit>,
     /// What the stage's stderr says happened (its own words: shown, never trusted).
     pub claim: Option<RunClass>,

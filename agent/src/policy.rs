@@ -1,6 +1,6 @@
 //! A fast static screen of the model's code, before anything is compiled. It is defence in
 //! depth, not the boundary (the build and the run are confined by the operating system,
-//! [`crate::sandbox`]): it gives a clear, early message for what a stage never needs (`std::env`,
+//! the `sandbox` crate): it gives a clear, early message for what a stage never needs (`std::env`,
 //! `std::net`, `std::process`, `std::fs`, `std::os`, `unsafe`, `extern`, compile-time file and
 //! environment reads, macros that generate hidden code, attributes outside a short list,
 //! `mod name;`).
@@ -20,7 +20,9 @@ pub struct Violation {
     /// `non_ascii`, `lex`, `compile_time_read`): the benchmark's policy sub-category.
     #[serde(default)]
     pub kind: String,
+    /// What was found and why it is refused, in words for the model.
     pub rule: String,
+    /// 1-based line where it was seen; 0 when there is none (e.g. a compile-time read).
     pub line: usize,
 }
 

@@ -11,9 +11,9 @@
 //!     passes → accepted (only validation can accept, never a model)
 //! ```
 //!
-//! Every model call goes through [`Session::call`], which refuses it once the [`Budget`] is
+//! Every model call goes through `Session::call`, which refuses it once the [`Budget`] is
 //! spent: `cargo xtask agent` and every benchmark cell are capped in the same place. How the
-//! loop ended is one [`Exit`]; the [`Outcome`] is built from it once.
+//! loop ended is one `Exit`; the [`Outcome`] is built from it once.
 
 use crate::check::{Attempt, Checker, Timing, Verdict};
 use crate::prompts::render;
@@ -48,9 +48,11 @@ impl Default for Budget {
 /// How to run a task.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Most coder attempts before the run ends at the iteration cap.
     pub max_iterations: u32,
     /// Which repetition of the task this is (part of the cassette key).
     pub trial: u32,
+    /// Limits of each sandboxed run of the stage.
     pub limits: Limits,
     /// What the models may spend.
     pub budget: Budget,
@@ -86,18 +88,26 @@ impl Default for Options {
 /// What a task run produced.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// How the task ended.
     pub status: Status,
+    /// Attempts made (the number of the last one).
     pub iterations: u32,
+    /// Model calls answered, coder's and supervisor's together.
     pub api_calls: u32,
+    /// Tokens of all calls together.
     pub usage: Usage,
+    /// USD spent by all calls; `None` when no call had a price.
     pub cost_usd: Option<f64>,
     /// The last code the coder wrote.
     pub code: Option<String>,
+    /// The validation of the run that passed; `None` when none did.
     pub validation: Option<Validation>,
     /// The output document of the run that passed (validation or, without a reference, the
     /// sanity checks).
     pub output: Option<String>,
+    /// Wall-clock seconds of each attempt's build and runs.
     pub timings: Vec<Timing>,
+    /// Why the task ended in an error (a model call or the harness), when it did.
     pub error: Option<String>,
 }
 
@@ -107,24 +117,31 @@ pub enum AgentError {
     /// The task's inputs could not be prepared.
     #[error("task {task}: {source}")]
     Task {
+        /// The task's name.
         task: String,
+        /// Why its inputs could not be prepared.
         #[source]
         source: crate::task::TaskError,
     },
     /// The toolchain's trusted half failed (not the model's doing).
     #[error("task {task}: {source}")]
     Toolchain {
+        /// The task's name.
         task: String,
+        /// What failed: the preparation, the held-out key or the task's extra crates.
         #[source]
         source: crate::stage_crate::ToolchainError,
     },
     /// The stage crate could not be written.
     #[error("task {task}: stage crate: {source}")]
     StageCrate {
+        /// The task's name.
         task: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The trajectory could not be written.
     #[error("writing the trajectory: {0}")]
     Trajectory(#[from] std::io::Error),
 }

@@ -6,7 +6,7 @@
 //! and the compiler's sysroot is located. The untrusted one, [`StageCrate::build`], compiles
 //! one stage: `rustc` on the runner (`templates/stage/main.rs`) and the model's
 //! `src/stage.rs`, with `--extern stage_api=...` and `-L dependency=...` pointing at those
-//! prebuilt artifacts, in the same sandbox the stage later runs in ([`crate::sandbox`]): a
+//! prebuilt artifacts, in the same sandbox the stage later runs in (the `sandbox` crate): a
 //! uid of its own, no network, the toolchain and the artifacts bind-mounted read-only into
 //! its mount namespace, Landlock reads of only those, the system's compiler and libraries and
 //! its own source, writes only to its own `out/`, control-group and rlimit limits, a 30 s
@@ -42,10 +42,20 @@ pub enum ToolchainError {
     Prepare(String),
     /// The held-out key could not be made or read.
     #[error("the held-out key {}: {message}", path.display())]
-    HeldOutKey { path: PathBuf, message: String },
+    HeldOutKey {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong (the I/O error, or a key that is not 32 bytes).
+        message: String,
+    },
     /// A task names a crate that stages may not use.
     #[error("crate '{name}' is not one a stage may use ({known})")]
-    UnknownCrate { name: String, known: String },
+    UnknownCrate {
+        /// The crate the task names.
+        name: String,
+        /// The packages a stage may use, comma-separated.
+        known: String,
+    },
 }
 
 /// Limits of one stage build: seconds, not minutes — a real stage compiles in about one.
@@ -112,9 +122,11 @@ impl Default for Toolchain {
 /// One compiler message, as rustc's JSON gives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostic {
+    /// rustc's level: `error`, `warning`, `note`, ...
     pub level: String,
     /// Error code (`E0308`), when there is one.
     pub code: Option<String>,
+    /// The message itself, without the rendered source lines.
     pub message: String,
     /// The compiler's text with the offending lines.
     pub rendered: String,
@@ -123,6 +135,7 @@ pub struct Diagnostic {
 /// The result of checking or building the stage crate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Build {
+    /// Whether it compiled without errors (and, for a build, produced the runner binary).
     pub ok: bool,
     /// Errors and warnings in the stage's own code.
     pub diagnostics: Vec<Diagnostic>,
@@ -143,6 +156,7 @@ pub struct Build {
 }
 
 impl Build {
+    /// The diagnostics at level `error`.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics.iter().filter(|d| d.level == "error")
     }
@@ -169,12 +183,15 @@ pub struct StageCrate {
     prepared: Prepared,
     /// Limits of each build ([`build_limits`] unless set).
     limits: Limits,
+    /// The kind of stage the crate implements.
     pub kind: StageKind,
     /// The extra crates (crate names from [`EXTRA_CRATES`]) this stage may name.
     crates: Vec<String>,
 }
 
 impl Toolchain {
+    /// A toolchain for the workspace `repo` that prebuilds into `target_dir`; not yet prepared,
+    /// and refusing weak isolation until `weak` is changed.
     pub fn new(repo: PathBuf, target_dir: PathBuf) -> Self {
         Self {
             repo,
@@ -375,6 +392,7 @@ fn scrub(cmd: &mut Command) {
 }
 
 impl StageCrate {
+    /// The crate's directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

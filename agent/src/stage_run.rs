@@ -25,8 +25,11 @@ pub enum StageRunError {
         path.display()
     )]
     Version {
+        /// The path given: an agent run's output folder or a `.rs` file.
         path: PathBuf,
+        /// The contract version the stage was written against.
         found: u32,
+        /// This analysis's contract version.
         current: u32,
     },
     /// The toolchain, the stage crate or the sandbox failed (not the stage's doing).

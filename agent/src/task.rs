@@ -55,11 +55,15 @@ pub const BUILT_IN: [(&str, &str); 8] = [
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
+    /// The task's name (in trajectories and messages; the draws and held-out seed hash it).
     pub name: String,
+    /// The kind of stage the coder must write.
     pub stage: StageKind,
     /// What the user asks for; the supervisor turns it into the coder's task.
     pub instruction: String,
+    /// Where the stage's input comes from.
     pub input: InputSpec,
+    /// How far the output may be from the reference's.
     pub tolerances: Tolerances,
     /// Crates the stage may use beyond `stage_api` and `std` (from
     /// [`crate::stage_crate::EXTRA_CRATES`]): the build passes them, the contract names them.
@@ -81,6 +85,7 @@ pub struct Task {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
+    /// The ROOT file the input is read from.
     pub file: PathBuf,
     /// Signal MC, for the steps that need it (categorize).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,8 +100,10 @@ pub struct InputSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HeldOutFile {
+    /// The held-out data file (the default).
     #[default]
     Data,
+    /// The held-out signal-MC file.
     Mc,
 }
 
@@ -110,6 +117,7 @@ impl HeldOutFile {
 /// its hints speak of) and, when validated, the held-out cases.
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    /// The visible case's input document (JSON).
     pub input: String,
     /// Files the stage reads beside `input.json` in the run's `in/` (name, host path): the
     /// ROOT file of inspect and convert, named in the input document as `../in/NAME` (a
@@ -127,8 +135,11 @@ pub struct Prepared {
 /// One input document, the files it names and the reference output for it.
 #[derive(Clone, Debug)]
 pub struct Case {
+    /// The input document (JSON).
     pub input: String,
+    /// Files the stage reads beside `input.json` in the run's `in/` (name, host path).
     pub files: Vec<(String, PathBuf)>,
+    /// The expected output: the reference stages' output for this input.
     pub reference: Option<serde_json::Value>,
 }
 
@@ -145,14 +156,22 @@ pub enum TaskError {
     /// Neither a built-in task nor a readable file.
     #[error("task '{name}': not one of {known} and not a readable file: {source}")]
     Unknown {
+        /// The task as given: a name or a path.
         name: String,
+        /// The built-in tasks' names, comma-separated.
         known: String,
+        /// Why the file could not be read.
         #[source]
         source: std::io::Error,
     },
     /// The file does not describe a valid task (its TOML, or a `[vary]` value).
     #[error("task '{name}': {message}")]
-    Invalid { name: String, message: String },
+    Invalid {
+        /// The task as given: a name or a path.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Its input file, the reference stages or the held-out dataset failed.
     #[error("{0}")]
     Prepare(String),

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 /// One check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Check {
+    /// The check's name (the model may see it).
     pub name: String,
+    /// Whether the check passed.
     pub passed: bool,
     /// For the user (may quote the reference).
     pub detail: String,
@@ -25,7 +27,9 @@ pub struct Check {
 pub struct Validation {
     /// Whether a reference was compared (false: sanity checks only).
     pub validated: bool,
+    /// Whether every check passed.
     pub passed: bool,
+    /// Every check made, in order.
     pub checks: Vec<Check>,
 }
 

@@ -18,13 +18,18 @@ pub const SCORE_BINS: usize = 200;
 /// binning are not kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoreMass {
+    /// Binning of the m_γγ axis (GeV).
     pub binning: Binning,
+    /// Number of score bins on [0, 1] (`SCORE_BINS`).
     pub score_bins: usize,
+    /// Sum of weights per cell (row-major: score bin, then mass bin).
     pub sumw: Vec<f64>,
+    /// Sum of squared weights per cell.
     pub sumw2: Vec<f64>,
 }
 
 impl ScoreMass {
+    /// An empty histogram: `SCORE_BINS` score bins by `binning` on the mass axis.
     pub fn new(binning: Binning) -> Self {
         let n = SCORE_BINS * binning.bins;
         Self {
@@ -40,6 +45,7 @@ impl ScoreMass {
         ((score.clamp(0.0, 1.0) * self.score_bins as f64) as usize).min(self.score_bins - 1)
     }
 
+    /// Adds weight `w` at `score` and mass `m` (GeV); masses outside the binning are dropped.
     pub fn fill(&mut self, score: f64, m: f64, w: f64) {
         let Some(j) = crate::histogram::find_bin(&self.binning, m) else {
             return;
@@ -49,6 +55,7 @@ impl ScoreMass {
         self.sumw2[k] += w * w;
     }
 
+    /// Adds `o`'s contents cell by cell (both must have the same binning).
     pub fn add(&mut self, o: &ScoreMass) {
         for (a, b) in self.sumw.iter_mut().zip(&o.sumw) {
             *a += b;
@@ -136,6 +143,7 @@ pub struct CategorizeConfig {
     pub min_gain: f64,
     /// Exactly this many categories when given (fewer if no valid boundary is left).
     pub categories: Option<usize>,
+    /// The most categories ever made (caps `categories` too).
     pub max_categories: usize,
 }
 
@@ -158,13 +166,16 @@ pub struct Category {
     pub score: (f64, f64),
     /// Expected signal (MC) and background (sidebands scaled) in the window.
     pub s: f64,
+    /// Expected background in the window (sidebands scaled).
     pub b: f64,
+    /// Asimov significance of the category (from `s` and `b`).
     pub z: f64,
 }
 
 /// What `categorize` writes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Categories {
+    /// The configuration the categories were chosen with.
     pub config: CategorizeConfig,
     /// Inner boundaries, ascending.
     pub boundaries: Vec<f64>,
@@ -172,6 +183,7 @@ pub struct Categories {
     pub categories: Vec<Category>,
     /// Combined Asimov Z of the categories, and of one inclusive category.
     pub z: f64,
+    /// Asimov Z of one inclusive category (all scores).
     pub z_inclusive: f64,
     /// Combined Z after each boundary was added (index 0: one category).
     pub z_by_categories: Vec<f64>,
@@ -181,6 +193,7 @@ pub struct Categories {
     /// Per score bin: Σw of signal MC (all masses) and of data in the sidebands (the score
     /// distributions; the data window stays blinded).
     pub score_signal: Vec<f64>,
+    /// Per score bin: Σw of data in the sidebands (the window stays blinded).
     pub score_background: Vec<f64>,
 }
 

@@ -83,9 +83,13 @@ pub fn in_sidebands(m: f64, window: (f64, f64)) -> bool {
 /// How the classifier is trained (declared as the training rule's parameters).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
+    /// Number of boosting iterations (trees).
     pub trees: usize,
+    /// Maximum depth of each tree.
     pub max_depth: usize,
+    /// Learning rate (shrinkage) of the booster.
     pub learning_rate: f32,
+    /// Random seed of the booster.
     pub seed: u64,
     /// At most this many events of each class (signal MC, data sidebands) enter the
     /// training sample, shared evenly between the class's files (every k-th eligible event of
@@ -111,9 +115,13 @@ impl Default for ClassifierConfig {
 /// The training sample: features, label (1 signal), weight, fold.
 #[derive(Clone, Debug, Default)]
 pub struct Sample {
+    /// Feature values per event, in [`FEATURES`] order.
     pub x: Vec<[f64; 12]>,
+    /// Labels: 1 for signal, 0 for background.
     pub y: Vec<f64>,
+    /// Training weights (the magnitudes of the events' weights).
     pub w: Vec<f64>,
+    /// Fold per event: its index among its file's selected events, modulo 2.
     pub fold: Vec<u8>,
 }
 
@@ -140,7 +148,9 @@ impl Sample {
 /// The trained classifier: one model per fold (as forust-ml's JSON), what it achieved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Classifier {
+    /// The configuration it was trained with.
     pub config: ClassifierConfig,
+    /// Feature names, in order ([`FEATURES`]).
     pub features: Vec<String>,
     /// `models[k]` scores fold k (trained on the other fold).
     pub models: [String; 2],
@@ -155,6 +165,7 @@ pub struct Classifier {
     pub importance: Vec<(String, f64)>,
     /// Signal and background events in the training sample.
     pub n_signal: usize,
+    /// Background (data sideband) events in the training sample.
     pub n_background: usize,
 }
 
@@ -260,7 +271,12 @@ pub enum ClassifyError {
         "too few events to train the classifier: {signal} signal (MC), {background} \
          background (data sidebands); at least 20 of each"
     )]
-    TooFew { signal: usize, background: usize },
+    TooFew {
+        /// Signal (MC) events in the training sample.
+        signal: usize,
+        /// Background (data sideband) events in the training sample.
+        background: usize,
+    },
     /// Rows, labels and weights that do not fit together.
     #[error("{0}")]
     Shape(String),
@@ -416,6 +432,7 @@ pub struct Scorer {
 }
 
 impl Scorer {
+    /// Loads both fold models of `c`; errors if the booster cannot parse them.
     pub fn new(c: &Classifier) -> Result<Self, ClassifyError> {
         let load = |j: &str| {
             GradientBooster::from_json(j)

@@ -13,11 +13,15 @@ pub use stage_api::files::{NpyColumn, NpyManifest};
 /// Why a conversion failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
+    /// An input branch could not be read.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// An output file or folder could not be written.
     #[error("{path}: {source}")]
     Write {
+        /// The file or folder being written.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
 }

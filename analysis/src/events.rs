@@ -35,19 +35,31 @@ pub fn branches(release: Release) -> &'static Branches {
 /// Branch names behind the event model's fields in one release.
 #[derive(Debug)]
 pub struct Branches {
+    /// Branch of the photon trigger flag.
     pub trigger: &'static str,
+    /// Branch of the event number.
     pub event_number: &'static str,
+    /// Branch of the number of photons.
     pub photon_n: &'static str,
+    /// Branch of the photon transverse momenta (MeV in 2020, GeV in 2025).
     pub pt: &'static str,
+    /// Branch of the photon pseudorapidities.
     pub eta: &'static str,
+    /// Branch of the photon azimuthal angles φ (radians).
     pub phi: &'static str,
+    /// Branch of the photon energies (MeV in 2020, GeV in 2025).
     pub e: &'static str,
+    /// Branch of the photon tight-identification flags.
     pub tight_id: &'static str,
+    /// Branch of the photon track isolation (`ptcone`).
     pub track_iso: &'static str,
+    /// Branch of the photon calorimeter isolation (`etcone` / `topoetcone`).
     pub calo_iso: &'static str,
     /// MC weight factors multiplied into the event weight (absent ones count as 1).
     pub weight_factors: &'static [&'static str],
+    /// Branch of the MC cross-section in pb (`None`: the release has none).
     pub xsection: Option<&'static str>,
+    /// Branch of the MC sum of weights (`None`: the release has none).
     pub sum_weights: Option<&'static str>,
 }
 
@@ -160,12 +172,15 @@ impl EventFile {
         self.weights && self.ntuple.has_branch(xs) && self.ntuple.has_branch(sw)
     }
 
+    /// The file's release (detected from its tree name).
     pub fn release(&self) -> Release {
         self.release
     }
+    /// Number of entries (events) in the tree.
     pub fn entries(&self) -> u64 {
         self.ntuple.entries()
     }
+    /// The underlying ntuple.
     pub fn ntuple(&self) -> &Ntuple {
         &self.ntuple
     }

@@ -16,8 +16,11 @@ pub enum MeasureError {
          pb⁻¹, σ×B = {xsection_pb} pb, yield = {weighted_yield})"
     )]
     Meaningless {
+        /// Integrated luminosity (pb⁻¹).
         lumi_pb: f64,
+        /// Signal MC cross-section σ×B (pb).
         xsection_pb: f64,
+        /// Weighted signal MC yield after all cuts.
         weighted_yield: f64,
     },
     /// The fit has no signal yield.

@@ -9,6 +9,7 @@
 pub struct Rng([u64; 4]);
 
 impl Rng {
+    /// A generator seeded with `seed` (state filled by SplitMix64).
     pub fn new(seed: u64) -> Self {
         let mut z = seed;
         let mut next = || {
@@ -36,14 +37,17 @@ impl Rng {
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
+    /// Uniform in [`a`, `b`).
     pub fn range(&mut self, a: f64, b: f64) -> f64 {
         a + (b - a) * self.uniform()
     }
+    /// Gaussian with mean `mean` and standard deviation `sigma` (Box–Muller).
     pub fn gaus(&mut self, mean: f64, sigma: f64) -> f64 {
         let u1 = 1.0 - self.uniform();
         let u2 = self.uniform();
         mean + sigma * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
+    /// Exponential with mean `mean`.
     pub fn exp(&mut self, mean: f64) -> f64 {
         -mean * (1.0 - self.uniform()).ln()
     }

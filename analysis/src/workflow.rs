@@ -28,8 +28,11 @@ pub const RESULTS_FORMAT_VERSION: u32 = 2;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisConfig {
+    /// The event selection (its cuts and the luminosity for MC weights).
     pub cuts: Cuts,
+    /// Binning of the m_γγ histogram (GeV).
     pub binning: Binning,
+    /// The inclusive fit's signal + background model.
     pub model: FitModel,
     /// Target entries per batch (batches follow the files' baskets; smaller with many threads,
     /// see [`IN_FLIGHT_EVENTS`]). 25k: a batch's columns (about 2.5 MB) are reused from batch
@@ -50,7 +53,9 @@ pub struct AnalysisConfig {
 /// How steps 4–5 run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Categorization {
+    /// How the classifier is trained (step 4).
     pub classifier: crate::classify::ClassifierConfig,
+    /// How the categories are chosen (step 5).
     pub categorize: crate::categorize::CategorizeConfig,
 }
 
@@ -70,6 +75,7 @@ impl Default for AnalysisConfig {
 /// Which files to analyse.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inputs {
+    /// Collision data files.
     pub data: Vec<PathBuf>,
     /// Signal MC (for ε×A and the measurement); may be empty.
     pub mc: Vec<PathBuf>,
@@ -107,18 +113,24 @@ impl std::fmt::Display for Role {
 /// One input file as the run saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputFile {
+    /// Path of the file, as given.
     pub path: String,
+    /// Whether the file is data or signal MC.
     pub role: Role,
+    /// Open Data release of the file.
     pub release: Release,
     /// The tree's title, as the file says it.
     pub title: String,
     /// Whether the file says it is SYNTHETIC (its tree title; or its name, for files written
     /// without a title).
     pub synthetic: bool,
+    /// Entries in the file's tree.
     pub entries: u64,
+    /// File size in bytes.
     pub bytes: u64,
     /// BLAKE3 hash of the file's content.
     pub blake3: String,
+    /// The file's cut flow.
     pub cut_flow: CutFlow,
 }
 
@@ -126,7 +138,9 @@ pub struct InputFile {
 /// its provenance record (a path relative to the output folder).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RuleRef {
+    /// Implementation identity of the code that ran.
     pub implementation: String,
+    /// Its provenance record, relative to the output folder (when it ran as a rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
 }
@@ -135,8 +149,11 @@ pub struct RuleRef {
 /// no host — those are in the records), so identical work gives identical bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// Every input file, as the run saw it.
     pub inputs: Vec<InputFile>,
+    /// The run's configuration.
     pub config: AnalysisConfig,
+    /// Version of the stage API (`STAGE_API_VERSION`).
     pub stage_api_version: u32,
     /// Step (rule) name → what ran.
     pub rules: BTreeMap<String, RuleRef>,
@@ -145,18 +162,26 @@ pub struct Provenance {
 /// What `cargo xtask analyze` writes to `results.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisResult {
+    /// Layout version ([`RESULTS_FORMAT_VERSION`]).
     pub format_version: u32,
     /// True when any input is SYNTHETIC (file name says so): not a physics result.
     pub synthetic_inputs: bool,
+    /// Cut flow of the data, summed over files.
     pub cut_flow: CutFlow,
+    /// The data's m_γγ histogram (signal-window bins emptied when blinded).
     pub histogram: Histogram,
+    /// The inclusive fit of the data histogram.
     pub fit: FitResult,
+    /// Cut flow of the signal MC (`None` without MC).
     pub mc_cut_flow: Option<CutFlow>,
+    /// The signal MC's m_γγ histogram (`None` without MC).
     pub mc_histogram: Option<Histogram>,
+    /// ε×A, σ×B and μ (with signal MC, unblinded).
     pub measurement: Option<Measurement>,
     /// Steps 4–5, when they ran: the classifier's summary and the categories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classifier: Option<ClassifierSummary>,
+    /// The categories (step 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub categories: Option<crate::categorize::Categories>,
     /// The simultaneous fit of the categories.
@@ -165,42 +190,66 @@ pub struct AnalysisResult {
     /// The same model on one inclusive category (the comparison for `combined`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combined_inclusive: Option<crate::fit::simultaneous::Combined>,
+    /// How the result was made.
     pub provenance: Provenance,
 }
 
 /// What results.json says of the classifier (the model itself is in `work/classify/`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierSummary {
+    /// BLAKE3 of the two fold models' JSON.
     pub hash: String,
+    /// Weighted ROC AUC of the held-out training scores.
     pub auc: f64,
+    /// Total gain per feature, normalised to 1.
     pub importance: Vec<(String, f64)>,
+    /// Signal (MC) events in the training sample.
     pub n_signal: usize,
+    /// Background (data sideband) events in the training sample.
     pub n_background: usize,
 }
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
+    /// An input file could not be read.
     #[error(transparent)]
     Read(#[from] crate::rootio::ReadError),
+    /// A stage failed on one file.
     #[error("{file}: {stage} stage: {message}")]
     Stage {
+        /// The file.
         file: String,
+        /// The stage's name.
         stage: &'static str,
+        /// What went wrong.
         message: String,
     },
+    /// A step on merged results failed, or its configuration is invalid.
     #[error("{stage} stage: {message}")]
     Summary {
+        /// The step's name.
         stage: &'static str,
+        /// What went wrong.
         message: String,
     },
+    /// No data files were given.
     #[error("no data files given")]
     NoData,
+    /// An input file's tree has no entries.
     #[error("{file}: tree '{tree}' has no entries")]
-    EmptyTree { file: String, tree: String },
+    EmptyTree {
+        /// The file.
+        file: String,
+        /// The tree's name.
+        tree: String,
+    },
+    /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// A rule of the flow engine failed (its message names the rule and the file).

@@ -38,6 +38,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The category's name as `results.jsonl` and the report write it (`no_code`, `compile`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Kind::NoCode => "no_code",
@@ -89,7 +90,9 @@ impl Kind {
 /// A category with its detail (`compile` + `type_mismatch`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Category {
+    /// The first-level category.
     pub kind: Kind,
+    /// The second level (a rule, an error group, a check); empty when there is none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
@@ -126,12 +129,14 @@ pub enum Caught {
 }
 
 impl Caught {
+    /// Every place a failure can be caught, earliest first.
     pub const ALL: [Caught; 4] = [
         Caught::Screen,
         Caught::Compiler,
         Caught::Runtime,
         Caught::Validation,
     ];
+    /// The place's name as the report writes it (`screen`, `compiler`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Caught::Screen => "screen",
@@ -145,9 +150,11 @@ impl Caught {
 /// One attempt, scored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttemptScore {
+    /// The attempt's iteration number (from 1).
     pub iteration: u32,
     /// `None`: it passed.
     pub failure: Option<Category>,
+    /// Where the failure was caught (`None`: it passed).
     pub caught: Option<Caught>,
 }
 
@@ -157,13 +164,16 @@ pub struct CellClock {
     /// Seconds since the Unix epoch when the cell started and ended.
     #[serde(with = "finite")]
     pub started: f64,
+    /// Seconds since the Unix epoch when the cell ended.
     #[serde(with = "finite")]
     pub ended: f64,
     /// Time waiting for the model (retries included), building, and running.
     #[serde(with = "finite")]
     pub llm_s: f64,
+    /// Seconds spent building, over all attempts.
     #[serde(with = "finite")]
     pub build_s: f64,
+    /// Seconds spent running the stage, over all attempts.
     #[serde(with = "finite")]
     pub run_s: f64,
     /// Per attempt: seconds from the answer to the verdict (build, plus run when it ran).
@@ -185,24 +195,35 @@ pub struct Cell {
     /// [`crate::FORMAT_VERSION`] (lines without one are version 1).
     #[serde(default = "crate::version_1")]
     pub format_version: u32,
+    /// The model's name in the models file.
     pub model: String,
+    /// The task's name.
     pub task: String,
+    /// The trial's index (from 0).
     pub trial: u32,
     /// The task's drawn parameters for this trial.
     pub variant: Variant,
+    /// How the task ended (from the trajectory's outcome line).
     pub status: Status,
     /// `None` for a success.
     pub category: Option<Category>,
+    /// Every attempt, scored, in order.
     pub attempts: Vec<AttemptScore>,
+    /// Iterations the cell ran.
     pub iterations: u32,
+    /// Model calls (coder and supervisor together).
     pub api_calls: u32,
+    /// Tokens used by those calls.
     pub usage: Usage,
+    /// What the calls cost, USD (`None` when unknown: a model without a price).
     #[serde(with = "finite::option")]
     pub cost_usd: Option<f64>,
+    /// What varies from run to run (times, HTTP requests, the error text).
     pub clock: CellClock,
 }
 
 impl Cell {
+    /// Whether the cell succeeded (it has no failure category).
     pub fn success(&self) -> bool {
         self.category.is_none()
     }

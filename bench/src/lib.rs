@@ -65,16 +65,28 @@ pub enum BenchError {
     /// One of its files could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// A file (or a line of one, `at`) does not parse.
     #[error("{at}: {message}")]
-    Parse { at: String, message: String },
+    Parse {
+        /// The file, or the file and line, that does not parse.
+        at: String,
+        /// What the parser said.
+        message: String,
+    },
     /// A file written by a newer build.
     #[error("{at}: format {found}, newer than this build reads ({FORMAT_VERSION}): update hgg")]
-    NewerFormat { at: String, found: u32 },
+    NewerFormat {
+        /// The file, or the file and line, written by the newer build.
+        at: String,
+        /// The format version it carries.
+        found: u32,
+    },
     /// What was asked does not fit the benchmark in the folder, or itself (`--max-cost`
     /// without prices, a changed model under an old name, a bad models file).
     #[error("{0}")]
@@ -115,13 +127,17 @@ pub struct Config {
     /// [`FORMAT_VERSION`].
     #[serde(default = "version_1")]
     pub format_version: u32,
+    /// The models (no secrets: keys only by the name of their variable).
     pub models: Vec<ModelSpec>,
     /// The tasks as data, so re-scoring and replaying need no task files.
     pub tasks: Vec<Task>,
+    /// Trials per (model, task).
     pub trials: u32,
     /// Seed of the tasks' variant draws.
     pub seed: u64,
+    /// The iteration cap of each cell.
     pub max_iterations: u32,
+    /// What each cell may spend (USD, tokens).
     pub budget: Budget,
     /// The code versions (git commits) that ran cells of this benchmark, in order.
     pub code_versions: Vec<String>,
@@ -200,9 +216,11 @@ impl Config {
         Ok(self)
     }
 
+    /// The task named `name`, if the benchmark has it.
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.name == name)
     }
+    /// The model named `name`, if the benchmark has it.
     pub fn model(&self, name: &str) -> Option<&ModelSpec> {
         self.models.iter().find(|m| m.name == name)
     }
@@ -210,9 +228,11 @@ impl Config {
 
 /// How this invocation runs (not saved: it does not change what a cell means).
 pub struct RunOptions {
+    /// Cells run at once (at least 1).
     pub concurrency: usize,
     /// Stop starting cells once spent + in-flight budgets would pass this (USD).
     pub max_cost: Option<f64>,
+    /// Resource limits of each stage's confined build and run.
     pub limits: Limits,
     /// Answer every call from this earlier benchmark's cassettes.
     pub replay_from: Option<PathBuf>,
@@ -223,37 +243,57 @@ pub enum Event<'a> {
     /// The stage toolchain is being prepared (the first time on a machine: a minute or two).
     Preparing,
     /// `todo` cells will run now (of `total` in the matrix).
-    Planned { todo: usize, total: usize },
-    Finished {
-        cell: &'a Cell,
-        done: usize,
+    Planned {
+        /// Cells to run now.
         todo: usize,
+        /// Cells in the matrix.
+        total: usize,
+    },
+    /// A cell ended and its line was written to `results.jsonl`.
+    Finished {
+        /// The scored cell.
+        cell: &'a Cell,
+        /// Cells finished so far in this run.
+        done: usize,
+        /// Cells this run set out to run.
+        todo: usize,
+        /// USD spent so far by the cells finished in this run.
         spent_usd: f64,
     },
     /// `--max-cost` stopped new cells; `skipped` did not run.
-    Stopped { skipped: usize },
+    Stopped {
+        /// Cells that did not run.
+        skipped: usize,
+    },
 }
 
 /// What a run did.
 #[derive(Debug)]
 pub struct Summary {
+    /// Cells that ran to the end in this run.
     pub ran: usize,
+    /// Cells not started because of `--max-cost`.
     pub skipped_by_cost: usize,
+    /// Cells in the matrix.
     pub total: usize,
 }
 
 /// The benchmark's files.
 pub struct Dir {
+    /// The benchmark's folder (`--out`).
     pub root: PathBuf,
 }
 
 impl Dir {
+    /// Path of `bench.json`.
     pub fn config(&self) -> PathBuf {
         self.root.join("bench.json")
     }
+    /// Path of `results.jsonl`.
     pub fn results(&self) -> PathBuf {
         self.root.join("results.jsonl")
     }
+    /// The folder of one cell: `cells/MODEL/TASK/trial-N`.
     pub fn cell(&self, model: &str, task: &str, trial: u32) -> PathBuf {
         self.root
             .join("cells")
@@ -262,6 +302,7 @@ impl Dir {
             .join(format!("trial-{trial}"))
     }
 
+    /// Reads `bench.json`; a file of a newer format is refused.
     pub fn load_config(&self) -> Result<Config, BenchError> {
         let p = self.config();
         let text = std::fs::read_to_string(&p).map_err(|e| BenchError::io(&p, e))?;

@@ -47,13 +47,16 @@ pub fn pass_all_k(n: u64, c: u64, k: u64) -> Option<f64> {
     Some((0..k).map(|i| (c - i) as f64 / (n - i) as f64).product())
 }
 
-/// Mean and median of a list (`None` when empty).
+/// Mean and median of a list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Centre {
+    /// The arithmetic mean.
     pub mean: f64,
+    /// The median (the mean of the middle two for an even count).
     pub median: f64,
 }
 
+/// The mean and median of `values` (`None` when it is empty).
 pub fn centre(values: &[f64]) -> Option<Centre> {
     if values.is_empty() {
         return None;
@@ -77,9 +80,11 @@ pub fn centre(values: &[f64]) -> Option<Centre> {
 pub struct Stats {
     /// Scored cells (harness errors excluded).
     pub trials: u64,
+    /// Scored cells that succeeded.
     pub successes: u64,
     /// `None` when no cell was scored.
     pub success_rate: Option<f64>,
+    /// The 95 % Wilson interval of the success rate.
     pub wilson95: [f64; 2],
     /// k → pass@k for k = 1..=trials (for a group of several (model, task) pairs: the mean
     /// over the pairs of their pass@k, for the k every pair reaches).
@@ -90,15 +95,23 @@ pub struct Stats {
     pub pass_all_k: BTreeMap<u64, f64>,
     /// Iterations the successes took.
     pub iterations_to_success: Option<Centre>,
+    /// Model calls over the scored cells.
     pub api_calls: u64,
+    /// Model calls per scored cell (`None` when no cell was scored).
     pub mean_api_calls: Option<f64>,
+    /// Prompt tokens over the scored cells.
     pub prompt_tokens: u64,
+    /// Completion tokens over the scored cells.
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those served from the provider's prompt cache.
     pub cached_prompt_tokens: u64,
+    /// Of the completion tokens, those spent reasoning.
     pub reasoning_tokens: u64,
     /// Total USD (`None`: some cell's model has no price).
     pub cost_usd: Option<f64>,
+    /// Mean USD per scored cell (`None`: a cost unknown, or no cell scored).
     pub cost_per_cell: Option<f64>,
+    /// USD per success (`None`: a cost unknown, or no success).
     pub cost_per_success: Option<f64>,
     /// Failed cells by final category (kind → count).
     pub errors: BTreeMap<String, u64>,

@@ -23,11 +23,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
+    /// Label in the report and in folder names (letters, digits, `.`, `_`, `-`).
     pub name: String,
     /// OpenAI-compatible base URL, including the version path.
     pub endpoint: String,
     /// The model id the endpoint knows.
     pub model: String,
+    /// Environment variable holding the API key (optional for local endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
     /// USD per million prompt and completion tokens.
@@ -42,10 +44,13 @@ pub struct ModelSpec {
     /// Sampling temperature; default 0, as in the paper.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Nucleus-sampling `top_p` (default: the endpoint's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
+    /// Sampling seed (default: none sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
+    /// Most completion tokens per call, sent as `max_completion_tokens` (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Requests per minute to this endpoint (shared by every model on it; the strictest wins).
@@ -54,8 +59,10 @@ pub struct ModelSpec {
     /// Requests in flight to this endpoint at once (as above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<u32>,
+    /// Idle timeout of a request, seconds (default 300).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<f64>,
+    /// Retries after the first request (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
 }
@@ -76,6 +83,7 @@ struct Typed {
 /// A checked models file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelsFile {
+    /// The models, in the file's order.
     pub models: Vec<ModelSpec>,
 }
 
@@ -159,6 +167,7 @@ impl ModelsFile {
         Ok(Self { models })
     }
 
+    /// The model named `name`, if the file has it.
     pub fn get(&self, name: &str) -> Option<&ModelSpec> {
         self.models.iter().find(|m| m.name == name)
     }

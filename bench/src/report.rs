@@ -17,7 +17,9 @@ use std::fmt::Write as _;
 pub struct Report {
     /// [`crate::FORMAT_VERSION`].
     pub format_version: u32,
+    /// The benchmark's configuration, as reported.
     pub config: ConfigView,
+    /// How much of the matrix ran.
     pub matrix: Matrix,
     /// Category → what it means.
     pub taxonomy: BTreeMap<String, String>,
@@ -25,7 +27,9 @@ pub struct Report {
     pub results: Vec<PairStats>,
     /// Per model over its tasks, and per task over the models.
     pub models: BTreeMap<String, Stats>,
+    /// Per task, over the models.
     pub tasks: BTreeMap<String, Stats>,
+    /// One row per cell, in matrix order.
     pub cells: Vec<CellRow>,
     /// Everything that depends on the clock (and the network's retries).
     pub clock: Clock,
@@ -35,19 +39,30 @@ pub struct Report {
 /// of their variable).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConfigView {
+    /// The models, endpoints without their query strings.
     pub models: Vec<super::models::ModelSpec>,
+    /// The tasks: name, stage, hash and drawn parameters.
     pub tasks: Vec<TaskView>,
+    /// Trials per (model, task).
     pub trials: u32,
+    /// Seed of the tasks' variant draws.
     pub seed: u64,
+    /// The iteration cap of each cell.
     pub max_iterations: u32,
+    /// What each cell may spend (USD, tokens).
     pub budget: Budget,
+    /// The code versions (git commits) that ran cells of this benchmark, in order.
     pub code_versions: Vec<String>,
 }
 
+/// A task as reported: its name, stage, hash and the parameters it draws.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
+    /// The task's name.
     pub name: String,
+    /// The name of the stage it asks for.
     pub stage: String,
+    /// BLAKE3 of the task as data ([`agent::task::Task::hash`]).
     pub hash: String,
     /// The parameters drawn per trial and their choices.
     pub vary: BTreeMap<String, Vec<serde_json::Value>>,
@@ -56,11 +71,13 @@ pub struct TaskView {
 /// How much of the matrix ran.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Matrix {
+    /// Cells in the matrix (models × tasks × trials).
     pub planned: usize,
     /// Cells with a result.
     pub finished: usize,
     /// Finished and scored (harness errors excluded).
     pub scored: usize,
+    /// Finished cells that ended as harness errors.
     pub harness_errors: usize,
     /// Not run (stopped by --max-cost, or interrupted).
     pub not_run: usize,
@@ -69,8 +86,11 @@ pub struct Matrix {
 /// The statistics of one (model, task).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairStats {
+    /// The model's name.
     pub model: String,
+    /// The task's name.
     pub task: String,
+    /// The pair's statistics.
     #[serde(flatten)]
     pub stats: Stats,
 }
@@ -78,14 +98,21 @@ pub struct PairStats {
 /// One cell, as the report lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellRow {
+    /// The model's name.
     pub model: String,
+    /// The task's name.
     pub task: String,
+    /// The trial's index (from 0).
     pub trial: u32,
+    /// The task's drawn parameters for this trial.
     pub variant: Variant,
     /// `success` or the category label.
     pub outcome: String,
+    /// Iterations the cell ran.
     pub iterations: u32,
+    /// Model calls (coder and supervisor together).
     pub api_calls: u32,
+    /// What the cell cost, USD (`None` when unknown).
     pub cost_usd: Option<f64>,
 }
 
@@ -94,6 +121,7 @@ pub struct CellRow {
 pub struct Clock {
     /// Unix seconds of the first cell's start and the last cell's end.
     pub started: Option<f64>,
+    /// Unix seconds of the last cell's end (`None` without cells).
     pub ended: Option<f64>,
     /// Per model: mean seconds per cell spent waiting for the model, building, running, and
     /// in all; HTTP requests (retries included).
@@ -102,12 +130,18 @@ pub struct Clock {
     pub caught_s: BTreeMap<String, Option<Centre>>,
 }
 
+/// One model's mean seconds per cell, by phase, and its HTTP requests.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimeSplit {
+    /// Mean seconds per cell waiting for the model (retries included).
     pub llm_s: f64,
+    /// Mean seconds per cell building.
     pub build_s: f64,
+    /// Mean seconds per cell running the stage.
     pub run_s: f64,
+    /// Mean seconds per cell from start to end.
     pub wall_s: f64,
+    /// HTTP requests over the model's cells (retries included).
     pub http_requests: u64,
     /// HTTP requests given up after they were sent: possibly billed, in no token count.
     #[serde(default)]

@@ -9,14 +9,18 @@ use std::path::{Path, PathBuf};
 /// The default dataset: one data file and one signal MC file, both SYNTHETIC.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct DefaultDataset {
+    /// Path of the SYNTHETIC data file.
     pub data: PathBuf,
+    /// Path of the SYNTHETIC signal MC file.
     pub mc: PathBuf,
     /// Always true: these files are simulated, not real ATLAS data.
     pub synthetic: bool,
+    /// Seed the files were generated with.
     pub seed: u64,
     /// The generator's version ([`synth::GENERATOR_VERSION`]); 0 in manifests older than it.
     #[serde(default)]
     pub generator: u32,
+    /// What the generator wrote (event counts, the MC's sum of weights).
     pub written: synth::Written,
 }
 
@@ -27,6 +31,7 @@ pub fn generated_dir() -> PathBuf {
 
 /// File names say SYNTHETIC, so the label survives copying.
 pub const DATA_FILE: &str = "SYNTHETIC_data_A.GamGam.root";
+/// File name of the SYNTHETIC ggH (m_H = 125 GeV) signal MC file.
 pub const MC_FILE: &str = "SYNTHETIC_mc_343981.ggH125_gamgam.GamGam.root";
 const MANIFEST: &str = "manifest.json";
 

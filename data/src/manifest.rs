@@ -9,7 +9,9 @@ pub const BASE_URL_2020: &str =
 pub struct RemoteFile {
     /// Path relative to the release's base URL, e.g. `Data/data_A.GamGam.root`.
     pub path: &'static str,
+    /// Name of the tree the file must contain.
     pub tree: &'static str,
+    /// Whether the file is simulation (MC) rather than data.
     pub is_mc: bool,
 }
 

@@ -19,17 +19,18 @@ pub const XSECTION_PB: f64 = 0.110;
 pub const LUMI_PB: f64 = 10064.0;
 /// Channel number of the real ggH125 γγ sample, reused for the synthetic one.
 pub const GGH_CHANNEL: i32 = 343981;
-/// Title written into every synthetic tree, so the label travels with the file.
 /// Bumped whenever the generated events or the files' bytes change (4: branches record their
 /// compression, no vector StreamerInfo): a dataset made by another version is regenerated.
 pub const GENERATOR_VERSION: u32 = 4;
 
+/// Title written into every synthetic tree, so the label travels with the file.
 pub const SYNTHETIC_TITLE: &str =
     "SYNTHETIC events in the ATLAS Open Data 2020 GamGam layout - NOT real ATLAS data";
 
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Seed of the generator (the MC file's is derived from it).
     pub seed: u64,
     /// Events in the data file after the ≥ 2 photon skim (about one real 2020 period: 430k).
     pub data_events: usize,
@@ -57,12 +58,15 @@ impl Default for Config {
 /// What was written, for the manifest.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Written {
+    /// Events in the data file (after the skim).
     pub data_events: usize,
     /// Generated H→γγ events hidden in the data (before the skim).
     pub data_signal_generated: usize,
+    /// Events in the signal MC file (after the skim).
     pub mc_events: usize,
     /// MC events generated before the skim (`SumWeights` sums their weights).
     pub mc_generated: usize,
+    /// Sum of the weights of all generated MC events (written as `SumWeights`).
     pub mc_sum_weights: f64,
 }
 
@@ -70,7 +74,9 @@ pub struct Written {
 #[derive(Debug, thiserror::Error)]
 #[error("writing {path}: {reason}")]
 pub struct WriteError {
+    /// The file or folder being written.
     pub path: String,
+    /// What went wrong.
     pub reason: String,
 }
 

@@ -24,10 +24,17 @@ pub const LOCK_FILE: &str = ".lock";
 #[derive(Debug)]
 pub enum LockError {
     /// Another live process holds it; `holder` is what it recorded (pid, host, start).
-    Held { dir: PathBuf, holder: String },
+    Held {
+        /// The locked directory.
+        dir: PathBuf,
+        /// What the holder recorded (pid, host, since when).
+        holder: String,
+    },
     /// The lock file could not be created, read or written.
     Io {
+        /// The lock file (`DIR/.lock`).
         path: PathBuf,
+        /// The I/O error.
         error: std::io::Error,
     },
 }

@@ -40,7 +40,9 @@ pub type Job = Box<dyn Fn(&Ctx) -> Result<(), JobError> + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {source}", path.display())]
 pub struct FileError {
+    /// The file concerned.
     pub path: PathBuf,
+    /// What went wrong with it.
     #[source]
     pub source: JobError,
 }
@@ -60,19 +62,23 @@ pub struct Rule<K = ()> {
     /// Unique, `/`-separated (`select/data/file_A`): `--force`/`--until` match a name or any
     /// prefix ending at a `/`.
     pub name: String,
+    /// Files the job reads (`ctx.input(i)`); a change in their content makes it rerun.
     pub inputs: Vec<PathBuf>,
     /// Files whose rules must be up to date (checked, run if needed) before this one runs,
     /// though their content is not its input (order only, as Make's order-only
     /// prerequisites): they place the rule in a later layer and come with it under `--until`,
     /// but never make it rerun, and its job does not see them.
     pub after: Vec<PathBuf>,
+    /// Files the job must write (`ctx.output(i)`), moved into place when it succeeds.
     pub outputs: Vec<PathBuf>,
     /// The parameters the rule declares; only these can make it rerun.
     pub params: Value,
     /// What code runs: a hash of that code, or of a model-written stage's source + toolchain +
     /// contract version. Never a repository commit.
     pub implementation: String,
+    /// What kind of rule it is (`K`), carried in its [`Event`]s; the engine ignores it.
     pub kind: K,
+    /// The job that writes the outputs.
     pub job: Job,
 }
 
@@ -127,6 +133,7 @@ impl std::io::Write for HashingWriter {
 }
 
 impl Ctx<'_> {
+    /// Path of input `i`.
     pub fn input(&self, i: usize) -> &Path {
         &self.inputs[i]
     }
@@ -134,6 +141,7 @@ impl Ctx<'_> {
     pub fn input_hash(&self, i: usize) -> &str {
         &self.input_hashes[i]
     }
+    /// Paths of all inputs, in the rule's order.
     pub fn inputs(&self) -> &[PathBuf] {
         self.inputs
     }
@@ -144,6 +152,7 @@ impl Ctx<'_> {
         self.written.lock().unwrap_or_else(|p| p.into_inner())[i] = Output::Direct;
         &self.tmp[i]
     }
+    /// The rule's declared parameters.
     pub fn params(&self) -> &Value {
         self.params
     }
@@ -235,10 +244,13 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, FileE
 /// A file as a record saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileState {
+    /// The file's path, as displayed.
     pub path: String,
+    /// Size in bytes.
     pub bytes: u64,
     /// Modification time, ns since the epoch (the pre-check only).
     pub mtime_ns: u64,
+    /// BLAKE3 hash of the content (hex).
     pub blake3: String,
 }
 
@@ -252,13 +264,21 @@ pub struct Record {
     /// rule reruns.
     #[serde(default)]
     pub format_version: u32,
+    /// The rule's name.
     pub rule: String,
+    /// The rule's implementation identity when it ran.
     pub implementation: String,
+    /// The rule's declared parameters when it ran.
     pub params: Value,
+    /// The inputs' states, in the rule's order.
     pub inputs: Vec<FileState>,
+    /// The outputs' states, as committed.
     pub outputs: Vec<FileState>,
+    /// Tool versions (name → version), from [`Options::tools`].
     pub tools: BTreeMap<String, String>,
+    /// The job's wall time, in seconds.
     pub wall_s: f64,
+    /// Name of the host that ran it.
     pub host: String,
     /// Seconds since the epoch when it finished.
     pub finished: f64,
@@ -267,17 +287,26 @@ pub struct Record {
 /// Why a rule runs (or, in a dry run, would).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
+    /// No usable record: never ran (or its record is unreadable or of another format).
     NeverRan,
+    /// `--force` names it.
     Forced,
+    /// The implementation identity changed.
     Implementation {
+        /// The recorded identity.
         was: String,
+        /// The rule's identity now.
         now: String,
     },
     /// `key: old → new` per changed parameter.
     Params(Vec<String>),
+    /// The list of input paths is not the recorded one.
     InputList,
+    /// This input's content changed (its path).
     InputChanged(String),
+    /// This output is missing or unreadable (its path).
     OutputMissing(String),
+    /// This output is not what the rule wrote (its path).
     OutputChanged(String),
     /// Dry run only: upstream rules would run, and may change this rule's inputs.
     Upstream(Vec<String>),
@@ -310,10 +339,13 @@ impl std::fmt::Display for Reason {
 /// What became of one rule.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// The rule's name.
     pub rule: String,
     /// Why it ran (empty: up to date, skipped).
     pub reasons: Vec<Reason>,
+    /// Whether its job ran (not in a dry run, nor when up to date).
     pub ran: bool,
+    /// The job's wall time in seconds (0 when it did not run).
     pub wall_s: f64,
 }
 
@@ -334,37 +366,78 @@ pub struct Options {
 pub enum Event<'a, K = ()> {
     /// A layer of `rules` rules is being checked: what runs and why, which hashes every input
     /// not hashed before (all of the layer's, before any of its jobs starts).
-    Checking { rules: usize },
+    Checking {
+        /// How many rules the layer has.
+        rules: usize,
+    },
+    /// A rule's job starts (it has reasons to run).
     Started {
+        /// The rule's name.
         rule: &'a str,
+        /// The rule's [`Rule::kind`].
         kind: K,
+        /// Why it runs.
         reasons: &'a [Reason],
     },
     /// The rule's job finished (`wall_s`: the job's own time); its outputs are committed by
     /// the layer's committers, and a failed commit fails the run.
-    Finished { rule: &'a str, kind: K, wall_s: f64 },
+    Finished {
+        /// The rule's name.
+        rule: &'a str,
+        /// The rule's [`Rule::kind`].
+        kind: K,
+        /// The job's wall time, in seconds.
+        wall_s: f64,
+    },
 }
 
+/// Why building a [`Flow`] or running it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
+    /// A rule's job failed, or did not write all of its outputs.
     #[error("rule {rule}: {source}")]
     Rule {
+        /// The rule's name.
         rule: String,
+        /// What went wrong.
         #[source]
         source: JobError,
     },
+    /// Two rules declare the same output.
     #[error("rules {a} and {b} both write {path}")]
-    DuplicateOutput { a: String, b: String, path: String },
+    DuplicateOutput {
+        /// One rule's name.
+        a: String,
+        /// The other rule's name.
+        b: String,
+        /// The output both declare.
+        path: String,
+    },
+    /// Two rules have this name.
     #[error("two rules are named {0}")]
     DuplicateName(String),
+    /// A rule's `after` names a file that no rule writes.
     #[error("rule {rule} runs after {path}, which no rule writes")]
-    AfterNothing { rule: String, path: String },
+    AfterNothing {
+        /// The rule's name.
+        rule: String,
+        /// The file that no rule writes.
+        path: String,
+    },
+    /// The rules' dependencies form a cycle (through this rule).
     #[error("the rules form a cycle through {0}")]
     Cycle(String),
+    /// No rule matches this `--until` pattern.
     #[error("--until {0}: no rule has that name or prefix")]
     NoSuchRule(String),
+    /// A file or folder could not be read, written, synced or created.
     #[error("{path}: {message}")]
-    Io { path: String, message: String },
+    Io {
+        /// The path concerned.
+        path: String,
+        /// The error message.
+        message: String,
+    },
 }
 
 /// Rules and the directory of their records.
@@ -540,6 +613,7 @@ impl<K: Copy + Send + Sync> Flow<K> {
         })
     }
 
+    /// The rules, in the order they were given.
     pub fn rules(&self) -> &[Rule<K>] {
         &self.rules
     }

@@ -15,11 +15,17 @@ pub struct Entry {
     /// [`CASSETTE_FORMAT`] (entries without one are version 1).
     #[serde(default = "version_1")]
     pub format_version: u32,
+    /// The call's cassette key ([`key`]).
     pub key: String,
+    /// The endpoint's public URL (no query string).
     pub endpoint: String,
+    /// The model name.
     pub model: String,
+    /// The call's trial number.
     pub trial: u32,
+    /// The messages sent.
     pub messages: Vec<Message>,
+    /// The model's reply.
     pub reply: Reply,
 }
 
@@ -146,10 +152,12 @@ impl Replayer {
         })
     }
 
+    /// Number of recorded calls (a call recorded again counts once).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the cassette holds no calls.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -7,7 +7,7 @@
 //!
 //! The loop only sees `Llm`, so a run can be recorded once and replayed exactly. Beside them:
 //! [`gate`] (rate limits and concurrency shared by many clients) and, with the `mock` feature,
-//! [`mock`] (a scripted server on 127.0.0.1 for tests).
+//! `mock` (a scripted server on 127.0.0.1 for tests).
 
 pub mod cassette;
 pub mod gate;
@@ -21,31 +21,39 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions that frame the conversation (the system prompt).
     System,
+    /// The caller's turn.
     User,
+    /// The model's turn.
     Assistant,
 }
 
 /// One chat message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Message {
+    /// Who said it.
     pub role: Role,
+    /// The text of the message.
     pub content: String,
 }
 
 impl Message {
+    /// A system message with `content`.
     pub fn system(content: impl Into<String>) -> Self {
         Self {
             role: Role::System,
             content: content.into(),
         }
     }
+    /// A user message with `content`.
     pub fn user(content: impl Into<String>) -> Self {
         Self {
             role: Role::User,
             content: content.into(),
         }
     }
+    /// An assistant message with `content`.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self {
             role: Role::Assistant,
@@ -66,8 +74,11 @@ pub struct LlmConfig {
     pub model: String,
     /// Environment variable holding the API key (`None`: send no key, as local servers want).
     pub api_key_env: Option<String>,
+    /// Sampling temperature (`None`: not sent, the endpoint's default).
     pub temperature: Option<f32>,
+    /// Nucleus sampling's `top_p` (`None`: not sent).
     pub top_p: Option<f32>,
+    /// Sampling seed, for endpoints that honour it (`None`: not sent).
     pub seed: Option<i64>,
     /// Sent as `max_completion_tokens`.
     pub max_tokens: Option<u32>,
@@ -80,6 +91,7 @@ pub struct LlmConfig {
     pub max_retries: u32,
     /// First backoff delay, seconds; doubles per retry, with jitter, capped at `max_backoff_s`.
     pub backoff_s: f64,
+    /// Longest wait between retries, seconds (also caps a server's `Retry-After`).
     pub max_backoff_s: f64,
     /// USD per million prompt and completion tokens, for the cost column (`None`: unknown).
     pub price_per_mtok: Option<(f64, f64)>,
@@ -138,7 +150,9 @@ impl LlmConfig {
 /// Tokens the endpoint says a call used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Tokens in the prompt (cached ones included).
     pub prompt_tokens: u64,
+    /// Tokens in the completion (reasoning ones included).
     pub completion_tokens: u64,
     /// Of the prompt tokens, those served from the provider's prompt cache (0 when the
     /// endpoint does not say).
@@ -161,6 +175,7 @@ impl std::ops::AddAssign for Usage {
 /// The model's answer to one call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
+    /// The answer's text.
     pub content: String,
     /// `None` when the endpoint did not report usage.
     pub usage: Option<Usage>,
@@ -168,6 +183,7 @@ pub struct Reply {
     pub latency_s: f64,
     /// HTTP requests made (1 + retries).
     pub requests: u32,
+    /// Cost in USD ([`LlmConfig::cost`]; `None`: prices or usage unknown).
     pub cost_usd: Option<f64>,
     /// Requests that got no usable answer after they were sent (the server went silent past
     /// the idle timeout, the stream broke, the answer did not parse): the provider may have
@@ -183,40 +199,66 @@ fn is_zero(n: &u32) -> bool {
 /// Why a call failed after any retries.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
+    /// The endpoint answered with an HTTP error status.
     #[error("{endpoint}: HTTP {status} after {requests} request(s): {body}")]
     Status {
+        /// The endpoint's public URL (no query string).
         endpoint: String,
+        /// The HTTP status code.
         status: u16,
+        /// HTTP requests made, retries included.
         requests: u32,
+        /// The start of the response body (at most 300 characters).
         body: String,
     },
+    /// No HTTP response: a DNS, connection or timeout error.
     #[error("{endpoint}: {message} after {requests} request(s)")]
     Transport {
+        /// The endpoint's public URL (no query string).
         endpoint: String,
+        /// The transport error (secrets redacted).
         message: String,
+        /// HTTP requests made, retries included.
         requests: u32,
     },
+    /// An answer that could not be used (unreadable body or stream, no content).
     #[error("{endpoint}: malformed response after {requests} request(s): {message}")]
     Malformed {
+        /// The endpoint's public URL (no query string).
         endpoint: String,
+        /// What was wrong with the answer.
         message: String,
+        /// HTTP requests made, retries included.
         requests: u32,
     },
+    /// The environment variable named by `api_key_env` is not set (its name).
     #[error("environment variable {0} (named by api_key_env) is not set")]
     MissingKey(String),
+    /// A replayed call that the cassette does not hold.
     #[error(
         "cassette {path}: no recorded answer for this call (model {model}, trial {trial}, \
          {messages} messages, key {key}); record it first with --record"
     )]
     CassetteMiss {
+        /// The cassette file.
         path: String,
+        /// The call's model.
         model: String,
+        /// The call's trial number.
         trial: u32,
+        /// How many messages the call has.
         messages: usize,
+        /// The call's cassette key ([`cassette::key`]).
         key: String,
     },
+    /// A cassette could not be opened, read, parsed or written.
     #[error("cassette {path}: {message}")]
-    Cassette { path: String, message: String },
+    Cassette {
+        /// The cassette file.
+        path: String,
+        /// The error message.
+        message: String,
+    },
     /// The cell's budget is spent (the benchmark's meter refuses the call).
     #[error("budget spent: {0}")]
     Budget(String),
@@ -225,7 +267,9 @@ pub enum LlmError {
 /// A chat model. `trial` tells apart repeated runs of the same task, so that a cassette can
 /// hold one answer per trial of an otherwise identical call.
 pub trait Llm {
+    /// Sends `messages` and returns the model's reply; `trial` tells repeated runs apart.
     fn chat(&mut self, messages: &[Message], trial: u32) -> Result<Reply, LlmError>;
+    /// The configuration the model is called with.
     fn config(&self) -> &LlmConfig;
 }
 

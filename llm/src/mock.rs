@@ -12,25 +12,43 @@ use std::time::{Duration, Instant};
 /// What the server does with one request.
 #[derive(Clone, Debug)]
 pub enum MockReply {
-    /// A normal completion with this content and usage (prompt, completion tokens).
-    /// `usage`: prompt, completion, cached prompt and reasoning tokens (the last two are
-    /// reported only when not 0).
+    /// A normal completion with this content and usage.
     Answer {
+        /// The answer's text.
         content: String,
+        /// Prompt, completion, cached prompt and reasoning tokens (the last two are reported
+        /// only when not 0); `None`: no usage in the answer.
         usage: Option<[u64; 4]>,
     },
     /// An OpenAI-style error object with this status, and optionally a `Retry-After` value.
     Error {
+        /// The HTTP status.
         status: u16,
+        /// The `Retry-After` header's value, if any.
         retry_after: Option<String>,
     },
     /// Any status and body, e.g. a malformed one.
-    Raw { status: u16, body: String },
+    Raw {
+        /// The HTTP status.
+        status: u16,
+        /// The body, as sent.
+        body: String,
+    },
     /// Waits, then does the inner reply.
-    Delay { secs: f64, then: Box<MockReply> },
+    Delay {
+        /// How long to wait, seconds.
+        secs: f64,
+        /// What to do after.
+        then: Box<MockReply>,
+    },
     /// An answer streamed in ten pieces over `secs` seconds (a model writing a long answer):
     /// the client's idle timeout must not cut it, whatever its whole length.
-    Slow { content: String, secs: f64 },
+    Slow {
+        /// The answer's text.
+        content: String,
+        /// Seconds over which the pieces are sent.
+        secs: f64,
+    },
 }
 
 impl MockReply {
@@ -46,8 +64,11 @@ impl MockReply {
 /// A request the server received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The request's JSON body.
     pub body: Value,
+    /// Its `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// When it arrived.
     pub at: Instant,
 }
 

@@ -101,7 +101,9 @@ pub enum Weak {
      (Landlock: {landlock}, seccomp: {seccomp}); rerun with --allow-weak-sandbox to run it anyway"
 )]
 pub struct WeakIsolation {
+    /// Whether the sandbox can use Landlock here.
     pub landlock: bool,
+    /// Whether the sandbox can use its seccomp filter here.
     pub seccomp: bool,
 }
 
@@ -248,13 +250,16 @@ impl Isolation {
 /// Exit status: a code, or the signal that ended the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exit {
+    /// The exit code, when the process exited.
     pub code: Option<i32>,
+    /// The signal that ended the process, when one did.
     pub signal: Option<i32>,
 }
 
 /// What the kernel reported about a run, besides its exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelReport {
+    /// It reached the wall-clock limit and was killed.
     pub timed_out: bool,
     /// OOM kills in the run's memory group.
     pub oom_kills: u64,
@@ -320,15 +325,19 @@ impl RunDir {
         Ok(dir)
     }
 
+    /// The run directory itself.
     pub fn root(&self) -> &Path {
         self.tmp.path()
     }
+    /// The path of the input `name` in `in/`.
     pub fn input(&self, name: &str) -> PathBuf {
         self.root().join("in").join(name)
     }
+    /// The output directory, `out/`.
     pub fn out(&self) -> PathBuf {
         self.root().join("out")
     }
+    /// The copy of the binary the run starts, `bin/stage`.
     pub fn binary(&self) -> PathBuf {
         self.root().join("bin/stage")
     }
@@ -430,9 +439,11 @@ pub const SYSTEM_READ: [&str; 6] = [
 pub struct Ran {
     /// `None`: the process could not be waited for.
     pub exit: Option<Exit>,
+    /// What the kernel reported besides the exit.
     pub kernel: KernelReport,
     /// The last 8 KiB of stderr.
     pub stderr_tail: String,
+    /// Wall-clock seconds of the run.
     pub wall_s: f64,
 }
 
@@ -510,7 +521,9 @@ fn read_tail(f: &mut std::fs::File, max: u64) -> String {
 /// run of its binary).
 #[cfg(target_os = "linux")]
 pub struct Confinement<'a> {
+    /// The program to run.
     pub program: &'a Path,
+    /// Its arguments.
     pub args: &'a [OsString],
     /// The whole environment (nothing of the agent's is inherited).
     pub env: &'a [(&'a str, OsString)],
@@ -524,7 +537,9 @@ pub struct Confinement<'a> {
     pub binds: &'a [(PathBuf, PathBuf)],
     /// Mount a fresh `/proc` of its PID namespace and let it read it.
     pub proc: bool,
+    /// Its resource limits.
     pub limits: &'a Limits,
+    /// The uid it runs as (the agent is root); `None`: the agent's own.
     pub uid: Option<u32>,
     /// Whether `writable` is a private tmpfs (its fullness then says the disk ran out).
     pub tmpfs: bool,
@@ -532,15 +547,20 @@ pub struct Confinement<'a> {
     /// everywhere): none can grow out of sight and vanish before it is measured. For runs;
     /// the compiler needs to remove its temporary files.
     pub no_remove: bool,
+    /// Where its stdout goes.
     pub stdout: std::fs::File,
+    /// Where its stderr goes.
     pub stderr: std::fs::File,
 }
 
 /// How a confined program ended.
 #[derive(Clone, Debug)]
 pub struct Ended {
+    /// Its exit; `None` when it could not be waited for.
     pub exit: Option<Exit>,
+    /// What the kernel reported besides the exit.
     pub kernel: KernelReport,
+    /// Wall-clock seconds from its start to its end.
     pub wall_s: f64,
 }
 

@@ -22,7 +22,7 @@ pub struct Args {
     /// Trials per (model, task).
     #[arg(long, default_value_t = 3)]
     trials: u32,
-    /// Output directory (default bench-runs/<UTC timestamp>).
+    /// Output directory (default bench-runs/UTC-TIMESTAMP).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Cells run at once (builds and sandbox runs are bounded by the cores anyway).

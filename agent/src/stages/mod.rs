@@ -1,8 +1,8 @@
 //! One module per stage kind: all the agent knows of a stage beyond the contract. Each
-//! implements [`StageCase`]: how a task's case is prepared (the stage's input document and
+//! implements `StageCase`: how a task's case is prepared (the stage's input document and
 //! the reference output, computed with `analysis::stage::Reference`), what an output must
 //! satisfy on its own (`sanity`: also the only checks of a user's own instruction) and how it
-//! is compared with the reference (`compare`). [`prepare`] and [`validate`] dispatch on the
+//! is compared with the reference (`compare`). `prepare` and [`validate`] dispatch on the
 //! [`StageKind`] here, and nowhere else; the checks' framework (and what a hint may say) is
 //! [`crate::validate`].
 

@@ -27,10 +27,13 @@ pub use stage_api::fit::{FitParam, FitResult, FitStatus};
 /// Why a fit could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
+    /// The fit model or the histogram's binning is invalid.
     #[error("invalid fit model: {0}")]
     Model(String),
+    /// The histogram's integral is not positive.
     #[error("the histogram is empty: nothing to fit")]
     Empty,
+    /// The minimisation failed.
     #[error("{0}")]
     Minimizer(String),
 }

@@ -16,6 +16,7 @@ pub struct Densities<'a> {
 }
 
 impl<'a> Densities<'a> {
+    /// The densities of `model` at parameters `p`, normalised on `[lo, hi]` (GeV).
     pub fn new(model: &'a FitModel, p: &'a [f64], lo: f64, hi: f64) -> Self {
         let mut d = Self {
             model,

@@ -22,17 +22,24 @@ use serde::{Deserialize, Serialize};
 /// One named parameter of the model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Parameter {
+    /// Parameter name (`mu`, `mass`, `sigma`, `nbkg_K`, `slope_K`).
     pub name: String,
+    /// Initial value.
     pub init: f64,
+    /// Lower bound.
     pub lo: f64,
+    /// Upper bound.
     pub hi: f64,
+    /// Whether the parameter is held at `init` in the fit.
     pub fixed: bool,
 }
 
 /// One category: its data and its expected signal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Channel {
+    /// Channel name (`K` in the `nbkg_K` and `slope_K` parameters).
     pub name: String,
+    /// The category's data m_γγ histogram.
     pub data: Histogram,
     /// Expected signal events over the whole range at μ = 1 (from MC).
     pub signal_yield: f64,
@@ -41,7 +48,9 @@ pub struct Channel {
 /// The model: parameters `mu`, `mass`, `sigma`, then `nbkg_K` and `slope_K` per channel K.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
+    /// Named parameters, in the order above.
     pub parameters: Vec<Parameter>,
+    /// The categories fitted together.
     pub channels: Vec<Channel>,
     /// Bins whose centre is in this window are left out (blinded).
     pub blind: Option<(f64, f64)>,
@@ -50,9 +59,12 @@ pub struct Model {
 /// A fitted parameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fitted {
+    /// Parameter name.
     pub name: String,
+    /// Best-fit value.
     #[serde(with = "stage_api::finite")]
     pub value: f64,
+    /// Error from the Hessian.
     #[serde(with = "stage_api::finite")]
     pub error: f64,
 }
@@ -60,18 +72,24 @@ pub struct Fitted {
 /// What the simultaneous fit found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Combined {
+    /// Every parameter's fitted value and error, in model order.
     pub parameters: Vec<Fitted>,
+    /// Best-fit signal strength μ.
     #[serde(with = "stage_api::finite")]
     pub mu: f64,
+    /// Error on μ from the Hessian.
     #[serde(with = "stage_api::finite")]
     pub mu_error: f64,
     /// Observed (None when blinded) and expected (Asimov, μ = 1) discovery tests.
     #[serde(default, with = "stage_api::finite::option")]
     pub q0: Option<f64>,
+    /// Observed significance √q0 (`None` when blinded).
     #[serde(default, with = "stage_api::finite::option")]
     pub z: Option<f64>,
+    /// Expected significance (Asimov dataset, μ = 1).
     #[serde(with = "stage_api::finite")]
     pub z_expected: f64,
+    /// Whether the signal window was blinded (μ held at 0, no observed test).
     pub blinded: bool,
     /// Whether the Hessian was positive definite at the minimum.
     pub hessian_ok: bool,
@@ -83,7 +101,9 @@ pub struct Combined {
 /// The categorized fit and, for comparison, the same model on one inclusive category.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fits {
+    /// The same model on one inclusive category.
     pub inclusive: Combined,
+    /// The simultaneous fit of the categories.
     pub combined: Combined,
     /// The categorized model (its channels hold the data histograms), for the plots.
     pub model: Model,

@@ -11,23 +11,29 @@ use serde::{Deserialize, Serialize};
 /// Pull statistics of one parameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pull {
+    /// Parameter name.
     pub param: String,
+    /// True value the toys were generated with.
     pub truth: f64,
     /// Mean pull and its statistical error.
     pub mean: f64,
+    /// Statistical error of the mean pull.
     pub mean_error: f64,
     /// Standard deviation of the pulls and its statistical error.
     pub width: f64,
+    /// Statistical error of the pull width.
     pub width_error: f64,
 }
 
 /// What a toy study found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToyReport {
+    /// Number of toys generated.
     pub toys: usize,
     /// Toys whose fit failed or ended at a parameter bound (excluded from the pulls, which
     /// slightly biases them when a bound is often reached, e.g. for a weak signal).
     pub failed: usize,
+    /// Pulls of each parameter that has an error (fixed ones are left out).
     pub pulls: Vec<Pull>,
 }
 

@@ -8,50 +8,76 @@ use std::path::PathBuf;
 pub enum ReadError {
     /// The file could not be opened or is not a readable ROOT file (truncated, damaged header).
     #[error("{}: not a readable ROOT file: {reason}", file.display())]
-    Open { file: PathBuf, reason: String },
+    Open {
+        /// The file.
+        file: PathBuf,
+        /// Why it could not be opened.
+        reason: String,
+    },
     /// None of the trees asked for is in the file.
     #[error("{}: no tree named {wanted} (keys in file: {found})", file.display())]
     NoTree {
+        /// The file.
         file: PathBuf,
+        /// The tree names asked for.
         wanted: String,
+        /// The keys the file has (`none` when it has none).
         found: String,
     },
     /// The tree exists but its metadata could not be read.
     #[error("{}: tree '{tree}': {reason}", file.display())]
     Tree {
+        /// The file.
         file: PathBuf,
+        /// The tree's name.
         tree: String,
+        /// Why its metadata could not be read.
         reason: String,
     },
     /// A branch the reader needs is not in the tree.
     #[error("{}: tree '{tree}' has no branch '{branch}'", file.display())]
     MissingBranch {
+        /// The file.
         file: PathBuf,
+        /// The tree's name.
         tree: String,
+        /// The missing branch.
         branch: String,
     },
     /// A branch holds another type than the reader expects.
     #[error("{}: tree '{tree}', branch '{branch}': expected {expected}, file has {found}", file.display())]
     WrongType {
+        /// The file.
         file: PathBuf,
+        /// The tree's name.
         tree: String,
+        /// The branch.
         branch: String,
+        /// The type the reader expects.
         expected: String,
+        /// The type the file has.
         found: String,
     },
     /// A basket could not be read or decoded (damaged or truncated data).
     #[error("{}: tree '{tree}', branch '{branch}': {reason}", file.display())]
     Data {
+        /// The file.
         file: PathBuf,
+        /// The tree's name.
         tree: String,
+        /// The branch.
         branch: String,
+        /// Why the basket could not be read or decoded.
         reason: String,
     },
     /// Two branches of one tree disagree (e.g. `photon_n` against the photon vectors).
     #[error("{}: tree '{tree}': {reason}", file.display())]
     Inconsistent {
+        /// The file.
         file: PathBuf,
+        /// The tree's name.
         tree: String,
+        /// What disagrees.
         reason: String,
     },
 }

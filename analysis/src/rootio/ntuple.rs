@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 /// A variable-length column: entry `i` holds `values[offsets[i]..offsets[i + 1]]`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Jagged<T> {
+    /// Every entry's values, concatenated.
     pub values: Vec<T>,
     /// `n_entries + 1` offsets into `values`, starting at 0.
     pub offsets: Vec<u32>,
 }
 
 impl<T> Jagged<T> {
+    /// Number of entries (one less than the number of offsets).
     pub fn n_entries(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
@@ -125,9 +127,11 @@ impl Ntuple {
         })
     }
 
+    /// Path of the file.
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// Name of the tree read.
     pub fn tree_name(&self) -> &str {
         &self.tree
     }
@@ -135,9 +139,11 @@ impl Ntuple {
     pub fn title(&self) -> &str {
         &self.title
     }
+    /// Number of entries in the tree.
     pub fn entries(&self) -> u64 {
         self.entries
     }
+    /// Whether the tree has a branch called `name`.
     pub fn has_branch(&self, name: &str) -> bool {
         self.index.contains_key(name)
     }

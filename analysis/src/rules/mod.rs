@@ -2,15 +2,15 @@
 //! way the analysis runs ([`run`] for a caller that wants the result in one call). One module
 //! per step, each holding its rules' constructor and job:
 //!
-//! * [`inspect`]: `inspect/ROLE/FILE` — what each input file is;
-//! * [`convert`]: `convert/ROLE/FILE` — `.npy` columns (the paper's step 2, `--convert`);
-//! * [`select`]: `select/ROLE/FILE` — the selected diphotons and cut flow (the event loop);
-//! * [`histogram`]: `histogram/ROLE/FILE`, then `merge/ROLE` in file order;
-//! * [`fit`]: `fit` and, with signal MC, `measure`;
-//! * [`categorize`]: with signal MC and `categorization`, `classify/train`,
+//! * `inspect`: `inspect/ROLE/FILE` — what each input file is;
+//! * `convert`: `convert/ROLE/FILE` — `.npy` columns (the paper's step 2, `--convert`);
+//! * `select`: `select/ROLE/FILE` — the selected diphotons and cut flow (the event loop);
+//! * `histogram`: `histogram/ROLE/FILE`, then `merge/ROLE` in file order;
+//! * `fit`: `fit` and, with signal MC, `measure`;
+//! * `categorize`: with signal MC and `categorization`, `classify/train`,
 //!   `score/ROLE/FILE`, `categorize`, `categories/fit`;
-//! * [`results`]: `results` (`results.json`) and, beside a model-written stage, `compare`;
-//! * [`plots`]: `plots` and `plots/classifier`.
+//! * `results`: `results` (`results.json`) and, beside a model-written stage, `compare`;
+//! * `plots`: `plots` and `plots/classifier`.
 //!
 //! Per input file where it can be (adding a file runs only that file; the Slurm executor maps
 //! instances onto jobs). Every rule declares only the parameters its output depends on
@@ -52,19 +52,33 @@ pub type Rule = flow::Rule<Step>;
 /// never the rule's name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
+    /// `inspect/ROLE/FILE`: what an input file is.
     Inspect,
+    /// `convert/ROLE/FILE`: `.npy` columns.
     Convert,
+    /// `select/ROLE/FILE`: the selected diphotons and cut flow.
     Select,
+    /// `histogram/ROLE/FILE`: a file's m_γγ histogram and cut flow.
     Histogram,
+    /// `merge/ROLE`: the files' histograms and cut flows summed.
     Merge,
+    /// `fit`: the fit of the merged data histogram.
     Fit,
+    /// `measure`: ε×A, σ×B and μ.
     Measure,
+    /// `classify/train`: the classifier.
     Train,
+    /// `score/ROLE/FILE`: a file's score × m_γγ histogram.
     Score,
+    /// `categorize`: the category boundaries.
     Categorize,
+    /// `categories/fit`: the simultaneous fit of the categories.
     FitCategories,
+    /// `results`: `results.json`.
     Results,
+    /// `compare`: a model-written stage's results against the reference's.
     Compare,
+    /// `plots` and `plots/classifier`.
     Plots,
 }
 
@@ -82,13 +96,21 @@ impl Step {
 /// of this folder; what each covers is said in `analysis/identity.rs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identities {
+    /// Identity of the `inspect` step.
     pub inspect: &'static str,
+    /// Identity of the `convert` step.
     pub convert: &'static str,
+    /// Identity of the reference `select` step.
     pub select: &'static str,
+    /// Identity of the `histogram` step (`histogram` and `merge` rules).
     pub histogram: &'static str,
+    /// Identity of the `fit` step (`fit` and `measure` rules).
     pub fit: &'static str,
+    /// Identity of the `categorize` step (classifier, scores, categories and their fit).
     pub categorize: &'static str,
+    /// Identity of the `results` step (`results` and `compare` rules).
     pub results: &'static str,
+    /// Identity of the `plots` step.
     pub plots: &'static str,
 }
 
@@ -117,10 +139,12 @@ pub struct SelectImpl {
     /// What runs: for the reference, its step's identity; for a model-written stage, its
     /// source, toolchain and contract version.
     pub identity: String,
+    /// The implementation the `select` rules run.
     pub stage: Arc<dyn Select + Send + Sync>,
 }
 
 impl SelectImpl {
+    /// The reference select implementation, with this build's identity.
     pub fn reference() -> Self {
         Self {
             identity: Identities::BUILT.select.to_string(),
@@ -136,6 +160,7 @@ pub struct Chain {
     pub prefix: String,
     /// Folder of `results.json`, the plots and `work/`.
     pub dir: PathBuf,
+    /// The select implementation of the chain's `select` rules.
     pub select: SelectImpl,
     /// Also convert every input to `.npy` columns (`convert/ROLE/FILE`, the paper's step 2).
     pub convert: bool,
@@ -159,14 +184,23 @@ impl Chain {
 /// What `inspect/...` writes: the file as the analysis sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FileInfo {
+    /// Path of the file, as given.
     pub path: String,
+    /// Whether the file is data or signal MC.
     pub role: Role,
+    /// Open Data release of the file (from its tree name).
     pub release: Release,
+    /// Name of the tree read.
     pub tree: String,
+    /// The tree's title, as the file says it.
     pub title: String,
+    /// Whether the file says it is SYNTHETIC (its tree title, or its name).
     pub synthetic: bool,
+    /// Entries in the tree.
     pub entries: u64,
+    /// File size in bytes.
     pub bytes: u64,
+    /// BLAKE3 hash of the file's content.
     pub blake3: String,
     /// Signal MC: (`channelNumber`, `XSection` in pb).
     pub process: Option<(u64, f64)>,
@@ -175,14 +209,18 @@ pub struct FileInfo {
 /// What `histogram/...` writes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FileHistogram {
+    /// The file's cut flow.
     pub cut_flow: CutFlow,
+    /// The file's m_γγ histogram of the selected diphotons.
     pub histogram: Histogram,
 }
 
 /// What `merge/ROLE` writes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Merged {
+    /// The role's cut flows, summed.
     pub cut_flow: CutFlow,
+    /// The role's m_γγ histograms, summed.
     pub histogram: Histogram,
     /// Per file, in input order.
     pub cut_flows: Vec<CutFlow>,

@@ -143,8 +143,11 @@ pub(super) fn rule(
 /// One line of the comparison: the reference's value, the stage's, the difference.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Difference {
+    /// What is compared (e.g. `fit: Z`).
     pub quantity: String,
+    /// The reference's value.
     pub reference: Value,
+    /// The stage's value.
     pub stage: Value,
     /// stage − reference, for numbers.
     pub difference: Option<f64>,
@@ -153,8 +156,11 @@ pub struct Difference {
 /// What `compare` writes: the model-written stage's whole analysis next to the reference's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The stage compared with the reference, as named to [`compare`] (`what`).
     pub stage: String,
+    /// Whether cut flow, histogram, fit and measurement are identical.
     pub identical: bool,
+    /// One row per compared quantity.
     pub differences: Vec<Difference>,
 }
 
