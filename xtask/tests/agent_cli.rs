@@ -15,9 +15,9 @@ fn xtask(args: &[&str]) -> Output {
         .expect("xtask runs")
 }
 
-/// `cargo xtask agent --task select` against `server`, writing into `out`, with `extra`.
-fn agent_select(server: &MockServer, out: &std::path::Path, extra: &[&str]) -> Output {
-    let url = server.url();
+/// `cargo xtask agent --task select` against the server at `url`, writing into `out`, with
+/// `extra`.
+fn agent_select(url: &str, out: &std::path::Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "agent",
         "--task",
@@ -25,7 +25,7 @@ fn agent_select(server: &MockServer, out: &std::path::Path, extra: &[&str]) -> O
         "--model",
         "mock",
         "--endpoint",
-        &url,
+        url,
         "--out",
         out.to_str().unwrap(),
     ];
@@ -52,7 +52,7 @@ fn agent_solves_records_and_replays_a_task() {
     );
     let server = MockServer::start(vec![MockReply::answer("plan"), code_answer()]).unwrap();
     let url = server.url();
-    let o = agent_select(&server, &a, &["--record", cassette.to_str().unwrap()]);
+    let o = agent_select(&server.url(), &a, &["--record", cassette.to_str().unwrap()]);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -76,19 +76,7 @@ fn agent_solves_records_and_replays_a_task() {
         assert!(a.join(f).is_file(), "{f} missing");
     }
 
-    let o = xtask(&[
-        "agent",
-        "--task",
-        "select",
-        "--model",
-        "mock",
-        "--endpoint",
-        &url,
-        "--replay",
-        cassette.to_str().unwrap(),
-        "--out",
-        b.to_str().unwrap(),
-    ]);
+    let o = agent_select(&url, &b, &["--replay", cassette.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let read = |d: &std::path::Path| std::fs::read_to_string(d.join("trajectory.jsonl")).unwrap();
     assert_eq!(read(&a), read(&b));
@@ -99,7 +87,7 @@ fn a_users_own_instruction_runs_but_is_not_validated() {
     let server = MockServer::start(vec![MockReply::answer("plan"), code_answer()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let o = agent_select(
-        &server,
+        &server.url(),
         dir.path(),
         &[
             "--instruction",
@@ -128,7 +116,7 @@ fn agent_stops_when_its_budget_is_spent() {
     // call is refused and only one request reaches the server.
     let server = MockServer::start(vec![MockReply::answer("plan"), code_answer()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let o = agent_select(&server, dir.path(), &["--budget-tokens", "100"]);
+    let o = agent_select(&server.url(), dir.path(), &["--budget-tokens", "100"]);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
