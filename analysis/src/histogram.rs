@@ -27,18 +27,30 @@ pub fn fill(h: &mut Histogram, x: f64, w: f64) {
     }
 }
 
-/// `h` with the bins whose centre lies in `window` emptied: what a blinded result shows of
-/// the data (the work directory's merged histograms keep everything).
+/// `h` with the bins whose centre lies in `window` emptied, and its `entries` without them:
+/// what a blinded result shows of the data (the work directory's merged histograms keep
+/// everything). Data events weigh 1, so a bin's Σw is its count: no number left here adds up
+/// to the window's.
 pub fn blinded(mut h: Histogram, window: (f64, f64)) -> Histogram {
     let b = h.binning;
+    let mut removed = 0.0;
     for i in 0..b.bins {
         let x = b.center(i);
         if x >= window.0 && x <= window.1 {
+            removed += h.sumw[i];
             h.sumw[i] = 0.0;
             h.sumw2[i] = 0.0;
         }
     }
+    h.entries = h.entries.saturating_sub(removed.round().max(0.0) as u64);
     h
+}
+
+/// A data cut flow as a blinded result shows it: without the last cut, the mass range, whose
+/// count less the sidebands' would be the number of events in the window.
+pub fn blinded_cut_flow(mut flow: crate::select::CutFlow) -> crate::select::CutFlow {
+    flow.0.pop();
+    flow
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Version of the `results.json` layout (2: `provenance.rules` replaces the commit).
-pub const RESULTS_FORMAT_VERSION: u32 = 2;
+/// Version of the `results.json` layout (2: `provenance.rules` replaces the commit; 3: `problems`,
+/// and no measurement from a fit that failed or sits at a bound).
+pub const RESULTS_FORMAT_VERSION: u32 = 3;
 
 /// Everything that configures a run, as data (written into the results' provenance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -190,6 +191,10 @@ pub struct AnalysisResult {
     /// The same model on one inclusive category (the comparison for `combined`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combined_inclusive: Option<crate::fit::simultaneous::Combined>,
+    /// Why this result must not be quoted as a measurement, a sentence each (a fit that
+    /// failed or has a parameter at a bound: then there is no measurement). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// How the result was made.
     pub provenance: Provenance,
 }
@@ -535,7 +540,37 @@ pub fn check_config(inputs: &Inputs, cfg: &AnalysisConfig) -> Result<(), Workflo
         .map_err(|message| WorkflowError::Summary {
             stage: "fit",
             message,
-        })
+        })?;
+    // A binned fit needs more bins than parameters, or it cannot be constrained.
+    let n = cfg.model.params(1.0).len();
+    if cfg.binning.bins <= n {
+        return Err(WorkflowError::Summary {
+            stage: "fit",
+            message: format!(
+                "{} bins cannot constrain a fit of {n} parameters: give --bins more than {n}",
+                cfg.binning.bins
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Why `fit` (the inclusive fit of the data) cannot give a measurement, in a sentence; `None`
+/// when it converged with every parameter inside its bounds.
+pub fn fit_problem(fit: &FitResult) -> Option<String> {
+    match fit.status {
+        crate::fit::FitStatus::Ok => None,
+        crate::fit::FitStatus::AtBound => Some(
+            "the inclusive fit has a parameter at a bound of its range, so its errors are not \
+             meaningful: no measurement is made"
+                .into(),
+        ),
+        crate::fit::FitStatus::Failed => Some(
+            "the inclusive fit failed (no minimum, or its Hessian is not positive definite): \
+             no measurement is made"
+                .into(),
+        ),
+    }
 }
 
 /// Opens a file for the analysis: an empty tree is an error naming the file.

@@ -216,6 +216,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.out.display()
         );
     }
+    // A result that must not be quoted is a failed run, whatever was written.
+    if !result.problems.is_empty() {
+        bail!(
+            "the result is not a measurement: {} (see {}/results.json)",
+            result.problems.join("; "),
+            args.out.display()
+        );
+    }
     Ok(())
 }
 

@@ -145,6 +145,11 @@ fn analyze_rejects_bad_configuration_and_input_clearly() {
             vec!["--data", data.to_str().unwrap(), "--bins", "0"],
             "0 < bins",
         ),
+        // Five parameters cannot be fitted to one bin: refused before any file is read.
+        (
+            vec!["--data", data.to_str().unwrap(), "--bins", "1"],
+            "1 bins cannot constrain a fit of 5 parameters",
+        ),
         (
             vec!["--data", data.to_str().unwrap(), "--lumi=-1"],
             "--lumi must be positive",
@@ -275,4 +280,42 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert_eq!(out.lines().count(), 1, "{out}");
         assert!(err.is_empty(), "{cmd}: {err}");
     }
+}
+
+/// A fit that is not trustworthy measures nothing: with six bins the fixture's fit has a
+/// parameter at a bound, so results.json has no measurement and says why, and the run fails
+/// with that sentence (the plots and the fit are still written, to look at).
+#[test]
+fn a_fit_at_a_bound_gives_no_measurement_and_a_failed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, mc) = (
+        fixture("data_2020_zlib.GamGam.root"),
+        fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root"),
+    );
+    let o = xtask(&[
+        "analyze",
+        "--data",
+        data.to_str().unwrap(),
+        "--mc",
+        mc.to_str().unwrap(),
+        "--bins",
+        "6",
+        "--categories",
+        "none",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}\n{err}");
+    assert!(
+        err.contains("not a measurement") && err.contains("at a bound"),
+        "{err}"
+    );
+    assert!(!out.contains("μ    ="), "{out}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["fit"]["status"], "at_bound");
+    assert!(r["measurement"].is_null(), "{}", r["measurement"]);
+    assert_eq!(r["problems"].as_array().map(Vec::len), Some(1));
+    assert!(dir.path().join("m_yy.png").is_file());
 }

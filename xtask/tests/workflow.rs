@@ -518,8 +518,16 @@ fn analyze_default_like(
         "--mc",
         ds.mc.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    // A run fails exactly when its result says why it is not a measurement.
+    let problems = r["problems"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        o.status.success(),
+        problems == 0,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     (ds, r)
 }
 
@@ -561,6 +569,14 @@ fn signal_injected_into_background_only_data_is_recovered_through_the_whole_chai
     for (k, mu) in [0.0, 3.0].into_iter().enumerate() {
         let dir = tmp.path().join(k.to_string());
         let (ds, r) = analyze_default_like(&dir, 77, mu);
+        // Without signal the inclusive S + B fit has no minimum to stand on: it says so and
+        // measures nothing, while the categorized fit below still fits μ.
+        if mu == 0.0 && r["fit"]["status"] != "ok" {
+            assert!(r["measurement"].is_null());
+            assert!(r["problems"][0].as_str().unwrap().contains("inclusive fit"));
+        } else {
+            assert!(r["problems"].is_null(), "{}", r["problems"]);
+        }
         assert_eq!(
             ds.written.data_signal_generated,
             (mu * dataset::synth::XSECTION_PB * dataset::synth::LUMI_PB).round() as usize
@@ -584,6 +600,17 @@ fn blind_keeps_the_window_out_of_every_fit_and_unblinding_restores_the_results()
     let data = fixture("data_2020_zlib.GamGam.root");
     analyze(&out, &[&data], &[]);
     let open = std::fs::read(out.join("results.json")).unwrap();
+    // What blinding must not reveal: the window's count, and the mass range's (which less
+    // the sidebands is the window's). Bins 15..25 (55 on 105–160 GeV) are the window.
+    let u: serde_json::Value = serde_json::from_slice(&open).unwrap();
+    let in_window: f64 = u["histogram"]["sumw"].as_array().unwrap()[15..25]
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .sum();
+    let range = u["cut_flow"][6]["pass"].as_u64().unwrap();
+    assert_eq!(u["cut_flow"][6]["cut"], "mass window");
+    let entries = u["histogram"]["entries"].as_u64().unwrap();
+    assert!(in_window > 10.0, "{in_window}");
 
     let (stdout, ran) = analyze(&out, &[&data], &["--blind"]);
     assert!(stdout.contains("fit: BLINDED"), "{stdout}");
@@ -614,6 +641,41 @@ fn blind_keeps_the_window_out_of_every_fit_and_unblinding_restores_the_results()
         assert_eq!(r[fit]["blinded"], true, "{fit}");
         assert!(r[fit]["z"].is_null(), "{fit}: no observed Z");
         assert!(r[fit]["z_expected"].as_f64().unwrap() > 0.0, "{fit}");
+    }
+    // No count adds up to the window's: the histogram's entries lose it, no data cut flow
+    // (summed or per file) has the mass range, and neither number appears in what was
+    // printed, written to results.json or logged.
+    assert_eq!(
+        r["histogram"]["entries"].as_u64().unwrap(),
+        entries - in_window as u64
+    );
+    assert_eq!(r["cut_flow"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        r["provenance"]["inputs"][0]["cut_flow"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(
+        r["mc_cut_flow"].as_array().unwrap().len(),
+        7,
+        "the signal MC is not blinded"
+    );
+    let mut seen = stdout.clone();
+    seen.push_str(&r.to_string());
+    for log in std::fs::read_dir(out.join("logs")).unwrap().flatten() {
+        seen.push_str(&std::fs::read_to_string(log.path()).unwrap());
+    }
+    let numbers: BTreeSet<&str> = seen
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for secret in [(in_window as u64).to_string(), range.to_string()] {
+        assert!(
+            !numbers.contains(secret.as_str()),
+            "{secret} is shown blinded"
+        );
     }
 
     // Unblinded again: the same results as before, byte for byte.

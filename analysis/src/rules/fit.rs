@@ -62,7 +62,11 @@ pub(super) fn rules(
         implementation: c.identities.fit.into(),
         kind: Step::Measure,
         job: Box::new(move |ctx: &Ctx| {
-            let fit = ctx.read_json(0)?;
+            let fit: crate::fit::FitResult = ctx.read_json(0)?;
+            // A fit that failed or sits at a bound measures nothing (results.json says why).
+            if workflow::fit_problem(&fit).is_some() {
+                return Ok(ctx.write_json(0, &None::<crate::measure::Measurement>)?);
+            }
             let mc: Merged = ctx.read_json(1)?;
             let mut processes = Vec::new();
             for i in 2..ctx.inputs().len() {
@@ -72,7 +76,7 @@ pub(super) fn rules(
             }
             let xs = workflow::total_xsection(&processes)?;
             let m = workflow::measure(&fit, &mc.histogram, xs, lumi, &Reference)?;
-            Ok(ctx.write_json(0, &m)?)
+            Ok(ctx.write_json(0, &Some(m))?)
         }),
     });
     (fit_out, Some(measure_out))

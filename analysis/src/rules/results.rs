@@ -2,7 +2,7 @@
 //! model-written stage's chain, `compare` (its whole analysis next to the reference's).
 
 use super::{Chain, FileInfo, Input, Merged, Merges, Outputs, Rule, Step};
-use crate::histogram::blinded;
+use crate::histogram::{blinded, blinded_cut_flow};
 use crate::stage::STAGE_API_VERSION;
 use crate::workflow::{
     AnalysisConfig, AnalysisResult, ClassifierSummary, InputFile, Provenance, RuleRef,
@@ -72,12 +72,14 @@ pub(super) fn rule(
             } else {
                 None
             };
-            let fit = ctx.read_json(take())?;
-            let measurement = if measured {
-                Some(ctx.read_json(take())?)
+            let fit: crate::fit::FitResult = ctx.read_json(take())?;
+            // measure.json holds no measurement when the fit cannot give one.
+            let measurement: Option<crate::measure::Measurement> = if measured {
+                ctx.read_json(take())?
             } else {
                 None
             };
+            let problems: Vec<String> = crate::workflow::fit_problem(&fit).into_iter().collect();
             let (classifier, categories, combined) = if has_categories {
                 let c: crate::classify::Classifier = ctx.read_json(take())?;
                 let summary = ClassifierSummary {
@@ -97,6 +99,12 @@ pub(super) fn rule(
                 .cut_flows
                 .iter()
                 .chain(mc.iter().flat_map(|m| m.cut_flows.iter()));
+            // Blinded, no data cut flow shows the mass range's count (less the sidebands', the
+            // window's): the last cut goes.
+            let data_flow = |f: &crate::select::CutFlow, role: crate::workflow::Role| match blind {
+                Some(_) if role == crate::workflow::Role::Data => blinded_cut_flow(f.clone()),
+                _ => f.clone(),
+            };
             let files: Vec<InputFile> = infos
                 .iter()
                 .zip(flows)
@@ -109,13 +117,13 @@ pub(super) fn rule(
                     entries: i.entries,
                     bytes: i.bytes,
                     blake3: i.blake3.clone(),
-                    cut_flow: flow.clone(),
+                    cut_flow: data_flow(flow, i.role),
                 })
                 .collect();
             let result = AnalysisResult {
                 format_version: RESULTS_FORMAT_VERSION,
                 synthetic_inputs: files.iter().any(|f| f.synthetic),
-                cut_flow: data.cut_flow,
+                cut_flow: data_flow(&data.cut_flow, crate::workflow::Role::Data),
                 histogram: match blind {
                     Some(window) => blinded(data.histogram, window),
                     None => data.histogram,
@@ -128,6 +136,7 @@ pub(super) fn rule(
                 categories,
                 combined: combined.as_ref().map(|f| f.combined.clone()),
                 combined_inclusive: combined.map(|f| f.inclusive),
+                problems,
                 provenance: Provenance {
                     inputs: files,
                     config: config.clone(),
