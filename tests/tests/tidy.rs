@@ -55,6 +55,8 @@ fn named_paths(file: &Path, text: &str, tops: &[String]) -> Vec<(usize, String)>
         for word in prose
             .split(|c: char| c.is_whitespace() || "`()[]<>\"',;|".contains(c) || c == '\u{2014}')
         {
+            // `file.rs::item` names an item in a file: the file is the path.
+            let word = word.split("::").next().unwrap_or(word);
             let word = word.trim_end_matches(['.', ':']);
             let Some((top, _)) = word.split_once('/') else {
                 continue;
