@@ -16,6 +16,25 @@ fn xtask(args: &[&str]) -> Output {
         .expect("xtask runs")
 }
 
+/// `analyze` of the 2020 data and signal-MC fixtures into `out`, with `extra`.
+fn analyze_fixtures(out: &Path, extra: &[&str]) -> Output {
+    let (data, mc) = (
+        fixture("data_2020_zlib.GamGam.root"),
+        fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root"),
+    );
+    let mut args = vec![
+        "analyze",
+        "--data",
+        data.to_str().unwrap(),
+        "--mc",
+        mc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    xtask(&args)
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -87,19 +106,7 @@ fn every_command_has_help() {
 #[test]
 fn analyze_on_fixtures_writes_results_plots_and_matches_root() {
     let dir = tempfile::tempdir().unwrap();
-    let data = fixture("data_2020_zlib.GamGam.root");
-    let mc = fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root");
-    let o = xtask(&[
-        "analyze",
-        "--data",
-        data.to_str().unwrap(),
-        "--mc",
-        mc.to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-        "--threads",
-        "2",
-    ]);
+    let o = analyze_fixtures(dir.path(), &["--threads", "2"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("μ    ="), "{out}");
@@ -288,23 +295,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
 #[test]
 fn a_fit_at_a_bound_gives_no_measurement_and_a_failed_run() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, mc) = (
-        fixture("data_2020_zlib.GamGam.root"),
-        fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root"),
-    );
-    let o = xtask(&[
-        "analyze",
-        "--data",
-        data.to_str().unwrap(),
-        "--mc",
-        mc.to_str().unwrap(),
-        "--bins",
-        "6",
-        "--categories",
-        "none",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ]);
+    let o = analyze_fixtures(dir.path(), &["--bins", "6", "--categories", "none"]);
     let (out, err) = text(&o);
     assert!(!o.status.success(), "{out}\n{err}");
     assert!(
