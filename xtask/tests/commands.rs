@@ -136,6 +136,19 @@ fn analyze_on_fixtures_writes_results_plots_and_matches_root() {
     assert_eq!(inputs.len(), 2);
     assert_eq!(inputs[0]["blake3"].as_str().unwrap().len(), 64);
     assert!(r["measurement"]["mu"].as_f64().unwrap().is_finite());
+    // Every minimisation behind the categorized fit's numbers says how it ended.
+    for fit in ["combined", "combined_inclusive"] {
+        let records = r[fit]["fits"].as_array().unwrap();
+        let names: Vec<&str> = records.iter().map(|f| f["fit"].as_str().unwrap()).collect();
+        assert_eq!(names, ["best", "mu=0", "asimov", "asimov mu=0"], "{fit}");
+        for f in records {
+            assert!(
+                f["status"].is_string() && f["edm"].as_f64().unwrap() >= 0.0,
+                "{f}"
+            );
+        }
+        assert_eq!(records[0]["status"], "ok", "{fit}");
+    }
 }
 
 #[test]

@@ -641,6 +641,14 @@ fn blind_keeps_the_window_out_of_every_fit_and_unblinding_restores_the_results()
         assert_eq!(r[fit]["blinded"], true, "{fit}");
         assert!(r[fit]["z"].is_null(), "{fit}: no observed Z");
         assert!(r[fit]["z_expected"].as_f64().unwrap() > 0.0, "{fit}");
+        // Blinded, no background-only fit of the data is made (μ is held at 0 already).
+        let names: Vec<&str> = r[fit]["fits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["fit"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["best", "asimov", "asimov mu=0"], "{fit}");
     }
     // No count adds up to the window's: the histogram's entries lose it, no data cut flow
     // (summed or per file) has the mass range, and neither number appears in what was

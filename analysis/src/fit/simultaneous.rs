@@ -96,6 +96,44 @@ pub struct Combined {
     /// Free parameters that ended at a bound (their errors mean nothing there).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub at_bound: Vec<String>,
+    /// Every minimisation behind these numbers, and how each ended.
+    #[serde(default)]
+    pub fits: Vec<FitRecord>,
+}
+
+/// One minimisation behind a result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitRecord {
+    /// Which: `best` (the fit), `mu=0` (the background-only fit behind q0), `asimov` and
+    /// `asimov mu=0` (the two behind the expected Z).
+    pub fit: String,
+    /// `failed`: the Hessian is not positive definite; `at_bound`: a free parameter ended at a
+    /// bound; else `ok`.
+    pub status: stage_api::FitStatus,
+    /// Estimated distance to the minimum.
+    #[serde(with = "stage_api::finite")]
+    pub edm: f64,
+    /// −ln L at the minimum.
+    #[serde(with = "stage_api::finite")]
+    pub nll: f64,
+}
+
+impl FitRecord {
+    fn of(fit: &str, m: &super::minimize::Minimum, fixed: &[usize]) -> Self {
+        let status = if !m.hessian_ok {
+            stage_api::FitStatus::Failed
+        } else if m.at_bound.iter().any(|i| !fixed.contains(i)) {
+            stage_api::FitStatus::AtBound
+        } else {
+            stage_api::FitStatus::Ok
+        };
+        Self {
+            fit: fit.into(),
+            status,
+            edm: m.edm,
+            nll: m.f,
+        }
+    }
 }
 
 /// The categorized fit and, for comparison, the same model on one inclusive category.
@@ -245,26 +283,30 @@ impl Model {
         let (mu, mass) = (self.index("mu"), self.index("mass"));
         let blinded = self.blind.is_some();
         // Blinded: μ cannot be measured; the background comes from the sidebands (μ = 0).
+        let best_fixed: &[usize] = if blinded { &[mu, mass] } else { &[] };
         let best = if blinded {
             let mut x = x0.clone();
             x[mu] = 0.0;
-            self.minimum(&data, &x, &[mu, mass])?
+            self.minimum(&data, &x, best_fixed)?
         } else {
-            self.minimum(&data, &x0, &[])?
+            self.minimum(&data, &x0, best_fixed)?
         };
+        let mut fits = vec![FitRecord::of("best", &best, best_fixed)];
         let q0 = if blinded {
             None
         } else {
             let mut x = best.x.clone();
             x[mu] = 0.0;
             let bonly = self.minimum(&data, &x, &[mu, mass])?;
+            fits.push(FitRecord::of("mu=0", &bonly, &[mu, mass]));
             Some(if best.x[mu] > 0.0 {
                 (2.0 * (bonly.f - best.f)).max(0.0)
             } else {
                 0.0
             })
         };
-        let z_expected = self.expected_z(&best.x)?;
+        let (z_expected, asimov) = self.asimov_z(&best.x)?;
+        fits.extend(asimov);
         Ok(Combined {
             parameters: self
                 .parameters
@@ -289,12 +331,18 @@ impl Model {
                 .filter(|&&i| !(blinded && (i == mu || i == mass)))
                 .map(|&i| self.parameters[i].name.clone())
                 .collect(),
+            fits,
         })
     }
 
     /// √q0 on the Asimov dataset of the background at `p` plus μ = 1 (mass at its initial
     /// value, the signal MC's).
     pub fn expected_z(&self, p: &[f64]) -> Result<f64, super::FitError> {
+        Ok(self.asimov_z(p)?.0)
+    }
+
+    /// [`Model::expected_z`] and the records of its two fits.
+    fn asimov_z(&self, p: &[f64]) -> Result<(f64, [FitRecord; 2]), super::FitError> {
         let (mu, mass) = (self.index("mu"), self.index("mass"));
         let mut truth = p.to_vec();
         truth[mu] = 1.0;
@@ -311,7 +359,11 @@ impl Model {
         let mut x = truth.clone();
         x[mu] = 0.0;
         let bonly = open.minimum(&asimov, &x, &[mu, mass])?;
-        Ok((2.0 * (bonly.f - free.f)).max(0.0).sqrt())
+        let records = [
+            FitRecord::of("asimov", &free, &[mass]),
+            FitRecord::of("asimov mu=0", &bonly, &[mu, mass]),
+        ];
+        Ok(((2.0 * (bonly.f - free.f)).max(0.0).sqrt(), records))
     }
 
     /// Fits pseudo-data `data` (one histogram per channel) with the mass held at its initial
