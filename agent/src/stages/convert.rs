@@ -250,7 +250,7 @@ fn compare_arrays(c: &mut Checks, dir: &Path, reference: &Value) {
 
 /// The branches the convert task asks for: every kind of column the 2020 layout has (jagged
 /// float, int and bool vectors; float, int and unsigned scalars; MC information).
-pub const CONVERT_BRANCHES: [&str; 8] = [
+const CONVERT_BRANCHES: [&str; 8] = [
     "runNumber",
     "eventNumber",
     "trigP",

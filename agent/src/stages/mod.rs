@@ -14,8 +14,6 @@ mod inspect;
 mod select;
 mod separate;
 
-pub use convert::CONVERT_BRANCHES;
-
 use crate::validate::{Checks, Tolerances, Validation};
 use analysis::stage::{Binning, Cuts, FitModel};
 use serde::Serialize;

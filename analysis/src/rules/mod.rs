@@ -117,20 +117,6 @@ pub struct Identities {
 impl Identities {
     /// This build's, computed by `build.rs` from the sources it was compiled from.
     pub const BUILT: Identities = include!(concat!(env!("OUT_DIR"), "/identities.rs"));
-
-    /// `(step, identity)` in `identity.rs`'s order.
-    pub fn all(&self) -> [(&'static str, &'static str); 8] {
-        [
-            ("inspect", self.inspect),
-            ("convert", self.convert),
-            ("select", self.select),
-            ("histogram", self.histogram),
-            ("fit", self.fit),
-            ("categorize", self.categorize),
-            ("results", self.results),
-            ("plots", self.plots),
-        ]
-    }
 }
 
 /// A select implementation and its identity.
