@@ -2,9 +2,10 @@
 //! gradient-boosted decision tree (forust-ml) trained on weighted signal MC against the data
 //! sidebands, and a score per event from a model that never saw it.
 //!
-//! Two folds: an event's fold is its index among its file's selected events, modulo 2; the
-//! model of fold k is trained on the other fold's training sample and scores fold k. So every
-//! score, and the held-out AUC, comes from a model that did not see the event. Training runs on
+//! Two folds: an event's fold is a hash of its own first photon ([`fold`]), so no other event —
+//! the blinded window's included — can move it; the model of fold k is trained on the other
+//! fold's training sample and scores fold k. So every score, and the held-out AUC, comes from
+//! a model that did not see the event. Training runs on
 //! one thread with a fixed seed: same inputs → the same trees, bytes and scores at any thread
 //! count of the rest of the analysis.
 
@@ -75,6 +76,21 @@ pub fn features(d: &Diphotons, i: usize) -> [f64; 12] {
     ]
 }
 
+/// The fold (0 or 1) of selected event `i`: a bit of a hash of its first photon's (pT, η, φ)
+/// as stored. A key of the event itself, as an event number would be (the selection does not
+/// carry one): removing or changing other events — those of a blinded window — never moves an
+/// event to the other fold, so blinded results do not depend on the window's content.
+pub fn fold(d: &Diphotons, i: usize) -> u8 {
+    let k = &d.kinematics;
+    let mut h = k.pt1[i].to_bits()
+        ^ k.eta1[i].to_bits().rotate_left(21)
+        ^ k.phi1[i].to_bits().rotate_left(42);
+    // splitmix64's finaliser: every input bit reaches the bit kept.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((h ^ (h >> 31)) & 1) as u8
+}
+
 /// Whether m_γγ is in the sidebands (outside the blinded signal window).
 pub fn in_sidebands(m: f64, window: (f64, f64)) -> bool {
     m < window.0 || m > window.1
@@ -121,7 +137,7 @@ pub struct Sample {
     pub y: Vec<f64>,
     /// Training weights (the magnitudes of the events' weights).
     pub w: Vec<f64>,
-    /// Fold per event: its index among its file's selected events, modulo 2.
+    /// Fold per event ([`fold`]).
     pub fold: Vec<u8>,
 }
 
@@ -140,7 +156,7 @@ impl Sample {
             self.y.push(if signal { 1.0 } else { 0.0 });
             // Negative MC weights cannot train a tree: their magnitude is used.
             self.w.push(d.weight[i].abs().max(f64::MIN_POSITIVE));
-            self.fold.push((i % 2) as u8);
+            self.fold.push(fold(d, i));
         }
     }
 }
@@ -446,11 +462,11 @@ impl Scorer {
     /// The score of every selected event of a file, each from the model of its fold.
     pub fn score(&self, d: &Diphotons) -> Vec<f64> {
         let mut scores = vec![0.0; d.len()];
-        for fold in 0..2usize {
-            let rows: Vec<usize> = (0..d.len()).filter(|i| i % 2 == fold).collect();
+        for k in 0..2u8 {
+            let rows: Vec<usize> = (0..d.len()).filter(|&i| fold(d, i) == k).collect();
             let feats: Vec<[f64; 12]> = rows.iter().map(|&i| features(d, i)).collect();
             let x: Vec<&[f64; 12]> = feats.iter().collect();
-            for (i, s) in rows.iter().zip(predict(&self.models[fold], &x)) {
+            for (i, s) in rows.iter().zip(predict(&self.models[k as usize], &x)) {
                 scores[*i] = s;
             }
         }

@@ -180,8 +180,15 @@ impl Model {
                 fixed: true,
             },
         ];
+        let kept = |x: f64| blind.is_none_or(|(a, b)| x < a || x > b);
         for c in &channels {
-            let n = c.data.integral().max(1.0);
+            // The data seen (blinded: the sidebands, scaled to the whole range by bin count),
+            // so that not even the fit's starting point depends on a blinded window.
+            let b = &c.data.binning;
+            let seen: Vec<usize> = (0..b.bins).filter(|&i| kept(b.center(i))).collect();
+            let n = (seen.iter().map(|&i| c.data.sumw[i]).sum::<f64>() * b.bins as f64
+                / seen.len().max(1) as f64)
+                .max(1.0);
             parameters.push(Parameter {
                 name: format!("nbkg_{}", c.name),
                 init: n,
