@@ -22,8 +22,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Version of the `results.json` layout (2: `provenance.rules` replaces the commit; 3: `problems`,
-/// and no measurement from a fit that failed or sits at a bound).
-pub const RESULTS_FORMAT_VERSION: u32 = 3;
+/// and no measurement from a fit that failed or sits at a bound; 4: the categorized model with
+/// nuisance parameters — `combined` quotes μ at the nominal mass with pulls and impacts, `z` at
+/// that mass beside `z_local`, `model`).
+pub const RESULTS_FORMAT_VERSION: u32 = 4;
 
 /// Everything that configures a run, as data (written into the results' provenance).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -188,6 +190,10 @@ pub struct AnalysisResult {
     /// The simultaneous fit of the categories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combined: Option<crate::fit::simultaneous::Combined>,
+    /// The signal shape of the categorized model (fitted to the signal MC) and the systematic
+    /// uncertainties it carries; the whole model, with its data, is `workspace.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSummary>,
     /// The same model on one inclusive category (the comparison for `combined`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combined_inclusive: Option<crate::fit::simultaneous::Combined>,
@@ -197,6 +203,19 @@ pub struct AnalysisResult {
     pub problems: Vec<String>,
     /// How the result was made.
     pub provenance: Provenance,
+}
+
+/// What results.json says of the categorized statistical model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// The signal shape fitted to the signal MC.
+    pub signal: crate::fit::simultaneous::SignalShape,
+    /// How that fit ended.
+    pub signal_fit: crate::fit::simultaneous::FitRecord,
+    /// Every category's background function.
+    pub background: crate::fit::Background,
+    /// The systematic uncertainties' sizes.
+    pub systematics: crate::fit::simultaneous::Systematics,
 }
 
 /// What results.json says of the classifier (the model itself is in `work/classify/`).
@@ -571,6 +590,71 @@ pub fn fit_problem(fit: &FitResult) -> Option<String> {
                 .into(),
         ),
     }
+}
+
+/// Why the categorized results cannot be quoted, a sentence each: the signal MC's shape fit, and
+/// per model the fits behind μ, q0 and the expected Z that failed or have a free parameter at
+/// a bound (which fits, which parameters).
+pub fn categorized_problems(fits: &crate::fit::simultaneous::Fits) -> Vec<String> {
+    use crate::fit::FitStatus;
+    let mut problems = Vec::new();
+    let signal = &fits.signal_fit;
+    match signal.status {
+        FitStatus::Ok => {}
+        FitStatus::AtBound => problems.push(format!(
+            "the fit of the signal shape to the signal MC ended with {} at a bound of its range \
+             (a shape the MC does not support): the categorized model's signal shape is not \
+             usable",
+            signal.at_bound.join(", ")
+        )),
+        FitStatus::Failed => problems.push(
+            "the fit of the signal shape to the signal MC failed (no minimum, or its Hessian is \
+             not positive definite): the categorized model's signal shape is not usable"
+                .into(),
+        ),
+    }
+    for (which, c) in [
+        ("categorized", &fits.combined),
+        ("one-category", &fits.inclusive),
+    ] {
+        let of = |status: FitStatus| -> Vec<&crate::fit::simultaneous::FitRecord> {
+            c.fits.iter().filter(|f| f.status == status).collect()
+        };
+        let names = |fs: &[&crate::fit::simultaneous::FitRecord]| {
+            if fs.len() == c.fits.len() {
+                format!("(all {})", fs.len())
+            } else {
+                fs.iter()
+                    .map(|f| format!("'{}'", f.fit))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let failed = of(FitStatus::Failed);
+        if !failed.is_empty() {
+            problems.push(format!(
+                "the {which} model's fits {} failed (no minimum, or a Hessian that is not \
+                 positive definite): the results they give are not usable",
+                names(&failed)
+            ));
+        }
+        let bound = of(FitStatus::AtBound);
+        if !bound.is_empty() {
+            let mut params: Vec<&str> = bound
+                .iter()
+                .flat_map(|f| f.at_bound.iter().map(String::as_str))
+                .collect();
+            params.sort_unstable();
+            params.dedup();
+            problems.push(format!(
+                "the {which} model's fits {} ended with {} at a bound of its range: the results \
+                 they give are not usable",
+                names(&bound),
+                params.join(", ")
+            ));
+        }
+    }
+    problems
 }
 
 /// Opens a file for the analysis: an empty tree is an error naming the file.

@@ -612,15 +612,61 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
         let z = |c: &analysis::fit::simultaneous::Combined| {
             c.z.map_or("blinded".to_string(), |z| format!("{z:.2} σ"))
         };
-        println!("\nsame model (shared μ and mass, σ from MC), one category vs the categories:");
+        let mass = |c: &analysis::fit::simultaneous::Combined| {
+            c.mass.as_ref().map_or("blinded".to_string(), |m| {
+                format!("{:.2} ± {:.2} GeV", m.value, m.error)
+            })
+        };
+        let local = |c: &analysis::fit::simultaneous::Combined| {
+            c.z_local
+                .map_or("blinded".to_string(), |z| format!("{z:.2} σ"))
+        };
+        if let Some(m) = &r.model {
+            println!(
+                "\nstatistical model (workspace.json): {:?} signal (σ = {:.3} GeV at {:.2} GeV, \
+                 fitted to the signal MC), {} background per category, nuisance parameters: \
+                 lumi {:.1} %, photon_resolution {:.0} %, photon_scale {:.1} %, spurious signal \
+                 {:.0} % of each category's signal",
+                m.signal.shape,
+                m.signal.sigma,
+                m.signal.mass,
+                match m.background {
+                    analysis::fit::Background::Exp => "exponential".to_string(),
+                    analysis::fit::Background::Bernstein(n) => format!("order-{n} Bernstein"),
+                },
+                100.0 * m.systematics.lumi,
+                100.0 * m.systematics.resolution,
+                100.0 * m.systematics.scale,
+                100.0 * m.systematics.spurious_fraction
+            );
+        }
+        println!(
+            "same model on one category vs the categories (μ and Z at the nominal mass; the \
+             categorized μ is the result to quote):"
+        );
         println!(
             "                      inclusive          {} categories",
             cats_len(r)
         );
         println!("  μ                   {:<18} {}", mu(i), mu(c));
+        println!("  m_H (floating)      {:<18} {}", mass(i), mass(c));
         println!("  Z observed          {:<18} {}", z(i), z(c));
+        println!("  Z local (m_H free)  {:<18} {}", local(i), local(c));
         let (zi, zc) = (format!("{:.2} σ", i.z_expected), c.z_expected);
         println!("  Z expected (μ = 1)  {zi:<18} {zc:.2} σ");
+        if !c.blinded {
+            println!(
+                "  nuisance parameters of the categorized fit: pull (post-fit error), impact on μ"
+            );
+            for f in c.parameters.iter().filter(|f| f.pull.is_some()) {
+                let ((p, e), (up, down)) =
+                    (f.pull.unwrap_or_default(), f.impact.unwrap_or_default());
+                println!(
+                    "    {:<20} {p:+.2} ({e:.2})   {up:+.4} / {down:+.4}",
+                    f.name
+                );
+            }
+        }
         if !c.hessian_ok || !i.hessian_ok {
             println!("  WARNING: a simultaneous fit's Hessian is not positive definite");
         }
@@ -635,7 +681,8 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
         }
     }
     println!(
-        "\nwrote {0}/results.json, m_yy.png/.svg, cut_flow.png/.svg (provenance in {0}/provenance/)",
-        out.display()
+        "\nwrote {0}/results.json{1}, m_yy.png/.svg, cut_flow.png/.svg (provenance in {0}/provenance/)",
+        out.display(),
+        if r.combined.is_some() { ", workspace.json (pyhf)" } else { "" }
     );
 }

@@ -84,6 +84,62 @@ impl<'a> Densities<'a> {
         self.signal_raw(x) / self.sig_norm
     }
 
+    /// The signal's probability in the bin `[a, b]` (exact: the sum over bins covering the
+    /// range is 1).
+    pub fn signal_in(&self, a: f64, b: f64) -> f64 {
+        let raw = match self.model.signal {
+            Signal::Gaussian => {
+                let (m, s) = (self.p[MEAN], self.p[SIGMA]);
+                let z = |x: f64| (x - m) / (s * std::f64::consts::SQRT_2);
+                // A bin far in a tail as a difference of erfc's, not of erf's (which are both
+                // 1 there to the last digit).
+                let p = if a >= m {
+                    libm::erfc(z(a)) - libm::erfc(z(b))
+                } else if b <= m {
+                    libm::erfc(-z(b)) - libm::erfc(-z(a))
+                } else {
+                    libm::erf(z(b)) - libm::erf(z(a))
+                };
+                0.5 * p * s * (2.0 * std::f64::consts::PI).sqrt()
+            }
+            Signal::Dscb => dscb_integral(self.p, a, b),
+        };
+        raw / self.sig_norm
+    }
+
+    /// The background's probability in the bin `[a, b]` (exact, as [`Densities::signal_in`]).
+    pub fn background_in(&self, a: f64, b: f64) -> f64 {
+        match self.model.background {
+            Background::Exp => {
+                let c = self.p[self.bkg_index()];
+                let raw = if c.abs() < 1e-12 {
+                    b - a
+                } else {
+                    ((c * (b - self.lo)).exp() - (c * (a - self.lo)).exp()) / c
+                };
+                raw / self.bkg_norm
+            }
+            Background::Bernstein(n) => {
+                // ∫₀ᵀ Σ c_k b_{k,n} = 1/(n+1) Σ_{j=1}^{n+1} (Σ_{k<j} c_k) b_{j,n+1}(T).
+                let w = self.hi - self.lo;
+                let c: Vec<f64> = self.bernstein_coeffs().collect();
+                let primitive = |x: f64| {
+                    let t = ((x - self.lo) / w).clamp(0.0, 1.0);
+                    let (mut sum, mut acc) = (0.0, 0.0);
+                    for j in 1..=n + 1 {
+                        acc += c[j - 1];
+                        sum += acc
+                            * binomial(n + 1, j)
+                            * t.powi(j as i32)
+                            * (1.0 - t).powi((n + 1 - j) as i32);
+                    }
+                    sum * w / (n as f64 + 1.0)
+                };
+                (primitive(b) - primitive(a)) / self.bkg_norm
+            }
+        }
+    }
+
     /// Background density at `x` (integrates to 1 on the range).
     pub fn background(&self, x: f64) -> f64 {
         match self.model.background {
@@ -161,7 +217,34 @@ mod tests {
         ] {
             let mut p: Vec<f64> = model.params(1000.0).iter().map(|s| s.init).collect();
             p[SIGMA] = 1.6;
+            if let Background::Bernstein(n) = model.background {
+                // A falling polynomial, not the flat starting point.
+                let first = p.len() - n;
+                for (k, c) in p[first..].iter_mut().enumerate() {
+                    *c = 0.8 / (k + 1) as f64;
+                }
+            }
             let d = Densities::new(&model, &p, 105.0, 160.0);
+            // Bin probabilities: each the density's integral, all summing to one.
+            let (mut ps, mut pb) = (0.0, 0.0);
+            for i in 0..11 {
+                let (a, b) = (105.0 + 5.0 * i as f64, 110.0 + 5.0 * i as f64);
+                let (si, bi) = (d.signal_in(a, b), d.background_in(a, b));
+                let (sn, bn) = (
+                    simpson(|x| d.signal(x), a, b, 2000),
+                    simpson(|x| d.background(x), a, b, 2000),
+                );
+                assert!(
+                    (si - sn).abs() < 1e-9 && (bi - bn).abs() < 1e-9,
+                    "{model:?} bin {i}"
+                );
+                ps += si;
+                pb += bi;
+            }
+            assert!(
+                (ps - 1.0).abs() < 1e-12 && (pb - 1.0).abs() < 1e-12,
+                "{ps} {pb}"
+            );
             let s = simpson(|x| d.signal(x), 105.0, 160.0, 20000);
             let b = simpson(|x| d.background(x), 105.0, 160.0, 20000);
             assert!(

@@ -6,7 +6,8 @@
 use super::{CategoryOutputs as Outputs, Chain, Input, Rule, Step};
 use crate::categorize::{Categories, ScoreMass};
 use crate::classify::{Classifier, Sample, Scorer};
-use crate::fit::simultaneous::{Channel, Fits, Model};
+use crate::fit::simultaneous::{fit_signal, Fits, Model, Spec, Systematics};
+use crate::fit::FitModel;
 use crate::histogram::Binning;
 use crate::stage::SelectOutput;
 use crate::workflow::{AnalysisConfig, Categorization, Role};
@@ -47,6 +48,7 @@ pub(super) fn rules(
         model: work.join("classify/model.json"),
         categories: work.join("categories.json"),
         combined: work.join("fit_categories.json"),
+        workspace: c.dir.join("workspace.json"),
     };
     let signal: Vec<bool> = files.iter().map(|f| f.role == Role::Mc).collect();
     let classifier = cat.classifier;
@@ -115,45 +117,70 @@ pub(super) fn rules(
         }),
     });
 
-    let blind = cfg.blind;
+    let (blind, model) = (cfg.blind, cfg.model);
     let mut inputs = vec![out.categories.clone()];
     inputs.extend(scores);
     rules.push(Rule {
         name: format!("{p}categories/fit"),
         after: vec![],
         inputs,
-        outputs: vec![out.combined.clone()],
-        params: json!({ "blind": blind, "signal": signal }),
+        outputs: vec![out.combined.clone(), out.workspace.clone()],
+        params: json!({ "blind": blind, "signal": signal, "model": model }),
         implementation: id.into(),
         kind: Step::FitCategories,
         job: Box::new(move |ctx: &Ctx| {
             let cats: Categories = ctx.read_json(0)?;
             let (sig, data) = sum_scores(ctx, 1, &signal, binning)?;
-            let channels: Vec<Channel> = cats
-                .bin_ranges(sig.score_bins)
-                .iter()
-                .enumerate()
-                .map(|(k, &(lo, hi))| Channel {
-                    name: k.to_string(),
-                    data: data.mass(lo, hi),
-                    signal_yield: sig.mass(lo, hi).integral(),
-                })
-                .collect();
-            let (_, sigma) = crate::categorize::peak(&sig.mass(0, sig.score_bins), (115.0, 135.0));
-            let one = vec![Channel {
-                name: "inclusive".into(),
-                data: data.mass(0, data.score_bins),
-                signal_yield: sig.mass(0, sig.score_bins).integral(),
-            }];
-            let window = cats.config.signal_window;
-            let model = Model::new(channels, sigma, window, blind);
-            let fits = Fits {
-                inclusive: Model::new(one, sigma, window, blind).fit()?,
-                combined: model.fit()?,
-                model,
-            };
+            let fits = fit_categories(&cats, &sig, &data, &model, blind)?;
+            ctx.write_json_pretty(1, &fits.model.workspace(&fits.combined))?;
             Ok(ctx.write_json(0, &fits)?)
         }),
     });
     out
+}
+
+/// The categorized model and its fits, beside the same model on one inclusive category: the
+/// signal shape fitted to the signal MC (`--signal`), every category's background the
+/// configured function (`--background`).
+fn fit_categories(
+    cats: &Categories,
+    sig: &ScoreMass,
+    data: &ScoreMass,
+    fit_model: &FitModel,
+    blind: Option<(f64, f64)>,
+) -> Result<Fits, crate::fit::FitError> {
+    let all = sig.score_bins;
+    let (signal, signal_fit) =
+        fit_signal(fit_model.signal, &sig.mass(0, all), fit_model.mean_range)?;
+    let spec = Spec {
+        signal,
+        background: fit_model.background,
+        mass_range: fit_model.mean_range,
+        systematics: Systematics::default(),
+        blind,
+    };
+    let channels = cats
+        .bin_ranges(all)
+        .iter()
+        .enumerate()
+        .map(|(k, &(lo, hi))| {
+            (
+                k.to_string(),
+                data.mass(lo, hi),
+                sig.mass(lo, hi).integral(),
+            )
+        })
+        .collect();
+    let one = vec![(
+        "inclusive".to_string(),
+        data.mass(0, all),
+        sig.mass(0, all).integral(),
+    )];
+    let model = Model::build(channels, &spec);
+    Ok(Fits {
+        inclusive: Model::build(one, &spec).fit()?,
+        combined: model.fit()?,
+        model,
+        signal_fit,
+    })
 }

@@ -247,6 +247,8 @@ struct CategoryOutputs {
     categories: PathBuf,
     /// `fit_categories.json`.
     combined: PathBuf,
+    /// `workspace.json` (beside results.json): the categorized model as a pyhf workspace.
+    workspace: PathBuf,
 }
 
 /// Short, unique, stable rule names for input files: the file name without `.root`; a name

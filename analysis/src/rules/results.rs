@@ -79,7 +79,8 @@ pub(super) fn rule(
             } else {
                 None
             };
-            let problems: Vec<String> = crate::workflow::fit_problem(&fit).into_iter().collect();
+            let mut problems: Vec<String> =
+                crate::workflow::fit_problem(&fit).into_iter().collect();
             let (classifier, categories, combined) = if has_categories {
                 let c: crate::classify::Classifier = ctx.read_json(take())?;
                 let summary = ClassifierSummary {
@@ -91,6 +92,7 @@ pub(super) fn rule(
                 };
                 let cats = ctx.read_json(take())?;
                 let fits: crate::fit::simultaneous::Fits = ctx.read_json(take())?;
+                problems.extend(crate::workflow::categorized_problems(&fits));
                 (Some(summary), Some(cats), Some(fits))
             } else {
                 (None, None, None)
@@ -135,6 +137,12 @@ pub(super) fn rule(
                 classifier,
                 categories,
                 combined: combined.as_ref().map(|f| f.combined.clone()),
+                model: combined.as_ref().map(|f| crate::workflow::ModelSummary {
+                    signal: f.model.signal,
+                    signal_fit: f.signal_fit.clone(),
+                    background: f.model.background,
+                    systematics: f.model.systematics,
+                }),
                 combined_inclusive: combined.map(|f| f.inclusive),
                 problems,
                 provenance: Provenance {
