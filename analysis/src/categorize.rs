@@ -1,9 +1,11 @@
 //! Step 5, categorization: boundaries on the classifier score that maximise the combined
 //! Asimov significance Z = √(Σ Z_i²), Z_i = √(2((s_i + b_i) ln(1 + s_i/b_i) − s_i)), with s
 //! from signal MC in the signal window and b from the data sidebands scaled into the window
-//! (blinded: data in the window is never looked at). Boundaries are added one at a time, each
-//! the best single addition, until the gain falls below a threshold; every category keeps a
-//! minimum expected background.
+//! (blinded: data in the window is never looked at). The boundaries are the exact optimum for
+//! each number of categories ([`optimal`], a dynamic programme over the score bins' edges),
+//! with as many categories as still gain; every category keeps a minimum expected background.
+//! The categories chosen, each category's background is estimated again from its own
+//! sidebands (its own exponential fit), not the inclusive spectrum's shape.
 //!
 //! The inputs are score × m_γγ histograms ([`ScoreMass`]), filled per file as events are
 //! scored, so memory does not grow with the number of events.
@@ -164,12 +166,17 @@ impl Default for CategorizeConfig {
 pub struct Category {
     /// Score range [lo, hi).
     pub score: (f64, f64),
-    /// Expected signal (MC) and background (sidebands scaled) in the window.
+    /// Expected signal (MC) in the window.
     pub s: f64,
-    /// Expected background in the window (sidebands scaled).
+    /// Expected background in the window: the category's sideband events × its own
+    /// window/sideband ratio.
     pub b: f64,
     /// Asimov significance of the category (from `s` and `b`).
     pub z: f64,
+    /// Background in the window per sideband event, from an exponential fitted to this
+    /// category's own sidebands.
+    #[serde(default)]
+    pub sideband_to_window: f64,
 }
 
 /// What `categorize` writes.
@@ -181,14 +188,15 @@ pub struct Categories {
     pub boundaries: Vec<f64>,
     /// From the lowest score to the highest.
     pub categories: Vec<Category>,
-    /// Combined Asimov Z of the categories, and of one inclusive category.
+    /// Combined Asimov Z of the categories (each with its own background estimate).
     pub z: f64,
     /// Asimov Z of one inclusive category (all scores).
     pub z_inclusive: f64,
-    /// Combined Z after each boundary was added (index 0: one category).
+    /// The best combined Z with 1, 2, … categories, as the optimisation saw it (the
+    /// inclusive window/sideband ratio for every score bin).
     pub z_by_categories: Vec<f64>,
     /// Background in the window per sideband event (from an exponential fitted to the
-    /// inclusive sidebands).
+    /// inclusive sidebands): what the optimisation uses for every score bin.
     pub sideband_to_window: f64,
     /// Per score bin: Σw of signal MC (all masses) and of data in the sidebands (the score
     /// distributions; the data window stays blinded).
@@ -277,11 +285,14 @@ pub fn total_z(s: &[f64], b: &[f64], boundaries: &[f64], min_background: f64) ->
     Some(z2.sqrt())
 }
 
-/// Greedy boundaries on per-bin `s` and `b`: each step adds the single bin edge that raises
-/// the combined Z most (the lowest edge among equals), until `target` categories, or (when
-/// `target` is `None`) until a step gains less than `min_gain`. Returns the inner edges (bin
-/// indices) and Z after each step.
-pub fn choose(
+/// The best boundaries on per-bin `s` and `b`, exactly: a dynamic programme over the bin
+/// edges finds, for each number of categories, the partition that maximises Σ Z_c² (Z² adds
+/// over categories) with every category keeping `min_background` (one category is always
+/// allowed). With `target`, that many categories (fewer if no valid partition has more);
+/// without, the fewest after which one more category would raise Z by less than `min_gain`.
+/// Returns the inner edges (bin indices) and the best Z for 1, 2, … categories up to the one
+/// chosen. Among equal partitions the one with the lowest edges wins.
+pub fn optimal(
     s: &[f64],
     b: &[f64],
     min_background: f64,
@@ -293,56 +304,74 @@ pub fn choose(
     let prefix = |v: &[f64]| {
         let mut p = vec![0.0];
         for x in v {
-            p.push(p.last().unwrap() + x);
+            p.push(p.last().expect("non-empty") + x);
         }
         p
     };
     let (ps, pb) = (prefix(s), prefix(b));
-    let total = |edges: &[usize]| -> Option<f64> {
-        let mut z2 = 0.0;
-        for e in edges.windows(2) {
-            let (cs, cb) = (ps[e[1]] - ps[e[0]], pb[e[1]] - pb[e[0]]);
-            if cb < min_background {
-                return None;
-            }
-            z2 += asimov_z(cs, cb).powi(2);
+    let z2 = |i: usize, j: usize| asimov_z(ps[j] - ps[i], pb[j] - pb[i]).powi(2);
+    let limit = target
+        .unwrap_or(max_categories)
+        .min(max_categories)
+        .clamp(1, n.max(1));
+    // best[c][j]: the largest Σ Z² of c + 1 valid categories covering bins 0..j, and where
+    // the last one starts.
+    let mut best: Vec<Vec<Option<(f64, usize)>>> = vec![vec![None; n + 1]; limit];
+    for j in 1..=n {
+        if pb[j] >= min_background {
+            best[0][j] = Some((z2(0, j), 0));
         }
-        Some(z2.sqrt())
+    }
+    for c in 1..limit {
+        for j in 1..=n {
+            let mut top: Option<(f64, usize)> = None;
+            for i in 1..j {
+                let Some((prev, _)) = best[c - 1][i] else {
+                    continue;
+                };
+                if pb[j] - pb[i] < min_background {
+                    continue;
+                }
+                let v = prev + z2(i, j);
+                if top.is_none_or(|(t, _)| v > t) {
+                    top = Some((v, i));
+                }
+            }
+            best[c][j] = top;
+        }
+    }
+    let edges_of = |c: usize| -> Vec<usize> {
+        let mut edges = Vec::new();
+        let (mut j, mut c) = (n, c);
+        while c > 0 {
+            let (_, i) = best[c][j].expect("a chosen partition exists");
+            edges.push(i);
+            j = i;
+            c -= 1;
+        }
+        edges.reverse();
+        edges
     };
-    let mut edges = vec![0, n];
-    let mut z = total(&edges).unwrap_or_else(|| asimov_z(ps[n], pb[n]));
-    let mut z_by = vec![z];
-    let limit = target.unwrap_or(max_categories).min(max_categories);
-    while edges.len() - 1 < limit {
-        let best = (1..n)
-            .filter(|e| !edges.contains(e))
-            .filter_map(|e| {
-                let mut trial = edges.clone();
-                trial.push(e);
-                trial.sort_unstable();
-                total(&trial).map(|z| (z, e))
-            })
-            .fold(None, |acc: Option<(f64, usize)>, (z, e)| match acc {
-                Some((bz, be)) if bz > z || (bz == z && be < e) => Some((bz, be)),
-                _ => Some((z, e)),
-            });
-        let Some((z_new, e)) = best else { break };
-        if target.is_none() && z_new < z * (1.0 + min_gain) {
+    let single = asimov_z(ps[n], pb[n]);
+    let mut z_by = vec![single];
+    let mut chosen = 0;
+    for c in 1..limit {
+        let Some((v, _)) = best[c][n] else { break };
+        let z = v.sqrt();
+        if target.is_none() && z < z_by[c - 1] * (1.0 + min_gain) {
             break;
         }
-        edges.push(e);
-        edges.sort_unstable();
-        z = z_new;
         z_by.push(z);
+        chosen = c;
     }
-    (edges[1..edges.len() - 1].to_vec(), z_by)
+    (edges_of(chosen), z_by)
 }
 
 /// Chooses the boundaries from the signal MC's and the data's score × mass histograms.
 pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) -> Categories {
     let (s, b, ratio) = window_arrays(signal, data, cfg.signal_window);
     let n = s.len();
-    let (inner, z_by) = choose(
+    let (inner, z_by) = optimal(
         &s,
         &b,
         cfg.min_background,
@@ -354,28 +383,33 @@ pub fn categorize(signal: &ScoreMass, data: &ScoreMass, cfg: &CategorizeConfig) 
     let mut edges = vec![0];
     edges.extend(&inner);
     edges.push(n);
-    let categories = edges
+    let side = data.per_score(|m| crate::classify::in_sidebands(m, cfg.signal_window));
+    let categories: Vec<Category> = edges
         .windows(2)
         .map(|p| {
-            let (cs, cb) = (s[p[0]..p[1]].iter().sum(), b[p[0]..p[1]].iter().sum());
+            // The category's own sideband shape gives its background in the window.
+            let own = sideband_ratio(&data.mass(p[0], p[1]), cfg.signal_window);
+            let cs = s[p[0]..p[1]].iter().sum();
+            let cb = side[p[0]..p[1]].iter().sum::<f64>() * own;
             Category {
                 score: (edge(p[0]), edge(p[1])),
                 s: cs,
                 b: cb,
                 z: asimov_z(cs, cb),
+                sideband_to_window: own,
             }
         })
         .collect();
     Categories {
         config: *cfg,
         boundaries: inner.iter().map(|&e| edge(e)).collect(),
+        z: categories.iter().map(|c| c.z * c.z).sum::<f64>().sqrt(),
         categories,
-        z: *z_by.last().expect("at least one"),
         z_inclusive: asimov_z(s.iter().sum(), b.iter().sum()),
         z_by_categories: z_by,
         sideband_to_window: ratio,
         score_signal: signal.per_score(|_| true),
-        score_background: data.per_score(|m| crate::classify::in_sidebands(m, cfg.signal_window)),
+        score_background: side,
     }
 }
 
@@ -421,6 +455,53 @@ mod tests {
         // s = b = 1: √(2(2 ln 2 − 1)) = 0.878971.
         assert!((asimov_z(1.0, 1.0) - 0.878_971).abs() < 1e-6);
         assert_eq!(asimov_z(0.0, 5.0), 0.0);
+    }
+
+    /// The dynamic programme finds what trying every partition finds, for every number of
+    /// categories.
+    #[test]
+    fn the_boundaries_are_the_exact_optimum() {
+        let mut rng = crate::rng::Rng::new(7);
+        for _ in 0..20 {
+            let n = 12;
+            let s: Vec<f64> = (0..n).map(|i| rng.exp(1.0 + i as f64)).collect();
+            let b: Vec<f64> = (0..n).map(|i| rng.exp(40.0 / (1.0 + i as f64))).collect();
+            let min_b = 3.0;
+            for c in 1..=5 {
+                let (inner, z_by) = optimal(&s, &b, min_b, 0.0, Some(c), 8);
+                let z = total_z(
+                    &s,
+                    &b,
+                    &inner
+                        .iter()
+                        .map(|&e| e as f64 / n as f64)
+                        .collect::<Vec<_>>(),
+                    min_b,
+                );
+                // Every subset of the 11 inner edges with c − 1 of them.
+                let mut brute: Option<f64> = None;
+                for mask in 0u32..(1 << (n - 1)) {
+                    if mask.count_ones() as usize != c - 1 {
+                        continue;
+                    }
+                    let edges: Vec<f64> = (1..n)
+                        .filter(|e| mask & (1 << (e - 1)) != 0)
+                        .map(|e| e as f64 / n as f64)
+                        .collect();
+                    if let Some(v) = total_z(&s, &b, &edges, min_b) {
+                        brute = Some(brute.map_or(v, |t: f64| t.max(v)));
+                    }
+                }
+                match brute {
+                    Some(best) => {
+                        assert_eq!(inner.len(), c - 1);
+                        assert!((z.unwrap() - best).abs() < 1e-12, "{c}: {z:?} vs {best}");
+                        assert!((z_by[c - 1] - best).abs() < 1e-12);
+                    }
+                    None => assert!(inner.len() < c - 1),
+                }
+            }
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Categorize for Reference {
         {
             return Err("signal and background must be finite".into());
         }
-        let (inner, _) = crate::categorize::choose(
+        let (inner, _) = crate::categorize::optimal(
             &input.signal,
             &input.background,
             input.min_background,
