@@ -20,8 +20,9 @@ pub const LUMI_PB: f64 = 10064.0;
 /// Channel number of the real ggH125 γγ sample, reused for the synthetic one.
 pub const GGH_CHANNEL: i32 = 343981;
 /// Bumped whenever the generated events or the files' bytes change (4: branches record their
-/// compression, no vector StreamerInfo): a dataset made by another version is regenerated.
-pub const GENERATOR_VERSION: u32 = 4;
+/// compression, no vector StreamerInfo; 5: fake photons' pT scales with the event's mass): a
+/// dataset made by another version is regenerated.
+pub const GENERATOR_VERSION: u32 = 5;
 
 /// Title written into every synthetic tree, so the label travels with the file.
 pub const SYNTHETIC_TITLE: &str =
@@ -156,9 +157,12 @@ fn generate(rng: &mut Rng, signal: bool, mc: bool) -> Event {
             true,
         ));
     }
+    // Extra fake photons (jets, π⁰s), their pT scaled with the event's mass like the
+    // continuum's: whichever photons end up paired, pT/m has one distribution at every mass,
+    // so nothing in the generator sculpts m_γγ through a pT/m-based classifier.
     for _ in 0..rng.poisson(0.3).min(6) {
         let (p, eta, f) = (
-            20.0 + rng.exp(12.0),
+            (20.0 + rng.exp(12.0)) * m / 125.0,
             rng.range(-2.5, 2.5),
             rng.range(-std::f64::consts::PI, std::f64::consts::PI),
         );
@@ -349,7 +353,7 @@ fn next_skimmed(rng: &mut Rng, signal: bool, mc: bool) -> Event {
 /// learn what the files need up front (how many signal events survive the skim, the MC's sum
 /// of weights) and where each part of the sequence starts; the second pass generates the same
 /// events again, one at a time, as the writer asks for them. The bytes are those of keeping
-/// every event (generator version 4).
+/// every event (generator version 5).
 pub fn write_dataset(
     cfg: &Config,
     data_path: &Path,
