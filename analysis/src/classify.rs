@@ -11,6 +11,7 @@
 
 use crate::select::Diphotons;
 use forust_ml::gradientbooster::ImportanceMethod;
+use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
@@ -76,19 +77,30 @@ pub fn features(d: &Diphotons, i: usize) -> [f64; 12] {
     ]
 }
 
-/// The fold (0 or 1) of selected event `i`: a bit of a hash of its first photon's (pT, η, φ)
-/// as stored. A key of the event itself, as an event number would be (the selection does not
-/// carry one): removing or changing other events — those of a blinded window — never moves an
-/// event to the other fold, so blinded results do not depend on the window's content.
-pub fn fold(d: &Diphotons, i: usize) -> u8 {
+/// A hash of selected event `i`'s own first photon (pT, η, φ as stored): a key of the event
+/// itself, as an event number would be (the selection does not carry one). Removing or
+/// changing other events — those of a blinded window — never changes it, so blinded results
+/// do not depend on the window's content.
+fn key(d: &Diphotons, i: usize) -> u64 {
     let k = &d.kinematics;
     let mut h = k.pt1[i].to_bits()
         ^ k.eta1[i].to_bits().rotate_left(21)
         ^ k.phi1[i].to_bits().rotate_left(42);
-    // splitmix64's finaliser: every input bit reaches the bit kept.
+    // splitmix64's finaliser: every input bit reaches every bit used.
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    ((h ^ (h >> 31)) & 1) as u8
+    h ^ (h >> 31)
+}
+
+/// The fold (0 or 1) of selected event `i`, from its [`key`].
+pub fn fold(d: &Diphotons, i: usize) -> u8 {
+    (key(d, i) & 1) as u8
+}
+
+/// Whether selected event `i` is in its fold's validation split (one in five, from its
+/// [`key`]): the events that decide when training stops.
+pub fn validation(d: &Diphotons, i: usize) -> bool {
+    (key(d, i) >> 1).is_multiple_of(5)
 }
 
 /// Whether m_γγ is in the sidebands (outside the blinded signal window).
@@ -97,14 +109,26 @@ pub fn in_sidebands(m: f64, window: (f64, f64)) -> bool {
 }
 
 /// How the classifier is trained (declared as the training rule's parameters).
+///
+/// Regularised for samples of a few thousand events (the fixtures' 2.8k sideband events
+/// overfitted 150 trees of depth 5: held-out AUC 0.56, below pT_γγ/m alone): shallow trees, an
+/// L2 penalty and a minimum leaf weight, and as many trees as keep improving the log-loss of a
+/// validation split of the fold's training events (early stopping). `cargo xtask bench-train`
+/// compares it with LightGBM and a single variable.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
-    /// Number of boosting iterations (trees).
+    /// Most boosting iterations (trees); early stopping usually ends sooner.
     pub trees: usize,
     /// Maximum depth of each tree.
     pub max_depth: usize,
     /// Learning rate (shrinkage) of the booster.
     pub learning_rate: f32,
+    /// L2 penalty on leaf weights.
+    pub l2: f32,
+    /// Least hessian weight in a leaf.
+    pub min_leaf_weight: f32,
+    /// Stop when the validation log-loss has not improved for this many trees.
+    pub early_stopping: usize,
     /// Random seed of the booster.
     pub seed: u64,
     /// At most this many events of each class (signal MC, data sidebands) enter the
@@ -118,9 +142,12 @@ pub struct ClassifierConfig {
 impl Default for ClassifierConfig {
     fn default() -> Self {
         Self {
-            trees: 150,
-            max_depth: 5,
-            learning_rate: 0.1,
+            trees: 300,
+            max_depth: 3,
+            learning_rate: 0.2,
+            l2: 1.0,
+            min_leaf_weight: 1.0,
+            early_stopping: 10,
             seed: 42,
             max_per_class: 20_000,
             signal_window: (120.0, 130.0),
@@ -139,6 +166,8 @@ pub struct Sample {
     pub w: Vec<f64>,
     /// Fold per event ([`fold`]).
     pub fold: Vec<u8>,
+    /// Whether the event is in its fold's validation split ([`validation`]).
+    pub validation: Vec<bool>,
 }
 
 impl Sample {
@@ -157,6 +186,7 @@ impl Sample {
             // Negative MC weights cannot train a tree: their magnitude is used.
             self.w.push(d.weight[i].abs().max(f64::MIN_POSITIVE));
             self.fold.push(fold(d, i));
+            self.validation.push(validation(d, i));
         }
     }
 }
@@ -169,7 +199,7 @@ pub struct Classifier {
     /// Feature names, in order ([`FEATURES`]).
     pub features: Vec<String>,
     /// `models[k]` scores fold k (trained on the other fold).
-    pub models: [String; 2],
+    pub models: [FoldModel; 2],
     /// BLAKE3 of the two models' JSON.
     pub hash: String,
     /// Weighted ROC AUC of the held-out scores of the training sample.
@@ -183,6 +213,42 @@ pub struct Classifier {
     pub n_signal: usize,
     /// Background (data sideband) events in the training sample.
     pub n_background: usize,
+}
+
+/// What scores one fold: the GBDT, or — where the GBDT did not beat it on the fold's validation
+/// split — the single best feature through a monotone map to (0, 1) (a cut on one variable:
+/// on a small sample the trees fit noise that a single variable does not).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoldModel {
+    /// forust-ml's JSON of the booster, and the trees it kept (early stopping).
+    Gbdt {
+        /// The booster as forust-ml saves it.
+        json: String,
+        /// Trees used in predictions.
+        trees: usize,
+    },
+    /// Feature `feature` alone: score = 1 / (1 + exp(−sign · (x − centre) / scale)).
+    Single {
+        /// Index into [`FEATURES`].
+        feature: usize,
+        /// +1: larger is more signal-like; −1: smaller is.
+        sign: f64,
+        /// The training sample's median of the feature.
+        centre: f64,
+        /// Half its interquartile range (positive).
+        scale: f64,
+    },
+}
+
+impl FoldModel {
+    /// In words, for results.json.
+    pub fn describe(&self) -> String {
+        match self {
+            FoldModel::Gbdt { trees, .. } => format!("GBDT, {trees} trees"),
+            FoldModel::Single { feature, .. } => format!("{} alone", FEATURES[*feature]),
+        }
+    }
 }
 
 fn matrix_buffer(rows: &[&[f64; 12]]) -> Vec<f64> {
@@ -203,6 +269,10 @@ fn booster(cfg: &ClassifierConfig) -> GradientBooster {
         .set_iterations(cfg.trees)
         .set_learning_rate(cfg.learning_rate)
         .set_max_depth(cfg.max_depth)
+        .set_l2(cfg.l2)
+        .set_min_leaf_weight(cfg.min_leaf_weight)
+        .set_early_stopping_rounds(Some(cfg.early_stopping))
+        .set_evaluation_metric(Some(Metric::LogLoss))
         .set_nbins(256)
         .set_seed(cfg.seed)
         .set_parallel(false)
@@ -335,27 +405,65 @@ pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, Clas
         w: weights,
         ..sample.clone()
     };
-    let mut models: Vec<GradientBooster> = Vec::new();
-    let mut jsons: Vec<String> = Vec::new();
-    for fold in 0..2u8 {
-        // The model that scores `fold` learns from the other fold.
-        let rows: Vec<usize> = (0..sample.x.len())
-            .filter(|&i| sample.fold[i] != fold)
-            .collect();
-        let x: Vec<&[f64; 12]> = rows.iter().map(|&i| &sample.x[i]).collect();
-        let y: Vec<f64> = rows.iter().map(|&i| sample.y[i]).collect();
-        let w: Vec<f64> = rows.iter().map(|&i| sample.w[i]).collect();
-        let buf = matrix_buffer(&x);
-        let m = Matrix::new(&buf, x.len(), 12);
+    // The model that scores fold k learns from the other fold: its training split grows the
+    // trees, its validation split says when to stop. The two folds train side by side.
+    let fit_fold = |k: u8| -> Result<(GradientBooster, String), ClassifyError> {
+        let rows = |valid: bool| -> Vec<usize> {
+            (0..sample.x.len())
+                .filter(|&i| sample.fold[i] != k && sample.validation[i] == valid)
+                .collect()
+        };
+        let (train, valid) = (rows(false), rows(true));
+        let columns = |rows: &[usize]| {
+            let x: Vec<&[f64; 12]> = rows.iter().map(|&i| &sample.x[i]).collect();
+            let y: Vec<f64> = rows.iter().map(|&i| sample.y[i]).collect();
+            let w: Vec<f64> = rows.iter().map(|&i| sample.w[i]).collect();
+            (matrix_buffer(&x), y, w)
+        };
+        let (tx, ty, tw) = columns(&train);
+        let (vx, vy, vw) = columns(&valid);
         let mut b = booster(cfg);
-        b.fit(&m, &y, &w, None)
+        let eval = vec![(
+            Matrix::new(&vx, valid.len(), 12),
+            vy.as_slice(),
+            vw.as_slice(),
+        )];
+        b.fit(&Matrix::new(&tx, train.len(), 12), &ty, &tw, Some(eval))
             .map_err(|e| ClassifyError::Booster(format!("training: {e}")))?;
-        jsons.push(
-            b.json_dump()
-                .map_err(|e| ClassifyError::Booster(format!("saving the model: {e}")))?,
-        );
-        models.push(b);
-    }
+        let json = b
+            .json_dump()
+            .map_err(|e| ClassifyError::Booster(format!("saving the model: {e}")))?;
+        Ok((b, json))
+    };
+    // Per fold, the GBDT or the single best feature, whichever scores the fold's validation
+    // split better.
+    let choose = |k: u8, (b, json): (GradientBooster, String)| -> FoldModel {
+        let valid: Vec<usize> = (0..sample.x.len())
+            .filter(|&i| sample.fold[i] != k && sample.validation[i])
+            .collect();
+        let (vy, vw): (Vec<f64>, Vec<f64>) =
+            valid.iter().map(|&i| (sample.y[i], sample.w[i])).unzip();
+        let x: Vec<&[f64; 12]> = valid.iter().map(|&i| &sample.x[i]).collect();
+        let gbdt = roc(&predict(&b, &x), &vy, &vw).0;
+        let trees = b.prediction_iteration.unwrap_or(b.trees.len());
+        let single = single_feature(sample, &valid);
+        let single_auc = {
+            let scores: Vec<f64> = x.iter().map(|r| single.score(r)).collect();
+            roc(&scores, &vy, &vw).0
+        };
+        // The simpler model unless the trees do better by more than the validation AUC's
+        // standard error (the one-standard-error rule): a small split's noise must not pick
+        // them.
+        let n_s = vy.iter().filter(|&&y| y > 0.5).count();
+        if gbdt > single_auc + auc_error(gbdt, n_s, vy.len() - n_s) {
+            FoldModel::Gbdt { json, trees }
+        } else {
+            single
+        }
+    };
+    let (a, b) = rayon::join(|| fit_fold(0), || fit_fold(1));
+    let models = [choose(0, a?), choose(1, b?)];
+    let scorer = Scorer::load(&models)?;
     // Held-out scores of the sample.
     let mut scores = vec![0.0; sample.x.len()];
     for fold in 0..2u8 {
@@ -363,24 +471,31 @@ pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, Clas
             .filter(|&i| sample.fold[i] == fold)
             .collect();
         let x: Vec<&[f64; 12]> = rows.iter().map(|&i| &sample.x[i]).collect();
-        for (i, s) in rows.iter().zip(predict(&models[fold as usize], &x)) {
+        for (i, s) in rows.iter().zip(scorer.models[fold as usize].predict(&x)) {
             scores[*i] = s;
         }
     }
     let (auc, roc) = roc(&scores, &sample.y, &sample.w);
     let mut importance = vec![0.0; 12];
-    for m in &models {
-        for (j, v) in m.calculate_feature_importance(ImportanceMethod::TotalGain, true) {
-            if j < 12 {
-                importance[j] += v as f64 / 2.0;
+    for m in &scorer.models {
+        match m {
+            Loaded::Gbdt(b) => {
+                for (j, v) in b.calculate_feature_importance(ImportanceMethod::TotalGain, true) {
+                    if j < 12 {
+                        importance[j] += v as f64 / 2.0;
+                    }
+                }
             }
+            Loaded::Single(FoldModel::Single { feature, .. }) => importance[*feature] += 0.5,
+            Loaded::Single(_) => {}
         }
     }
-    let hash = blake3::hash(format!("{}\u{0}{}", jsons[0], jsons[1]).as_bytes()).to_hex();
+    let json = serde_json::to_string(&models).expect("plain data");
+    let hash = blake3::hash(json.as_bytes()).to_hex();
     Ok(Classifier {
         config: *cfg,
         features: FEATURES.iter().map(|s| s.to_string()).collect(),
-        models: [jsons[0].clone(), jsons[1].clone()],
+        models,
         hash: hash[..16].to_string(),
         auc,
         roc,
@@ -392,6 +507,62 @@ pub fn train(sample: &Sample, cfg: &ClassifierConfig) -> Result<Classifier, Clas
         n_signal,
         n_background,
     })
+}
+
+/// The standard error of an AUC `a` measured on `n_s` signal and `n_b` background events
+/// (Hanley & McNeil, 1982).
+fn auc_error(a: f64, n_s: usize, n_b: usize) -> f64 {
+    let (q1, q2) = (a / (2.0 - a), 2.0 * a * a / (1.0 + a));
+    let (ns, nb) = (n_s.max(1) as f64, n_b.max(1) as f64);
+    ((a * (1.0 - a) + (ns - 1.0) * (q1 - a * a) + (nb - 1.0) * (q2 - a * a)) / (ns * nb))
+        .max(0.0)
+        .sqrt()
+}
+
+/// The feature (and direction) that alone best separates the fold's validation events, with
+/// its map to (0, 1).
+fn single_feature(sample: &Sample, valid: &[usize]) -> FoldModel {
+    let (vy, vw): (Vec<f64>, Vec<f64>) = valid.iter().map(|&i| (sample.y[i], sample.w[i])).unzip();
+    let mut best = (f64::NEG_INFINITY, 0, 1.0);
+    for j in 0..12 {
+        let x: Vec<f64> = valid.iter().map(|&i| sample.x[i][j]).collect();
+        let auc = roc(&x, &vy, &vw).0;
+        for (a, sign) in [(auc, 1.0), (1.0 - auc, -1.0)] {
+            if a > best.0 {
+                best = (a, j, sign);
+            }
+        }
+    }
+    let (_, feature, sign) = best;
+    // The map's centre and scale from the whole sample's values of the feature (no labels):
+    // both folds choosing the same feature rank every event alike, as a single cut does.
+    let mut x: Vec<f64> = sample.x.iter().map(|r| r[feature]).collect();
+    x.sort_by(f64::total_cmp);
+    let q = |f: f64| {
+        x.get(((x.len() as f64 - 1.0) * f).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    FoldModel::Single {
+        feature,
+        sign,
+        centre: q(0.5),
+        scale: ((q(0.75) - q(0.25)) / 2.0).max(1e-9),
+    }
+}
+
+impl FoldModel {
+    fn score(&self, x: &[f64; 12]) -> f64 {
+        match self {
+            FoldModel::Single {
+                feature,
+                sign,
+                centre,
+                scale,
+            } => 1.0 / (1.0 + (-sign * (x[*feature] - centre) / scale).exp()),
+            FoldModel::Gbdt { .. } => unreachable!("a GBDT scores through its loaded booster"),
+        }
+    }
 }
 
 /// One model trained on labelled rows (`y` 1 for signal, weights as given) that scores
@@ -428,9 +599,34 @@ pub fn fit_predict(
         }
         v
     };
-    let buf = column_major(train);
+    // Every fifth training row decides when to stop adding trees, as in `train`.
+    let (mut fit_rows, mut valid_rows) = (Vec::new(), Vec::new());
+    for i in 0..train.len() {
+        if i % 5 == 4 {
+            &mut valid_rows
+        } else {
+            &mut fit_rows
+        }
+        .push(i);
+    }
+    let pick = |rows: &[usize]| -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
+        (
+            rows.iter().map(|&i| train[i].clone()).collect(),
+            rows.iter().map(|&i| y[i]).collect(),
+            rows.iter().map(|&i| w[i]).collect(),
+        )
+    };
+    let ((fx, fy, fw), (vx, vy, vw)) = (pick(&fit_rows), pick(&valid_rows));
+    let (fbuf, vbuf) = (column_major(&fx), column_major(&vx));
     let mut b = booster(cfg);
-    b.fit(&Matrix::new(&buf, train.len(), cols), y, w, None)
+    let eval = (!vx.is_empty()).then(|| {
+        vec![(
+            Matrix::new(&vbuf, vx.len(), cols),
+            vy.as_slice(),
+            vw.as_slice(),
+        )]
+    });
+    b.fit(&Matrix::new(&fbuf, fx.len(), cols), &fy, &fw, eval)
         .map_err(|e| ClassifyError::Booster(format!("training: {e}")))?;
     if test.is_empty() {
         return Ok(vec![]);
@@ -442,32 +638,59 @@ pub fn fit_predict(
         .collect())
 }
 
+/// One fold's model, loaded.
+enum Loaded {
+    Gbdt(Box<GradientBooster>),
+    Single(FoldModel),
+}
+
+impl Loaded {
+    fn predict(&self, rows: &[&[f64; 12]]) -> Vec<f64> {
+        match self {
+            Loaded::Gbdt(b) => predict(b, rows),
+            Loaded::Single(m) => rows.iter().map(|r| m.score(r)).collect(),
+        }
+    }
+}
+
 /// A loaded classifier that scores events.
 pub struct Scorer {
-    models: [GradientBooster; 2],
+    models: [Loaded; 2],
 }
 
 impl Scorer {
     /// Loads both fold models of `c`; errors if the booster cannot parse them.
     pub fn new(c: &Classifier) -> Result<Self, ClassifyError> {
-        let load = |j: &str| {
-            GradientBooster::from_json(j)
-                .map_err(|e| ClassifyError::Booster(format!("loading the model: {e}")))
+        Self::load(&c.models)
+    }
+
+    fn load(models: &[FoldModel; 2]) -> Result<Self, ClassifyError> {
+        let load = |m: &FoldModel| match m {
+            FoldModel::Gbdt { json, .. } => GradientBooster::from_json(json)
+                .map(|b| Loaded::Gbdt(Box::new(b)))
+                .map_err(|e| ClassifyError::Booster(format!("loading the model: {e}"))),
+            single => Ok(Loaded::Single(single.clone())),
         };
         Ok(Self {
-            models: [load(&c.models[0])?, load(&c.models[1])?],
+            models: [load(&models[0])?, load(&models[1])?],
         })
     }
 
     /// The score of every selected event of a file, each from the model of its fold.
     pub fn score(&self, d: &Diphotons) -> Vec<f64> {
-        let mut scores = vec![0.0; d.len()];
-        for k in 0..2u8 {
+        // The two folds side by side.
+        let of = |k: u8| {
             let rows: Vec<usize> = (0..d.len()).filter(|&i| fold(d, i) == k).collect();
             let feats: Vec<[f64; 12]> = rows.iter().map(|&i| features(d, i)).collect();
             let x: Vec<&[f64; 12]> = feats.iter().collect();
-            for (i, s) in rows.iter().zip(predict(&self.models[k as usize], &x)) {
-                scores[*i] = s;
+            let s = self.models[k as usize].predict(&x);
+            (rows, s)
+        };
+        let (a, b) = rayon::join(|| of(0), || of(1));
+        let mut scores = vec![0.0; d.len()];
+        for (rows, s) in [a, b] {
+            for (i, v) in rows.into_iter().zip(s) {
+                scores[i] = v;
             }
         }
         scores

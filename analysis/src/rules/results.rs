@@ -89,6 +89,7 @@ pub(super) fn rule(
                     importance: c.importance,
                     n_signal: c.n_signal,
                     n_background: c.n_background,
+                    models: [c.models[0].describe(), c.models[1].describe()],
                 };
                 let cats = ctx.read_json(take())?;
                 let fits: crate::fit::simultaneous::Fits = ctx.read_json(take())?;
