@@ -328,10 +328,16 @@ impl Task {
                 mc_events: HELD_OUT_MC_EVENTS,
                 // Another signal strength too: the fitted yield moves with it.
                 signal_strength: [0.7, 1.0, 1.3][(held_out_seed >> 40) as usize % 3],
+                continuum_events: 0,
                 ..Default::default()
             };
-            dataset::synth::write_dataset(&cfg, &data, &sim)
-                .map_err(|e| format!("held-out dataset: {e}"))?;
+            dataset::synth::write_dataset(
+                &cfg,
+                &data,
+                &sim,
+                &data.with_extension("continuum.root"),
+            )
+            .map_err(|e| format!("held-out dataset: {e}"))?;
             let file = match self.input.held_out {
                 HeldOutFile::Data => &data,
                 HeldOutFile::Mc => &sim,

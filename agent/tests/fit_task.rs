@@ -160,9 +160,11 @@ fn fit_answer_agrees_with_the_reference_on_generated_datasets() {
             data_events: events,
             mc_events: 10,
             signal_strength: strengths[seed as usize % strengths.len()],
+            continuum_events: 0,
             ..Default::default()
         };
-        dataset::synth::write_dataset(&cfg, &data, &sim).unwrap();
+        dataset::synth::write_dataset(&cfg, &data, &sim, &data.with_extension("continuum.root"))
+            .unwrap();
         let file = analysis::events::EventFile::open(&data).unwrap();
         let events = file.read(0..file.entries()).unwrap();
         let selected = Reference.select(&events, &Cuts::default()).unwrap();

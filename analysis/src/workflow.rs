@@ -24,7 +24,8 @@ use std::path::PathBuf;
 /// Version of the `results.json` layout (2: `provenance.rules` replaces the commit; 3: `problems`,
 /// and no measurement from a fit that failed or sits at a bound; 4: the categorized model with
 /// nuisance parameters — `combined` quotes μ at the nominal mass with pulls and impacts, `z` at
-/// that mass beside `z_local`, `model`).
+/// that mass beside `z_local`; `model` with each category's background function and the
+/// spurious-signal test; continuum files among the inputs).
 pub const RESULTS_FORMAT_VERSION: u32 = 4;
 
 /// Everything that configures a run, as data (written into the results' provenance).
@@ -82,6 +83,11 @@ pub struct Inputs {
     pub data: Vec<PathBuf>,
     /// Signal MC (for ε×A and the measurement); may be empty.
     pub mc: Vec<PathBuf>,
+    /// Background-only continuum files in the data layout, read as unweighted events: the
+    /// spurious-signal test's template (may be empty: then no test, and each category's
+    /// spurious signal is the configured fraction of its signal).
+    #[serde(default)]
+    pub continuum: Vec<PathBuf>,
 }
 
 impl Inputs {
@@ -90,11 +96,13 @@ impl Inputs {
         match role {
             Role::Data => &self.data,
             Role::Mc => &self.mc,
+            Role::Continuum => &self.continuum,
         }
     }
 }
 
-/// What an input file is to the analysis (`"data"` or `"mc"` in files and rule names).
+/// What an input file is to the analysis (`"data"`, `"mc"` or `"continuum"` in files and rule
+/// names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -102,6 +110,9 @@ pub enum Role {
     Data,
     /// Signal Monte Carlo: weighted, with a process and cross-section.
     Mc,
+    /// A background-only template (the spurious-signal test's): events weigh 1, never fitted
+    /// as data.
+    Continuum,
 }
 
 impl std::fmt::Display for Role {
@@ -109,6 +120,7 @@ impl std::fmt::Display for Role {
         f.write_str(match self {
             Role::Data => "data",
             Role::Mc => "mc",
+            Role::Continuum => "continuum",
         })
     }
 }
@@ -133,7 +145,7 @@ pub struct InputFile {
     pub bytes: u64,
     /// BLAKE3 hash of the file's content.
     pub blake3: String,
-    /// The file's cut flow.
+    /// The file's cut flow (empty for a continuum template, which is only scored).
     pub cut_flow: CutFlow,
 }
 
@@ -212,10 +224,17 @@ pub struct ModelSummary {
     pub signal: crate::fit::simultaneous::SignalShape,
     /// How that fit ended.
     pub signal_fit: crate::fit::simultaneous::FitRecord,
-    /// Every category's background function.
-    pub background: crate::fit::Background,
+    /// Each category's background function, by name.
+    pub backgrounds: Vec<(String, crate::fit::Background)>,
+    /// Each category's spurious signal (events): its `spurious_K` uncertainty.
+    pub spurious: Vec<(String, f64)>,
     /// The systematic uncertainties' sizes.
     pub systematics: crate::fit::simultaneous::Systematics,
+    /// The spurious-signal test per category, then on the inclusive one (empty without a
+    /// continuum template: then each category's spurious signal is
+    /// `systematics.spurious_fraction` of its signal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spurious_test: Vec<crate::fit::spurious::SpuriousTest>,
 }
 
 /// What results.json says of the classifier (the model itself is in `work/classify/`).

@@ -6,13 +6,18 @@ pub mod synth;
 
 use std::path::{Path, PathBuf};
 
-/// The default dataset: one data file and one signal MC file, both SYNTHETIC.
+/// The default dataset: one data file, one signal MC file and one continuum (background-only)
+/// file, all SYNTHETIC.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct DefaultDataset {
     /// Path of the SYNTHETIC data file.
     pub data: PathBuf,
     /// Path of the SYNTHETIC signal MC file.
     pub mc: PathBuf,
+    /// Path of the SYNTHETIC continuum file (background only, the spurious-signal test's
+    /// template); `None` when the configuration asks for none.
+    #[serde(default)]
+    pub continuum: Option<PathBuf>,
     /// Always true: these files are simulated, not real ATLAS data.
     pub synthetic: bool,
     /// Seed the files were generated with.
@@ -33,6 +38,8 @@ pub fn generated_dir() -> PathBuf {
 pub const DATA_FILE: &str = "SYNTHETIC_data_A.GamGam.root";
 /// File name of the SYNTHETIC ggH (m_H = 125 GeV) signal MC file.
 pub const MC_FILE: &str = "SYNTHETIC_mc_343981.ggH125_gamgam.GamGam.root";
+/// File name of the SYNTHETIC continuum (background-only) file.
+pub const CONTINUUM_FILE: &str = "SYNTHETIC_continuum.GamGam.root";
 const MANIFEST: &str = "manifest.json";
 
 /// Returns the default dataset in `dir`, generating it first if it is missing or was made with
@@ -46,6 +53,7 @@ pub fn ensure_default(
     let want = |written: synth::Written| DefaultDataset {
         data: dir.join(DATA_FILE),
         mc: dir.join(MC_FILE),
+        continuum: (cfg.continuum_events > 0).then(|| dir.join(CONTINUUM_FILE)),
         synthetic: true,
         seed: cfg.seed,
         generator: synth::GENERATOR_VERSION,
@@ -58,8 +66,10 @@ pub fn ensure_default(
                 && ds.written.data_signal_generated
                     == (cfg.signal_strength * synth::XSECTION_PB * synth::LUMI_PB).round() as usize
                 && ds.written.data_events == cfg.data_events
-                && ds.written.mc_events == cfg.mc_events;
-            if same && ds.data.exists() && ds.mc.exists() {
+                && ds.written.mc_events == cfg.mc_events
+                && ds.written.continuum_events == cfg.continuum_events;
+            let continuum = ds.continuum.as_ref().is_none_or(|c| c.exists());
+            if same && ds.data.exists() && ds.mc.exists() && continuum {
                 return Ok(ds);
             }
         }
@@ -78,6 +88,7 @@ pub fn ensure_default(
         cfg,
         &dir.join(DATA_FILE),
         &dir.join(MC_FILE),
+        &dir.join(CONTINUUM_FILE),
     )?);
     let text = serde_json::to_string_pretty(&ds).expect("plain data serialises");
     std::fs::write(&manifest, text).map_err(err)?;

@@ -20,9 +20,9 @@ pub const LUMI_PB: f64 = 10064.0;
 /// Channel number of the real ggH125 γγ sample, reused for the synthetic one.
 pub const GGH_CHANNEL: i32 = 343981;
 /// Bumped whenever the generated events or the files' bytes change (4: branches record their
-/// compression, no vector StreamerInfo; 5: fake photons' pT scales with the event's mass): a
-/// dataset made by another version is regenerated.
-pub const GENERATOR_VERSION: u32 = 5;
+/// compression, no vector StreamerInfo; 5: fake photons' pT scales with the event's mass; 6: a
+/// continuum file): a dataset made by another version is regenerated.
+pub const GENERATOR_VERSION: u32 = 6;
 
 /// Title written into every synthetic tree, so the label travels with the file.
 pub const SYNTHETIC_TITLE: &str =
@@ -42,6 +42,9 @@ pub struct Config {
     /// Signal in the data relative to the Standard Model's σ × B (1: the default; 0:
     /// background-only pseudo-data, for closure tests that inject signal).
     pub signal_strength: f64,
+    /// Events in the continuum file: background only, from a seed of its own, in the data
+    /// layout — the template of the spurious-signal test (0: no such file).
+    pub continuum_events: usize,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             mc_events: 100_000,
             compression: 101,
             signal_strength: 1.0,
+            continuum_events: 430_000,
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct Written {
     pub mc_generated: usize,
     /// Sum of the weights of all generated MC events (written as `SumWeights`).
     pub mc_sum_weights: f64,
+    /// Events in the continuum file (0: none written).
+    #[serde(default)]
+    pub continuum_events: usize,
 }
 
 /// Errors writing the synthetic files.
@@ -347,29 +354,25 @@ fn next_skimmed(rng: &mut Rng, signal: bool, mc: bool) -> Event {
     }
 }
 
-/// Writes the data file and the signal MC file. Same config and paths, same bytes.
-///
-/// Nothing is kept but the event being written: a first pass runs the random sequence to
-/// learn what the files need up front (how many signal events survive the skim, the MC's sum
-/// of weights) and where each part of the sequence starts; the second pass generates the same
-/// events again, one at a time, as the writer asks for them. The bytes are those of keeping
-/// every event (generator version 5).
-pub fn write_dataset(
-    cfg: &Config,
-    data_path: &Path,
-    mc_path: &Path,
-) -> Result<Written, WriteError> {
-    // Data: exactly round(σ×B × L) generated signal events, the skim survivors interleaved at
+/// Writes one data-layout file of `events` events holding `signal_generated` generated H→γγ
+/// events (the skim's survivors) among background; returns the events written.
+fn write_data(
+    seed: u64,
+    events: usize,
+    signal_generated: usize,
+    path: &Path,
+    compression: i32,
+) -> Result<usize, WriteError> {
+    // Exactly `signal_generated` generated signal events, the skim survivors interleaved at
     // random positions among background events. The sequence: every signal event, then the
     // background until the file is full, then one uniform number per event for the order.
-    let mut rng = Rng::new(cfg.seed);
-    let signal_generated = (cfg.signal_strength * XSECTION_PB * LUMI_PB).round() as usize;
+    let mut rng = Rng::new(seed);
     let signal_rng = rng.clone();
     let surviving = (0..signal_generated)
         .filter(|_| generate(&mut rng, true, false).pt.len() >= 2)
         .count();
-    let n_signal = surviving.min(cfg.data_events);
-    let n_background = cfg.data_events - n_signal;
+    let n_signal = surviving.min(events);
+    let n_background = events - n_signal;
     let background_rng = rng.clone();
     for _ in 0..n_background {
         next_skimmed(&mut rng, false, false);
@@ -386,8 +389,45 @@ pub fn write_dataset(
             next_skimmed(&mut background, false, false)
         }
     });
-    let data_events = data.len;
-    write_tree(data, data_path, cfg.compression, None)?;
+    let n = data.len;
+    write_tree(data, path, compression, None)?;
+    Ok(n)
+}
+
+/// Writes the data file, the signal MC file and (with `continuum_events`) the continuum file.
+/// Same config and paths, same bytes.
+///
+/// Nothing is kept but the event being written: a first pass runs the random sequence to
+/// learn what the files need up front (how many signal events survive the skim, the MC's sum
+/// of weights) and where each part of the sequence starts; the second pass generates the same
+/// events again, one at a time, as the writer asks for them. The bytes are those of keeping
+/// every event (generator version 6).
+pub fn write_dataset(
+    cfg: &Config,
+    data_path: &Path,
+    mc_path: &Path,
+    continuum_path: &Path,
+) -> Result<Written, WriteError> {
+    let signal_generated = (cfg.signal_strength * XSECTION_PB * LUMI_PB).round() as usize;
+    let data_events = write_data(
+        cfg.seed,
+        cfg.data_events,
+        signal_generated,
+        data_path,
+        cfg.compression,
+    )?;
+    // The continuum: background only, its own sequence.
+    let continuum_events = if cfg.continuum_events > 0 {
+        write_data(
+            cfg.seed ^ 0xC047_1A00,
+            cfg.continuum_events,
+            0,
+            continuum_path,
+            cfg.compression,
+        )?
+    } else {
+        0
+    };
 
     // MC: the skim's survivors in order; every entry carries the sum of weights of all the
     // generated events, so that is counted first.
@@ -417,5 +457,6 @@ pub fn write_dataset(
         mc_events: cfg.mc_events,
         mc_generated,
         mc_sum_weights,
+        continuum_events,
     })
 }

@@ -60,7 +60,7 @@ fn empty_tree_reads_as_empty_and_the_analysis_refuses_it() {
     let out = tempfile::tempdir().unwrap();
     let inputs = Inputs {
         data: vec![path],
-        mc: vec![],
+        ..Default::default()
     };
     let err = rules::run(&inputs, &AnalysisConfig::default(), out.path()).unwrap_err();
     // The file's first rule refuses it, before any event loop.

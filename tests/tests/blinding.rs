@@ -88,6 +88,7 @@ fn results(dir: &Path, select: SelectImpl, blind: bool) -> serde_json::Value {
     let inputs = Inputs {
         data: vec![fixture("data_2020_zlib.GamGam.root")],
         mc: vec![fixture("mc_343981.ggH125_gamgam_2020_zlib.GamGam.root")],
+        continuum: vec![],
     };
     let cfg = AnalysisConfig {
         categorization: Some(Default::default()),

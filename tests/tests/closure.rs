@@ -4,7 +4,7 @@
 //! back unbiased — the mean pull of μ within three of its standard errors of
 //! zero, the pulls' width near one.
 
-use analysis::fit::simultaneous::{Model, SignalShape, Spec, Systematics};
+use analysis::fit::simultaneous::{ChannelSpec, Model, SignalShape, Spec, Systematics};
 use analysis::fit::{Background, Signal};
 use analysis::histogram::{Binning, Histogram};
 use analysis::rng::Rng;
@@ -26,7 +26,7 @@ fn injected_signal_is_recovered_by_the_categorized_fit() {
     let channels = yields
         .iter()
         .enumerate()
-        .map(|(k, (s, _))| (k.to_string(), Histogram::new(binning), *s))
+        .map(|(k, (s, _))| ChannelSpec::new(k.to_string(), Histogram::new(binning), *s))
         .collect();
     let spec = Spec {
         signal: SignalShape {

@@ -153,6 +153,7 @@ fn editing_any_source_file_reruns_the_rules_that_run_it() {
             seed: 5,
             data_events: 4000,
             mc_events: 1500,
+            continuum_events: 0,
             ..Default::default()
         },
         || {},
@@ -161,6 +162,7 @@ fn editing_any_source_file_reruns_the_rules_that_run_it() {
     let inputs = Inputs {
         data: vec![ds.data],
         mc: vec![ds.mc],
+        continuum: vec![],
     };
     let cfg = AnalysisConfig {
         categorization: Some(Categorization::default()),

@@ -10,6 +10,7 @@ fn small() -> Config {
         seed: 11,
         data_events: 3000,
         mc_events: 500,
+        continuum_events: 1000,
         ..Config::default()
     }
 }
@@ -101,7 +102,7 @@ fn a_synthetic_file_says_so_itself_whatever_its_name() {
     assert!(analysis::workflow::is_synthetic(&f));
     let inputs = analysis::workflow::Inputs {
         data: vec![renamed],
-        mc: vec![],
+        ..Default::default()
     };
     let out = a.path().join("out");
     let r = analysis::rules::run(&inputs, &Default::default(), &out).unwrap();

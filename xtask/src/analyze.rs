@@ -27,13 +27,21 @@ pub struct Args {
     /// --data is not given; none otherwise.
     #[arg(long, num_args = 1..)]
     mc: Vec<String>,
+    /// Background-only continuum files (the data layout, read as unweighted events), given as
+    /// --data is: the template of the spurious-signal test, which then picks each category's
+    /// background function (the simplest that passes). Default: the default dataset's
+    /// continuum when --data is not given; none otherwise (no test: every category gets
+    /// --background, with a spurious signal of 10 % of its signal).
+    #[arg(long, num_args = 1..)]
+    continuum: Vec<String>,
     /// Output folder for results.json, the plots, work/ and provenance/.
     #[arg(long, default_value = "results")]
     out: PathBuf,
     /// Signal shape: gaussian or dscb.
     #[arg(long, default_value = "gaussian")]
     signal: Signal,
-    /// Background shape: exp or bernstein:N (N = 1..8).
+    /// Background shape: exp or bernstein:N (N = 1..8), of the inclusive fit, and of every
+    /// category unless the spurious-signal test chooses (with --continuum).
     #[arg(long, default_value = "exp")]
     background: Background,
     /// Number of m_γγ bins on 105–160 GeV.
@@ -236,6 +244,7 @@ fn configure(args: &Args) -> anyhow::Result<(Inputs, AnalysisConfig)> {
     let mut inputs = Inputs {
         data: crate::inputs::expand(&args.data)?,
         mc: crate::inputs::expand(&args.mc)?,
+        continuum: crate::inputs::expand(&args.continuum)?,
     };
     let mut cfg = AnalysisConfig {
         model: FitModel {
@@ -270,6 +279,9 @@ fn configure(args: &Args) -> anyhow::Result<(Inputs, AnalysisConfig)> {
         inputs.data.push(ds.data);
         if inputs.mc.is_empty() {
             inputs.mc.push(ds.mc);
+        }
+        if inputs.continuum.is_empty() {
+            inputs.continuum.extend(ds.continuum);
         }
     }
     workflow::check_config(&inputs, &cfg)?;
@@ -622,23 +634,67 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
                 .map_or("blinded".to_string(), |z| format!("{z:.2} σ"))
         };
         if let Some(m) = &r.model {
+            let name = |b: &analysis::fit::Background| match b {
+                analysis::fit::Background::Exp => "exp".to_string(),
+                analysis::fit::Background::Bernstein(n) => format!("bernstein:{n}"),
+            };
             println!(
                 "\nstatistical model (workspace.json): {:?} signal (σ = {:.3} GeV at {:.2} GeV, \
-                 fitted to the signal MC), {} background per category, nuisance parameters: \
-                 lumi {:.1} %, photon_resolution {:.0} %, photon_scale {:.1} %, spurious signal \
-                 {:.0} % of each category's signal",
+                 fitted to the signal MC); nuisance parameters: lumi {:.1} %, photon_resolution \
+                 {:.0} %, photon_scale {:.1} %, a spurious signal per category",
                 m.signal.shape,
                 m.signal.sigma,
                 m.signal.mass,
-                match m.background {
-                    analysis::fit::Background::Exp => "exponential".to_string(),
-                    analysis::fit::Background::Bernstein(n) => format!("order-{n} Bernstein"),
-                },
                 100.0 * m.systematics.lumi,
                 100.0 * m.systematics.resolution,
                 100.0 * m.systematics.scale,
-                100.0 * m.systematics.spurious_fraction
             );
+            if m.spurious_test.is_empty() {
+                println!(
+                    "  no continuum template (--continuum): every category fits --background, \
+                     its spurious signal set to {:.0} % of its signal",
+                    100.0 * m.systematics.spurious_fraction
+                );
+            } else {
+                println!(
+                    "  spurious-signal test on the continuum template: relaxed |S_spur| (less two \
+                     template errors) / signal, / its stat. error (pass: < 10 % or < 20 %); * the \
+                     function used"
+                );
+                print!("  {:<10}", "category");
+                for c in &m.spurious_test[0].candidates {
+                    print!(" {:>18}", name(&c.function));
+                }
+                println!();
+                for t in &m.spurious_test {
+                    print!("  {:<10}", t.category);
+                    for c in &t.candidates {
+                        let mark = if c.function == t.chosen { '*' } else { ' ' };
+                        let pass = if c.passes { "" } else { " ✗" };
+                        print!(
+                            " {:>17}{mark}",
+                            format!(
+                                "{:.0}% / {:.0}%{pass}",
+                                100.0 * c.of_signal,
+                                100.0 * c.of_stat
+                            )
+                        );
+                    }
+                    println!(
+                        "{}{}",
+                        if t.passes {
+                            ""
+                        } else {
+                            "   none passes: the smallest is used"
+                        },
+                        if t.resolved {
+                            ""
+                        } else {
+                            "   (template too small to resolve 10 % of the signal)"
+                        }
+                    );
+                }
+            }
         }
         println!(
             "same model on one category vs the categories (μ and Z at the nominal mass; the \

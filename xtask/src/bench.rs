@@ -222,6 +222,7 @@ fn bench_file() -> anyhow::Result<PathBuf> {
     let cfg = dataset::synth::Config {
         data_events: 430_000,
         mc_events: 1_000,
+        continuum_events: 0,
         ..Default::default()
     };
     let ds = dataset::ensure_default(&dir, &cfg, || {

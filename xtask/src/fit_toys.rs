@@ -48,7 +48,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         ..AnalysisConfig::default()
     };
-    let inputs = Inputs { data, mc: vec![] };
+    let inputs = Inputs {
+        data,
+        ..Default::default()
+    };
     // The analysis runs as it always does, as rules, here into a folder of its own.
     let work = tempfile::tempdir()?;
     let r = analysis::rules::run(&inputs, &cfg, work.path())?;

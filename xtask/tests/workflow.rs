@@ -503,6 +503,7 @@ fn analyze_default_like(
         data_events: 150_000,
         mc_events: 40_000,
         signal_strength: mu,
+        continuum_events: 150_000,
         ..Default::default()
     };
     let ds = dataset::ensure_default(&dir.join("ds"), &cfg, || {}).unwrap();
@@ -515,6 +516,8 @@ fn analyze_default_like(
         ds.data.to_str().unwrap(),
         "--mc",
         ds.mc.to_str().unwrap(),
+        "--continuum",
+        ds.continuum.as_ref().unwrap().to_str().unwrap(),
     ]);
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
@@ -546,6 +549,22 @@ fn on_a_default_like_dataset_the_categories_gain_and_do_not_sculpt_the_backgroun
         r["combined"]["z_expected"].as_f64().unwrap(),
     );
     assert!(categorized > 1.2 * inclusive, "{inclusive} → {categorized}");
+    // The continuum template ran the spurious-signal test in every category and the
+    // inclusive one: four functions each, and the one chosen is the one each category fits.
+    assert_eq!(ds.written.continuum_events, 150_000);
+    let tests = r["model"]["spurious_test"].as_array().unwrap();
+    let n = r["categories"]["categories"].as_array().unwrap().len();
+    assert_eq!(tests.len(), n + 1, "{tests:?}");
+    assert_eq!(tests[n]["category"], "inclusive");
+    let functions = r["model"]["backgrounds"].as_array().unwrap();
+    for (t, f) in tests.iter().zip(functions) {
+        assert_eq!(t["candidates"].as_array().unwrap().len(), 4, "{t}");
+        assert_eq!(t["category"], f[0]);
+        assert_eq!(t["chosen"], f[1], "{t}");
+    }
+    // A template the size of the data cannot resolve a tenth of the signal in the category of
+    // the most background, and says so.
+    assert_eq!(tests[0]["resolved"], false, "{}", tests[0]);
     let name = ds
         .data
         .file_name()

@@ -13,6 +13,7 @@
 mod minimize;
 mod model;
 pub mod simultaneous;
+pub mod spurious;
 pub mod toys;
 
 pub use minimize::invert_spd;

@@ -119,6 +119,36 @@ pub struct Channel {
     /// The spurious signal of the category's background function (events; one standard
     /// deviation of `spurious_K`).
     pub spurious: f64,
+    /// The category's background function.
+    pub background: Background,
+}
+
+/// One category as [`Model::build`] takes it.
+#[derive(Clone, Debug)]
+pub struct ChannelSpec {
+    /// Channel name (`K` in its parameters' names).
+    pub name: String,
+    /// The category's data m_γγ histogram.
+    pub data: Histogram,
+    /// Expected signal events over the whole range at μ = 1 (from MC).
+    pub signal_yield: f64,
+    /// Its background function (`None`: the configured one, [`Spec::background`]).
+    pub background: Option<Background>,
+    /// Its spurious signal in events (`None`: [`Systematics::spurious_fraction`] of the signal).
+    pub spurious: Option<f64>,
+}
+
+impl ChannelSpec {
+    /// A category with the configured background function and spurious signal.
+    pub fn new(name: impl Into<String>, data: Histogram, signal_yield: f64) -> Self {
+        Self {
+            name: name.into(),
+            data,
+            signal_yield,
+            background: None,
+            spurious: None,
+        }
+    }
 }
 
 /// The model: parameters, channels, the signal shape and the background function.
@@ -130,8 +160,6 @@ pub struct Model {
     pub channels: Vec<Channel>,
     /// The signal shape (the same in every category).
     pub signal: SignalShape,
-    /// The background function of every category (`--background`).
-    pub background: Background,
     /// The systematic uncertainties' sizes.
     pub systematics: Systematics,
     /// Bins whose centre is in this window are left out (blinded).
@@ -268,6 +296,10 @@ pub struct Fits {
     pub model: Model,
     /// The fit of the signal shape to the signal MC.
     pub signal_fit: FitRecord,
+    /// The spurious-signal test per category, then on the inclusive one (empty without a
+    /// continuum template).
+    #[serde(default)]
+    pub spurious: Vec<super::spurious::SpuriousTest>,
 }
 
 /// Fits the signal shape (`shape`) to the signal MC histogram: peak, width and — for a DSCB —
@@ -367,7 +399,7 @@ pub fn fit_signal(
 pub struct Spec {
     /// The signal shape from the MC ([`fit_signal`]).
     pub signal: SignalShape,
-    /// Every category's background function.
+    /// The background function of a category that does not name its own (`--background`).
     pub background: Background,
     /// The range the mass floats in (GeV).
     pub mass_range: (f64, f64),
@@ -382,9 +414,9 @@ pub struct Spec {
 type Constraints = Vec<(usize, f64, f64)>;
 
 impl Model {
-    /// The model of `channels` (name, data, expected signal yield): the one function that
-    /// turns the configuration into the statistical model.
-    pub fn build(channels: Vec<(String, Histogram, f64)>, spec: &Spec) -> Self {
+    /// The model of `channels`: the one function that turns the configuration into the
+    /// statistical model.
+    pub fn build(channels: Vec<ChannelSpec>, spec: &Spec) -> Self {
         let sys = spec.systematics;
         let p = |name: &str, init: f64, lo: f64, hi: f64, c: Option<Constraint>| Parameter {
             name: name.into(),
@@ -422,7 +454,9 @@ impl Model {
         ];
         let kept = |x: f64| spec.blind.is_none_or(|(a, b)| x < a || x > b);
         let mut out = Vec::new();
-        for (name, data, signal_yield) in channels {
+        for c in channels {
+            let (name, data, signal_yield) = (c.name, c.data, c.signal_yield);
+            let background = c.background.unwrap_or(spec.background);
             // The data seen (blinded: the sidebands, scaled to the whole range by bin count),
             // so that not even the fit's starting point depends on a blinded window.
             let b = &data.binning;
@@ -432,7 +466,7 @@ impl Model {
                 .max(1.0);
             parameters.push(p(&format!("spurious_{name}"), 0.0, -THETA, THETA, theta));
             parameters.push(p(&format!("nbkg_{name}"), n, 0.0, 10.0 * n + 100.0, None));
-            match spec.background {
+            match background {
                 Background::Exp => {
                     parameters.push(p(&format!("slope_{name}"), -0.03, -0.3, 0.2, None))
                 }
@@ -446,14 +480,14 @@ impl Model {
                 name,
                 data,
                 signal_yield,
-                spurious: sys.spurious_fraction * signal_yield,
+                spurious: c.spurious.unwrap_or(sys.spurious_fraction * signal_yield),
+                background,
             });
         }
         Self {
             parameters,
             channels: out,
             signal: spec.signal,
-            background: spec.background,
             systematics: sys,
             blind: spec.blind,
         }
@@ -464,12 +498,17 @@ impl Model {
         self.parameters.iter().position(|p| p.name == name)
     }
 
-    /// Parameters per channel: spurious, nbkg, then the background shape's.
-    fn per_channel(&self) -> usize {
-        2 + match self.background {
-            Background::Exp => 1,
-            Background::Bernstein(n) => n,
-        }
+    /// The index of channel `k`'s first parameter, and how many it has: spurious, nbkg,
+    /// then its background shape's.
+    fn channel_parameters(&self, k: usize) -> (usize, usize) {
+        let count = |c: &Channel| {
+            2 + match c.background {
+                Background::Exp => 1,
+                Background::Bernstein(n) => n,
+            }
+        };
+        let first = GLOBAL.len() + self.channels[..k].iter().map(count).sum::<usize>();
+        (first, count(&self.channels[k]))
     }
 
     /// The constrained parameters: (index, centre, width).
@@ -502,11 +541,11 @@ impl Model {
         if !(sigma > 0.0) {
             return None;
         }
-        let first = GLOBAL.len() + k * self.per_channel();
+        let (first, count) = self.channel_parameters(k);
         let (theta_spur, nbkg) = (p[first], p[first + 1]);
         let model = FitModel {
             signal: self.signal.shape,
-            background: self.background,
+            background: c.background,
             ..FitModel::default()
         };
         // FitModel's layout: nsig, nbkg, mean, sigma, tails (DSCB), background shape.
@@ -515,7 +554,7 @@ impl Model {
             let t = &self.signal.tails;
             q.extend([t.alpha_lo, t.n_lo, t.alpha_hi, t.n_hi]);
         }
-        q.extend_from_slice(&p[first + 2..first + self.per_channel()]);
+        q.extend_from_slice(&p[first + 2..first + count]);
         let d = Densities::new(&model, &q, b.lo, b.hi);
         let s = p[LUMI] * p[MU] * c.signal_yield + theta_spur * c.spurious;
         let (mut sig, mut bkg) = (Vec::with_capacity(b.bins), Vec::with_capacity(b.bins));
@@ -820,7 +859,7 @@ impl Model {
                     .map_or(vec![0.0; ch.data.binning.bins], |s| s.0)
             };
             // The signal alone: the spurious term at zero (its own sample below).
-            let first = GLOBAL.len() + k * self.per_channel();
+            let (first, _) = self.channel_parameters(k);
             let spur = |v: f64| {
                 let mut p = nominal(MU, 0.0);
                 p[first] = v;
@@ -914,8 +953,8 @@ mod tests {
         };
         for background in [Background::Exp, Background::Bernstein(2)] {
             let channels = vec![
-                ("0".to_string(), flat(100.0), 60.0),
-                ("1".to_string(), flat(10.0), 30.0),
+                ChannelSpec::new("0", flat(100.0), 60.0),
+                ChannelSpec::new("1", flat(10.0), 30.0),
             ];
             let mut m = Model::build(channels, &spec(background));
             let mut truth: Vec<f64> = m.parameters.iter().map(|p| p.init).collect();
@@ -974,7 +1013,7 @@ mod tests {
         let mut h = Histogram::new(binning);
         let truth = spec(Background::Exp).signal;
         let model = Model::build(
-            vec![("0".into(), h.clone(), 1000.0)],
+            vec![ChannelSpec::new("0", h.clone(), 1000.0)],
             &spec(Background::Exp),
         );
         let mut p: Vec<f64> = model.parameters.iter().map(|p| p.init).collect();

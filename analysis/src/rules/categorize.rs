@@ -6,7 +6,8 @@
 use super::{CategoryOutputs as Outputs, Chain, Input, Rule, Step};
 use crate::categorize::{Categories, ScoreMass};
 use crate::classify::{Classifier, Sample, Scorer};
-use crate::fit::simultaneous::{fit_signal, Fits, Model, Spec, Systematics};
+use crate::fit::simultaneous::{fit_signal, ChannelSpec, Fits, Model, Spec, Systematics};
+use crate::fit::spurious::{self, SpuriousTest};
 use crate::fit::FitModel;
 use crate::histogram::Binning;
 use crate::stage::SelectOutput;
@@ -39,7 +40,7 @@ pub(super) fn rules(
     cfg: &AnalysisConfig,
     cat: Categorization,
     work: &Path,
-    files: &[Input],
+    (files, continuum): (&[Input], &[Input]),
     rules: &mut Vec<Rule>,
 ) -> Outputs {
     let p = &c.prefix;
@@ -77,7 +78,7 @@ pub(super) fn rules(
 
     let binning = cfg.binning;
     let mut scores = Vec::new();
-    for f in files {
+    for f in files.iter().chain(continuum) {
         let scored = work.join(format!("score/{}/{}.json", f.role, f.name));
         rules.push(Rule {
             name: format!("{p}score/{}/{}", f.role, f.name),
@@ -103,10 +104,11 @@ pub(super) fn rules(
 
     let categorize = cat.categorize;
     let flags = signal.clone();
+    let n_files = files.len();
     rules.push(Rule {
         name: format!("{p}categorize"),
         after: vec![],
-        inputs: scores.clone(),
+        inputs: scores[..n_files].to_vec(),
         outputs: vec![out.categories.clone()],
         params: json!({ "categorize": categorize, "signal": signal }),
         implementation: id.into(),
@@ -125,13 +127,18 @@ pub(super) fn rules(
         after: vec![],
         inputs,
         outputs: vec![out.combined.clone(), out.workspace.clone()],
-        params: json!({ "blind": blind, "signal": signal, "model": model }),
+        params: json!({ "blind": blind, "signal": signal, "model": model, "continuum": continuum.len() }),
         implementation: id.into(),
         kind: Step::FitCategories,
         job: Box::new(move |ctx: &Ctx| {
             let cats: Categories = ctx.read_json(0)?;
             let (sig, data) = sum_scores(ctx, 1, &signal, binning)?;
-            let fits = fit_categories(&cats, &sig, &data, &model, blind)?;
+            let mut template: Option<ScoreMass> = None;
+            for i in 1 + signal.len()..ctx.inputs().len() {
+                let h: ScoreMass = ctx.read_json(i)?;
+                template.get_or_insert_with(|| ScoreMass::new(binning)).add(&h);
+            }
+            let fits = fit_categories(&cats, &sig, &data, template.as_ref(), &model, blind)?;
             ctx.write_json_pretty(1, &fits.model.workspace(&fits.combined))?;
             Ok(ctx.write_json(0, &fits)?)
         }),
@@ -140,16 +147,20 @@ pub(super) fn rules(
 }
 
 /// The categorized model and its fits, beside the same model on one inclusive category: the
-/// signal shape fitted to the signal MC (`--signal`), every category's background the
-/// configured function (`--background`).
+/// signal shape fitted to the signal MC (`--signal`); with a continuum `template`, each
+/// category's background function and spurious signal from the spurious-signal test, else the
+/// configured function (`--background`) and 10 % of its signal.
 fn fit_categories(
     cats: &Categories,
     sig: &ScoreMass,
     data: &ScoreMass,
+    template: Option<&ScoreMass>,
     fit_model: &FitModel,
     blind: Option<(f64, f64)>,
 ) -> Result<Fits, crate::fit::FitError> {
+    use rayon::prelude::*;
     let all = sig.score_bins;
+    let window = cats.config.signal_window;
     let (signal, signal_fit) =
         fit_signal(fit_model.signal, &sig.mass(0, all), fit_model.mean_range)?;
     let spec = Spec {
@@ -159,23 +170,41 @@ fn fit_categories(
         systematics: Systematics::default(),
         blind,
     };
-    let channels = cats
+    let mut ranges: Vec<(String, usize, usize)> = cats
         .bin_ranges(all)
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(k, &(lo, hi))| {
-            (
-                k.to_string(),
-                data.mass(lo, hi),
-                sig.mass(lo, hi).integral(),
-            )
-        })
+        .map(|(k, (lo, hi))| (k.to_string(), lo, hi))
         .collect();
-    let one = vec![(
-        "inclusive".to_string(),
-        data.mass(0, all),
-        sig.mass(0, all).integral(),
-    )];
+    ranges.push(("inclusive".into(), 0, all));
+    // The spurious-signal test per category (and on the inclusive one).
+    let tests: Vec<Option<SpuriousTest>> = ranges
+        .par_iter()
+        .map(|(name, lo, hi)| {
+            let Some(t) = template else { return Ok(None) };
+            let d = data.mass(*lo, *hi);
+            let b = &d.binning;
+            let side: f64 = (0..b.bins)
+                .filter(|&i| crate::classify::in_sidebands(b.center(i), window))
+                .map(|i| d.sumw[i])
+                .sum();
+            let s = sig.mass(*lo, *hi).integral();
+            spurious::test(name, &t.mass(*lo, *hi), s, side, window, &spec).map(Some)
+        })
+        .collect::<Result<_, _>>()?;
+    let channel =
+        |(name, lo, hi): &(String, usize, usize), test: &Option<SpuriousTest>| ChannelSpec {
+            background: test.as_ref().map(|t| t.chosen),
+            spurious: test.as_ref().map(|t| t.spurious),
+            ..ChannelSpec::new(
+                name.clone(),
+                data.mass(*lo, *hi),
+                sig.mass(*lo, *hi).integral(),
+            )
+        };
+    let n = ranges.len() - 1;
+    let channels = (0..n).map(|k| channel(&ranges[k], &tests[k])).collect();
+    let one = vec![channel(&ranges[n], &tests[n])];
     let model = Model::build(channels, &spec);
     let (inclusive, combined) = rayon::join(|| Model::build(one, &spec).fit(), || model.fit());
     Ok(Fits {
@@ -183,5 +212,6 @@ fn fit_categories(
         combined: combined?,
         model,
         signal_fit,
+        spurious: tests.into_iter().flatten().collect(),
     })
 }

@@ -21,7 +21,7 @@ pub(super) fn rule(c: &Chain, f: &Input) -> Rule {
             let file = workflow::open_input(ctx.input(0))?;
             let process = match role {
                 Role::Mc => Some(workflow::mc_process(&file)?),
-                Role::Data => None,
+                Role::Data | Role::Continuum => None,
             };
             let bytes = std::fs::metadata(ctx.input(0))?.len();
             Ok(ctx.write_json(

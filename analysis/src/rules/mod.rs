@@ -297,6 +297,21 @@ pub fn chain(
             });
         }
     }
+    // The continuum, a template for the categories' spurious-signal test: only selected (and
+    // scored), never histogrammed or fitted as data.
+    let mut continuum = Vec::new();
+    if cfg.categorization.is_some() && !inputs.mc.is_empty() {
+        let paths = inputs.of(Role::Continuum);
+        for (file, name) in paths.iter().zip(file_names(paths)) {
+            continuum.push(Input {
+                role: Role::Continuum,
+                file: file.clone(),
+                info: work.join(format!("inspect/continuum/{name}.json")),
+                selected: work.join(format!("select/continuum/{name}.bin")),
+                name,
+            });
+        }
+    }
     let mut rules = Vec::new();
     for f in &files {
         rules.push(inspect::rule(c, f));
@@ -305,10 +320,21 @@ pub fn chain(
         }
         rules.push(select::rule(c, cfg, f, progress.clone()));
     }
+    for f in &continuum {
+        rules.push(inspect::rule(c, f));
+        rules.push(select::rule(c, cfg, f, progress.clone()));
+    }
     let merges = histogram::rules(c, cfg, &work, &files, &mut rules);
     let fit = fit::rules(c, cfg, &work, &files, &merges, &mut rules);
     let categories = match (cfg.categorization, &merges.mc) {
-        (Some(cat), Some(_)) => Some(categorize::rules(c, cfg, cat, &work, &files, &mut rules)),
+        (Some(cat), Some(_)) => Some(categorize::rules(
+            c,
+            cfg,
+            cat,
+            &work,
+            (&files, &continuum),
+            &mut rules,
+        )),
         _ => None,
     };
     let outputs = Outputs {
@@ -316,7 +342,7 @@ pub fn chain(
         measure: fit.1,
         categories,
     };
-    let results = results::rule(c, cfg, &files, &merges, &outputs, &rules);
+    let results = results::rule(c, cfg, (&files, &continuum), &merges, &outputs, &rules);
     let results_path = results.outputs[0].clone();
     rules.push(results);
     #[cfg(feature = "plot")]

@@ -17,7 +17,7 @@ use std::path::Path;
 pub(super) fn rule(
     c: &Chain,
     cfg: &AnalysisConfig,
-    files: &[Input],
+    (files, continuum): (&[Input], &[Input]),
     merges: &Merges,
     outputs: &Outputs,
     rules: &[Rule],
@@ -46,6 +46,9 @@ pub(super) fn rule(
     if let Some(o) = &outputs.categories {
         inputs.extend([o.model.clone(), o.categories.clone(), o.combined.clone()]);
     }
+    // The continuum files' inspections last: listed as inputs, with no cut flow summed.
+    let n_continuum = continuum.len();
+    inputs.extend(continuum.iter().map(|f| f.info.clone()));
     let (has_mc, measured) = (merges.mc.is_some(), outputs.measure.is_some());
     let has_categories = outputs.categories.is_some();
     let (config, blind) = (cfg.clone(), cfg.blind);
@@ -108,9 +111,15 @@ pub(super) fn rule(
                 Some(_) if role == crate::workflow::Role::Data => blinded_cut_flow(f.clone()),
                 _ => f.clone(),
             };
+            let first_continuum = ctx.inputs().len() - n_continuum;
+            let templates: Vec<FileInfo> = (first_continuum..ctx.inputs().len())
+                .map(|i| ctx.read_json(i))
+                .collect::<Result<_, _>>()?;
+            let no_flow = crate::select::CutFlow(Vec::new());
             let files: Vec<InputFile> = infos
                 .iter()
                 .zip(flows)
+                .chain(templates.iter().map(|t| (t, &no_flow)))
                 .map(|(i, flow)| InputFile {
                     path: i.path.clone(),
                     role: i.role,
@@ -141,8 +150,20 @@ pub(super) fn rule(
                 model: combined.as_ref().map(|f| crate::workflow::ModelSummary {
                     signal: f.model.signal,
                     signal_fit: f.signal_fit.clone(),
-                    background: f.model.background,
+                    backgrounds: f
+                        .model
+                        .channels
+                        .iter()
+                        .map(|c| (c.name.clone(), c.background))
+                        .collect(),
+                    spurious: f
+                        .model
+                        .channels
+                        .iter()
+                        .map(|c| (c.name.clone(), c.spurious))
+                        .collect(),
                     systematics: f.model.systematics,
+                    spurious_test: f.spurious.clone(),
                 }),
                 combined_inclusive: combined.map(|f| f.inclusive),
                 problems,

@@ -15,7 +15,8 @@ pub(super) fn rule(
 ) -> Rule {
     // Data weights are 1: the luminosity cannot change a data file's selection.
     let mut cut_params = serde_json::to_value(&cfg.cuts).expect("plain data");
-    let is_data = f.role == Role::Data;
+    // Data and the continuum are unweighted events.
+    let is_data = f.role != Role::Mc;
     if let (true, Some(o)) = (is_data, cut_params.as_object_mut()) {
         o.remove("lumi_pb");
     }
