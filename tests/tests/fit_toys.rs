@@ -30,6 +30,13 @@ fn pulls_of_mean_and_nsig_are_standard_normal() {
         "{} of 400 toy fits failed",
         report.failed
     );
+    // Every failed toy is counted under its reason.
+    assert_eq!(
+        report.failures.values().sum::<usize>(),
+        report.failed,
+        "{:?}",
+        report.failures
+    );
     for name in ["mean", "nsig"] {
         let p = report.pulls.iter().find(|p| p.param == name).unwrap();
         assert!(p.mean.abs() < 0.2, "{name}: pull mean {}", p.mean);

@@ -657,9 +657,9 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
                 );
             } else {
                 println!(
-                    "  spurious-signal test on the continuum template: relaxed |S_spur| (less two \
-                     template errors) / signal, / its stat. error (pass: < 10 % or < 20 %); * the \
-                     function used"
+                    "  spurious-signal test on the continuum template (smoothed by {}): |S_spur| \
+                     / signal, / its stat. error (pass: < 10 % or < 20 %); * the function used",
+                    name(&analysis::fit::spurious::SMOOTHER)
                 );
                 print!("  {:<10}", "category");
                 for c in &m.spurious_test[0].candidates {
@@ -681,16 +681,11 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
                         );
                     }
                     println!(
-                        "{}{}",
+                        "{}",
                         if t.passes {
                             ""
                         } else {
                             "   none passes: the smallest is used"
-                        },
-                        if t.resolved {
-                            ""
-                        } else {
-                            "   (template too small to resolve 10 % of the signal)"
                         }
                     );
                 }

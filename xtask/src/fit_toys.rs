@@ -1,5 +1,6 @@
 //! `cargo xtask fit-toys`: validate the fit with toys generated from the fitted model: the pulls
-//! (θ̂ − θ_true)/σ̂ of every parameter should have mean 0 and width 1.
+//! (θ̂ − θ_true)/σ̂ of every parameter should have mean 0 and width 1. Prints them, with the
+//! failed toys counted by reason, and plots each parameter's pulls into `--out`.
 
 use analysis::fit::{toys, Background, FitModel, Signal, NBKG, NSIG};
 use analysis::stage::{Fit, MakeHistogram, Reference};
@@ -27,6 +28,10 @@ pub struct Args {
     /// their asymptotic mean 0 and width 1).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Folder for the pull plots: `pull_PARAM.png` and `.svg`, a histogram of each parameter's
+    /// pulls with the unit Gaussian.
+    #[arg(long, default_value = "fit-toys")]
+    out: PathBuf,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -62,14 +67,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     truth[NSIG] *= args.scale;
     truth[NBKG] *= args.scale;
     let report = toys::run(&cfg.model, &h, &truth, args.toys, args.seed);
+    let why: Vec<String> = report
+        .failures
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
     println!(
-        "{} toys from the fit to {} selected events × {} ({} + {}), {} failed, {:.1} s",
+        "{} toys from the fit to {} selected events × {} ({} + {}), {} failed{}, {:.1} s",
         report.toys,
         r.histogram.integral(),
         args.scale,
         cfg.model.signal,
         cfg.model.background,
         report.failed,
+        match why.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", why.join(", ")),
+        },
         t0.elapsed().as_secs_f64()
     );
     println!("| parameter | truth | pull mean | pull width |");
@@ -80,5 +94,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.param, p.truth, p.mean, p.mean_error, p.width, p.width_error
         );
     }
+    std::fs::create_dir_all(&args.out)?;
+    let exp = analysis::plot::Experiment::of(&r);
+    for p in &report.pulls {
+        analysis::plot::pull_plot(p, &exp, &args.out.join(format!("pull_{}", p.param)))
+            .map_err(|e| anyhow::anyhow!("pull plot of {}: {e}", p.param))?;
+    }
+    println!(
+        "wrote the pull plots to {}/pull_PARAM.png|svg",
+        args.out.display()
+    );
     Ok(())
 }

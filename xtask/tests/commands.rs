@@ -116,6 +116,11 @@ fn analyze_on_fixtures_writes_results_plots_and_matches_root() {
         "m_yy.svg",
         "cut_flow.png",
         "cut_flow.svg",
+        "score.png",
+        "roc.png",
+        "z_categories.png",
+        "m_yy_categories.png",
+        "m_yy_categories.svg",
     ] {
         assert!(
             dir.path().join(f).metadata().unwrap().len() > 1000,
@@ -218,6 +223,42 @@ fn analyze_on_fixtures_writes_results_plots_and_matches_root() {
 
 /// `--background` and `--signal` reach every category of the categorized model: the signal
 /// shape fitted to the MC, each category's background the function asked for.
+#[test]
+fn fit_toys_plots_the_pulls_and_says_why_toys_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (
+        fixture("data_2020_zlib.GamGam.root"),
+        dir.path().join("toys"),
+    );
+    let o = xtask(&[
+        "fit-toys",
+        "--data",
+        data.to_str().unwrap(),
+        "--toys",
+        "30",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{err}");
+    for p in ["nsig", "nbkg", "mean", "sigma", "slope"] {
+        for ext in ["png", "svg"] {
+            let f = out.join(format!("pull_{p}.{ext}"));
+            assert!(
+                f.metadata().unwrap().len() > 1000,
+                "{} written",
+                f.display()
+            );
+        }
+    }
+    // Failed toys are counted by reason: "N failed (K reason, ...)", or "0 failed".
+    let summary = stdout.lines().next().unwrap_or_default();
+    assert!(
+        summary.contains(" 0 failed,") || summary.contains(" failed ("),
+        "{summary}"
+    );
+}
+
 #[test]
 fn the_fit_model_options_reach_every_category() {
     let dir = tempfile::tempdir().unwrap();

@@ -562,9 +562,13 @@ fn on_a_default_like_dataset_the_categories_gain_and_do_not_sculpt_the_backgroun
         assert_eq!(t["category"], f[0]);
         assert_eq!(t["chosen"], f[1], "{t}");
     }
-    // A template the size of the data cannot resolve a tenth of the signal in the category of
-    // the most background, and says so.
-    assert_eq!(tests[0]["resolved"], false, "{}", tests[0]);
+    // The generator's continuum is exponential-like: the simplest function passes somewhere.
+    assert!(
+        tests
+            .iter()
+            .any(|t| t["chosen"] == "exp" && t["passes"] == true),
+        "{tests:?}"
+    );
     let name = ds
         .data
         .file_name()

@@ -792,9 +792,22 @@ impl Model {
     /// Fits pseudo-data `data` (one histogram per channel) at the nominal mass: the fitted μ
     /// and its error.
     pub fn fit_mu(&self, data: &[Vec<f64>]) -> Result<(f64, f64), super::FitError> {
+        let (x, errors) = self.fit_at_nominal_mass(data)?;
+        Ok((x[MU], errors[MU]))
+    }
+
+    /// Fits `data` (one histogram per channel) at the nominal mass: every parameter's value
+    /// and error (the expected information's).
+    pub fn fit_at_nominal_mass(
+        &self,
+        data: &[Vec<f64>],
+    ) -> Result<(Vec<f64>, Vec<f64>), super::FitError> {
         let x0: Vec<f64> = self.parameters.iter().map(|p| p.init).collect();
         let m = self.minimum(data, &self.constraints(), &x0, &[MASS], false)?;
-        Ok((m.x[MU], m.cov[MU][MU].max(0.0).sqrt()))
+        let errors = (0..m.x.len())
+            .map(|i| m.cov[i][i].max(0.0).sqrt())
+            .collect();
+        Ok((m.x, errors))
     }
 
     /// Expected background events per bin of channel `k` at `p`.

@@ -1,7 +1,8 @@
 //! `plots` (m_γγ with the fit, the cut flow) and, with steps 4–5, `plots/classifier` (score,
-//! ROC, Z per category, the categories' fits). The plot functions name their files from a
-//! stem: each job draws into a scratch folder, then moves each file to the temporary name the
-//! engine renames into place.
+//! ROC, Z per category, the categories' fits). Both read `results.json` for the experiment
+//! label every plot carries (SYNTHETIC or not, the luminosity: `plot::Experiment`). The plot
+//! functions name their files from a stem: each job draws into a scratch folder, then moves
+//! each file to the temporary name the engine renames into place.
 
 #![cfg(feature = "plot")]
 
@@ -9,7 +10,7 @@ use super::{CategoryOutputs, Chain, Rule, Step};
 use crate::categorize::Categories;
 use crate::classify::Classifier;
 use crate::fit::simultaneous::Fits;
-use crate::plot;
+use crate::plot::{self, Experiment};
 use crate::workflow::AnalysisResult;
 use flow::{Ctx, JobError};
 use serde_json::Value;
@@ -47,7 +48,14 @@ pub(super) fn rules(
         rules.push(Rule {
             name: format!("{}plots/classifier", c.prefix),
             after: vec![],
-            inputs: vec![o.model.clone(), o.categories.clone(), o.combined.clone()],
+            // results.json for the experiment label: whether the inputs are SYNTHETIC, and the
+            // luminosity.
+            inputs: vec![
+                o.model.clone(),
+                o.categories.clone(),
+                o.combined.clone(),
+                results.to_path_buf(),
+            ],
             outputs: names
                 .iter()
                 .map(|n| c.dir.join(n))
@@ -59,11 +67,13 @@ pub(super) fn rules(
                 let model: Classifier = ctx.read_json(0)?;
                 let cats: Categories = ctx.read_json(1)?;
                 let fits: Fits = ctx.read_json(2)?;
+                let exp = Experiment::of(&ctx.read_json(3)?);
                 std::fs::create_dir_all(&scratch)?;
-                plot::score_plot(&cats, "signal MC vs data sidebands", &scratch.join("score"))?;
-                plot::roc_plot(&model.roc, model.auc, &scratch.join("roc"))?;
-                plot::z_plot(&cats, &scratch.join("z_categories"))?;
-                plot::categories_fit_plot(&fits, &cats, &scratch.join("m_yy_categories"))?;
+                plot::score_plot(&cats, &exp, &scratch.join("score"))?;
+                plot::roc_plot(&model.roc, model.auc, &exp, &scratch.join("roc"))?;
+                plot::z_plot(&cats, &exp, &scratch.join("z_categories"))?;
+                let m_yy = scratch.join("m_yy_categories");
+                plot::categories_fit_plot(&fits, &cats, &exp, &m_yy)?;
                 publish(ctx, &scratch, &names)
             }),
         });
@@ -80,15 +90,11 @@ pub(super) fn rules(
         kind: Step::Plots,
         job: Box::new(move |ctx: &Ctx| {
             let r: AnalysisResult = ctx.read_json(0)?;
-            let label = if r.synthetic_inputs {
-                "SYNTHETIC data"
-            } else {
-                "data"
-            };
+            let exp = Experiment::of(&r);
             std::fs::create_dir_all(&scratch)?;
             let blind = r.provenance.config.blind;
-            plot::mass_plot(&r.histogram, &r.fit, blind, label, &scratch.join("m_yy"))?;
-            plot::cut_flow_plot(&r.cut_flow, label, &scratch.join("cut_flow"))?;
+            plot::mass_plot(&r.histogram, &r.fit, blind, &exp, &scratch.join("m_yy"))?;
+            plot::cut_flow_plot(&r.cut_flow, &exp, &scratch.join("cut_flow"))?;
             publish(ctx, &scratch, &names)
         }),
     });
