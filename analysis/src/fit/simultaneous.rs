@@ -471,8 +471,11 @@ impl Model {
                     parameters.push(p(&format!("slope_{name}"), -0.03, -0.3, 0.2, None))
                 }
                 Background::Bernstein(order) => {
+                    // Coefficients of either sign: the background must be positive in every
+                    // bin (the likelihood refuses any other), which c ≥ 0 would only ensure by
+                    // excluding good shapes and leaving fits pressed on 0.
                     for j in 1..=order {
-                        parameters.push(p(&format!("bern_{name}_{j}"), 1.0, 0.0, 50.0, None));
+                        parameters.push(p(&format!("bern_{name}_{j}"), 1.0, -50.0, 50.0, None));
                     }
                 }
             }
@@ -678,9 +681,13 @@ impl Model {
             (quoted, quoted_fixed, mass) = (best, vec![MU, MASS], None);
             (q0, q0_local, conditional) = (None, None, cond);
         } else {
-            let best = self.minimum(&data, &cons, &x0, &[], true)?;
+            // Mass floating and mass at its nominal value: two fits side by side.
+            let (best, fixed) = rayon::join(
+                || self.minimum(&data, &cons, &x0, &[], true),
+                || self.minimum(&data, &cons, &with(&x0, MASS, nominal), &[MASS], true),
+            );
+            let (best, fixed) = (best?, fixed?);
             record("best", &best, &[]);
-            let fixed = self.minimum(&data, &cons, &with(&best.x, MASS, nominal), &[MASS], true)?;
             record("fixed mass", &fixed, &[MASS]);
             let bonly = self.minimum(&data, &cons, &with(&fixed.x, MU, 0.0), &[MU, MASS], false)?;
             record("mu=0", &bonly, &[MU, MASS]);
@@ -838,30 +845,46 @@ impl Model {
 
     /// The model as a pyhf JSON workspace (HistFactory), at the quoted fit `c`: per channel a
     /// `signal` sample (normfactor `mu`, `lumi`, and `histosys` for `photon_resolution` and
-    /// `photon_scale`, its ±1σ templates), a `spurious` sample (nominal zero, `histosys`
-    /// `spurious_K` of ± the spurious signal's template) and a `background` sample (normfactor
-    /// `bkg_K`). Shapes pyhf cannot express are binned templates at the fit's values: the
-    /// mass and each category's background shape (held there, pyhf refits the rest to the
-    /// same minimum). Blinded, the window's bins are left out of every channel.
+    /// `photon_scale`), a `spurious` sample (`histosys` `spurious_K`) and a `background` sample
+    /// (normfactor `bkg_K`). Shapes pyhf cannot express are binned templates at the fit's
+    /// values: the mass and each category's background shape (held there, pyhf refits the
+    /// rest to the same minimum). pyhf interpolates a `histosys` between its ±1 templates,
+    /// while our shapes move exactly with θ: so each θ is exported as θ' = θ − θ̂, its
+    /// templates taken at θ̂ and θ̂ ± 1 (interpolation exact at the minimum) and its constraint
+    /// kept on θ by the auxiliary datum −θ̂ (the measurement's `auxdata`): θ = θ' − auxdata.
+    /// Blinded, the window's bins are left out of every channel.
     pub fn workspace(&self, c: &Combined) -> serde_json::Value {
         use serde_json::json;
         let x = self.values(c);
-        let nominal = |i: usize, v: f64| {
-            let mut p = x.clone();
-            for &j in &self.nuisance() {
-                p[j] = self.parameters[j].constraint.map_or(0.0, |c| c.centre);
+        // Every θ at its fit value, lumi at 1, μ at 1: the nominal templates.
+        let mut at_fit = x.clone();
+        at_fit[MU] = 1.0;
+        at_fit[LUMI] = 1.0;
+        let with = |changes: &[(usize, f64)]| {
+            let mut p = at_fit.clone();
+            for &(i, v) in changes {
+                p[i] = v;
             }
-            p[MU] = 1.0;
-            p[i] = v;
             p
         };
+        let mut config = vec![
+            json!({
+                "name": "lumi", "auxdata": [1.0], "sigmas": [self.systematics.lumi],
+                "bounds": [[self.parameters[LUMI].lo, self.parameters[LUMI].hi]], "inits": [1.0]
+            }),
+            json!({ "name": "mu", "bounds": [[self.parameters[MU].lo, self.parameters[MU].hi]], "inits": [1.0] }),
+        ];
+        let theta = |i: usize| {
+            let p = &self.parameters[i];
+            json!({
+                "name": p.name, "auxdata": [-x[i]], "inits": [0.0],
+                "bounds": [[p.lo - x[i], p.hi - x[i]]]
+            })
+        };
+        config.push(theta(RES));
+        config.push(theta(SCALE));
         let mut channels = Vec::new();
         let mut observations = Vec::new();
-        let mut config = vec![json!({
-            "name": "lumi", "auxdata": [1.0], "sigmas": [self.systematics.lumi],
-            "bounds": [[self.parameters[LUMI].lo, self.parameters[LUMI].hi]], "inits": [1.0]
-        })];
-        config.push(json!({ "name": "mu", "bounds": [[self.parameters[MU].lo, self.parameters[MU].hi]], "inits": [1.0] }));
         for (k, ch) in self.channels.iter().enumerate() {
             let kept: Vec<usize> = (0..ch.data.binning.bins)
                 .filter(|&i| self.kept(&ch.data, i))
@@ -871,19 +894,10 @@ impl Model {
                 self.samples(k, &p)
                     .map_or(vec![0.0; ch.data.binning.bins], |s| s.0)
             };
-            // The signal alone: the spurious term at zero (its own sample below).
-            let (first, _) = self.channel_parameters(k);
-            let spur = |v: f64| {
-                let mut p = nominal(MU, 0.0);
-                p[first] = v;
-                sig(p)
-            };
-            let signal = sig(nominal(first, 0.0));
-            let var = |i: usize, v: f64| {
-                let mut p = nominal(i, v);
-                p[first] = 0.0;
-                sig(p)
-            };
+            let (spur, _) = self.channel_parameters(k);
+            // The signal alone (its spurious term at zero), and the spurious term alone (μ 0).
+            let signal = |i: usize, shift: f64| sig(with(&[(spur, 0.0), (i, x[i] + shift)]));
+            let spurious = |shift: f64| sig(with(&[(MU, 0.0), (spur, x[spur] + shift)]));
             let bkg = self.background(k, &x);
             let name = format!("category_{}", ch.name);
             channels.push(json!({
@@ -891,22 +905,22 @@ impl Model {
                 "samples": [
                     {
                         "name": "signal",
-                        "data": pick(signal),
+                        "data": pick(signal(RES, 0.0)),
                         "modifiers": [
                             { "name": "mu", "type": "normfactor", "data": null },
                             { "name": "lumi", "type": "lumi", "data": null },
                             { "name": "photon_resolution", "type": "histosys",
-                              "data": { "hi_data": pick(var(RES, 1.0)), "lo_data": pick(var(RES, -1.0)) } },
+                              "data": { "hi_data": pick(signal(RES, 1.0)), "lo_data": pick(signal(RES, -1.0)) } },
                             { "name": "photon_scale", "type": "histosys",
-                              "data": { "hi_data": pick(var(SCALE, 1.0)), "lo_data": pick(var(SCALE, -1.0)) } }
+                              "data": { "hi_data": pick(signal(SCALE, 1.0)), "lo_data": pick(signal(SCALE, -1.0)) } }
                         ]
                     },
                     {
                         "name": "spurious",
-                        "data": vec![0.0; kept.len()],
+                        "data": pick(spurious(0.0)),
                         "modifiers": [
-                            { "name": format!("spurious_{}", ch.name), "type": "histosys",
-                              "data": { "hi_data": pick(spur(1.0)), "lo_data": pick(spur(-1.0)) } }
+                            { "name": self.parameters[spur].name, "type": "histosys",
+                              "data": { "hi_data": pick(spurious(1.0)), "lo_data": pick(spurious(-1.0)) } }
                         ]
                     },
                     {
@@ -919,6 +933,7 @@ impl Model {
                 ]
             }));
             observations.push(json!({ "name": name, "data": pick(ch.data.sumw.clone()) }));
+            config.push(theta(spur));
             config.push(json!({ "name": format!("bkg_{}", ch.name), "bounds": [[0.0, 10.0]], "inits": [1.0] }));
         }
         json!({
