@@ -583,8 +583,8 @@ fn print_summary(r: &AnalysisResult, out: &Path) {
     }
     if let (Some(c), Some(cats)) = (&r.classifier, &r.categories) {
         println!(
-            "\nclassifier (GBDT, {} signal MC / {} sideband events, two folds): held-out AUC {:.4}",
-            c.n_signal, c.n_background, c.auc
+            "\nclassifier ({} signal MC / {} sideband events, two folds: {} | {}): held-out AUC {:.4}",
+            c.n_signal, c.n_background, c.models[0], c.models[1], c.auc
         );
         let top: Vec<String> = {
             let mut imp = c.importance.clone();

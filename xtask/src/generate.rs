@@ -14,6 +14,10 @@ pub struct Args {
     /// Events in the signal MC file.
     #[arg(long, default_value_t = Config::default().mc_events)]
     mc_events: usize,
+    /// Events in the background-only continuum file (0: none), the spurious-signal test's
+    /// template.
+    #[arg(long, default_value_t = Config::default().continuum_events)]
+    continuum_events: usize,
     /// Random seed: the same seed writes the same events (and bytes, at the same path).
     #[arg(long, default_value_t = Config::default().seed)]
     seed: u64,
@@ -25,6 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         data_events: args.data_events,
         mc_events: args.mc_events,
+        continuum_events: args.continuum_events,
         ..Config::default()
     };
     let t0 = std::time::Instant::now();
@@ -35,14 +40,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
     println!(
-        "SYNTHETIC dataset (not real ATLAS data), seed {}:\n  data: {} ({} events, {} generated H→γγ inside)\n  mc:   {} ({} events)\n  ({:.1} s)",
+        "SYNTHETIC dataset (not real ATLAS data), seed {}:\n  data: {} ({} events, {} generated H→γγ inside)\n  mc:   {} ({} events)",
         ds.seed,
         ds.data.display(),
         ds.written.data_events,
         ds.written.data_signal_generated,
         ds.mc.display(),
         ds.written.mc_events,
-        t0.elapsed().as_secs_f64()
     );
+    if let Some(c) = &ds.continuum {
+        println!(
+            "  continuum: {} ({} background-only events, the spurious-signal test's template)",
+            c.display(),
+            ds.written.continuum_events
+        );
+    }
+    println!("  ({:.1} s)", t0.elapsed().as_secs_f64());
     Ok(())
 }
