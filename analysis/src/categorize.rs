@@ -139,7 +139,9 @@ pub fn asimov_z(s: f64, b: f64) -> f64 {
 pub struct CategorizeConfig {
     /// The blinded signal window: s counted in it, data never looked at in it.
     pub signal_window: (f64, f64),
-    /// Every category keeps at least this expected background in the window.
+    /// Every category keeps at least this expected background in the window (as the
+    /// optimisation estimates it, with the inclusive window/sideband ratio; a category's own
+    /// estimate, reported, may come out slightly different).
     pub min_background: f64,
     /// Stop when a boundary adds less than this fraction to Z (auto).
     pub min_gain: f64,

@@ -146,11 +146,12 @@ fn analyze_on_fixtures_writes_results_plots_and_matches_root() {
         let records = r[fit]["fits"].as_array().unwrap();
         let names: Vec<&str> = records.iter().map(|f| f["fit"].as_str().unwrap()).collect();
         assert_eq!(
-            names[..6],
+            names[..7],
             [
                 "best",
                 "fixed mass",
                 "mu=0",
+                "mu=0 at m_H",
                 "mu=1",
                 "asimov",
                 "asimov mu=0"
@@ -158,7 +159,7 @@ fn analyze_on_fixtures_writes_results_plots_and_matches_root() {
             "{fit}"
         );
         assert!(
-            names[6..].iter().all(|n| n.starts_with("impact ")),
+            names[7..].iter().all(|n| n.starts_with("impact ")),
             "{names:?}"
         );
         for f in records {

@@ -24,7 +24,9 @@
 //!
 //! Fits (each recorded with status and EDM): `best` (mass floating: m_H and the local
 //! significance), `fixed mass` (mass at the signal MC's peak: the μ to quote, its pulls and
-//! impacts), `mu=0` (behind both q0), `mu=1` (the conditional fit the Asimov data come from),
+//! impacts), `mu=0` and `mu=0 at m_H` (behind q0 at the nominal and at the fitted mass: the
+//! spurious signal's shape sits at the mass), `mu=1` (the conditional fit the Asimov data come
+//! from),
 //! `asimov` and `asimov mu=0` (the expected significance, at the fixed mass like the observed
 //! one). Blinded, the bins inside the window are left out of every sum, μ is not fitted, and
 //! only expected results are made.
@@ -613,6 +615,11 @@ impl Model {
             let mut nu = Vec::new();
             for (k, bins) in kept.iter().enumerate() {
                 let (s, b) = self.samples(k, p)?;
+                // Every bin's expectation must be positive, the blinded window's too (no
+                // data there, but a background that dips below zero is no model).
+                if s.iter().zip(&b).any(|(s, b)| !(s + b > 0.0)) {
+                    return None;
+                }
                 nu.extend(bins.iter().map(|&i| s[i] + b[i]));
             }
             Some(nu)
@@ -691,16 +698,21 @@ impl Model {
             record("fixed mass", &fixed, &[MASS]);
             let bonly = self.minimum(&data, &cons, &with(&fixed.x, MU, 0.0), &[MU, MASS], false)?;
             record("mu=0", &bonly, &[MU, MASS]);
+            // The local test's background-only fit at the floating fit's mass: the spurious
+            // signal's shape sits at the mass, so μ = 0 is not one hypothesis for every mass.
+            let bonly_local =
+                self.minimum(&data, &cons, &with(&best.x, MU, 0.0), &[MU, MASS], false)?;
+            record("mu=0 at m_H", &bonly_local, &[MU, MASS]);
             let cond = self.minimum(&data, &cons, &with(&fixed.x, MU, 1.0), &[MU, MASS], false)?;
             record("mu=1", &cond, &[MU, MASS]);
-            let q = |m: &Minimum| {
+            let q = |m: &Minimum, b: &Minimum| {
                 if m.x[MU] > 0.0 {
-                    (2.0 * (bonly.f - m.f)).max(0.0)
+                    (2.0 * (b.f - m.f)).max(0.0)
                 } else {
                     0.0
                 }
             };
-            (q0, q0_local) = (Some(q(&fixed)), Some(q(&best)));
+            (q0, q0_local) = (Some(q(&fixed, &bonly)), Some(q(&best, &bonly_local)));
             mass = Some(self.fitted(&best)[MASS].clone());
             (quoted, quoted_fixed, conditional) = (fixed, vec![MASS], cond);
         }
@@ -848,7 +860,8 @@ impl Model {
     /// `photon_scale`), a `spurious` sample (`histosys` `spurious_K`) and a `background` sample
     /// (normfactor `bkg_K`). Shapes pyhf cannot express are binned templates at the fit's
     /// values: the mass and each category's background shape (held there, pyhf refits the
-    /// rest to the same minimum). pyhf interpolates a `histosys` between its ±1 templates,
+    /// rest to the same minimum, up to the spurious sample's shape, which pyhf holds at the
+    /// fitted resolution and scale). pyhf interpolates a `histosys` between its ±1 templates,
     /// while our shapes move exactly with θ: so each θ is exported as θ' = θ − θ̂, its
     /// templates taken at θ̂ and θ̂ ± 1 (interpolation exact at the minimum) and its constraint
     /// kept on θ by the auxiliary datum −θ̂ (the measurement's `auxdata`): θ = θ' − auxdata.
