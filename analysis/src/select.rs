@@ -135,7 +135,7 @@ pub(crate) fn reserve(d: &mut Diphotons, n: usize, kinematics: bool) {
 
 /// The kinematics' 13 columns, in declaration order (`Kinematics::columns`, mutable; kept
 /// here rather than in stage-api, whose public signatures are versioned).
-pub(crate) fn kinematics_mut(k: &mut Kinematics) -> [&mut Vec<f64>; 13] {
+pub fn kinematics_mut(k: &mut Kinematics) -> [&mut Vec<f64>; 13] {
     [
         &mut k.pt1,
         &mut k.eta1,

@@ -48,22 +48,7 @@ impl Select for Tampered {
                 };
                 keep(&mut d.m_yy);
                 keep(&mut d.weight);
-                let k = &mut d.kinematics;
-                for c in [
-                    &mut k.pt1,
-                    &mut k.eta1,
-                    &mut k.phi1,
-                    &mut k.e1,
-                    &mut k.pt2,
-                    &mut k.eta2,
-                    &mut k.phi2,
-                    &mut k.e2,
-                    &mut k.pt_yy,
-                    &mut k.track_iso1,
-                    &mut k.track_iso2,
-                    &mut k.calo_iso1,
-                    &mut k.calo_iso2,
-                ] {
+                for c in analysis::select::kinematics_mut(&mut d.kinematics) {
                     keep(c);
                 }
             }

@@ -229,25 +229,9 @@ fn newton_polish(
         if lambda > 0.0 {
             edm = f64::INFINITY; // a damped step gives no distance estimate
         }
-        // Backtracking: take the largest fraction of the step that lowers f inside the bounds.
-        let mut t = 1.0;
-        let mut moved = false;
-        for _ in 0..30 {
-            let mut y = x.clone();
-            for (k, &i) in free.iter().enumerate() {
-                y[i] = (x[i] + t * step[k]).clamp(bounds[i].lo, bounds[i].hi);
-            }
-            let fy = f(&y);
-            if fy < fx {
-                x = y;
-                fx = fy;
-                moved = true;
-                break;
-            }
-            t *= 0.5;
-        }
-        if !moved {
-            break;
+        match backtrack(f, &x, fx, free, &step, bounds) {
+            Some((y, fy)) => (x, fx) = (y, fy),
+            None => break,
         }
     }
     // The covariance from a Hessian taken with steps of 1 % of the final errors.
@@ -411,30 +395,40 @@ pub fn fisher(p: &Poisson, x0: &[f64], bounds: &[Bound]) -> Result<Minimum, Stri
         if edm < 1e-9 {
             return Ok(done(x, fx));
         }
-        let mut t = 1.0;
-        let mut moved = false;
-        for _ in 0..30 {
-            let mut y = x.clone();
-            for (k, &i) in free.iter().enumerate() {
-                y[i] = (x[i] + t * step[k]).clamp(bounds[i].lo, bounds[i].hi);
-            }
-            let fy = p.nll(&y);
-            if fy < fx {
-                (x, fx, moved) = (y, fy, true);
-                break;
-            }
-            t *= 0.5;
-        }
-        if !moved {
+        match backtrack(&|y: &[f64]| p.nll(y), &x, fx, &free, &step, bounds) {
+            Some((y, fy)) => (x, fx) = (y, fy),
             // No lower point along the step: converged to rounding, or pressed on a bound.
-            return if edm < 1e-6 {
-                Ok(done(x, fx))
-            } else {
-                Err(format!("no descent (EDM {edm:.2e})"))
-            };
+            None if edm < 1e-6 => return Ok(done(x, fx)),
+            None => return Err(format!("no descent (EDM {edm:.2e})")),
         }
     }
     Err("Fisher scoring did not converge in 100 steps".into())
+}
+
+/// Backtracking along `step` (over the `free` parameters) from `x`: the largest of 1, ½, ¼, …
+/// (30 halvings) of the step that lowers `f` below `fx` inside the bounds, and `f` there;
+/// `None` when none does.
+fn backtrack(
+    f: &impl Fn(&[f64]) -> f64,
+    x: &[f64],
+    fx: f64,
+    free: &[usize],
+    step: &[f64],
+    bounds: &[Bound],
+) -> Option<(Vec<f64>, f64)> {
+    let mut t = 1.0;
+    for _ in 0..30 {
+        let mut y = x.to_vec();
+        for (k, &i) in free.iter().enumerate() {
+            y[i] = (x[i] + t * step[k]).clamp(bounds[i].lo, bounds[i].hi);
+        }
+        let fy = f(&y);
+        if fy < fx {
+            return Some((y, fy));
+        }
+        t *= 0.5;
+    }
+    None
 }
 
 /// Central-difference gradient and Hessian of `f` over the free parameters.

@@ -78,16 +78,25 @@ fn minimize_nll(
     x0: &[f64],
     fixed: &[usize],
 ) -> Result<minimize::Minimum, FitError> {
-    let bounds: Vec<Bound> = specs
+    minimize(
+        &|p: &[f64]| nll(model, hist, p),
+        x0,
+        &spec_bounds(specs, |i| fixed.contains(&i)),
+    )
+    .map_err(FitError::Minimizer)
+}
+
+/// The minimiser's bounds of `specs`, those for which `fixed` says so held.
+fn spec_bounds(specs: &[ParamSpec], fixed: impl Fn(usize) -> bool) -> Vec<Bound> {
+    specs
         .iter()
         .enumerate()
         .map(|(i, s)| Bound {
             lo: s.lo,
             hi: s.hi,
-            fixed: fixed.contains(&i),
+            fixed: fixed(i),
         })
-        .collect();
-    minimize(&|p: &[f64]| nll(model, hist, p), x0, &bounds).map_err(FitError::Minimizer)
+        .collect()
 }
 
 /// Fits `model` to `hist`. The DSCB tails (if any) are held at `model.dscb_tails`.
@@ -193,17 +202,11 @@ pub fn fit_sidebands(
     };
     let mut x0: Vec<f64> = specs.iter().map(|s| s.init).collect();
     x0[NSIG] = 0.0;
-    let bounds: Vec<Bound> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Bound {
-            lo: s.lo,
-            hi: s.hi,
-            // Only the background's normalisation and shape float (the signal's shape
-            // parameters, tails included, sit at 2..2 + n_signal_shape).
-            fixed: i == NSIG || (2..2 + model.n_signal_shape()).contains(&i),
-        })
-        .collect();
+    // Only the background's normalisation and shape float (the signal's shape parameters,
+    // tails included, sit at 2..2 + n_signal_shape).
+    let bounds = spec_bounds(&specs, |i| {
+        i == NSIG || (2..2 + model.n_signal_shape()).contains(&i)
+    });
     let best = minimize(&nll_sb, &x0, &bounds).map_err(FitError::Minimizer)?;
     Ok(result(model, &specs, best, 0.0))
 }

@@ -259,20 +259,18 @@ pub struct FitRecord {
 }
 
 impl FitRecord {
-    fn named(mut self, m: &Minimum, fixed: &[usize], names: &[Parameter]) -> Self {
-        self.at_bound = m
+    /// The record of minimum `m` of the fit called `fit`, `fixed` held; `name` names a
+    /// parameter by index (for those at a bound).
+    fn of(fit: &str, m: &Minimum, fixed: &[usize], name: impl Fn(usize) -> String) -> Self {
+        let at_bound: Vec<String> = m
             .at_bound
             .iter()
             .filter(|i| !fixed.contains(i))
-            .map(|&i| names[i].name.clone())
+            .map(|&i| name(i))
             .collect();
-        self
-    }
-
-    fn of(fit: &str, m: &Minimum, fixed: &[usize]) -> Self {
         let status = if !m.hessian_ok {
             FitStatus::Failed
-        } else if m.at_bound.iter().any(|i| !fixed.contains(i)) {
+        } else if !at_bound.is_empty() {
             FitStatus::AtBound
         } else {
             FitStatus::Ok
@@ -282,7 +280,7 @@ impl FitRecord {
             status,
             edm: m.edm,
             nll: m.f,
-            at_bound: Vec::new(),
+            at_bound,
         }
     }
 }
@@ -356,15 +354,7 @@ pub fn fit_signal(
         s
     };
     let shape_params = 2..2 + model.n_signal_shape();
-    let bounds: Vec<Bound> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Bound {
-            lo: s.lo,
-            hi: s.hi,
-            fixed: !shape_params.contains(&i),
-        })
-        .collect();
+    let bounds = super::spec_bounds(&specs, |i| !shape_params.contains(&i));
     let fixed: Vec<usize> = (0..specs.len())
         .filter(|i| !shape_params.contains(i))
         .collect();
@@ -378,13 +368,7 @@ pub fn fit_signal(
             n_hi: m.x[7],
         },
     };
-    let mut record = FitRecord::of("signal MC", &m, &fixed);
-    record.at_bound = m
-        .at_bound
-        .iter()
-        .filter(|i| !fixed.contains(i))
-        .map(|&i| specs[i].name.clone())
-        .collect();
+    let record = FitRecord::of("signal MC", &m, &fixed, |i| specs[i].name.clone());
     Ok((
         SignalShape {
             shape,
@@ -644,6 +628,11 @@ impl Model {
         m.map_err(super::FitError::Minimizer)
     }
 
+    /// The record of a minimisation of this model.
+    fn record(&self, fit: &str, m: &Minimum, fixed: &[usize]) -> FitRecord {
+        FitRecord::of(fit, m, fixed, |i| self.parameters[i].name.clone())
+    }
+
     fn fitted(&self, m: &Minimum) -> Vec<Fitted> {
         self.parameters
             .iter()
@@ -670,7 +659,7 @@ impl Model {
         let x0: Vec<f64> = self.parameters.iter().map(|p| p.init).collect();
         let mut fits = Vec::new();
         let mut record = |name: &str, m: &Minimum, fixed: &[usize]| {
-            fits.push(FitRecord::of(name, m, fixed).named(m, fixed, &self.parameters));
+            fits.push(self.record(name, m, fixed));
         };
         let with = |x: &[f64], i: usize, v: f64| {
             let mut x = x.to_vec();
@@ -744,7 +733,7 @@ impl Model {
         let (z_expected, asimov) = asimov?;
         fits.extend(asimov);
         for (j, sign, m, name) in shifts? {
-            fits.push(FitRecord::of(&name, &m, &[MASS, j]).named(&m, &[MASS, j], &self.parameters));
+            fits.push(self.record(&name, &m, &[MASS, j]));
             let (up, down) = parameters[j].impact.unwrap_or_default();
             let shift = m.x[MU] - quoted.x[MU];
             parameters[j].impact = Some(if sign > 0.0 {
@@ -798,12 +787,8 @@ impl Model {
         x[MU] = 0.0;
         let bonly = open.minimum(&asimov, &cons, &x, &[MU, MASS], false)?;
         let records = [
-            FitRecord::of("asimov", &free, &[MASS]).named(&free, &[MASS], &self.parameters),
-            FitRecord::of("asimov mu=0", &bonly, &[MU, MASS]).named(
-                &bonly,
-                &[MU, MASS],
-                &self.parameters,
-            ),
+            self.record("asimov", &free, &[MASS]),
+            self.record("asimov mu=0", &bonly, &[MU, MASS]),
         ];
         Ok(((2.0 * (bonly.f - free.f)).max(0.0).sqrt(), records))
     }
@@ -959,11 +944,12 @@ impl Model {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::histogram::Binning;
 
-    fn spec(background: Background) -> Spec {
+    /// A Gaussian signal at 125 GeV of 1.6 GeV, `background` in every category.
+    pub(crate) fn spec(background: Background) -> Spec {
         Spec {
             signal: SignalShape {
                 shape: Signal::Gaussian,

@@ -174,24 +174,8 @@ pub fn test(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fit::simultaneous::SignalShape;
-    use crate::fit::{DscbTails, Signal};
+    use crate::fit::simultaneous::tests::spec;
     use crate::histogram::Binning;
-
-    fn spec() -> Spec {
-        Spec {
-            signal: SignalShape {
-                shape: Signal::Gaussian,
-                mass: 125.0,
-                sigma: 1.6,
-                tails: DscbTails::default(),
-            },
-            background: Background::Exp,
-            mass_range: (120.0, 130.0),
-            systematics: Systematics::default(),
-            blind: None,
-        }
-    }
 
     /// A template that is exactly an exponential (its expectation, 100 times the data): the
     /// exponential invents no signal and is chosen. One that is the sum of a steep and a flat
@@ -213,7 +197,15 @@ mod tests {
         };
         let data_sidebands = 10_000.0;
         let plain = template(&|x| 40_000.0 * (-0.035 * (x - 105.0)).exp());
-        let t = test("0", &plain, 100.0, data_sidebands, (120.0, 130.0), &spec()).unwrap();
+        let t = test(
+            "0",
+            &plain,
+            100.0,
+            data_sidebands,
+            (120.0, 130.0),
+            &spec(Background::Exp),
+        )
+        .unwrap();
         assert_eq!(t.chosen, Background::Exp, "{t:?}");
         assert!(t.passes, "{t:?}");
         assert!(t.candidates[0].s_spur.abs() < 1.0, "{t:?}");
@@ -221,7 +213,15 @@ mod tests {
         let two = template(&|x| {
             30_000.0 * (-0.08 * (x - 105.0)).exp() + 10_000.0 * (-0.015 * (x - 105.0)).exp()
         });
-        let t = test("0", &two, 100.0, data_sidebands, (120.0, 130.0), &spec()).unwrap();
+        let t = test(
+            "0",
+            &two,
+            100.0,
+            data_sidebands,
+            (120.0, 130.0),
+            &spec(Background::Exp),
+        )
+        .unwrap();
         let exp = &t.candidates[0];
         assert!(!exp.passes && exp.s_spur.abs() > 10.0, "{t:?}");
         assert_ne!(t.chosen, Background::Exp, "{t:?}");
